@@ -1,0 +1,667 @@
+"""TOML configuration -> typed, validated settings. Secrets only from the environment."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import difflib
+import itertools
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pycountry
+
+from kobo_tip import indicator
+from kobo_tip.errors import ConfigError, SecretMissingError
+
+DEFAULT_CONFIG_NAME = "kobo-tip.toml"
+
+_LANGUAGE_RE = re.compile(r"^(?P<name>[^()]+?)\s*\((?P<code>[A-Za-z]{2,3}(?:-[A-Za-z0-9]+)*)\)$")
+_CHOICE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class Language:
+    """A form language as XLSForm writes it: ``English (en)``."""
+
+    label: str  # "English (en)", the XLSForm column suffix
+    name: str  # "English"
+    code: str  # "en"
+
+
+@dataclass(frozen=True)
+class Stakeholder:
+    """One roster row: a stakeholder the project trained or supports."""
+
+    id: str
+    name: str
+    type: str
+    trained_on: dt.date | None
+
+
+@dataclass(frozen=True)
+class Location:
+    """One locations row: admin1 (parent: lower-case country code) or admin2 (parent: admin1)."""
+
+    level: int
+    code: str
+    name: str
+    parent: str
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    name: str
+    country: str  # lower-case ISO alpha-2
+    start_date: dt.date
+    end_date: dt.date
+    fiscal_year_start_month: int
+    languages: tuple[Language, ...]
+    report_language: Language
+
+
+@dataclass(frozen=True)
+class FormSettings:
+    form_id: str
+    title: str
+    roster_path: Path
+    roster: tuple[Stakeholder, ...]
+    locations_path: Path | None  # None: ISO 3166-2 subdivisions of the project country
+    locations: tuple[Location, ...]
+    disability: bool
+    ethnicities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IndicatorSettings:
+    merges_path: Path | None
+    person_categories: tuple[str, ...]
+    require_approved: bool
+    require_event_after_training: bool
+    age_bands: tuple[int, ...]  # lower bounds
+    location_level: int
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    kind: str  # kobo | odk_central | file
+    url: str = ""
+    asset_uid: str = ""
+    token_env: str = "KOBO_TOKEN"
+    reconcile_hours: float = 24.0
+    project_id: int | None = None
+    form_id: str = ""
+    username_env: str = "ODK_CENTRAL_USERNAME"
+    password_env: str = "ODK_CENTRAL_PASSWORD"
+    path: Path | None = None
+    page_size: int = 1000
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    secret_env: str
+    min_cell: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    out_dir: Path
+    audiences: tuple[str, ...]
+    formats: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Dhis2Settings:
+    data_elements: dict[str, str]
+    org_unit: str
+    attribute_option_combo: str
+    category_option_combos: dict[str, str]
+    data_set: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path  # the config file
+    project: ProjectSettings
+    form: FormSettings
+    indicator: IndicatorSettings
+    source: SourceSettings
+    store_path: Path
+    privacy: PrivacySettings
+    report: ReportSettings
+    dhis2: Dhis2Settings | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def secret(self) -> bytes:
+        """The person-key secret, read from the environment when needed."""
+        return read_secret(self.privacy.secret_env, "the person-key secret").encode("utf-8")
+
+
+def read_secret(env_name: str, what: str) -> str:
+    """Read a secret from the environment variable ``env_name``; never echo its value."""
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise SecretMissingError(
+            f"Environment variable {env_name} is not set: it must hold {what} "
+            f"(export {env_name}=...; it is never read from the config file)."
+        )
+    return value
+
+
+# --- schema -----------------------------------------------------------------------------
+
+_SCHEMA: dict[str, tuple[str, ...]] = {
+    "project": (
+        "name",
+        "country",
+        "start_date",
+        "end_date",
+        "fiscal_year_start_month",
+        "languages",
+        "report_language",
+    ),
+    "form": ("form_id", "title", "roster", "locations", "disability", "ethnicities"),
+    "indicator": (
+        "merges",
+        "person_categories",
+        "require_approved",
+        "require_event_after_training",
+        "age_bands",
+        "location_level",
+    ),
+    "source": (
+        "kind",
+        "url",
+        "asset_uid",
+        "token_env",
+        "reconcile_hours",
+        "project_id",
+        "form_id",
+        "username_env",
+        "password_env",
+        "path",
+        "page_size",
+    ),
+    "store": ("path",),
+    "privacy": ("secret_env", "min_cell"),
+    "report": ("out_dir", "audiences", "formats"),
+    "dhis2": (
+        "data_elements",
+        "org_unit",
+        "attribute_option_combo",
+        "category_option_combos",
+        "data_set",
+    ),
+}
+_REQUIRED_SECTIONS = ("project", "form")
+REPORT_FORMATS = ("html", "md", "csv", "xlsx")
+SOURCE_KINDS = ("kobo", "odk_central", "file")
+
+
+def _closest(name: str, options: tuple[str, ...] | list[str]) -> str:
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+class _Reader:
+    """Typed access to one TOML table, with errors that name the key."""
+
+    def __init__(self, section: str, table: dict[str, Any], base: Path) -> None:
+        self.section = section
+        self.table = table
+        self.base = base
+
+    def key(self, name: str) -> str:
+        return f"[{self.section}] {name}"
+
+    def fail(self, name: str, expected: str) -> ConfigError:
+        value = self.table.get(name)
+        return ConfigError(f"{self.key(name)} must be {expected}, got {value!r}.")
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., *, expected: str) -> Any:
+        if name not in self.table:
+            if default is ...:
+                raise ConfigError(f"{self.key(name)} is missing: it must be {expected}.")
+            return default
+        value = self.table[name]
+        # TOML booleans are ints in Python: keep them apart.
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.fail(name, expected)
+        if not isinstance(value, kind):
+            raise self.fail(name, expected)
+        return value
+
+    def text(self, name: str, default: Any = ..., *, expected: str = "a string") -> str:
+        return self.get(name, str, default, expected=expected)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        return self.get(name, bool, default, expected="true or false")
+
+    def integer(self, name: str, default: Any = ..., *, low: int, high: int) -> int:
+        expected = f"an integer from {low} to {high}"
+        value = self.get(name, int, default, expected=expected)
+        if not low <= value <= high:
+            raise self.fail(name, expected)
+        return value
+
+    def date(self, name: str) -> dt.date:
+        expected = "a date written YYYY-MM-DD"
+        value = self.get(name, (dt.date, str), expected=expected)
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise self.fail(name, expected) from None
+
+    def text_list(
+        self, name: str, default: Any = ..., *, expected: str = "a list of strings"
+    ) -> tuple[str, ...]:
+        value = self.get(name, list, default, expected=expected)
+        if not all(isinstance(item, str) for item in value):
+            raise self.fail(name, expected)
+        return tuple(value)
+
+    def path(
+        self, name: str, default: Any = ..., *, must_exist: bool = False, what: str = "file"
+    ) -> Path | None:
+        value = self.text(name, default, expected="a path (relative to the config file)")
+        if not value:
+            return None
+        path = (self.base / value).resolve()
+        if must_exist and not path.exists():
+            raise ConfigError(f"{self.key(name)}: {what} {path} does not exist.")
+        return path
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load and validate a config file. Raises ConfigError naming the key or file at fault."""
+    config_path = Path(path or DEFAULT_CONFIG_NAME).absolute()
+    if not config_path.is_file():
+        raise ConfigError(
+            f"Config file {config_path} not found (pass -c CONFIG, or run 'kobo-tip init' to write one)."
+        )
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Config file {config_path} is not valid TOML: {exc}.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"Config file {config_path} is not UTF-8 text.") from None
+    return settings_from_dict(raw, config_path)
+
+
+def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
+    """Validate a parsed config; relative paths resolve against ``config_path``'s folder."""
+    base = config_path.parent
+    _check_keys(raw)
+    for section in _REQUIRED_SECTIONS:
+        if section not in raw:
+            raise ConfigError(f"Section [{section}] is missing from {config_path}.")
+
+    def reader(section: str) -> _Reader:
+        return _Reader(section, raw.get(section, {}), base)
+
+    project = _project(reader("project"))
+    form = _form(reader("form"), project)
+    ind = _indicator(reader("indicator"))
+    if ind.location_level == 2 and not any(loc.level == 2 for loc in form.locations):
+        raise ConfigError(
+            "[indicator] location_level = 2 needs admin2 rows in the locations file ([form] locations)."
+        )
+    source = _source(reader("source"), form)
+    store = reader("store")
+    store_path = store.path("path", "data/kobo-tip.sqlite")
+    assert store_path is not None
+    privacy = _privacy(reader("privacy"))
+    report = _report(reader("report"), privacy)
+    dhis2 = _dhis2(reader("dhis2")) if "dhis2" in raw else None
+    return Settings(
+        path=config_path,
+        project=project,
+        form=form,
+        indicator=ind,
+        source=source,
+        store_path=store_path,
+        privacy=privacy,
+        report=report,
+        dhis2=dhis2,
+        raw=raw,
+    )
+
+
+def _check_keys(raw: dict[str, Any]) -> None:
+    for section, table in raw.items():
+        if section not in _SCHEMA:
+            raise ConfigError(f"Unknown section [{section}]{_closest(section, tuple(_SCHEMA))}.")
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{section}] must be a table of keys.")
+        for key in table:
+            if key not in _SCHEMA[section]:
+                raise ConfigError(f"Unknown key '{key}' in [{section}]{_closest(key, _SCHEMA[section])}.")
+
+
+def parse_language(text: str) -> Language:
+    """Parse ``English (en)``; the code must be a known ISO 639 language."""
+    match = _LANGUAGE_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"'{text}' is not written 'Name (code)', for example 'English (en)'")
+    code = match["code"]
+    primary = code.split("-")[0].lower()
+    known = (
+        pycountry.languages.get(alpha_2=primary)
+        if len(primary) == 2
+        else pycountry.languages.get(alpha_3=primary)
+    )
+    if known is None:
+        raise ValueError(f"'{code}' in '{text}' is not an ISO 639 language code")
+    return Language(label=f"{match['name'].strip()} ({code})", name=match["name"].strip(), code=code)
+
+
+def _project(r: _Reader) -> ProjectSettings:
+    name = r.text("name", expected="the project's name")
+    country = r.text("country", expected="an ISO 3166-1 alpha-2 country code such as 'th'").lower()
+    if pycountry.countries.get(alpha_2=country.upper()) is None:
+        raise r.fail("country", "an ISO 3166-1 alpha-2 country code such as 'th'")
+    start, end = r.date("start_date"), r.date("end_date")
+    if end < start:
+        raise ConfigError(f"[project] end_date {end} is before start_date {start}.")
+    month = r.integer("fiscal_year_start_month", 10, low=1, high=12)
+    language_texts = r.text_list("languages", ["English (en)"], expected='a list such as ["English (en)"]')
+    if not language_texts:
+        raise r.fail("languages", 'a non-empty list such as ["English (en)"]')
+    languages = []
+    for text in language_texts:
+        try:
+            languages.append(parse_language(text))
+        except ValueError as exc:
+            raise ConfigError(f"[project] languages: {exc}.") from None
+    if len({lang.code for lang in languages}) != len(languages):
+        raise ConfigError("[project] languages lists the same language code twice.")
+    report_text = r.text("report_language", language_texts[0])
+    report_language = next((lang for lang in languages if lang.label == report_text.strip()), None)
+    if report_language is None:
+        raise ConfigError(
+            f"[project] report_language '{report_text}' must be one of [project] languages "
+            f"({', '.join(lang.label for lang in languages)})."
+        )
+    return ProjectSettings(name, country, start, end, month, tuple(languages), report_language)
+
+
+def _form(r: _Reader, project: ProjectSettings) -> FormSettings:
+    form_id = r.text("form_id", indicator.FORM_ID)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-.]*", form_id):
+        raise r.fail("form_id", "a name of letters, digits, '_', '-' or '.', starting with a letter")
+    title = r.text("title", "Victims identified or referred")
+    roster_path = r.path("roster", must_exist=True, what="roster file")
+    if roster_path is None:
+        raise r.fail("roster", "the path of the roster CSV (id,name,type,trained_on)")
+    roster = load_roster(roster_path)
+    locations_path = r.path("locations", "", must_exist=True, what="locations file")
+    locations = load_locations(locations_path) if locations_path else default_locations(project.country)
+    ethnicities = r.text_list("ethnicities", [])
+    for name in ethnicities:
+        if not _CHOICE_NAME_RE.match(name):
+            raise ConfigError(
+                f"[form] ethnicities: '{name}' is not a valid choice name (letters, digits, '_'; no spaces)."
+            )
+    return FormSettings(
+        form_id=form_id,
+        title=title,
+        roster_path=roster_path,
+        roster=roster,
+        locations_path=locations_path,
+        locations=locations,
+        disability=r.boolean("disability", True),
+        ethnicities=ethnicities,
+    )
+
+
+def _indicator(r: _Reader) -> IndicatorSettings:
+    categories = r.text_list("person_categories", list(indicator.CHOICES["person_category"]))
+    allowed = indicator.CHOICES["person_category"]
+    for name in categories:
+        if name not in allowed:
+            raise ConfigError(
+                f"[indicator] person_categories: '{name}' is not a person category{_closest(name, allowed)}; "
+                f"choose from {', '.join(allowed)}."
+            )
+    if not categories:
+        raise r.fail("person_categories", "a non-empty list of person categories")
+    bands_raw = r.get(
+        "age_bands",
+        (list, str),
+        list(indicator.AGE_BANDS_DEFAULT),
+        expected='a list of lower bounds such as [0, 5, 12, 18, 60], or "ctdc"',
+    )
+    if isinstance(bands_raw, str):
+        if bands_raw not in indicator.AGE_BANDS_PRESETS:
+            raise r.fail(
+                "age_bands", f"a list of lower bounds or one of {', '.join(indicator.AGE_BANDS_PRESETS)}"
+            )
+        bands = indicator.AGE_BANDS_PRESETS[bands_raw]
+    else:
+        ok = (
+            bands_raw
+            and all(isinstance(b, int) and not isinstance(b, bool) for b in bands_raw)
+            and bands_raw[0] == 0
+            and all(a < b for a, b in itertools.pairwise(bands_raw))
+            and bands_raw[-1] <= 120
+        )
+        if not ok:
+            raise r.fail("age_bands", "increasing whole numbers starting at 0, such as [0, 5, 12, 18, 60]")
+        bands = tuple(bands_raw)
+    return IndicatorSettings(
+        merges_path=r.path("merges", "", must_exist=True, what="merges file"),
+        person_categories=categories,
+        require_approved=r.boolean("require_approved", False),
+        require_event_after_training=r.boolean("require_event_after_training", False),
+        age_bands=bands,
+        location_level=r.integer("location_level", 1, low=1, high=2),
+    )
+
+
+def _source(r: _Reader, form: FormSettings) -> SourceSettings:
+    kind = r.text("kind", "file")
+    if kind not in SOURCE_KINDS:
+        raise r.fail("kind", f"one of {', '.join(SOURCE_KINDS)}")
+    reconcile = r.get("reconcile_hours", (int, float), 24, expected="a number of hours")
+    if reconcile < 0:
+        raise r.fail("reconcile_hours", "a number of hours, 0 or more")
+    project_id = r.get("project_id", int, None, expected="the Central project's number")
+    page_size = r.integer("page_size", 1000, low=1, high=1000)
+    settings = SourceSettings(
+        kind=kind,
+        url=r.text("url", "").rstrip("/"),
+        asset_uid=r.text("asset_uid", ""),
+        token_env=r.text("token_env", "KOBO_TOKEN"),
+        reconcile_hours=float(reconcile),
+        project_id=project_id,
+        form_id=r.text("form_id", "") or form.form_id,
+        username_env=r.text("username_env", "ODK_CENTRAL_USERNAME"),
+        password_env=r.text("password_env", "ODK_CENTRAL_PASSWORD"),
+        path=r.path("path", "", what="source file"),
+        page_size=page_size,
+    )
+    if kind == "file" and settings.path is None:
+        raise ConfigError(
+            '[source] path is missing: kind = "file" needs the path of a Kobo JSON or CSV export.'
+        )
+    if kind in ("kobo", "odk_central") and not settings.url.startswith(("http://", "https://")):
+        raise r.fail("url", "the server's address, starting with https://")
+    if kind == "odk_central" and project_id is None:
+        raise ConfigError(
+            '[source] project_id is missing: kind = "odk_central" needs the Central project number.'
+        )
+    return settings
+
+
+def _privacy(r: _Reader) -> PrivacySettings:
+    secret_env = r.text("secret_env", "KOBO_TIP_SECRET")
+    min_cell_raw = r.get(
+        "min_cell",
+        dict,
+        dict(indicator.DEFAULT_MIN_CELL),
+        expected="a table such as { donor = 5, public = 10 }",
+    )
+    min_cell = dict(indicator.DEFAULT_MIN_CELL)
+    for audience, k in min_cell_raw.items():
+        if audience not in ("donor", "public"):
+            raise ConfigError(
+                f"[privacy] min_cell: unknown audience '{audience}'{_closest(audience, ('donor', 'public'))}."
+            )
+        if not isinstance(k, int) or isinstance(k, bool) or not 2 <= k <= 1000:
+            raise ConfigError(
+                f"[privacy] min_cell.{audience} must be a whole number from 2 to 1000, got {k!r}."
+            )
+        min_cell[audience] = k
+    return PrivacySettings(secret_env=secret_env, min_cell=min_cell)
+
+
+def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
+    out_dir = r.path("out_dir", "reports")
+    assert out_dir is not None
+    audiences = r.text_list("audiences", ["internal", "donor"])
+    for audience in audiences:
+        if audience not in indicator.AUDIENCES:
+            raise ConfigError(
+                f"[report] audiences: unknown audience '{audience}'"
+                f"{_closest(audience, indicator.AUDIENCES)}; choose from {', '.join(indicator.AUDIENCES)}."
+            )
+    formats = r.text_list("formats", list(REPORT_FORMATS))
+    for fmt in formats:
+        if fmt not in REPORT_FORMATS:
+            raise ConfigError(f"[report] formats: unknown format '{fmt}'{_closest(fmt, REPORT_FORMATS)}.")
+    return ReportSettings(out_dir=out_dir, audiences=audiences, formats=formats)
+
+
+def _dhis2(r: _Reader) -> Dhis2Settings:
+    def text_table(name: str) -> dict[str, str]:
+        table = r.get(name, dict, expected="a table of names to DHIS2 uids")
+        if not all(isinstance(v, str) for v in table.values()):
+            raise r.fail(name, "a table of names to DHIS2 uids (strings)")
+        return dict(table)
+
+    data_elements = text_table("data_elements")
+    for variant in data_elements:
+        if variant not in indicator.VARIANTS:
+            raise ConfigError(
+                f"[dhis2] data_elements: unknown indicator '{variant}'"
+                f"{_closest(variant, tuple(indicator.VARIANTS))}."
+            )
+    return Dhis2Settings(
+        data_elements=data_elements,
+        org_unit=r.text("org_unit", expected="the DHIS2 org unit uid"),
+        attribute_option_combo=r.text("attribute_option_combo", ""),
+        category_option_combos=text_table("category_option_combos"),
+        data_set=r.text("data_set", ""),
+    )
+
+
+# --- roster and locations -----------------------------------------------------------------
+
+
+def _read_csv(path: Path, columns: tuple[str, ...], what: str) -> list[dict[str, str]]:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+            header = (
+                rows[0].keys() if rows else (csv.DictReader(path.open(encoding="utf-8-sig")).fieldnames or [])
+            )
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text.") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}.") from None
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ConfigError(
+            f"{what} {path} lacks the column(s) {', '.join(missing)}; expected {','.join(columns)}."
+        )
+    return [{k: (v or "").strip() for k, v in row.items() if k} for row in rows]
+
+
+def load_roster(path: Path) -> tuple[Stakeholder, ...]:
+    """Read and check the roster CSV: ``id,name,type,trained_on``."""
+    rows = _read_csv(path, ("id", "name", "type", "trained_on"), "Roster")
+    types = indicator.CHOICES["stakeholder_type"]
+    seen: set[str] = set()
+    roster = []
+    for line, row in enumerate(rows, start=2):
+        where = f"Roster {path} line {line}"
+        sid = row["id"]
+        if not _CHOICE_NAME_RE.match(sid):
+            raise ConfigError(
+                f"{where}: id '{sid}' must be letters, digits, '_', '-' or '.', without spaces."
+            )
+        if sid == indicator.NOT_LISTED:
+            raise ConfigError(f"{where}: id '{sid}' is reserved for stakeholders not on the roster.")
+        if sid in seen:
+            raise ConfigError(f"{where}: duplicate id '{sid}'.")
+        seen.add(sid)
+        if row["type"] not in types:
+            raise ConfigError(
+                f"{where}: type '{row['type']}' is not a stakeholder type{_closest(row['type'], types)}; "
+                f"choose from {', '.join(types)}."
+            )
+        if not row["name"]:
+            raise ConfigError(f"{where}: name is empty.")
+        trained_on = None
+        if row["trained_on"]:
+            try:
+                trained_on = dt.date.fromisoformat(row["trained_on"])
+            except ValueError:
+                raise ConfigError(
+                    f"{where}: trained_on '{row['trained_on']}' is not a date written YYYY-MM-DD."
+                ) from None
+        roster.append(Stakeholder(sid, row["name"], row["type"], trained_on))
+    if not roster:
+        raise ConfigError(f"Roster {path} has no stakeholders.")
+    return tuple(roster)
+
+
+def load_locations(path: Path) -> tuple[Location, ...]:
+    """Read and check the locations CSV: ``level,code,name,parent``."""
+    rows = _read_csv(path, ("level", "code", "name", "parent"), "Locations file")
+    locations: list[Location] = []
+    codes: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        where = f"Locations file {path} line {line}"
+        if row["level"] not in ("1", "2"):
+            raise ConfigError(f"{where}: level must be 1 (admin1) or 2 (admin2), got '{row['level']}'.")
+        level = int(row["level"])
+        code = row["code"]
+        if not _CHOICE_NAME_RE.match(code):
+            raise ConfigError(
+                f"{where}: code '{code}' must be letters, digits, '_', '-' or '.', without spaces."
+            )
+        if code in codes:
+            raise ConfigError(f"{where}: duplicate code '{code}'.")
+        if not row["name"]:
+            raise ConfigError(f"{where}: name is empty.")
+        parent = row["parent"]
+        if level == 1:
+            parent = parent.lower()
+            if pycountry.countries.get(alpha_2=parent.upper()) is None:
+                raise ConfigError(
+                    f"{where}: an admin1 row's parent must be an ISO alpha-2 country code, "
+                    f"got '{row['parent']}'."
+                )
+        elif codes.get(parent) != 1:
+            raise ConfigError(
+                f"{where}: an admin2 row's parent must be the code of an admin1 row above it, got '{parent}'."
+            )
+        codes[code] = level
+        locations.append(Location(level, code, row["name"], parent))
+    return tuple(locations)
+
+
+def default_locations(country: str) -> tuple[Location, ...]:
+    """Admin1 entries from pycountry's ISO 3166-2 subdivisions (top level) of ``country``."""
+    subdivisions = pycountry.subdivisions.get(country_code=country.upper()) or []
+    top = sorted((s for s in subdivisions if s.parent_code is None), key=lambda s: s.code)
+    return tuple(Location(1, s.code, s.name, country.lower()) for s in top)

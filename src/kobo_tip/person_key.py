@@ -1,0 +1,119 @@
+"""The pseudonymous person key of spec section 3: HMAC-SHA-256 of the UIC string.
+
+Computed when a submission enters the store; the raw UIC parts never reach the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kobo_tip import indicator as ind
+from kobo_tip.answers import find_answers, without_fields
+
+KEY_FIELDS = (
+    ind.CONSENT,
+    ind.UIC_GIVEN,
+    ind.UIC_MOTHER,
+    ind.BIRTH_YEAR,
+    ind.GENDER,
+    ind.STAKEHOLDER_ID,
+    ind.CASE_REF,
+)
+_GENDER_CODE = {"female": "F", "male": "M"}
+
+
+@dataclass(frozen=True)
+class PersonKey:
+    """``basis`` is ``uic``, ``case_ref`` or ``submission``; ``reason`` says why not ``uic``."""
+
+    key: str
+    basis: str
+    reason: str = ""
+
+    @property
+    def linkable(self) -> bool:
+        return self.basis == "uic"
+
+
+def normalise_part(text: str) -> str:
+    """NFKD, drop marks, upper-case, keep alphanumerics, first two, padded with 9."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    unmarked = "".join(ch for ch in decomposed if not unicodedata.category(ch).startswith("M"))
+    kept = "".join(ch for ch in unmarked.upper() if ch.isalnum())
+    return (kept[:2] + "99")[:2]
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value).strip()
+
+
+def _as_year(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def uic_string(given: str, mother: str, birth_year: int, gender: str | None) -> str:
+    """``MAAN1990F`` for (Maria, ANA, 1990, female)."""
+    return (
+        normalise_part(given) + normalise_part(mother) + str(birth_year) + _GENDER_CODE.get(gender or "", "X")
+    )
+
+
+def _hmac(secret: bytes, message: str) -> str:
+    return hmac.new(secret, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def person_key(data: Mapping[str, Any], submission_id: str, secret: bytes) -> PersonKey:
+    """The person key of one raw submission (any key style)."""
+    answers = find_answers(data, KEY_FIELDS)
+    reason = _unlinkable_reason(answers)
+    if not reason:
+        gender = answers.get(ind.GENDER)
+        uic = uic_string(
+            _as_text(answers[ind.UIC_GIVEN]) or "",
+            _as_text(answers[ind.UIC_MOTHER]) or "",
+            _as_year(answers[ind.BIRTH_YEAR]) or 0,
+            gender if isinstance(gender, str) else None,
+        )
+        return PersonKey(_hmac(secret, uic), "uic")
+    case_ref = _as_text(answers.get(ind.CASE_REF))
+    if case_ref:
+        stakeholder = _as_text(answers.get(ind.STAKEHOLDER_ID)) or ""
+        ref = unicodedata.normalize("NFKC", case_ref).upper()
+        return PersonKey(_hmac(secret, f"{stakeholder}|{ref}"), "case_ref", reason)
+    return PersonKey(_hmac(secret, f"submission:{submission_id}"), "submission", reason)
+
+
+def _unlinkable_reason(answers: Mapping[str, Any]) -> str:
+    if answers.get(ind.CONSENT) != "yes":
+        return "no consent recorded"
+    for name in (ind.UIC_GIVEN, ind.UIC_MOTHER):
+        if name not in answers:
+            return f"{name} missing"
+        if not _as_text(answers[name]):
+            return f"{name} invalid"
+    if ind.BIRTH_YEAR not in answers:
+        return f"{ind.BIRTH_YEAR} missing"
+    if _as_year(answers[ind.BIRTH_YEAR]) is None:
+        return f"{ind.BIRTH_YEAR} not an integer"
+    return ""
+
+
+def strip_uic(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The submission without its raw UIC parts."""
+    return without_fields(data, ind.UIC_PARTS)

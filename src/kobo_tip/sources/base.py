@@ -1,0 +1,84 @@
+"""What every source yields, and what it may read of the store's state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class RawSubmission:
+    """One submission as the server sent it, with the facts sync needs about it."""
+
+    submission_id: str  # Kobo str(_id); Central __id
+    version_id: str  # Kobo _uuid; Central meta/instanceID; changes on every edit
+    review_status: str | None  # approved | rejected | on_hold | unreviewed; None keeps the store's
+    submitted_at: str  # UTC 'YYYY-MM-DDTHH:MM:SS'
+    form_version: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KnownSubmission:
+    """What the store holds of a non-deleted submission, for a reconcile pass."""
+
+    version_id: str
+    review_status: str
+    content_hash: str
+
+
+class SyncState(Protocol):
+    """Read-only view of the store that a source plans its pull from."""
+
+    full: bool
+    reconcile_due: bool
+
+    def watermark(self, name: str) -> str | None: ...
+
+    def known(self) -> Mapping[str, KnownSubmission]: ...
+
+
+@dataclass
+class Batch:
+    """One unit of work that sync commits in a single transaction."""
+
+    submissions: list[RawSubmission] = field(default_factory=list)
+    review_statuses: dict[str, str] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    watermarks: dict[str, str] = field(default_factory=dict)
+    reconciled: bool = False
+    fetched: int = 0
+
+
+@dataclass(frozen=True)
+class FormFiles:
+    """A built form, as deploy needs it."""
+
+    form_id: str
+    title: str
+    version: str
+    xlsx_path: Path
+    xml_path: Path
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    uid: str  # Kobo asset uid; Central xmlFormId
+    version: str
+    url: str  # the server's page or API address of the form
+    enketo_url: str = ""  # the web form link, when the server gives one
+    messages: tuple[str, ...] = ()
+
+
+class Source(Protocol):
+    kind: str
+
+    def describe(self) -> str: ...
+
+    def batches(self, state: SyncState) -> Iterator[Batch]: ...
+
+    def deploy(self, form: FormFiles, *, ignore_warnings: bool = False) -> DeployResult: ...
+
+    def list_assets(self) -> list[dict[str, str]]: ...

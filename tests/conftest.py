@@ -1,0 +1,71 @@
+"""Shared fixtures: an example project in a temporary folder and the person-key secret."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+SECRET = "test-secret-not-for-production"
+
+
+@pytest.fixture
+def secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Set the person-key secret for the test only."""
+    monkeypatch.setenv("KOBO_TIP_SECRET", SECRET)
+    return SECRET
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Path]:
+    """Write a project folder (config, roster, locations); returns the config path.
+
+    Keyword arguments replace or add config lines: ``make_project(source='kind = "file"\\npath = "x.json"')``
+    replaces the whole ``[source]`` section body; other sections likewise.
+    """
+
+    def make(folder: str = "project", **sections: str) -> Path:
+        root = tmp_path / folder
+        (root / "forms").mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "forms" / "stakeholders.csv", root / "forms" / "stakeholders.csv")
+        shutil.copy(REPO / "forms" / "locations.csv", root / "forms" / "locations.csv")
+        text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+        text = _replace_sections(text, {"source": 'kind = "file"\npath = "data/export.json"', **sections})
+        config = root / "kobo-tip.toml"
+        config.write_text(text, encoding="utf-8")
+        return config
+
+    return make
+
+
+@pytest.fixture
+def example_project(make_project: Callable[..., Path]) -> Path:
+    """The example config with a file source at data/export.json."""
+    return make_project()
+
+
+def _replace_sections(text: str, sections: dict[str, str]) -> str:
+    out: list[str] = []
+    current = None
+    done: set[str] = set()
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]") and not stripped.startswith("[["):
+            current = stripped.strip("[]").strip()
+            out.append(line)
+            if current in sections:
+                out.append(sections[current])
+                done.add(current)
+            continue
+        if current in sections:
+            continue
+        out.append(line)
+    for name, body in sections.items():
+        if name not in done:
+            out.append(f"\n[{name}]\n{body}")
+    return "\n".join(out) + "\n"
