@@ -1,0 +1,221 @@
+"""Command line: parses, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kobo_tip import __version__
+from kobo_tip.config import DEFAULT_CONFIG_NAME, Settings, load_settings
+from kobo_tip.errors import KoboTipError, UsageError
+
+log = logging.getLogger("kobo_tip")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (exit 2, one sentence) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help').")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date written YYYY-MM-DD") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="kobo-tip",
+        description="Count victims of trafficking, exploitation and GBV identified or referred by "
+        "trained stakeholders, from KoboToolbox or ODK Central, and report them safely.",
+    )
+    parser.add_argument("--version", action="version", version=f"kobo-tip {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    # --debug is accepted before or after the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, **kwargs: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], **kwargs)
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument(
+            "-c",
+            "--config",
+            default=DEFAULT_CONFIG_NAME,
+            help=f"config file (default: {DEFAULT_CONFIG_NAME} in the current folder)",
+        )
+        return sub
+
+    init = add("init", help="write a starter config, roster and locations files")
+    init.add_argument("dir", nargs="?", default=".", help="folder to write into (default: here)")
+    init.add_argument("--country", default="th", help="ISO alpha-2 country code (default: th)")
+
+    form = add("form", help="build or deploy the field form")
+    form_commands = form.add_subparsers(dest="form_command", metavar="ACTION", parser_class=_Parser)
+
+    def form_add(name: str, **kwargs: str) -> argparse.ArgumentParser:
+        return form_commands.add_parser(name, parents=[common], **kwargs)
+
+    build = with_config(form_add("build", help="write forms/<form_id>.xlsx and .xml"))
+    build.add_argument("--ignore-warnings", action="store_true", help="do not fail on pyxform warnings")
+    deploy = with_config(form_add("deploy", help="create or replace the form on the server and deploy it"))
+    deploy.add_argument("--save-uid", action="store_true", help="write the asset uid into the config")
+    deploy.add_argument("--ignore-warnings", action="store_true", help="do not fail on form warnings")
+
+    sync = with_config(add("sync", help="pull submissions, then render the reports"))
+    sync.add_argument("--full", action="store_true", help="reconcile edits, statuses and deletions now")
+    sync.add_argument("--no-report", action="store_true", help="skip rendering the reports")
+
+    report = with_config(add("report", help="render reports from the store"))
+    report.add_argument("--audience", choices=("internal", "donor", "public"), help="one audience")
+    report.add_argument("--as-of", type=_date, help="run date YYYY-MM-DD (default: today)")
+
+    status = with_config(add("status", help="what the store holds, last syncs"))
+    status.add_argument("--assets", action="store_true", help="list the server's survey assets")
+
+    demo = add("demo", help="the whole pipeline on generated data, no server needed")
+    demo.add_argument("dir", nargs="?", default="kobo-tip-demo", help="folder for the demo project")
+    return parser
+
+
+def _configure_logging(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def _cmd_init(args: argparse.Namespace) -> None:
+    from kobo_tip.init_project import write_starter
+
+    for path in write_starter(Path(args.dir), country=args.country):
+        print(f"wrote {path}")
+    print("Next: edit kobo-tip.toml and forms/stakeholders.csv, then run 'kobo-tip form build'.")
+
+
+def _build_form(settings: Settings, ignore_warnings: bool):  # -> FormBuild
+    from kobo_tip.form import build_form
+
+    build = build_form(settings, ignore_warnings=ignore_warnings)
+    for warning in build.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    state = "validated with ODK Validate" if build.validated else "NOT validated (see the warning above)"
+    print(f"wrote {build.files.xlsx_path} and {build.files.xml_path}, version {build.files.version}, {state}")
+    return build
+
+
+def _cmd_form(args: argparse.Namespace) -> None:
+    if args.form_command is None:
+        raise UsageError("'kobo-tip form' needs an action: build or deploy.")
+    settings = _settings(args)
+    build = _build_form(settings, args.ignore_warnings)
+    if args.form_command == "build":
+        return
+    from kobo_tip.sources import open_source
+
+    result = open_source(settings).deploy(build.files, ignore_warnings=args.ignore_warnings)
+    for message in result.messages:
+        print(message)
+    print(f"deployed {result.uid} version {result.version}: {result.url}")
+    if result.enketo_url:
+        print(f"web form: {result.enketo_url}")
+    if args.save_uid:
+        from kobo_tip.config_file import save_asset_uid
+
+        save_asset_uid(settings.path, result.uid)
+        print(f"saved asset uid {result.uid} in {settings.path}")
+
+
+def _render(settings: Settings, audiences: Sequence[str] | None, as_of: dt.date | None) -> None:
+    from kobo_tip.report import render_reports
+
+    for path in render_reports(settings, audiences=audiences, as_of=as_of):
+        print(f"wrote {path}")
+
+
+def _cmd_sync(args: argparse.Namespace) -> None:
+    from kobo_tip.sync import run_sync
+
+    settings = _settings(args)
+    summary = run_sync(settings, full=args.full)
+    print(summary.line())
+    if not args.no_report:
+        _render(settings, None, None)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    _render(settings, [args.audience] if args.audience else None, args.as_of)
+
+
+def _cmd_status(args: argparse.Namespace) -> None:
+    from kobo_tip.status import describe_status
+
+    settings = _settings(args)
+    print(describe_status(settings, assets=args.assets))
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from kobo_tip.demo import run_demo
+
+    result = run_demo(Path(args.dir))
+    print(f"internal report: {result.internal_report}")
+    print(f"donor report:    {result.donor_report}")
+
+
+_COMMANDS = {
+    "init": _cmd_init,
+    "form": _cmd_form,
+    "sync": _cmd_sync,
+    "report": _cmd_report,
+    "status": _cmd_status,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 failed run, 2 bad usage or config)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    _configure_logging(debug)
+    try:
+        args = build_parser().parse_args(args_list)
+        if args.command is None:
+            build_parser().print_help()
+            return 2
+        _COMMANDS[args.command](args)
+    except KoboTipError as exc:
+        if debug:
+            log.exception("kobo-tip failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; committed work is kept, run the command again to resume.", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug for details).",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
