@@ -30,17 +30,21 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
     """
 
     def make(folder: str = "project", **sections: str) -> Path:
-        root = tmp_path / folder
-        (root / "forms").mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "forms" / "stakeholders.csv", root / "forms" / "stakeholders.csv")
-        shutil.copy(REPO / "forms" / "locations.csv", root / "forms" / "locations.csv")
-        text = (REPO / "config.example.toml").read_text(encoding="utf-8")
-        text = _replace_sections(text, {"source": 'kind = "file"\npath = "data/export.json"', **sections})
-        config = root / "kobo-tip.toml"
-        config.write_text(text, encoding="utf-8")
-        return config
+        return write_project(tmp_path / folder, **sections)
 
     return make
+
+
+def write_project(root: Path, **sections: str) -> Path:
+    """What ``make_project`` does, in any folder (for module-scoped fixtures); returns the config path."""
+    (root / "forms").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "forms" / "stakeholders.csv", root / "forms" / "stakeholders.csv")
+    shutil.copy(REPO / "forms" / "locations.csv", root / "forms" / "locations.csv")
+    text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    text = _replace_sections(text, {"source": 'kind = "file"\npath = "data/export.json"', **sections})
+    config = root / "kobo-tip.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
 
 
 @pytest.fixture

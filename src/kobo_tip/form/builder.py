@@ -1,0 +1,309 @@
+"""Settings -> the XLSForm of spec section 2 as plain sheets (rows of column -> text)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from kobo_tip import indicator as ind
+from kobo_tip.config import Settings
+from kobo_tip.labels import Labels, country_codes
+
+# Letters only: no ASCII digit, whitespace or punctuation. Written with ranges so the XPath
+# string needs no quote character; no \p{L}, which Enketo lacks.
+_LETTERS_ONLY = "regex(., '^[^0-9\\s!-/:-@\\[-`{-~]+$')"
+_UIC_CONSTRAINT = f"string-length(.) <= 4 and {_LETTERS_ONLY}"
+_UIC_UNKNOWN = "99"
+# Choice names the form's logic tests, at their places in the spec's lists.
+_YES = ind.CHOICES["yes_no"][0]
+_REFERRED = ind.CHOICES["action"][1]
+*_EXPLOITATION_CATEGORIES, _GBV = ind.CHOICES["person_category"]
+_FIELD_LIST = "field-list"
+_AUTOCOMPLETE = "autocomplete"
+_META_TYPES = ("start", "end", "today", "deviceid", "username")
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One worksheet: its header and its rows (a missing column is an empty cell)."""
+
+    name: str
+    columns: tuple[str, ...]
+    rows: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class FormSheets:
+    survey: Sheet
+    choices: Sheet
+    settings: Sheet
+
+    def __iter__(self) -> Iterator[Sheet]:
+        return iter((self.survey, self.choices, self.settings))
+
+
+@dataclass(frozen=True)
+class _Question:
+    name: str
+    type: str = ""  # default: select_one/select_multiple of the field's list
+    required: bool = False
+    constraint: str = ""
+    relevant: str = ""
+    choice_filter: str = ""
+    appearance: str = ""
+    default: str = ""
+
+
+@dataclass(frozen=True)
+class _Group:
+    name: str
+    children: list[_Question | _Group]
+    relevant: str = ""
+
+
+def build_sheets(settings: Settings, version: str, labels: Sequence[Labels]) -> FormSheets:
+    """The survey, choices and settings sheets; ``labels`` has one entry per form language."""
+    choices = _choice_rows(settings, labels)
+    return FormSheets(
+        survey=_survey_sheet(settings, version, labels),
+        choices=Sheet(
+            "choices",
+            ("list_name", "name", *_lang_columns("label", labels), *_filter_columns(choices)),
+            choices,
+        ),
+        settings=_settings_sheet(settings, version, labels, choices),
+    )
+
+
+# --- survey ---------------------------------------------------------------------------------
+
+
+def _survey_sheet(settings: Settings, version: str, labels: Sequence[Labels]) -> Sheet:
+    rows = [{"type": meta, "name": meta} for meta in _META_TYPES]
+    rows.append({"type": "calculate", "name": ind.FORM_VERSION, "calculation": f"'{version}'"})
+    for group in _groups(settings):
+        rows.extend(_group_rows(group, labels))
+    columns = (
+        "type",
+        "name",
+        *_lang_columns("label", labels),
+        *_lang_columns("hint", labels),
+        "required",
+        *_lang_columns("required_message", labels),
+        "constraint",
+        *_lang_columns("constraint_message", labels),
+        "relevant",
+        "choice_filter",
+        "appearance",
+        "default",
+        "calculation",
+    )
+    return Sheet("survey", columns, rows)
+
+
+def _groups(settings: Settings) -> list[_Group]:
+    form = settings.form
+    person: list[_Question | _Group] = [
+        _Question(ind.UIC_GIVEN, "text", required=True, constraint=_UIC_CONSTRAINT),
+        _Question(
+            ind.UIC_MOTHER, "text", required=True, constraint=f". = '{_UIC_UNKNOWN}' or ({_UIC_CONSTRAINT})"
+        ),
+        _Question(
+            ind.BIRTH_YEAR,
+            "integer",
+            required=True,
+            constraint=". >= 1900 and . <= int(format-date(today(), '%Y'))",
+        ),
+        _Question(ind.GENDER, required=True),
+        _Question(ind.AGE_YEARS, "integer", required=True, constraint=". >= 0 and . <= 120"),
+        _Question(ind.AGE_ESTIMATED),
+        _Question(ind.COUNTRY_ORIGIN, required=True, appearance=_AUTOCOMPLETE),
+    ]
+    if form.ethnicities:
+        person.append(_Question(ind.ETHNICITY))
+    if form.disability:
+        wg = [_Question(name) for name in ind.WG_FIELDS]
+        person.append(_Group(ind.GROUP_WG, wg, relevant=f"${{{ind.AGE_YEARS}}} >= 5"))
+    person.append(_Question(ind.REPORTED_ELSEWHERE))
+    return [
+        _Group(ind.GROUP_INTRO, [_Question(ind.CONSENT, required=True)]),
+        _Group(ind.GROUP_EVENT, _event_questions(settings)),
+        _Group(ind.GROUP_PERSON, person, relevant=f"${{{ind.CONSENT}}} = '{_YES}'"),
+        _Group(
+            ind.GROUP_REFERRAL,
+            [_Question(ind.SERVICES, required=True), _Question(ind.REFERRAL_OUTCOME)],
+            relevant=f"selected(${{{ind.ACTION}}}, '{_REFERRED}')",
+        ),
+    ]
+
+
+def _event_questions(settings: Settings) -> list[_Question | _Group]:
+    admin1 = [loc for loc in settings.form.locations if loc.level == 1]
+    admin2 = [loc for loc in settings.form.locations if loc.level == 2]
+    questions: list[_Question | _Group] = [
+        _Question(
+            ind.EVENT_DATE,
+            "date",
+            required=True,
+            constraint=f". <= today() and . >= date('{settings.project.start_date.isoformat()}')",
+        ),
+        _Question(ind.ACTION, required=True, constraint="count-selected(.) >= 1"),
+        _Question(ind.STAKEHOLDER_TYPE, required=True),
+        _Question(
+            ind.STAKEHOLDER_ID,
+            required=True,
+            choice_filter=f"type=${{{ind.STAKEHOLDER_TYPE}}} or name='{ind.NOT_LISTED}'",
+        ),
+        _Question(
+            ind.IDENTIFICATION_COUNTRY,
+            required=True,
+            appearance=_AUTOCOMPLETE,
+            default=settings.project.country,
+            choice_filter=" and ".join(f"name != '{extra}'" for extra in ind.COUNTRY_EXTRAS),
+        ),
+    ]
+    if admin1:
+        questions.append(
+            _Question(
+                ind.LOCATION_ADMIN1,
+                required=True,
+                choice_filter=f"country=${{{ind.IDENTIFICATION_COUNTRY}}}",
+                relevant=_one_of(ind.IDENTIFICATION_COUNTRY, (loc.parent for loc in admin1)),
+            )
+        )
+    if admin2:
+        questions.append(
+            _Question(
+                ind.LOCATION_ADMIN2,
+                choice_filter=f"parent=${{{ind.LOCATION_ADMIN1}}}",
+                relevant=_one_of(ind.LOCATION_ADMIN1, (loc.parent for loc in admin2)),
+            )
+        )
+    exploitation = " or ".join(
+        f"selected(${{{ind.PERSON_CATEGORY}}}, '{name}')" for name in _EXPLOITATION_CATEGORIES
+    )
+    questions += [
+        _Question(ind.CASE_REF, "text"),
+        _Question(ind.PERSON_CATEGORY, required=True),
+        _Question(ind.EXPLOITATION_TYPE, relevant=exploitation),
+        _Question(ind.GBV_TYPE, relevant=f"selected(${{{ind.PERSON_CATEGORY}}}, '{_GBV}')"),
+    ]
+    return questions
+
+
+def _one_of(field_name: str, values: Iterable[str]) -> str:
+    """``${field} = 'a' or ${field} = 'b'`` over the distinct values, in first-seen order."""
+    return " or ".join(f"${{{field_name}}} = '{value}'" for value in dict.fromkeys(values))
+
+
+def _group_rows(group: _Group, labels: Sequence[Labels]) -> list[dict[str, str]]:
+    rows = [
+        {
+            "type": "begin_group",
+            "name": group.name,
+            "appearance": _FIELD_LIST,
+            "relevant": group.relevant,
+            **{_col("label", lab): lab.group(group.name) for lab in labels},
+        }
+    ]
+    for child in group.children:
+        rows.extend(
+            _group_rows(child, labels) if isinstance(child, _Group) else [_question_row(child, labels)]
+        )
+    rows.append({"type": "end_group", "name": group.name})
+    return rows
+
+
+def _question_row(question: _Question, labels: Sequence[Labels]) -> dict[str, str]:
+    row = {
+        "type": question.type or _select_type(question.name),
+        "name": question.name,
+        "relevant": question.relevant,
+        "choice_filter": question.choice_filter,
+        "appearance": question.appearance,
+        "default": question.default,
+    }
+    kinds = ["label", "hint"]
+    if question.required:
+        row["required"] = "yes"  # XLSForm's keyword, not the yes_no choice
+        kinds.append("required_message")
+    if question.constraint:
+        row["constraint"] = question.constraint
+        kinds.append("constraint_message")
+    for lab in labels:
+        row.update({_col(kind, lab): lab.field(question.name, kind) for kind in kinds})
+    return row
+
+
+def _select_type(name: str) -> str:
+    kind = "select_multiple" if name in ind.SELECT_MULTIPLE_FIELDS else "select_one"
+    return f"{kind} {ind.FIELD_LIST[name]}"
+
+
+# --- choices --------------------------------------------------------------------------------
+
+
+def _choice_rows(settings: Settings, labels: Sequence[Labels]) -> list[dict[str, str]]:
+    form = settings.form
+    rows: list[dict[str, str]] = []
+    for list_name, names in ind.CHOICES.items():
+        rows.extend(_translated_row(labels, list_name, name) for name in names)
+    rows.extend(_copied_row(labels, "stakeholder", s.id, s.name, type=s.type) for s in form.roster)
+    rows.append(_translated_row(labels, "stakeholder", ind.NOT_LISTED))
+    rows.extend(_translated_row(labels, "country", code) for code in (*country_codes(), *ind.COUNTRY_EXTRAS))
+    for loc in form.locations:
+        if loc.level == 1:
+            rows.append(_copied_row(labels, "admin1", loc.code, loc.name, country=loc.parent))
+        else:
+            rows.append(_copied_row(labels, "admin2", loc.code, loc.name, parent=loc.parent))
+    rows.extend(_copied_row(labels, "ethnicity", name, name) for name in form.ethnicities)
+    return rows
+
+
+def _translated_row(labels: Sequence[Labels], list_name: str, name: str) -> dict[str, str]:
+    return {
+        "list_name": list_name,
+        "name": name,
+        **{_col("label", lab): lab.choice(list_name, name) for lab in labels},
+    }
+
+
+def _copied_row(
+    labels: Sequence[Labels], list_name: str, name: str, label: str, **filters: str
+) -> dict[str, str]:
+    # Roster, location and ethnicity names have no translation: the same text in every language.
+    return {"list_name": list_name, "name": name, **{_col("label", lab): label for lab in labels}, **filters}
+
+
+def _filter_columns(rows: list[dict[str, str]]) -> tuple[str, ...]:
+    fixed = {"list_name", "name"}
+    return tuple(
+        key for key in dict.fromkeys(k for row in rows for k in row) if key not in fixed and "::" not in key
+    )
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def _settings_sheet(
+    settings: Settings, version: str, labels: Sequence[Labels], choices: list[dict[str, str]]
+) -> Sheet:
+    row = {
+        "form_title": settings.form.title,
+        "form_id": settings.form.form_id,
+        "version": version,
+        "default_language": labels[0].language.label,
+        "instance_name": f"concat(${{{ind.EVENT_DATE}}}, ' ', ${{{ind.STAKEHOLDER_ID}}})",
+    }
+    pairs = [(r["list_name"], r["name"]) for r in choices]
+    if len(set(pairs)) != len(pairs):
+        row["allow_choice_duplicates"] = "yes"
+    return Sheet("settings", tuple(row), [row])
+
+
+def _lang_columns(kind: str, labels: Sequence[Labels]) -> tuple[str, ...]:
+    return tuple(_col(kind, lab) for lab in labels)
+
+
+def _col(kind: str, labels: Labels) -> str:
+    return f"{kind}::{labels.language.label}"

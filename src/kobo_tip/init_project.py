@@ -1,0 +1,91 @@
+"""``kobo-tip init``: a starter config, an example roster and the country's locations."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pycountry
+
+from kobo_tip.config import DEFAULT_CONFIG_NAME, Location, default_locations
+from kobo_tip.errors import ConfigError
+
+STARTER_CONFIG = Path(__file__).resolve().parent / "starter" / "kobo-tip.toml"
+ROSTER_NAME = "forms/stakeholders.csv"
+LOCATIONS_NAME = "forms/locations.csv"
+
+# Example roster: two stakeholders of every type, for the M&E officer to replace.
+_EXAMPLE_ROSTER = (
+    ("bc_north", "Northern Border Checkpoint", "border_control", "2025-10-15"),
+    ("bc_airport", "International Airport Immigration", "border_control", "2025-11-03"),
+    ("li_province", "Provincial Labour Inspectorate", "labour_inspector", "2025-10-20"),
+    ("li_fisheries", "Fisheries Labour Inspection Unit", "labour_inspector", ""),
+    ("ngo_shelter", "Safe Shelter Foundation", "ngo_partner", "2025-10-10"),
+    ("ngo_migrant", "Migrant Workers Support Network", "ngo_partner", "2025-12-01"),
+    ("ps_garments", "Garment Manufacturers Association", "private_sector", "2026-01-15"),
+    ("ps_recruiter", "Licensed Recruitment Agency", "private_sector", ""),
+    ("cm_volunteers", "Community Watch Volunteers", "community_member", "2025-11-20"),
+    ("cm_women", "Women's Village Committee", "community_member", "2026-02-10"),
+    ("og_police", "Anti-Trafficking Police Unit", "other_government", "2025-10-25"),
+    ("og_social", "Provincial Social Welfare Office", "other_government", "2026-02-01"),
+    ("ot_health", "District Hospital", "other", "2026-03-05"),
+    ("ot_faith", "Interfaith Council", "other", ""),
+)
+
+
+def write_starter(folder: Path, country: str = "th") -> list[Path]:
+    """Write kobo-tip.toml, forms/stakeholders.csv and forms/locations.csv into ``folder``.
+
+    Raises ConfigError for an unknown country, or when one of those files already exists.
+    """
+    code = country.strip().lower()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code.upper()) is None:
+        raise ConfigError(f"Unknown country '{country}': give an ISO 3166-1 alpha-2 code such as 'th'.")
+    folder = Path(folder)
+    config, roster, locations = folder / DEFAULT_CONFIG_NAME, folder / ROSTER_NAME, folder / LOCATIONS_NAME
+    for path in (config, roster, locations):
+        if path.exists():
+            raise ConfigError(
+                f"{path} already exists: kobo-tip init never overwrites it; choose another folder."
+            )
+    text, replaced = re.subn(
+        r'^country = "[a-z]{2}"',
+        f'country = "{code}"',
+        STARTER_CONFIG.read_text(encoding="utf-8"),
+        count=1,
+        flags=re.MULTILINE,
+    )
+    if replaced != 1:
+        raise ConfigError(f"The starter config {STARTER_CONFIG} has no 'country = \"..\"' line to fill in.")
+    try:
+        roster.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(text, encoding="utf-8")
+        _write_csv(roster, ("id", "name", "type", "trained_on"), _EXAMPLE_ROSTER)
+        _write_csv(
+            locations,
+            ("level", "code", "name", "parent"),
+            ((loc.level, loc.code, loc.name, loc.parent) for loc in subdivision_locations(code)),
+        )
+    except OSError as exc:
+        raise ConfigError(f"Cannot write the starter files in {folder}: {exc.strerror}.") from None
+    return [config, roster, locations]
+
+
+def subdivision_locations(country: str) -> list[Location]:
+    """ISO 3166-2 subdivisions of ``country``: the top level as admin1, their children as admin2."""
+    admin1 = list(default_locations(country))
+    top = {loc.code for loc in admin1}
+    children = sorted(
+        (s for s in pycountry.subdivisions.get(country_code=country.upper()) or () if s.parent_code in top),
+        key=lambda s: (s.parent_code, s.code),
+    )
+    return admin1 + [Location(2, s.code, s.name, s.parent_code) for s in children]
+
+
+def _write_csv(path: Path, header: tuple[str, ...], rows: Iterable[Sequence[object]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)

@@ -1,0 +1,143 @@
+"""Bad configs: each is a ConfigError whose one sentence names the key or file and what to fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kobo_tip.cli import main
+from kobo_tip.config import load_settings
+from kobo_tip.errors import ConfigError
+
+PROJECT = (
+    'name = "P"\ncountry = "th"\nstart_date = {start}\nend_date = 2028-09-30\n'
+    'languages = [{languages}]\nreport_language = "English (en)"'
+)
+FORM = (
+    'form_id = "tip_victims"\nroster = "{roster}"\nlocations = "{locations}"\n'
+    "disability = {disability}\nethnicities = []"
+)
+
+
+def project(*, start: str = "2025-10-01", languages: str = '"English (en)", "French (fr)"') -> str:
+    return PROJECT.format(start=start, languages=languages)
+
+
+def form(
+    *,
+    roster: str = "forms/stakeholders.csv",
+    locations: str = "forms/locations.csv",
+    disability: str = "true",
+) -> str:
+    return FORM.format(roster=roster, locations=locations, disability=disability)
+
+
+ROSTER_HEADER = "id,name,type,trained_on\n"
+
+# (config sections, roster CSV text or None to keep the example roster, expected message)
+BAD_CONFIGS = {
+    "unknown key": (
+        {"form": form() + "\ndisabilty = true"},
+        None,
+        r"Unknown key 'disabilty' in \[form\] \(did you mean 'disability'\?\)",
+    ),
+    "unknown section": (
+        {"reprot": 'out_dir = "r"'},
+        None,
+        r"Unknown section \[reprot\] \(did you mean 'report'\?\)",
+    ),
+    "wrong type": (
+        {"form": form(disability='"yes"')},
+        None,
+        r"\[form\] disability must be true or false, got 'yes'",
+    ),
+    "missing roster": (
+        {"form": form(roster="forms/nobody.csv")},
+        None,
+        r"\[form\] roster: roster file .*nobody\.csv does not exist",
+    ),
+    "roster with a bad type": (
+        {},
+        ROSTER_HEADER + "a1,Police post,polise,\n",
+        r"Roster .*stakeholders\.csv line 2: type 'polise' is not a stakeholder type",
+    ),
+    "roster with a duplicate id": (
+        {},
+        ROSTER_HEADER + "a1,One,ngo_partner,\nb2,Two,ngo_partner,\na1,Three,other,\n",
+        r"Roster .*stakeholders\.csv line 4: duplicate id 'a1'",
+    ),
+    "roster without stakeholders": ({}, ROSTER_HEADER, r"Roster .*stakeholders\.csv has no stakeholders"),
+    "roster with a bad date": (
+        {},
+        ROSTER_HEADER + "a1,One,ngo_partner,15/10/2025\n",
+        r"line 2: trained_on '15/10/2025' is not a date written YYYY-MM-DD",
+    ),
+    "unknown language": (
+        {"project": project(languages='"English (en)", "Elvish (zz)"')},
+        None,
+        r"\[project\] languages: 'zz' in 'Elvish \(zz\)' is not an ISO 639 language code",
+    ),
+    "language without a code": (
+        {"project": project(languages='"English (en)", "French"')},
+        None,
+        r"\[project\] languages: 'French' is not written 'Name \(code\)'",
+    ),
+    "bad date": (
+        {"project": project(start='"2025-13-01"')},
+        None,
+        r"\[project\] start_date must be a date written YYYY-MM-DD, got '2025-13-01'",
+    ),
+    "missing locations file": (
+        {"form": form(locations="forms/nowhere.csv")},
+        None,
+        r"\[form\] locations: locations file .*nowhere\.csv does not exist",
+    ),
+}
+
+
+@pytest.fixture
+def bad_config(make_project: Callable[..., Path], request: pytest.FixtureRequest) -> tuple[Path, str]:
+    sections, roster, message = BAD_CONFIGS[request.param]
+    config = make_project(**sections)
+    if roster is not None:
+        (config.parent / "forms" / "stakeholders.csv").write_text(roster, encoding="utf-8")
+    return config, message
+
+
+@pytest.mark.parametrize("bad_config", list(BAD_CONFIGS), indirect=True)
+def test_bad_config_is_a_config_error_naming_the_problem(bad_config: tuple[Path, str]) -> None:
+    config, message = bad_config
+    with pytest.raises(ConfigError) as failure:
+        load_settings(config)
+    assert re.search(message, str(failure.value)), str(failure.value)
+    assert "\n" not in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    "bad_config", ["unknown key", "roster with a duplicate id", "unknown language"], indirect=True
+)
+def test_form_build_exits_2_with_the_message_on_a_bad_config(
+    bad_config: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, message = bad_config
+    assert main(["form", "build", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert "Traceback" not in err
+    assert not (config.parent / "forms" / "tip_victims.xlsx").exists()
+
+
+def test_the_example_config_loads(example_project: Path) -> None:
+    settings = load_settings(example_project)
+    assert [lang.label for lang in settings.project.languages] == ["English (en)", "French (fr)"]
+    assert settings.form.roster_path == example_project.parent / "forms" / "stakeholders.csv"
+    assert any(loc.level == 2 for loc in settings.form.locations)
+    assert settings.form.disability and settings.form.ethnicities == ()
+
+
+def test_missing_config_file_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"not found .*kobo-tip init"):
+        load_settings(tmp_path / "kobo-tip.toml")
