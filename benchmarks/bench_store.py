@@ -1,0 +1,113 @@
+"""Time the store: a file-source sync into a fresh store, a re-sync, and a full read (run by hand).
+
+    KOBO_TIP_SECRET=x .venv/bin/python benchmarks/bench_store.py [--rows 100000] [--read-rows 1000000]
+
+1. ``--rows`` generated submissions (kobo_tip.synthetic, Kobo data-API shape) are written to a
+   JSON export and synced into a new store (person key, UIC stripped, hash, insert), then synced
+   again unchanged (every row compared, none rewritten but ``last_seen``).
+2. The store is grown to ``--read-rows`` rows by copying rows in SQL (new ids), and
+   ``Store.submissions()`` streams them all (one ``json.loads`` per row).
+
+Each phase prints wall time and the process's CPU time (the fair figure on a shared machine).
+Peak memory is the process's maximum resident set size (``resource.getrusage``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from kobo_tip.config import load_settings
+from kobo_tip.store import Store
+from kobo_tip.sync import run_sync
+from kobo_tip.synthetic import iter_submissions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _report(label: str, rows: int, wall: float, cpu: float) -> None:
+    # CPU time next to wall time: on a shared machine the wall time also measures the neighbours.
+    rate = rows / cpu
+    print(f"{label:15s} {rows:>9,} rows  wall {wall:6.1f} s  cpu {cpu:6.1f} s  ({rate:,.0f} rows per cpu-s)")
+
+
+def _project(folder: Path) -> Path:
+    text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    text = text.replace('kind = "kobo"', 'kind = "file"\npath = "data/export.json"')
+    text = text.replace('roster = "forms/', f'roster = "{REPO}/forms/')
+    text = text.replace('locations = "forms/', f'locations = "{REPO}/forms/')
+    config = folder / "kobo-tip.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def _grow(path: Path, target: int) -> int:
+    """Copy rows under new ids until the store holds ``target`` submissions."""
+    db = sqlite3.connect(path)
+    have = db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
+    copy = 0
+    while have < target:
+        copy += 1
+        db.execute(
+            "INSERT INTO submissions SELECT submission_id || '-' || ?, NULL, version_id, review_status, "
+            "submitted_at, form_version, person_key, key_basis, key_reason, content_hash, data, first_seen, "
+            "last_seen, deleted_at, deleted_run FROM submissions WHERE submission_id NOT LIKE '%-%' LIMIT ?",
+            (copy, target - have),
+        )
+        db.commit()
+        have = db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0]
+    db.close()
+    return have
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="submissions synced from a JSON export")
+    parser.add_argument("--read-rows", type=int, default=1_000_000, help="rows streamed by submissions()")
+    args = parser.parse_args()
+    os.environ.setdefault("KOBO_TIP_SECRET", "benchmark-secret")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(_project(Path(tmp)))
+        assert settings.source.path is not None
+        settings.source.path.parent.mkdir(parents=True)
+        rows = iter_submissions(
+            args.rows,
+            seed=3,
+            roster=settings.form.roster,
+            locations=settings.form.locations,
+            start_date=settings.project.start_date,
+            end_date=settings.project.end_date,
+            as_of=dt.date(2026, 9, 30),
+        )
+        settings.source.path.write_text(json.dumps(list(rows)), encoding="utf-8")
+        size_mb = settings.source.path.stat().st_size / 1e6
+        print(f"export: {args.rows:,} submissions, {size_mb:.0f} MB JSON")
+
+        for label in ("first sync", "unchanged sync"):
+            cpu = time.process_time()
+            summary = run_sync(settings, progress=False)
+            _report(label, args.rows, summary.seconds, time.process_time() - cpu)
+        print(f"store file: {settings.store_path.stat().st_size / 1e6:.0f} MB for {args.rows:,} rows")
+
+        total = _grow(settings.store_path, args.read_rows)
+        with Store.open(settings.store_path) as store:
+            started, cpu = time.perf_counter(), time.process_time()
+            streamed = sum(1 for _ in store.submissions())
+            _report("read", streamed, time.perf_counter() - started, time.process_time() - cpu)
+        assert streamed == total
+        print(f"peak memory (max RSS): {_peak_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,608 @@
+"""The local SQLite mirror of the server: submissions, watermarks, sync state, run log, publications.
+
+One file, WAL mode, created with permissions 0600. Sync is the only writer and commits each
+batch (submissions, review statuses, deletions, watermarks, run counters) in one transaction,
+so a killed sync leaves the store as it was after its last committed batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kobo_tip.errors import StoreError
+from kobo_tip.sources.base import KnownSubmission
+
+SCHEMA_VERSION = 1
+SYNC_LOCK_WAIT = 5.0  # seconds a second sync waits for the first before giving up
+_BUSY_TIMEOUT_MS = 30_000  # readers wait this long for a writer's checkpoint
+_CHUNK = 500  # ids per "IN (...)" query, well below SQLite's variable limit
+_PRIVATE = 0o077  # umask: files readable by their owner only
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE submissions (
+    submission_id TEXT PRIMARY KEY,
+    id_order INTEGER,
+    version_id TEXT NOT NULL,
+    review_status TEXT NOT NULL,
+    submitted_at TEXT NOT NULL,
+    form_version TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    key_basis TEXT NOT NULL,
+    key_reason TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    data TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL, -- when a new or changed copy last arrived
+    deleted_at TEXT,
+    deleted_run INTEGER
+);
+CREATE TABLE watermarks (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    source TEXT NOT NULL,
+    fetched INTEGER NOT NULL DEFAULT 0,
+    new INTEGER NOT NULL DEFAULT 0,
+    edited INTEGER NOT NULL DEFAULT 0,
+    unchanged INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    status_changed INTEGER NOT NULL DEFAULT 0,
+    seconds REAL,
+    error TEXT
+);
+CREATE TABLE publications (
+    id INTEGER PRIMARY KEY,
+    audience TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    indicator TEXT NOT NULL,
+    period TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    category TEXT NOT NULL,
+    value TEXT NOT NULL
+);
+CREATE INDEX publications_by_audience ON publications (audience, published_at);
+"""
+_LAST_RECONCILE = "last_reconcile"
+INTERRUPTED = "interrupted: the sync stopped before its end; its committed batches are kept"
+
+
+def utc_stamp(moment: dt.datetime | str | None = None) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` in UTC: the one timestamp format of the store's own columns."""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    moment = moment or dt.datetime.now(dt.UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubmission:
+    """One submission as the store holds it (UIC parts removed, person key added)."""
+
+    submission_id: str
+    version_id: str
+    review_status: str
+    submitted_at: str
+    form_version: str
+    person_key: str
+    key_basis: str
+    key_reason: str
+    deleted: bool
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRow:
+    """What sync writes for one submission; ``review_status`` None keeps the store's."""
+
+    submission_id: str
+    version_id: str
+    review_status: str | None
+    submitted_at: str
+    form_version: str
+    person_key: str
+    key_basis: str
+    key_reason: str
+    content_hash: str
+    data_json: str
+
+
+@dataclass
+class BatchOutcome:
+    """What one committed batch changed."""
+
+    new: int = 0
+    edited: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    status_changed: int = 0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of the run log."""
+
+    id: int
+    started: str
+    finished: str | None
+    source: str
+    fetched: int
+    new: int
+    edited: int
+    unchanged: int
+    deleted: int
+    status_changed: int
+    seconds: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    """What ``kobo-tip status`` shows about the store."""
+
+    path: Path
+    submissions: int  # not deleted
+    deleted: int
+    by_review_status: dict[str, int]
+    by_key_basis: dict[str, int]
+    first_submitted_at: str | None
+    last_submitted_at: str | None
+    last_reconcile: str | None
+    watermarks: dict[str, str]
+
+
+PublicationCell = tuple[str, str, str, str]  # indicator, period, dimension, category
+
+
+class Store:
+    """An open store. Use ``Store.open(path)`` as a context manager."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    # --- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> Store:
+        """Open (and with ``create``, create) the store at ``path``."""
+        path = Path(path)
+        if not path.exists() and not create:
+            raise StoreError(f"No store at {path}: run 'kobo-tip sync' first.")
+        old_umask = os.umask(_PRIVATE)  # the -wal and -shm files SQLite creates stay private too
+        try:
+            _create_private(path)
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            store = cls(path, connection)
+            try:
+                store._prepare()
+            except sqlite3.DatabaseError as exc:
+                connection.close()
+                raise StoreError(
+                    f"{path} is not a kobo-tip store or is damaged ({exc}); move it away and sync again."
+                ) from None
+            except BaseException:
+                connection.close()
+                raise
+        finally:
+            os.umask(old_umask)
+        return store
+
+    def _prepare(self) -> None:
+        self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode survives a killed process; only a power cut may lose the last commit.
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        if not self._has_schema():
+            with self._transaction():  # re-checked under the write lock: two openers may race here
+                if not self._has_schema():
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"The store {self.path} has schema version {version}, this kobo-tip reads version "
+                f"{SCHEMA_VERSION}: use the matching kobo-tip, or move the store away and sync again."
+            )
+
+    def _has_schema(self) -> bool:
+        found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+        return found.fetchone() is not None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so a transaction never fails half-way on a busy store.
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreError(
+                    f"The store {self.path} is busy: another kobo-tip process kept it locked for "
+                    f"{_BUSY_TIMEOUT_MS // 1000} s; try again when it has finished."
+                ) from exc
+            raise StoreError(
+                f"The store {self.path} could not be written ({exc}); check the disk and its permissions."
+            ) from exc
+
+    @contextlib.contextmanager
+    def lock_for_sync(self, wait: float | None = None) -> Iterator[None]:
+        """Hold the store's sync lock; a second sync waits ``wait`` seconds, then raises StoreError."""
+        wait = SYNC_LOCK_WAIT if wait is None else wait
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        old_umask = os.umask(_PRIVATE)
+        try:
+            handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held until the sync ends)
+        except OSError as exc:
+            raise StoreError(f"Cannot create the sync lock file {lock_path}: {exc.strerror}.") from None
+        finally:
+            os.umask(old_umask)
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        handle.seek(0)
+                        holder = handle.read().strip() or "unknown"
+                        raise StoreError(
+                            f"Another kobo-tip sync (process {holder}) is running on {self.path}; "
+                            "wait for it to finish, then run this sync again."
+                        ) from None
+                    time.sleep(0.1)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.truncate(0)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            handle.close()
+
+    # --- sync state -----------------------------------------------------------------------
+
+    def meta_value(self, name: str) -> str | None:
+        """A value of the store's ``meta`` table (``schema_version``, ``secret_fingerprint``)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta_value(self, name: str, value: str) -> None:
+        """Save a ``meta`` value in its own transaction."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
+    def watermark(self, name: str) -> str | None:
+        """The value saved under ``name`` with the last committed batch, if any."""
+        row = self._db.execute("SELECT value FROM watermarks WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def last_reconcile(self) -> str | None:
+        """When the last complete reconcile pass was committed (``utc_stamp`` format)."""
+        row = self._db.execute("SELECT value FROM sync_state WHERE key = ?", (_LAST_RECONCILE,)).fetchone()
+        return row[0] if row else None
+
+    def known(self) -> dict[str, KnownSubmission]:
+        """Every non-deleted submission: id -> version, review status, content hash."""
+        rows = self._db.execute(
+            "SELECT submission_id, version_id, review_status, content_hash FROM submissions "
+            "WHERE deleted_at IS NULL"
+        )
+        return {sid: KnownSubmission(version, status, digest) for sid, version, status, digest in rows}
+
+    # --- write side (sync only) -------------------------------------------------------------
+
+    def begin_run(self, source: str, started: str | None = None) -> int:
+        """Write the run-log row of a starting sync; returns its id.
+
+        Called under the sync lock, so an earlier run still open was killed: it is marked so.
+        """
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET error = ? WHERE finished IS NULL AND error IS NULL", (INTERRUPTED,)
+            )
+            cursor = self._db.execute(
+                "INSERT INTO runs (started, source) VALUES (?, ?)", (started or utc_stamp(), source)
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def apply_batch(
+        self,
+        rows: Sequence[SubmissionRow],
+        *,
+        run_id: int,
+        review_statuses: Mapping[str, str] | None = None,
+        deleted: Iterable[str] = (),
+        watermarks: Mapping[str, str] | None = None,
+        reconciled: bool = False,
+        fetched: int = 0,
+    ) -> BatchOutcome:
+        """Commit one batch in a single transaction: all of it lands, or none of it.
+
+        A row whose id is new, or was deleted and reappears, counts as new; a changed version or
+        content counts as edited; anything else as unchanged. The run's counters move with it.
+        """
+        now = utc_stamp()
+        outcome = BatchOutcome()
+        with self._transaction():
+            self._upsert(rows, now, outcome)
+            if review_statuses:
+                self._set_statuses(review_statuses, outcome)
+            if deleted:
+                self._mark_deleted(deleted, now, run_id, outcome)
+            for name, value in (watermarks or {}).items():
+                self._db.execute(
+                    "INSERT INTO watermarks VALUES (?, ?, ?) ON CONFLICT (name) "
+                    "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    (name, value, now),
+                )
+            if reconciled:
+                self._db.execute(
+                    "INSERT INTO sync_state VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (_LAST_RECONCILE, now),
+                )
+            self._db.execute(
+                "UPDATE runs SET fetched = fetched + ?, new = new + ?, edited = edited + ?, "
+                "unchanged = unchanged + ?, deleted = deleted + ?, status_changed = status_changed + ? "
+                "WHERE id = ?",
+                (
+                    fetched,
+                    outcome.new,
+                    outcome.edited,
+                    outcome.unchanged,
+                    outcome.deleted,
+                    outcome.status_changed,
+                    run_id,
+                ),
+            )
+        return outcome
+
+    def _existing(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        found: dict[str, tuple[Any, ...]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for sid, *facts in self._db.execute(
+                "SELECT submission_id, version_id, review_status, content_hash, deleted_at, person_key, "
+                f"key_basis, key_reason FROM submissions WHERE submission_id IN ({marks})",
+                chunk,
+            ):
+                found[sid] = tuple(facts)
+        return found
+
+    def _upsert(self, rows: Sequence[SubmissionRow], now: str, outcome: BatchOutcome) -> None:
+        latest = {row.submission_id: row for row in rows}  # a repeated id: the last one wins
+        existing = self._existing(list(latest))
+        inserts, updates, touches = [], [], []
+        for sid, row in latest.items():
+            before = existing.get(sid)
+            key = (row.person_key, row.key_basis, row.key_reason)
+            if before is None:
+                outcome.new += 1
+                status = row.review_status or "unreviewed"
+                inserts.append(
+                    (
+                        *(sid, _id_order(sid), row.version_id, status, row.submitted_at, row.form_version),
+                        *(*key, row.content_hash, row.data_json, now, now),
+                    )
+                )
+                continue
+            old_version, old_status, old_hash, deleted_at, *old_key = before
+            status = row.review_status or old_status
+            if deleted_at is not None:
+                outcome.new += 1
+            elif old_version != row.version_id or old_hash != row.content_hash:
+                outcome.edited += 1
+                outcome.status_changed += status != old_status
+            else:
+                outcome.unchanged += 1
+                # Rows that did not change are left alone: rewriting them would cost a full re-sync's I/O.
+                if status != old_status or tuple(old_key) != key:
+                    outcome.status_changed += status != old_status
+                    touches.append((status, *key, sid))
+                continue
+            updates.append(
+                (
+                    *(row.version_id, status, row.submitted_at, row.form_version),
+                    *(*key, row.content_hash, row.data_json, now, sid),
+                )
+            )
+        self._db.executemany(
+            "INSERT INTO submissions (submission_id, id_order, version_id, review_status, submitted_at, "
+            "form_version, person_key, key_basis, key_reason, content_hash, data, first_seen, last_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+        self._db.executemany(
+            "UPDATE submissions SET version_id = ?, review_status = ?, submitted_at = ?, form_version = ?, "
+            "person_key = ?, key_basis = ?, key_reason = ?, content_hash = ?, data = ?, last_seen = ?, "
+            "deleted_at = NULL, deleted_run = NULL WHERE submission_id = ?",
+            updates,
+        )
+        self._db.executemany(
+            "UPDATE submissions SET review_status = ?, person_key = ?, key_basis = ?, key_reason = ? "
+            "WHERE submission_id = ?",
+            touches,
+        )
+
+    def _set_statuses(self, statuses: Mapping[str, str], outcome: BatchOutcome) -> None:
+        for sid, status in statuses.items():
+            cursor = self._db.execute(
+                "UPDATE submissions SET review_status = ? "
+                "WHERE submission_id = ? AND review_status != ? AND deleted_at IS NULL",
+                (status, sid, status),
+            )
+            outcome.status_changed += cursor.rowcount
+
+    def _mark_deleted(self, ids: Iterable[str], now: str, run_id: int, outcome: BatchOutcome) -> None:
+        cursor = self._db.executemany(
+            "UPDATE submissions SET deleted_at = ?, deleted_run = ? "
+            "WHERE submission_id = ? AND deleted_at IS NULL",
+            ((now, run_id, sid) for sid in ids),
+        )
+        outcome.deleted += cursor.rowcount
+
+    def finish_run(self, run_id: int, *, seconds: float, error: str | None = None) -> None:
+        """Close the run-log row: finish time, duration and, on failure, the error text."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET finished = ?, seconds = ?, error = ? WHERE id = ?",
+                (utc_stamp(), round(seconds, 3), error, run_id),
+            )
+
+    # --- read side --------------------------------------------------------------------------
+
+    def submissions(self, *, include_deleted: bool = True) -> Iterator[StoredSubmission]:
+        """Stream every stored submission (deleted ones flagged), one JSON decode per row."""
+        where = "" if include_deleted else " WHERE deleted_at IS NULL"
+        cursor = self._db.execute(
+            "SELECT submission_id, version_id, review_status, submitted_at, form_version, person_key, "
+            f"key_basis, key_reason, deleted_at IS NOT NULL, data FROM submissions{where}"
+        )
+        loads = json.loads
+        while rows := cursor.fetchmany(2000):
+            for sid, version, status, submitted, form_version, key, basis, reason, gone, data in rows:
+                yield StoredSubmission(
+                    sid, version, status, submitted, form_version, key, basis, reason, bool(gone), loads(data)
+                )
+
+    def counts(self) -> StoreCounts:
+        """Totals for ``kobo-tip status``."""
+        db = self._db
+        active, deleted, first, last = db.execute(
+            "SELECT COALESCE(SUM(deleted_at IS NULL), 0), COALESCE(SUM(deleted_at IS NOT NULL), 0), "
+            "MIN(CASE WHEN deleted_at IS NULL THEN submitted_at END), "
+            "MAX(CASE WHEN deleted_at IS NULL THEN submitted_at END) FROM submissions"
+        ).fetchone()
+        by_status = dict(
+            db.execute(
+                "SELECT review_status, COUNT(*) FROM submissions WHERE deleted_at IS NULL "
+                "GROUP BY review_status ORDER BY review_status"
+            ).fetchall()
+        )
+        by_basis = dict(
+            db.execute(
+                "SELECT key_basis, COUNT(*) FROM submissions WHERE deleted_at IS NULL "
+                "GROUP BY key_basis ORDER BY key_basis"
+            ).fetchall()
+        )
+        marks = dict(db.execute("SELECT name, value FROM watermarks ORDER BY name").fetchall())
+        return StoreCounts(
+            self.path, active, deleted, by_status, by_basis, first, last, self.last_reconcile(), marks
+        )
+
+    def runs(self, limit: int = 10) -> list[RunInfo]:
+        """The latest ``limit`` runs, newest first."""
+        return self._runs("ORDER BY id DESC LIMIT ?", (limit,))
+
+    def runs_since(self, timestamp: dt.datetime | str) -> list[RunInfo]:
+        """Runs started at or after ``timestamp``, oldest first."""
+        return self._runs("WHERE started >= ? ORDER BY id", (utc_stamp(timestamp),))
+
+    def _runs(self, clause: str, params: tuple[Any, ...]) -> list[RunInfo]:
+        rows = self._db.execute(
+            "SELECT id, started, finished, source, fetched, new, edited, unchanged, deleted, "
+            f"status_changed, seconds, error FROM runs {clause}",
+            params,
+        )
+        return [RunInfo(*row) for row in rows]
+
+    # --- publications (restatement log) -----------------------------------------------------
+
+    def last_publication(self, audience: str) -> dict[PublicationCell, str]:
+        """The cells of ``audience``'s latest publication; empty if it never published."""
+        row = self._db.execute(
+            "SELECT MAX(published_at) FROM publications WHERE audience = ?", (audience,)
+        ).fetchone()
+        if row[0] is None:
+            return {}
+        cells = self._db.execute(
+            "SELECT indicator, period, dimension, category, value FROM publications "
+            "WHERE audience = ? AND published_at = ?",
+            (audience, row[0]),
+        )
+        return {(ind, period, dim, cat): value for ind, period, dim, cat, value in cells}
+
+    def last_published_at(self, audience: str) -> str | None:
+        """When ``audience`` last published (``utc_stamp`` format), if ever."""
+        row = self._db.execute(
+            "SELECT MAX(published_at) FROM publications WHERE audience = ?", (audience,)
+        ).fetchone()
+        return row[0]
+
+    def save_publication(
+        self,
+        audience: str,
+        cells: Mapping[PublicationCell, str],
+        published_at: dt.datetime | str | None = None,
+    ) -> str:
+        """Record the values published to ``audience``; returns the publication's timestamp."""
+        stamp = utc_stamp(published_at)
+        with self._transaction():
+            self._db.execute(
+                "DELETE FROM publications WHERE audience = ? AND published_at = ?", (audience, stamp)
+            )
+            self._db.executemany(
+                "INSERT INTO publications (audience, published_at, indicator, period, dimension, category, "
+                "value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((audience, stamp, *cell, str(value)) for cell, value in cells.items()),
+            )
+        return stamp
+
+
+def _create_private(path: Path) -> None:
+    """Create the store file 0600 (and its folder 0700) before SQLite opens it."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    except OSError as exc:
+        raise StoreError(f"Cannot create or open the store {path}: {exc.strerror}.") from None
+    os.close(fd)
+
+
+def _id_order(submission_id: str) -> int | None:
+    """Numeric ids (Kobo ``_id``) as integers, so they sort as numbers."""
+    if submission_id.isascii() and submission_id.isdigit() and len(submission_id) <= 18:
+        return int(submission_id)
+    return None

@@ -1,0 +1,238 @@
+"""Pull a source into the store: person key added, UIC parts dropped, one transaction per batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+from kobo_tip import indicator as ind
+from kobo_tip.answers import without_fields
+from kobo_tip.config import Settings
+from kobo_tip.errors import KoboTipError, StoreError
+from kobo_tip.person_key import person_key
+from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
+from kobo_tip.store import BatchOutcome, Store, SubmissionRow
+
+logger = logging.getLogger("kobo_tip")
+
+# Never stored: the raw UIC parts (spec section 3), and the keys where servers put the review state
+# (Kobo _validation_status, Central CSV ReviewState, OData __system/reviewState and the updatedAt a
+# review bumps). The review_status column holds the state, so a review never looks like an edit.
+_NOT_STORED = (*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt")
+# An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
+_FINGERPRINT = "secret_fingerprint"
+_FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
+_LOG_EVERY = 5.0  # seconds between progress log lines when not on a terminal
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    """What one sync did."""
+
+    source: str
+    fetched: int
+    new: int
+    edited: int
+    unchanged: int
+    deleted: int
+    status_changed: int
+    seconds: float
+
+    def line(self) -> str:
+        """The one-line summary the command line prints."""
+        return (
+            f"Synced {self.source}: {self.new} new, {self.edited} edited, {self.deleted} deleted, "
+            f"{self.status_changed} review-status changes, {self.unchanged} unchanged "
+            f"({self.fetched} rows fetched in {self.seconds:.1f} s)."
+        )
+
+
+class _StoreState:
+    """The ``SyncState`` a source reads: watermarks and, on demand, what the store holds."""
+
+    def __init__(self, store: Store, *, full: bool, reconcile_due: bool) -> None:
+        self.full = full
+        self.reconcile_due = reconcile_due
+        self._store = store
+        self._known: dict[str, KnownSubmission] | None = None
+
+    def watermark(self, name: str) -> str | None:
+        return self._store.watermark(name)
+
+    def known(self) -> Mapping[str, KnownSubmission]:
+        # Read once: the store's non-deleted rows as of the first call.
+        if self._known is None:
+            self._known = self._store.known()
+        return self._known
+
+
+def reconcile_is_due(last_reconcile: str | None, hours: float, now: dt.datetime | None = None) -> bool:
+    """True when no reconcile pass was ever committed, or the last is older than ``hours``."""
+    if last_reconcile is None:
+        return True
+    last = dt.datetime.fromisoformat(last_reconcile.replace("Z", "+00:00"))
+    return (now or dt.datetime.now(dt.UTC)) - last >= dt.timedelta(hours=hours)
+
+
+def stored_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The submission as the store keeps it: no UIC parts, no review-state keys (one copy)."""
+    return without_fields(data, _NOT_STORED)
+
+
+def canonical_json(data: Mapping[str, Any]) -> str:
+    """One spelling per content, so equal content gives an equal hash."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
+    """Key the person, drop the UIC parts and hash what will be stored."""
+    key = person_key(raw.data, raw.submission_id, secret)
+    text = canonical_json(stored_data(raw.data))
+    return SubmissionRow(
+        submission_id=raw.submission_id,
+        version_id=raw.version_id,
+        review_status=raw.review_status,
+        submitted_at=raw.submitted_at,
+        form_version=raw.form_version,
+        person_key=key.key,
+        key_basis=key.basis,
+        key_reason=key.reason,
+        content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        data_json=text,
+    )
+
+
+class _Progress:
+    """A tqdm bar on a terminal, periodic log lines elsewhere."""
+
+    def __init__(self, enabled: bool | None, description: str) -> None:
+        use_bar = sys.stderr.isatty() if enabled is None else enabled
+        self._bar = tqdm(unit=" rows", desc="sync", file=sys.stderr, dynamic_ncols=True) if use_bar else None
+        self._description = description
+        self._rows = 0
+        self._started = self._logged = time.monotonic()
+
+    def advance(self, rows: int) -> None:
+        self._rows += rows
+        if self._bar is not None:
+            self._bar.update(rows)
+            return
+        now = time.monotonic()
+        if now - self._logged >= _LOG_EVERY:
+            self._logged = now
+            rate = self._rows / max(now - self._started, 1e-9)
+            logger.info("sync %s: %d rows so far (%.0f rows/s)", self._description, self._rows, rate)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _error_text(exc: BaseException) -> str:
+    # A KoboTipError message is written for users and holds no secret; anything else may quote
+    # data or headers, so only its type is logged.
+    if isinstance(exc, KoboTipError):
+        return exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"unexpected {type(exc).__name__} (run with --debug for details)"
+
+
+def run_sync(
+    settings: Settings,
+    *,
+    full: bool = False,
+    progress: bool | None = None,
+    source: Source | None = None,
+) -> SyncSummary:
+    """Pull ``source`` (default: the configured one) into the store and return what changed.
+
+    ``progress`` None shows a bar when stderr is a terminal; True or False force it on or off.
+    A failing source leaves every committed batch in place and re-raises.
+    """
+    secret = settings.secret()  # before anything touches a server or the store
+    source = source or open_source(settings)
+    description = source.describe()
+    with Store.open(settings.store_path) as store, store.lock_for_sync():
+        _check_secret(store, secret, settings.privacy.secret_env)
+        due = full or reconcile_is_due(store.last_reconcile(), settings.source.reconcile_hours)
+        state = _StoreState(store, full=full, reconcile_due=due)
+        run_id = store.begin_run(description)
+        started = time.monotonic()
+        totals = BatchOutcome()
+        fetched = 0
+        meter = _Progress(progress, description)
+        try:
+            for batch in source.batches(state):
+                rows = [prepare_row(raw, secret) for raw in batch.submissions]
+                batch_fetched = max(batch.fetched, len(batch.submissions))
+                outcome = store.apply_batch(
+                    rows,
+                    run_id=run_id,
+                    review_statuses=batch.review_statuses,
+                    deleted=batch.deleted,
+                    watermarks=batch.watermarks,
+                    reconciled=batch.reconciled,
+                    fetched=batch_fetched,
+                )
+                fetched += batch_fetched
+                _add(totals, outcome)
+                meter.advance(batch_fetched)
+        except BaseException as exc:
+            meter.close()
+            _record_failure(store, run_id, time.monotonic() - started, exc)
+            raise
+        meter.close()
+        seconds = time.monotonic() - started
+        store.finish_run(run_id, seconds=seconds)
+    summary = SyncSummary(
+        description,
+        fetched,
+        totals.new,
+        totals.edited,
+        totals.unchanged,
+        totals.deleted,
+        totals.status_changed,
+        seconds,
+    )
+    logger.debug(summary.line())  # the command line prints it; the log keeps it for --debug
+    return summary
+
+
+def _check_secret(store: Store, secret: bytes, env_name: str) -> None:
+    """Refuse to mix person keys made with two secrets: the same person would count twice."""
+    fingerprint = hmac.new(secret, _FINGERPRINT_MESSAGE, hashlib.sha256).hexdigest()
+    recorded = store.meta_value(_FINGERPRINT)
+    if recorded is None:
+        store.set_meta_value(_FINGERPRINT, fingerprint)
+    elif recorded != fingerprint:
+        raise StoreError(
+            f"The person-key secret in {env_name} is not the one the store {store.path} was keyed with: "
+            "set the old secret again, or move the store away and sync everything anew."
+        )
+
+
+def _add(totals: BatchOutcome, outcome: BatchOutcome) -> None:
+    totals.new += outcome.new
+    totals.edited += outcome.edited
+    totals.unchanged += outcome.unchanged
+    totals.deleted += outcome.deleted
+    totals.status_changed += outcome.status_changed
+
+
+def _record_failure(store: Store, run_id: int, seconds: float, exc: BaseException) -> None:
+    try:
+        store.finish_run(run_id, seconds=seconds, error=_error_text(exc))
+    except StoreError:
+        # The original failure matters more than a run-log row that could not be closed.
+        logger.warning("sync failed and its run-log row could not be closed")

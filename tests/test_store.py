@@ -1,0 +1,319 @@
+"""The SQLite store: private files, atomic batches, classification, run log, publications, locking."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kobo_tip import store as store_module
+from kobo_tip.errors import StoreError
+from kobo_tip.store import Store, SubmissionRow, utc_stamp
+
+
+def row(sid: str, version: str = "v1", status: str | None = None, content: str = "a") -> SubmissionRow:
+    data = json.dumps({"event/event_date": "2026-01-02", "note": content}, sort_keys=True)
+    return SubmissionRow(
+        submission_id=sid,
+        version_id=version,
+        review_status=status,
+        submitted_at="2026-01-03T04:05:06",
+        form_version="20251001000000",
+        person_key=f"key-{sid}",
+        key_basis="uic",
+        key_reason="",
+        content_hash=f"hash-{content}",
+        data_json=data,
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store.open(tmp_path / "data" / "store.sqlite") as opened:
+        yield opened
+
+
+def test_the_store_and_its_wal_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "new" / "kobo-tip.sqlite"
+        with Store.open(path) as store:
+            run = store.begin_run("test")
+            store.apply_batch([row("1")], run_id=run)
+            wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+            assert wal.exists() and shm.exists()
+            assert mode(path) == 0o600 and mode(wal) == 0o600 and mode(shm) == 0o600
+            with store.lock_for_sync():
+                assert mode(Path(f"{path}.lock")) == 0o600
+        assert mode(path.parent) == 0o700
+        assert os.umask(0o022) == 0o022  # opening restored the caller's umask
+    finally:
+        os.umask(old)
+
+
+def test_wal_mode_and_schema_version(store: Store) -> None:
+    db = sqlite3.connect(store.path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+    db.close()
+
+
+def test_a_store_of_another_schema_version_or_not_a_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    Store.open(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        Store.open(path)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database file at all" * 100)
+    with pytest.raises(StoreError, match=f"{junk} is not a kobo-tip store"):
+        Store.open(junk)
+    with pytest.raises(StoreError, match="run 'kobo-tip sync' first"):
+        Store.open(tmp_path / "missing.sqlite", create=False)
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_batches_classify_new_edited_unchanged_deleted_restored(store: Store) -> None:
+    run = store.begin_run("test")
+    first = store.apply_batch([row("1"), row("2"), row("3", status="approved")], run_id=run, fetched=3)
+    assert (first.new, first.edited, first.unchanged) == (3, 0, 0)
+    second = store.apply_batch(
+        [row("1"), row("2", version="v2"), row("3", content="b"), row("4")],
+        run_id=run,
+        deleted=["1", "404"],
+        fetched=4,
+    )
+    assert (second.new, second.edited, second.unchanged, second.deleted) == (1, 2, 1, 1)
+    assert set(store.known()) == {"2", "3", "4"}
+    assert store.known()["2"].version_id == "v2"
+    assert store.known()["3"].review_status == "approved"  # None kept the stored status
+    third = store.apply_batch([row("1")], run_id=run, deleted=["1"])
+    # "1" reappears (new again), then the same batch deletes it: deletions apply after upserts.
+    assert (third.new, third.deleted) == (1, 1)
+    fourth = store.apply_batch([row("1")], run_id=run)
+    assert fourth.new == 1
+    by_id = {s.submission_id: s for s in store.submissions()}
+    assert by_id["1"].deleted is False and by_id["2"].version_id == "v2"
+    assert by_id["3"].data == {"event/event_date": "2026-01-02", "note": "b"}
+    [info] = store.runs(1)
+    assert (info.fetched, info.new, info.edited, info.unchanged, info.deleted) == (7, 6, 2, 1, 2)
+
+
+def test_review_status_changes_are_counted_apart_from_edits(store: Store) -> None:
+    run = store.begin_run("test")
+    store.apply_batch([row("1"), row("2"), row("3")], run_id=run)
+    outcome = store.apply_batch(
+        [row("1", status="approved"), row("2", status="unreviewed")],
+        run_id=run,
+        review_statuses={"3": "rejected", "missing": "approved"},
+    )
+    assert (outcome.edited, outcome.unchanged, outcome.status_changed) == (0, 2, 2)
+    statuses = {s.submission_id: s.review_status for s in store.submissions()}
+    assert statuses == {"1": "approved", "2": "unreviewed", "3": "rejected"}
+    again = store.apply_batch([], run_id=run, review_statuses={"3": "rejected"})
+    assert again.status_changed == 0
+
+
+def test_unchanged_rows_are_not_rewritten_but_a_new_person_key_is_applied(store: Store) -> None:
+    run = store.begin_run("test")
+    store.apply_batch([row("1"), row("2")], run_id=run)
+    db = sqlite3.connect(store.path)
+    before = db.execute("SELECT last_seen FROM submissions WHERE submission_id = '1'").fetchone()
+    db.execute("UPDATE submissions SET last_seen = 'marker'")
+    db.commit()
+    rekeyed = dataclasses.replace(row("2"), person_key="key-new", key_basis="case_ref", key_reason="why")
+    outcome = store.apply_batch([row("1"), rekeyed], run_id=run)
+    assert (outcome.unchanged, outcome.edited, outcome.status_changed) == (2, 0, 0)
+    by_id = {s.submission_id: s for s in store.submissions()}
+    assert (by_id["2"].person_key, by_id["2"].key_basis, by_id["2"].key_reason) == (
+        "key-new",
+        "case_ref",
+        "why",
+    )
+    assert db.execute("SELECT DISTINCT last_seen FROM submissions").fetchall() == [("marker",)]
+    assert before[0].endswith("Z")
+    db.close()
+
+
+def test_a_failure_inside_a_batch_lands_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = store.begin_run("test")
+    store.apply_batch([row("1")], run_id=run, watermarks={"_id": "1"}, fetched=1)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Store, "_mark_deleted", broken)
+    with pytest.raises(RuntimeError):
+        store.apply_batch(
+            [row("2"), row("1", version="v2")],
+            run_id=run,
+            deleted=["1"],
+            watermarks={"_id": "2"},
+            reconciled=True,
+            fetched=2,
+        )
+    assert store.watermark("_id") == "1"
+    assert store.last_reconcile() is None
+    assert {s.submission_id: s.version_id for s in store.submissions()} == {"1": "v1"}
+    assert store.runs(1)[0].fetched == 1  # the run counters roll back with the batch
+
+
+def test_watermarks_and_reconcile_time_are_saved_with_the_batch(store: Store) -> None:
+    run = store.begin_run("test")
+    assert store.watermark("_id") is None
+    store.apply_batch([row("7")], run_id=run, watermarks={"_id": "7"})
+    store.apply_batch([], run_id=run, watermarks={"_id": "9", "other": "x"}, reconciled=True)
+    assert store.watermark("_id") == "9" and store.watermark("other") == "x"
+    reconciled = store.last_reconcile()
+    assert reconciled is not None and reconciled <= utc_stamp()
+
+
+def test_submissions_stream_and_filter_deleted(store: Store) -> None:
+    run = store.begin_run("test")
+    store.apply_batch([row(str(i)) for i in range(5000)], run_id=run, deleted=["10", "20"])
+    streamed = store.submissions()
+    first = next(streamed)
+    assert first.submission_id == "0" and first.person_key == "key-0" and first.key_basis == "uic"
+    assert sum(1 for _ in streamed) == 4999
+    assert sum(1 for _ in store.submissions(include_deleted=False)) == 4998
+    assert {s.submission_id for s in store.submissions() if s.deleted} == {"10", "20"}
+
+
+def test_counts_summarise_the_store(store: Store) -> None:
+    run = store.begin_run("test")
+    rows = [row("1", status="approved"), row("2"), row("3", status="rejected")]
+    store.apply_batch(rows, run_id=run, deleted=["3"], watermarks={"_id": "3"})
+    counts = store.counts()
+    assert (counts.submissions, counts.deleted) == (2, 1)
+    assert counts.by_review_status == {"approved": 1, "unreviewed": 1}
+    assert counts.by_key_basis == {"uic": 2}
+    assert counts.first_submitted_at == counts.last_submitted_at == "2026-01-03T04:05:06"
+    assert counts.watermarks == {"_id": "3"} and counts.last_reconcile is None
+
+
+def test_run_log_keeps_every_run_newest_first(store: Store) -> None:
+    first = store.begin_run("file a.json", started="2026-01-01T00:00:00Z")
+    store.finish_run(first, seconds=1.23456)
+    second = store.begin_run("file b.json", started="2026-02-01T00:00:00Z")
+    store.finish_run(second, seconds=0.5, error="The export file x does not exist.")
+    latest, older = store.runs(10)
+    assert (latest.id, latest.source, latest.error) == (
+        second,
+        "file b.json",
+        "The export file x does not exist.",
+    )
+    assert (older.seconds, older.error, older.finished is not None) == (1.235, None, True)
+    assert [r.id for r in store.runs_since("2026-01-15T00:00:00Z")] == [second]
+    assert [r.id for r in store.runs_since("2025-12-31T00:00:00+00:00")] == [first, second]
+    assert len(store.runs(1)) == 1
+
+
+def test_publications_return_the_latest_per_audience(store: Store) -> None:
+    assert store.last_publication("donor") == {} and store.last_published_at("donor") is None
+    cell = ("identified_or_referred", "FY2026 Q1", "total", "total")
+    store.save_publication("donor", {cell: "12"}, "2026-01-05T10:00:00Z")
+    store.save_publication("donor", {cell: "13", (*cell[:3], "x"): "<5"}, "2026-04-05T10:00:00Z")
+    store.save_publication("public", {cell: "<10"}, "2026-04-06T10:00:00Z")
+    assert store.last_publication("donor") == {cell: "13", (*cell[:3], "x"): "<5"}
+    assert store.last_publication("public") == {cell: "<10"}
+    assert store.last_published_at("donor") == "2026-04-05T10:00:00Z"
+    # Publishing twice at the same second replaces that publication instead of mixing the two.
+    store.save_publication("public", {cell: "10"}, "2026-04-06T10:00:00Z")
+    assert store.last_publication("public") == {cell: "10"}
+
+
+def test_a_second_sync_lock_waits_then_names_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    Store.open(path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from kobo_tip.store import Store
+                with Store.open({str(path)!r}) as s, s.lock_for_sync():
+                    print("locked", flush=True)
+                    time.sleep(30)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with Store.open(path) as store:
+            started = time.monotonic()
+            with pytest.raises(StoreError, match=f"process {holder.pid}"), store.lock_for_sync(wait=0.5):
+                pass
+            assert time.monotonic() - started >= 0.5
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store.open(path) as store, store.lock_for_sync(wait=0.5):  # the dead holder's lock is gone
+        pass
+
+
+def test_a_second_sync_lock_gets_it_when_the_first_ends_in_time(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    order: list[str] = []
+    locked = threading.Event()
+
+    def first() -> None:
+        with Store.open(path) as store, store.lock_for_sync():
+            locked.set()
+            time.sleep(0.4)
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    locked.wait(5)
+    with Store.open(path) as store, store.lock_for_sync(wait=5):
+        order.append("second in")
+    thread.join()
+    assert order == ["first done", "second in"]
+
+
+def test_readers_see_the_last_commit_while_a_writer_holds_a_transaction(store: Store) -> None:
+    run = store.begin_run("test")
+    store.apply_batch([row("1")], run_id=run)
+    writer = sqlite3.connect(store.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE submissions SET version_id = 'uncommitted'")
+    with Store.open(store.path) as reader:
+        assert [s.version_id for s in reader.submissions()] == ["v1"]
+    writer.execute("ROLLBACK")
+    writer.close()
+
+
+def test_a_write_while_another_writer_holds_the_store_waits_for_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "_BUSY_TIMEOUT_MS", 200)
+    with Store.open(store.path) as impatient:
+        blocker = sqlite3.connect(store.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="is busy: another kobo-tip process"):
+            impatient.begin_run("blocked")
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert impatient.begin_run("now free") > 0
