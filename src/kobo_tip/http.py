@@ -1,0 +1,236 @@
+"""One HTTP session factory for every server kobo-tip talks to, and one way to turn failures into errors.
+
+Transient faults (connection errors, read timeouts, 429, 502/503/504, and 500 on GET) are retried
+by urllib3 with exponential backoff, honouring ``Retry-After``. Only idempotent methods are retried
+on a response or a read error: a repeated POST could create a second import on the server.
+A body that breaks off mid-way or is not valid JSON is re-requested by :func:`get_json`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from kobo_tip import __version__
+from kobo_tip.errors import ServerError
+
+USER_AGENT = f"kobo-tip/{__version__}"
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A server asking for a longer pause than this is treated as down rather than waited for.
+MAX_RETRY_AFTER = 120.0
+# Query parameters that can carry a credential (Central's "st" session token among them).
+_SECRET_PARAMS = ("token", "key", "secret", "password", "passwd", "auth", "signature", "sig", "st")
+_BODY_ATTEMPTS = 3
+
+
+class ServerTimeout(ServerError):
+    """The server did not answer within the read timeout, even after the retries."""
+
+
+class _Retry(Retry):
+    """urllib3 Retry that retries 500 only on GET and caps ``Retry-After``."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 500 and method.upper() not in ("GET", "HEAD"):
+            return False
+        return super().is_retry(method, status_code, has_retry_after)
+
+    def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
+
+
+class TimeoutSession(requests.Session):
+    """A Session that applies a default (connect, read) timeout to every request."""
+
+    def __init__(self, timeout: tuple[float, float], token_name: str = "") -> None:
+        super().__init__()
+        self.timeout = timeout
+        self.token_name = token_name  # where the token came from, for error messages
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def new_session(
+    *,
+    token: str | None = None,
+    token_scheme: str = "Token",
+    timeout: tuple[float, float] = (10, 150),
+    retries: int = 5,
+    backoff: float = 0.5,
+    token_name: str = "",
+) -> requests.Session:
+    """A session with kobo-tip's User-Agent, JSON Accept header, timeouts, retries and the token.
+
+    ``token_name`` (the environment variable holding the token) is named in 401/403 errors.
+    """
+    session = TimeoutSession(timeout, token_name)
+    session.headers["User-Agent"] = USER_AGENT
+    session.headers["Accept"] = "application/json"
+    if token:
+        session.headers["Authorization"] = f"{token_scheme} {token}"
+    retry = _Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        backoff_factor=backoff,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=IDEMPOTENT_METHODS,
+        respect_retry_after_header=True,
+        raise_on_status=False,  # the last response comes back and is mapped to a ServerError
+    )
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=4)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user:password and without query parameters that may hold a credential."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    query = [
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if not any(word == name.lower() or word in name.lower().split("_") for word in _SECRET_PARAMS)
+    ]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def server_message(response: requests.Response) -> str:
+    """The server's own words: ``detail``/``error``/``message`` of a JSON body, else the text's start."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = " ".join(response.text.split())
+        return text[:300]
+    if isinstance(body, dict):
+        for key in ("detail", "error", "message"):
+            if body.get(key):
+                return str(body[key])
+        return "; ".join(f"{key}: {value}" for key, value in body.items())[:300]
+    if isinstance(body, list):
+        return "; ".join(str(item) for item in body)[:300]
+    return str(body)[:300]
+
+
+def _error_for(response: requests.Response, what: str, token_name: str) -> ServerError:
+    status = response.status_code
+    url = safe_url(response.url)
+    message = server_message(response)
+    if status in (401, 403):
+        sentence = (
+            f"{url} answered {status} ({message}): the API token is wrong or lacks permission on "
+            f"{what}; check the token in {token_name or 'the environment variable the config names'}."
+        )
+    elif status == 404:
+        sentence = f"{what} was not found at {url} (404): check the uid or id in the config."
+    else:
+        sentence = f"{url} answered {status}: {message or response.reason}."
+    return ServerError(sentence, status=status, url=url, detail=message)
+
+
+def _failure(exc: requests.RequestException, method: str, url: str) -> ServerError:
+    host = _host(url)
+    clean = safe_url(url)
+    # requests wraps urllib3's errors: MaxRetryError(reason=ReadTimeoutError) or the error itself.
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    if isinstance(exc, requests.Timeout) or isinstance(reason, urllib3.exceptions.ReadTimeoutError):
+        return ServerTimeout(
+            f"{host} did not answer {method} {urlsplit(clean).path} in time, even after retries: "
+            "the server is overloaded or the page is too large; try again later.",
+            url=clean,
+            detail="timeout",
+        )
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return ServerError(
+            f"{host} broke off its answer to {method} {urlsplit(clean).path} mid-way: "
+            "a proxy or the network is cutting responses short; try again later or lower [source] page_size.",
+            url=clean,
+            detail=type(exc).__name__,
+        )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ServerError(
+            f"The TLS connection to {host} failed: check the [source] url and the server's certificate.",
+            url=clean,
+            detail="ssl",
+        )
+    return ServerError(
+        f"Could not reach {host} ({type(exc).__name__}), even after retries: check the [source] url "
+        "and the network.",
+        url=clean,
+        detail=type(exc).__name__,
+    )
+
+
+def request(
+    session: requests.Session, method: str, url: str, *, what: str = "", **kwargs: Any
+) -> requests.Response:
+    """Send a request and read its body; any failure becomes a :class:`ServerError`.
+
+    ``what`` names the resource for 401/403/404 messages ("asset aXXX"); default: the URL path.
+    A body that breaks off mid-way is re-requested for idempotent methods.
+    """
+    method = method.upper()
+    attempts = _BODY_ATTEMPTS if method in IDEMPOTENT_METHODS else 1
+    for attempt in range(attempts):
+        try:
+            response = session.request(method, url, **kwargs)
+            response.content  # noqa: B018 - read the body here so a broken one is caught here
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            if attempt + 1 < attempts:
+                time.sleep(_pause(session, attempt))
+                continue
+            raise _failure(exc, method, url) from None
+        except requests.RequestException as exc:
+            raise _failure(exc, method, url) from None
+        break
+    if response.status_code >= 400:
+        what = what or f"the resource {urlsplit(url).path}"
+        raise _error_for(response, what, getattr(session, "token_name", ""))
+    return response
+
+
+def get_json(session: requests.Session, url: str, *, what: str = "", **kwargs: Any) -> Any:
+    """GET ``url`` and decode its JSON body, re-requesting a truncated or garbled body."""
+    for attempt in range(_BODY_ATTEMPTS):
+        response = request(session, "GET", url, what=what, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            if attempt + 1 < _BODY_ATTEMPTS:
+                time.sleep(_pause(session, attempt))
+    clean = safe_url(response.url)
+    raise ServerError(
+        f"{clean} sent a body that is not valid JSON {_BODY_ATTEMPTS} times: the server or a proxy "
+        "is cutting responses short; try again later or lower [source] page_size.",
+        status=response.status_code,
+        url=clean,
+        detail="invalid JSON",
+    )
+
+
+def _pause(session: requests.Session, attempt: int) -> float:
+    adapter = session.get_adapter("http://")
+    retry = getattr(adapter, "max_retries", None)
+    backoff = getattr(retry, "backoff_factor", 0.5)
+    return backoff * (2**attempt)

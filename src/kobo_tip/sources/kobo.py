@@ -1,0 +1,401 @@
+"""KoboToolbox (KPI API v2): keyset-paged incremental sync, reconcile pass, asset list, form deploy.
+
+Facts this module relies on (reference kobo-api.md, sections 3 and 4): ``_id`` never changes and
+is never reused, ``_uuid`` changes on every edit, deletions are hard (no tombstone), the data
+endpoint caps pages at 1000 rows and only ``start``/``limit``/``query``/``sort``/``fields`` reach
+the database, and an import is asynchronous and must be polled.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import requests
+
+from kobo_tip import indicator
+from kobo_tip.answers import field_name
+from kobo_tip.config import read_secret
+from kobo_tip.errors import ConfigError, ServerError, SourceError
+from kobo_tip.http import ServerTimeout, get_json, new_session, request
+from kobo_tip.sources.base import Batch, DeployResult, FormFiles, RawSubmission, SyncState
+
+if TYPE_CHECKING:
+    from kobo_tip.config import Settings
+
+log = logging.getLogger(__name__)
+
+WATERMARK = "kobo_last_id"
+MAX_PAGE = 1000
+MIN_PAGE = 10  # below this a timeout is the server's fault, not the page size's
+RECONCILE_FIELDS = ("_id", "_uuid", "_validation_status")
+REFETCH_CHUNK = 200  # ids per `$in` query: keeps the URL well under proxies' limits
+DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 150.0)
+IMPORT_WAIT_SECONDS = 300.0
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def review_status(row: Mapping[str, Any]) -> str:
+    """The store's review status of a Kobo row: ``_validation_status.uid`` mapped; ``{}`` is unreviewed."""
+    status = row.get("_validation_status") or {}
+    uid = status.get("uid") if isinstance(status, Mapping) else None
+    return indicator.KOBO_REVIEW_STATUS.get(uid or "", "unreviewed")
+
+
+def raw_submission(row: dict[str, Any]) -> RawSubmission:
+    """A data-endpoint row as the sync needs it; the row itself is kept exactly as sent."""
+    try:
+        submission_id = str(int(row["_id"]))
+        version_id = str(row["_uuid"])
+    except (KeyError, TypeError, ValueError):
+        raise SourceError(
+            f"A Kobo submission lacks a valid _id or _uuid (keys: {', '.join(sorted(row)[:8])}): "
+            "the server is not a KoboToolbox data endpoint."
+        ) from None
+    form_version = row.get(indicator.FORM_VERSION) or next(
+        (value for key, value in row.items() if field_name(key) == indicator.FORM_VERSION and value), None
+    )
+    return RawSubmission(
+        submission_id=submission_id,
+        version_id=version_id,
+        review_status=review_status(row),
+        # Stored as naive UTC 'YYYY-MM-DDTHH:MM:SS'; some servers add a fraction or a 'Z'.
+        submitted_at=str(row.get("_submission_time") or "")[:19],
+        form_version=str(form_version or row.get("__version__") or ""),
+        data=row,
+    )
+
+
+@dataclass
+class KoboSource:
+    """A KoboToolbox asset: its submissions, its deployment, and the account's other surveys."""
+
+    url: str
+    asset_uid: str
+    token_env: str = "KOBO_TOKEN"
+    page_size: int = MAX_PAGE
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    retries: int = 5
+    backoff: float = 0.5
+    import_wait: float = IMPORT_WAIT_SECONDS
+    kind: str = field(default="kobo", init=False)
+    _session: requests.Session | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KoboSource:
+        source = settings.source
+        return cls(
+            url=source.url.rstrip("/"),
+            asset_uid=source.asset_uid,
+            token_env=source.token_env,
+            page_size=min(source.page_size, MAX_PAGE),
+            timeout=DEFAULT_TIMEOUT,
+        )
+
+    def describe(self) -> str:
+        return f"KoboToolbox {self.url}/ asset {self.asset_uid or '(none yet)'}"
+
+    # --- transport ---------------------------------------------------------------------------
+
+    @property
+    def session(self) -> requests.Session:
+        """The HTTP session; the token is read from the environment on first use only."""
+        if self._session is None:
+            token = read_secret(self.token_env, "the KoboToolbox API token (Account settings > Security)")
+            self._session = new_session(
+                token=token,
+                timeout=self.timeout,
+                retries=self.retries,
+                backoff=self.backoff,
+                token_name=self.token_env,
+            )
+        return self._session
+
+    def _api(self, *parts: str) -> str:
+        """An API v2 URL; always with the trailing slash (Django's redirect would drop POST bodies)."""
+        path = "/".join(quote(part, safe="") for part in parts)
+        return f"{self.url}/api/v2/{path}/"
+
+    def _asset_url(self) -> str:
+        if not self.asset_uid:
+            raise ConfigError(
+                "[source] asset_uid is empty: run 'kobo-tip form deploy --save-uid' or copy the uid "
+                "from the project's URL in KoboToolbox."
+            )
+        return self._api("assets", self.asset_uid)
+
+    def _what(self) -> str:
+        return f"asset {self.asset_uid} on {self.url}"
+
+    # --- submissions -------------------------------------------------------------------------
+
+    def _data_page(
+        self, query: Mapping[str, Any], *, fields: tuple[str, ...] = (), limit: int | None = None
+    ) -> dict[str, Any]:
+        """One page of ``/data/`` in ``_id`` order; halves the page size while the server times out."""
+        while True:
+            size = limit or self.page_size
+            params = {
+                "query": json.dumps(query, separators=(",", ":")),
+                "sort": '{"_id":1}',
+                "limit": str(size),
+            }
+            if fields:
+                params["fields"] = json.dumps(list(fields), separators=(",", ":"))
+            try:
+                page = get_json(self.session, self._asset_url() + "data/", params=params, what=self._what())
+            except ServerError as exc:
+                timed_out = isinstance(exc, ServerTimeout) or exc.status == 504
+                if not timed_out or size // 2 < MIN_PAGE or limit is not None:
+                    raise
+                self.page_size = size // 2
+                log.info("The server timed out on %d rows; asking for %d per page.", size, self.page_size)
+                continue
+            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+                raise SourceError(
+                    f"The data endpoint of {self._what()} did not send a results list: "
+                    "check [source] url points at the KoboToolbox server (the kf. address)."
+                )
+            return page
+
+    def _pages(self, *, after: int, fields: tuple[str, ...] = ()) -> Iterator[list[dict[str, Any]]]:
+        """Pages of rows with ``_id > after``, in ``_id`` order, until the server has no more.
+
+        Keyset paging: each request asks for ``_id`` above the last one received, so rows arriving
+        or vanishing while paging can neither shift a page nor be read twice.
+        """
+        announced: int | None = None
+        received = 0
+        last = after
+        while True:
+            page = self._data_page({"_id": {"$gt": last}}, fields=fields)
+            rows = page["results"]
+            count = page.get("count")
+            if announced is None and isinstance(count, int):
+                announced = count
+            if not rows:
+                break
+            ids = [_row_id(row) for row in rows]
+            if ids[0] <= last or any(a >= b for a, b in itertools.pairwise(ids)):
+                raise SourceError(
+                    f"{self._what()} returned rows out of _id order: the server ignores the "
+                    "query/sort parameters and cannot be synced safely."
+                )
+            last = ids[-1]
+            received += len(rows)
+            yield rows
+            # The last page: no `next`, and the page holds all the rows the server counted for it.
+            if page.get("next") is None and count == len(rows):
+                break
+        if announced is not None and received < announced:
+            log.info(
+                "Received %d rows where the server first counted %d (rows deleted while paging).",
+                received,
+                announced,
+            )
+
+    def batches(self, state: SyncState) -> Iterator[Batch]:
+        """New submissions after the ``_id`` watermark, one batch per page; then a reconcile pass if due.
+
+        A first pull into an empty store that completes is itself a reconcile: it read every row.
+        """
+        mark = state.watermark(WATERMARK)
+        first_pull = mark is None and not state.known()
+        last = int(mark) if mark else 0
+        for rows in self._pages(after=last):
+            last = _row_id(rows[-1])
+            yield Batch(
+                submissions=[raw_submission(row) for row in rows],
+                watermarks={WATERMARK: str(last)},
+                fetched=len(rows),
+            )
+        if first_pull:
+            yield Batch(reconciled=True)
+        elif state.reconcile_due or mark is None:
+            yield from self._reconcile(state, last)
+
+    def _reconcile(self, state: SyncState, last: int) -> Iterator[Batch]:
+        """Compare ``_uuid`` and review status of every server row with the store's copy.
+
+        Edited rows (new ``_uuid``) and rows the store lacks are re-fetched whole; status-only changes
+        travel as review statuses; store rows absent from the complete scan are deletions.
+        """
+        known = state.known()
+        seen: set[str] = set()
+        for rows in self._pages(after=0, fields=RECONCILE_FIELDS):
+            refetch: list[int] = []
+            statuses: dict[str, str] = {}
+            for row in rows:
+                submission_id = str(_row_id(row))
+                seen.add(submission_id)
+                stored = known.get(submission_id)
+                if stored is None or stored.version_id != row.get("_uuid"):
+                    refetch.append(_row_id(row))
+                elif (status := review_status(row)) != stored.review_status:
+                    statuses[submission_id] = status
+            # Every server row up to this page's end is now in the store: the watermark may follow.
+            last = max(last, _row_id(rows[-1]))
+            yield Batch(
+                submissions=self._fetch_ids(refetch),
+                review_statuses=statuses,
+                watermarks={WATERMARK: str(last)},
+                fetched=len(rows),
+            )
+        deleted = sorted((sid for sid in known if sid not in seen), key=int)
+        yield Batch(deleted=deleted, reconciled=True)
+
+    def _fetch_ids(self, ids: list[int]) -> list[RawSubmission]:
+        """Whole rows for ``ids`` (edited or missing), in ``$in`` chunks; ids gone meanwhile are skipped."""
+        found: list[RawSubmission] = []
+        for start in range(0, len(ids), REFETCH_CHUNK):
+            chunk = ids[start : start + REFETCH_CHUNK]
+            page = self._data_page({"_id": {"$in": chunk}}, limit=len(chunk))
+            found.extend(raw_submission(row) for row in page["results"])
+        return found
+
+    # --- assets ------------------------------------------------------------------------------
+
+    def list_assets(self) -> list[dict[str, str]]:
+        """The account's survey assets: uid, name, deployment status, submission count."""
+        # `q=asset_type:survey`: a plain `asset_type=` parameter is ignored by KPI (kobo-api.md 2.1).
+        url: str | None = self._api("assets") + "?" + "q=asset_type%3Asurvey&limit=100"
+        assets: list[dict[str, str]] = []
+        while url:
+            page = get_json(self.session, url, what=f"the asset list on {self.url}")
+            for item in page.get("results", []):
+                if item.get("asset_type", "survey") != "survey":
+                    continue
+                count = item.get("deployment__submission_count")
+                assets.append(
+                    {
+                        "uid": str(item.get("uid", "")),
+                        "name": str(item.get("name", "")),
+                        "deployment_status": str(item.get("deployment_status") or "draft"),
+                        "submission_count": "" if count is None else str(count),
+                    }
+                )
+            url = page.get("next")
+        return assets
+
+    # --- deploy ------------------------------------------------------------------------------
+
+    def deploy(self, form: FormFiles, *, ignore_warnings: bool = False) -> DeployResult:
+        """Import the XLSForm (replacing the configured asset, if any), then deploy it.
+
+        KPI reports no warnings of its own (pyxform's are handled when the form is built), so
+        ``ignore_warnings`` changes nothing here.
+        """
+        uid = self._import(form)
+        asset = get_json(self.session, self._api("assets", uid), what=f"asset {uid} on {self.url}")
+        version_id = str(asset.get("version_id") or "")
+        deployment_url = self._api("assets", uid, "deployment")
+        if asset.get("has_deployment"):
+            body: dict[str, Any] = {"active": True, "version_id": version_id}
+            response = self._deploy_call("PATCH", deployment_url, body, uid)
+        else:
+            response = self._deploy_call("POST", deployment_url, {"active": True}, uid)
+        deployed = _json_object(response)
+        asset = deployed.get("asset") or get_json(
+            self.session, self._api("assets", uid), what=f"asset {uid} on {self.url}"
+        )
+        links = asset.get("deployment__links") or {}
+        return DeployResult(
+            uid=uid,
+            version=str(deployed.get("version_id") or asset.get("deployed_version_id") or version_id),
+            url=self._api("assets", uid),
+            enketo_url=str(links.get("offline_url") or links.get("url") or ""),
+        )
+
+    def _import(self, form: FormFiles) -> str:
+        """POST the XLSForm to /imports/ and wait for it; returns the asset uid it created or updated."""
+        data = {"library": "false"}  # a missing `library` means True: the form would land in the library
+        if self.asset_uid:
+            data["destination"] = self._asset_url()
+        try:
+            content = form.xlsx_path.read_bytes()
+        except OSError as exc:
+            raise SourceError(
+                f"Cannot read the built form {form.xlsx_path} ({exc.strerror}): run 'kobo-tip form build'."
+            ) from None
+        response = request(
+            self.session,
+            "POST",
+            self._api("imports"),
+            what=self._what() if self.asset_uid else f"the imports endpoint of {self.url}",
+            data=data,
+            files={"file": (form.xlsx_path.name, content, XLSX_MIME)},
+        )
+        task = _json_object(response)
+        status_url = str(task.get("url") or self._api("imports", str(task.get("uid", ""))))
+        deadline = time.monotonic() + self.import_wait
+        pause = 0.5
+        while task.get("status") not in ("complete", "error"):
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    f"The form import on {self.url} was still '{task.get('status')}' after "
+                    f"{self.import_wait:.0f} s: check the project list in KoboToolbox, then deploy again.",
+                    url=status_url,
+                    detail=task,
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+            task = get_json(self.session, status_url, what=f"the form import on {self.url}")
+        messages = task.get("messages") or {}
+        if task["status"] == "error":
+            error = messages.get("error") or json.dumps(messages)
+            kind = messages.get("error_type")
+            raise ServerError(
+                f"KoboToolbox rejected the form import: {f'{kind}: ' if kind else ''}{error}",
+                url=status_url,
+                detail=messages,
+            )
+        for key in ("updated", "created"):
+            for item in messages.get(key) or []:
+                if item.get("uid"):
+                    return str(item["uid"])
+        if self.asset_uid:
+            return self.asset_uid
+        raise ServerError(
+            f"The form import on {self.url} completed without naming the asset it created.",
+            url=status_url,
+            detail=messages,
+        )
+
+    def _deploy_call(self, method: str, url: str, body: dict[str, Any], uid: str) -> requests.Response:
+        try:
+            return request(self.session, method, url, json=body, what=f"asset {uid} on {self.url}")
+        except ServerError as exc:
+            if exc.status in (400, 405, 500) and exc.detail:
+                # Kobo's own words (an invalid form surfaces here): verbatim, nothing added inside.
+                raise ServerError(
+                    f"KoboToolbox could not deploy asset {uid}: {exc.detail}",
+                    status=exc.status,
+                    url=exc.url,
+                    detail=exc.detail,
+                ) from None
+            raise
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    """The JSON object of a success response; an empty or non-object body gives ``{}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _row_id(row: Mapping[str, Any]) -> int:
+    try:
+        return int(row["_id"])
+    except (KeyError, TypeError, ValueError):
+        raise SourceError(
+            "A row from the Kobo data endpoint has no integer _id: the server is not a KoboToolbox "
+            "data endpoint, or the [source] url is wrong."
+        ) from None

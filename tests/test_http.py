@@ -1,0 +1,171 @@
+"""kobo_tip.http against a real HTTP server on loopback (the fake Kobo) and with `responses`."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+import responses
+
+from fakes.kobo_server import FakeKobo
+from kobo_tip import __version__
+from kobo_tip.errors import KoboTipError, ServerError
+from kobo_tip.http import ServerTimeout, get_json, new_session, request, safe_url
+
+
+@pytest.fixture
+def kobo() -> Iterator[FakeKobo]:
+    with FakeKobo() as fake:
+        fake.add_submissions(30)
+        yield fake
+
+
+def _session(kobo: FakeKobo, **kwargs: object) -> requests.Session:
+    options: dict[str, object] = {"token": kobo.token, "timeout": (2.0, 0.5), "backoff": 0.01, **kwargs}
+    return new_session(**options)  # type: ignore[arg-type]
+
+
+def _data_url(kobo: FakeKobo) -> str:
+    return f"{kobo.url}/api/v2/assets/{kobo.asset_uid}/data/"
+
+
+def _data_requests(kobo: FakeKobo) -> int:
+    return sum(1 for _, path, _ in kobo.requests if path.endswith("/data/"))
+
+
+def test_session_sends_user_agent_accept_and_token_with_scheme() -> None:
+    with responses.RequestsMock() as mock:
+        mock.get("https://central.example.org/v1/projects", json=[])
+        session = new_session(token="abc", token_scheme="Bearer")
+        request(session, "GET", "https://central.example.org/v1/projects")
+        headers = mock.calls[0].request.headers
+    assert headers["User-Agent"] == f"kobo-tip/{__version__}"
+    assert headers["Accept"] == "application/json"
+    assert headers["Authorization"] == "Bearer abc"
+
+
+def test_session_without_token_sends_no_authorization() -> None:
+    with responses.RequestsMock() as mock:
+        mock.get("https://kf.example.org/api/v2/assets/", json={})
+        request(new_session(), "GET", "https://kf.example.org/api/v2/assets/")
+        assert "Authorization" not in mock.calls[0].request.headers
+
+
+def test_default_timeout_applies_to_every_request(kobo: FakeKobo) -> None:
+    kobo.inject("timeout", delay=1.0, times=10)
+    session = _session(kobo, retries=1, timeout=(2.0, 0.2))
+    started = time.monotonic()
+    with pytest.raises(ServerTimeout) as caught:
+        request(session, "GET", _data_url(kobo), what="asset x")
+    assert time.monotonic() - started < 3.0  # two tries of 0.2 s, not two of 1 s + backoff
+    assert "127.0.0.1" in str(caught.value)
+    assert _data_requests(kobo) == 2  # the first try and one retry
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_transient_statuses_are_retried_on_get(kobo: FakeKobo, status: int) -> None:
+    kobo.inject("status", status=status, times=2)
+    body = get_json(_session(kobo), _data_url(kobo))
+    assert body["count"] == 30
+    assert _data_requests(kobo) == 3
+
+
+def test_retry_after_is_honoured(kobo: FakeKobo) -> None:
+    kobo.inject("status", status=429, retry_after="1")
+    started = time.monotonic()
+    get_json(_session(kobo), _data_url(kobo))
+    assert time.monotonic() - started >= 0.95
+
+
+def test_post_is_not_retried_on_500_or_503(kobo: FakeKobo) -> None:
+    session = _session(kobo)
+    for status in (500, 503):
+        kobo.inject("status", status=status, path="/imports/")
+        before = len(kobo.requests)
+        with pytest.raises(ServerError) as caught:
+            request(session, "POST", f"{kobo.url}/api/v2/imports/", data={"library": "false"})
+        assert caught.value.status == status
+        assert len(kobo.requests) == before + 1
+
+
+def test_retries_exhausted_give_the_last_status_and_message(kobo: FakeKobo) -> None:
+    kobo.inject("status", status=502, times=10)
+    with pytest.raises(ServerError) as caught:
+        get_json(_session(kobo, retries=2), _data_url(kobo))
+    assert caught.value.status == 502
+    assert "502" in str(caught.value) and "injected 502" in str(caught.value)
+    assert _data_requests(kobo) == 3
+
+
+def test_connection_reset_mid_body_is_re_requested(kobo: FakeKobo) -> None:
+    kobo.inject("reset")
+    body = get_json(_session(kobo), _data_url(kobo))
+    assert len(body["results"]) == 30
+    assert _data_requests(kobo) == 2
+    kobo.inject("reset", times=5)
+    with pytest.raises(ServerError, match=r"127\.0\.0\.1:\d+ broke off its answer to GET \S+ mid-way"):
+        get_json(_session(kobo), _data_url(kobo))
+    assert _data_requests(kobo) == 5  # three tries of the body
+
+
+def test_truncated_json_is_re_requested_then_reported(kobo: FakeKobo) -> None:
+    kobo.inject("truncate")
+    assert get_json(_session(kobo), _data_url(kobo))["count"] == 30
+    kobo.inject("truncate", times=5)
+    with pytest.raises(ServerError, match="not valid JSON"):
+        get_json(_session(kobo), _data_url(kobo))
+
+
+def test_bad_token_says_token_and_names_the_resource_and_variable(kobo: FakeKobo) -> None:
+    session = new_session(token="wrong-token-value", timeout=(2, 2), token_name="KOBO_TOKEN")
+    with pytest.raises(ServerError) as caught:
+        request(session, "GET", _data_url(kobo), what=f"asset {kobo.asset_uid}")
+    message = str(caught.value)
+    assert caught.value.status == 401
+    assert "token" in message and kobo.asset_uid in message and "KOBO_TOKEN" in message
+    assert "Invalid token." in message
+    assert "wrong-token-value" not in message
+
+
+def test_not_found_names_the_missing_asset(kobo: FakeKobo) -> None:
+    with pytest.raises(ServerError) as caught:
+        request(_session(kobo), "GET", f"{kobo.url}/api/v2/assets/aNope/", what="asset aNope")
+    assert caught.value.status == 404
+    assert "asset aNope" in str(caught.value) and "not found" in str(caught.value)
+
+
+def test_other_errors_carry_status_and_server_message() -> None:
+    with responses.RequestsMock() as mock:
+        mock.get("https://kf.example.org/api/v2/x/", status=400, json={"detail": "Bad query here"})
+        with pytest.raises(ServerError) as caught:
+            request(new_session(), "GET", "https://kf.example.org/api/v2/x/")
+    assert caught.value.status == 400
+    assert caught.value.detail == "Bad query here"
+    assert "400" in str(caught.value) and "Bad query here" in str(caught.value)
+
+
+def test_unreachable_host_is_a_clear_error_naming_the_host() -> None:
+    port = _closed_port()
+    session = new_session(token="t", timeout=(0.5, 0.5), retries=1, backoff=0.01)
+    with pytest.raises(ServerError) as caught:
+        request(session, "GET", f"http://127.0.0.1:{port}/api/v2/assets/?token=s3cr3t")
+    message = str(caught.value)
+    assert isinstance(caught.value, KoboTipError)
+    assert f"127.0.0.1:{port}" in message and "Could not reach" in message
+    assert "s3cr3t" not in message and "s3cr3t" not in (caught.value.url or "")
+
+
+def test_safe_url_strips_userinfo_and_credential_parameters() -> None:
+    url = "https://user:pw@kf.example.org:8443/api/v2/data/?limit=5&api_key=K&st=S&access_token=T&sort=x"
+    clean = safe_url(url)
+    assert clean == "https://kf.example.org:8443/api/v2/data/?limit=5&sort=x"
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
