@@ -1,0 +1,107 @@
+"""Time build_cases and count_indicator on a store of synthetic submissions (run by hand, not in CI).
+
+    .venv/bin/python benchmarks/bench_counting.py [--rows 1000000] [--seed 7]
+
+The store is filled the way a sync fills it (``kobo_tip.synthetic`` Kobo rows, keyed and
+stripped by ``sync.prepare_row``), then read back as the report does: ``store.submissions()``
+-> ``build_cases`` -> ``count_indicator``. Reading the store alone is timed too, so the cost
+of ``build_cases`` itself is the difference. Peak memory is the process's maximum resident
+set size (``resource.getrusage``); CPU time is shown because wall time depends on the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kobo_tip.cases import build_cases
+from kobo_tip.config import Settings, load_settings
+from kobo_tip.counting import count_indicator
+from kobo_tip.sources.kobo import raw_submission
+from kobo_tip.store import Store
+from kobo_tip.sync import prepare_row
+from kobo_tip.synthetic import iter_submissions
+
+REPO = Path(__file__).resolve().parents[1]
+AS_OF = dt.date(2028, 9, 30)  # the example project's last day: every period is shown
+BATCH = 10_000
+
+
+def peak_mb() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+class Timer:
+    """Wall and CPU seconds of a block."""
+
+    def __enter__(self) -> Timer:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+    def __str__(self) -> str:
+        return f"{self.wall:.1f} s wall, {self.cpu:.1f} s CPU"
+
+
+def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
+    submissions = iter_submissions(
+        rows,
+        seed=seed,
+        roster=settings.form.roster,
+        locations=settings.form.locations,
+        start_date=settings.project.start_date,
+        end_date=settings.project.end_date,
+        as_of=AS_OF,
+    )
+    secret = b"benchmark-secret"
+    run_id = store.begin_run("benchmark")
+    while batch := list(itertools.islice(submissions, BATCH)):
+        store.apply_batch([prepare_row(raw_submission(row), secret) for row in batch], run_id=run_id)
+    store.finish_run(run_id, seconds=0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "kobo-tip.toml"
+        text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+        config.write_text(text.replace('"forms/', f'"{REPO}/forms/'), encoding="utf-8")
+        settings = load_settings(config)
+        with Store.open(Path(folder) / "bench.sqlite") as store:
+            with Timer() as filling:
+                fill(store, settings, args.rows, args.seed)
+            print(f"rows: {args.rows:,}; filling the store (not part of the figures): {filling}")
+            with Timer() as reading:
+                for _ in store.submissions():
+                    pass
+            print(f"store.submissions() alone: {reading}")
+            with Timer() as building:
+                cases = build_cases(store.submissions(), settings)
+            print(
+                f"build_cases(store.submissions()): {building} "
+                f"(build_cases itself: {building.cpu - reading.cpu:.1f} s CPU); peak RSS {peak_mb():.0f} MB"
+            )
+            with Timer() as counting:
+                result = count_indicator(cases, settings, AS_OF)
+            print(f"count_indicator: {counting}; peak RSS {peak_mb():.0f} MB")
+    lop = result.counts.query("dimension == 'total' and period == 'LOP'")
+    sizes = (len(cases.frame), len(result.counts), len(result.findings))
+    print("cases: {:,}; counts rows: {:,}; findings: {:,}".format(*sizes))
+    print(lop[["indicator", "value"]].to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
