@@ -1,0 +1,144 @@
+"""Words of the report: labels of the report language, with English defaults for the prose.
+
+Choice and dimension labels come from ``kobo_tip.labels`` (the form's own translations); the
+headings and explanations below are used when the translation file has no ``[report]`` text
+under the same key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from kobo_tip import indicator
+from kobo_tip.config import Location
+from kobo_tip.labels import Labels
+
+# Which choice list labels each dimension's categories.
+DIMENSION_LISTS: Final[dict[str, str]] = {
+    "gender": "gender",
+    "stakeholder_type": "stakeholder_type",
+    "country_of_origin": "country",
+    "person_category": "person_category",
+    "exploitation_type": "exploitation_type",
+    "gbv_type": "gbv_type",
+    "services": "service",
+}
+CATEGORY_WORDS: Final = ("all", indicator.UNKNOWN, indicator.NOT_RECORDED, indicator.NOT_ASKED, "yes", "no")
+
+ENGLISH: Final[dict[str, str]] = {
+    "title": "Victims of trafficking, exploitation and gender-based violence identified or referred",
+    "audience.internal": "Internal report (M&E team only: not for sharing)",
+    "audience.donor": "Report for donors and partners",
+    "audience.public": "Public report",
+    "section.definition": "What is counted",
+    "definition": (
+        "The number of people identified as victims of trafficking, exploitation or gender-based violence, "
+        "or referred to services, by stakeholders the project trained or supports. Presumed victims count."
+    ),
+    "rule.new_only": (
+        "Each person is counted once, in the quarter of their first eligible identification or referral, and "
+        "never again: quarters add up to the fiscal year and to the life-of-project (LOP) total."
+    ),
+    "rule.person_key": (
+        "The same person reported by several stakeholders is recognised by a code made from parts of their "
+        "and their mother's names, birth year and gender; no name is stored."
+    ),
+    "rule.eligibility": (
+        "An event counts when it was made by a stakeholder on the project roster, falls within the project "
+        "period, is not rejected on review, and concerns a person category the project counts."
+    ),
+    "rule.attributes": (
+        "Age, gender, location and the other breakdowns are those recorded at the person's first "
+        "counted event."
+    ),
+    "rule.variants": (
+        "Three figures are given: identified or referred (the headline), identified, and referred; a person "
+        "both identified and referred counts once in the headline."
+    ),
+    "rule.suppression": (
+        "Small numbers are hidden to protect the people counted: '<{k}' marks a number from 1 to "
+        "{k_minus_1}, and 'x' a number hidden so that the small ones cannot be worked out from the totals."
+    ),
+    "rule.running_quarter": (
+        "Only quarters that have ended are shown; the fiscal-year and LOP totals cover those quarters only."
+    ),
+    "section.headline": "Headline numbers",
+    "headline.quarter": "Last ended quarter",
+    "headline.fiscal_year": "Fiscal year to date",
+    "headline.lop": "Life of project",
+    "headline.running": "Current quarter to date",
+    "headline.none": "no quarter has ended yet",
+    "section.chart": "New persons per quarter by stakeholder type",
+    "chart.hidden": "hidden (small numbers)",
+    "chart.empty": "No quarter to show yet.",
+    "section.tables": "Breakdowns",
+    "section.cross_tab": "Age band by gender",
+    "not_additive": "Not additive: a person counts once in every category selected, so categories do not sum "
+    "to the total.",
+    "column.category": "Category",
+    "section.data_quality": "Data quality",
+    "dq.excluded": "Submissions not counted, by the first rule they failed",
+    "dq.findings": "Findings",
+    "dq.rule": "Rule",
+    "dq.count": "Submissions",
+    "dq.ids": "Submission ids",
+    "dq.more": "and {n} more (see data_quality.csv)",
+    "dq.none": "No data-quality findings.",
+    "dq.possible_duplicate": "Possible duplicates (review; add reviewed pairs to the merges file)",
+    "dq.not_linkable": "Records that cannot be linked to other reports of the same person",
+    "dq.malformed": "Values that could not be read",
+    "dq.field": "Field",
+    "dq.detail": "Detail",
+    "section.restatements": "Restatements since the last report",
+    "restatements.none": "No published number changed since the last report.",
+    "column.indicator": "Indicator",
+    "column.period": "Period",
+    "column.dimension": "Breakdown",
+    "column.old": "Was",
+    "column.new": "Now",
+    "column.reason": "Reason",
+    "footer.as_of": "Data as of",
+    "footer.run_date": "Reporting date",
+    "footer.source": "Source",
+    "footer.form_versions": "Form version(s)",
+    "footer.tool": "Produced by kobo-tip",
+    "footer.never_synced": "never synced",
+}
+
+
+@dataclass(frozen=True)
+class ReportWords:
+    """Texts and labels in the report language."""
+
+    labels: Labels
+    locations: dict[str, str]  # location code -> name
+
+    @classmethod
+    def for_language(cls, labels: Labels, locations: tuple[Location, ...]) -> ReportWords:
+        return cls(labels, {location.code: location.name for location in locations})
+
+    def text(self, key: str, **values: object) -> str:
+        """A report text: the translation's ``[report]`` entry, else the English default."""
+        template = self.labels.texts.get(f"report.{key}", ENGLISH[key])
+        return template.format(**values) if values else template
+
+    def indicator(self, name: str) -> str:
+        return self.labels.texts.get(f"report.indicator.{name}", name)
+
+    def dimension(self, name: str) -> str:
+        return self.labels.texts.get(f"report.dimension.{name}", name)
+
+    def category(self, dimension: str, category: str) -> str:
+        """The label of one category of ``dimension`` (the name itself when nothing better exists)."""
+        if dimension == "age_band_x_gender":
+            age, _, gender = category.partition("|")
+            return f"{self.category('age_band', age)} / {self.category('gender', gender)}"
+        if dimension == "location" and category in self.locations:
+            return self.locations[category]
+        if category in CATEGORY_WORDS and f"report.category.{category}" in self.labels.texts:
+            return self.labels.texts[f"report.category.{category}"]
+        if dimension == "location":
+            return self.labels.country(category)
+        list_name = DIMENSION_LISTS.get(dimension)
+        return self.labels.choice(list_name, category) if list_name else category
