@@ -34,6 +34,7 @@ def row(sid: str, version: str = "v1", status: str | None = None, content: str =
         key_reason="",
         content_hash=f"hash-{content}",
         data_json=data,
+        answers_json=json.dumps({"event_date": "2026-01-02"}),
     )
 
 

@@ -55,6 +55,47 @@ GROUP_PERSON: Final = "person"
 GROUP_WG: Final = "wg"
 GROUP_REFERRAL: Final = "referral"
 
+# The group path of every answer of the form (spec section 2), in form order.
+FIELD_GROUPS: Final[dict[str, str]] = {
+    CONSENT: GROUP_INTRO,
+    **{
+        name: GROUP_EVENT
+        for name in (
+            EVENT_DATE,
+            ACTION,
+            STAKEHOLDER_TYPE,
+            STAKEHOLDER_ID,
+            IDENTIFICATION_COUNTRY,
+            LOCATION_ADMIN1,
+            LOCATION_ADMIN2,
+            CASE_REF,
+            PERSON_CATEGORY,
+            EXPLOITATION_TYPE,
+            GBV_TYPE,
+        )
+    },
+    **{
+        name: GROUP_PERSON
+        for name in (
+            UIC_GIVEN,
+            UIC_MOTHER,
+            BIRTH_YEAR,
+            GENDER,
+            AGE_YEARS,
+            AGE_ESTIMATED,
+            COUNTRY_ORIGIN,
+            ETHNICITY,
+            REPORTED_ELSEWHERE,
+        )
+    },
+    **{name: f"{GROUP_PERSON}/{GROUP_WG}" for name in WG_FIELDS},
+    SERVICES: GROUP_REFERRAL,
+    REFERRAL_OUTCOME: GROUP_REFERRAL,
+}
+
+# Every answer of the form but the UIC parts: what the store keeps by field name for counting.
+ANSWER_FIELDS: Final = frozenset(FIELD_GROUPS) - frozenset(UIC_PARTS)
+
 NOT_LISTED: Final = "not_listed"
 STATELESS: Final = "stateless"
 UNKNOWN: Final = "unknown"

@@ -42,6 +42,7 @@ CREATE TABLE submissions (
     key_reason TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     data TEXT NOT NULL,
+    answers TEXT NOT NULL, -- the form's answers by field name: what counting reads
     first_seen TEXT NOT NULL,
     last_seen TEXT NOT NULL, -- when a new or changed copy last arrived
     deleted_at TEXT,
@@ -119,6 +120,7 @@ class SubmissionRow:
     key_reason: str
     content_hash: str
     data_json: str
+    answers_json: str  # {field: answer} of the form's fields, derived from data_json
 
 
 @dataclass
@@ -424,7 +426,7 @@ class Store:
                 inserts.append(
                     (
                         *(sid, _id_order(sid), row.version_id, status, row.submitted_at, row.form_version),
-                        *(*key, row.content_hash, row.data_json, now, now),
+                        *(*key, row.content_hash, row.data_json, row.answers_json, now, now),
                     )
                 )
                 continue
@@ -445,19 +447,20 @@ class Store:
             updates.append(
                 (
                     *(row.version_id, status, row.submitted_at, row.form_version),
-                    *(*key, row.content_hash, row.data_json, now, sid),
+                    *(*key, row.content_hash, row.data_json, row.answers_json, now, sid),
                 )
             )
         self._db.executemany(
             "INSERT INTO submissions (submission_id, id_order, version_id, review_status, submitted_at, "
-            "form_version, person_key, key_basis, key_reason, content_hash, data, first_seen, last_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "form_version, person_key, key_basis, key_reason, content_hash, data, answers, first_seen, "
+            "last_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             inserts,
         )
         self._db.executemany(
             "UPDATE submissions SET version_id = ?, review_status = ?, submitted_at = ?, form_version = ?, "
-            "person_key = ?, key_basis = ?, key_reason = ?, content_hash = ?, data = ?, last_seen = ?, "
-            "deleted_at = NULL, deleted_run = NULL WHERE submission_id = ?",
+            "person_key = ?, key_basis = ?, key_reason = ?, content_hash = ?, data = ?, answers = ?, "
+            "last_seen = ?, deleted_at = NULL, deleted_run = NULL WHERE submission_id = ?",
             updates,
         )
         self._db.executemany(
@@ -493,12 +496,19 @@ class Store:
 
     # --- read side --------------------------------------------------------------------------
 
-    def submissions(self, *, include_deleted: bool = True) -> Iterator[StoredSubmission]:
-        """Stream every stored submission (deleted ones flagged), one JSON decode per row."""
+    def submissions(
+        self, *, include_deleted: bool = True, answers_only: bool = False
+    ) -> Iterator[StoredSubmission]:
+        """Stream every stored submission (deleted ones flagged), one JSON decode per row.
+
+        With ``answers_only``, ``data`` is the flat ``{field: answer}`` of the form's fields: all
+        that counting reads, a fraction of the submission to decode.
+        """
         where = "" if include_deleted else " WHERE deleted_at IS NULL"
+        column = "answers" if answers_only else "data"
         cursor = self._db.execute(
             "SELECT submission_id, version_id, review_status, submitted_at, form_version, person_key, "
-            f"key_basis, key_reason, deleted_at IS NOT NULL, data FROM submissions{where}"
+            f"key_basis, key_reason, deleted_at IS NOT NULL, {column} FROM submissions{where}"
         )
         loads = json.loads
         while rows := cursor.fetchmany(2000):

@@ -16,7 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import without_fields
+from kobo_tip.answers import find_answers, without_fields
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError, StoreError
 from kobo_tip.person_key import person_key
@@ -97,7 +97,8 @@ def canonical_json(data: Mapping[str, Any]) -> str:
 def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
     """Key the person, drop the UIC parts and hash what will be stored."""
     key = person_key(raw.data, raw.submission_id, secret)
-    text = canonical_json(stored_data(raw.data))
+    stored = stored_data(raw.data)
+    text = canonical_json(stored)
     return SubmissionRow(
         submission_id=raw.submission_id,
         version_id=raw.version_id,
@@ -109,6 +110,7 @@ def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
         key_reason=key.reason,
         content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         data_json=text,
+        answers_json=json.dumps(find_answers(stored, ind.ANSWER_FIELDS), ensure_ascii=False, default=str),
     )
 
 

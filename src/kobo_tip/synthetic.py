@@ -31,46 +31,9 @@ from kobo_tip.config import Location, Stakeholder
 
 # --- group paths (spec section 2) ---------------------------------------------------------
 
-_GROUP_OF: Final[dict[str, str]] = {
-    ind.CONSENT: ind.GROUP_INTRO,
-    **{
-        name: ind.GROUP_EVENT
-        for name in (
-            ind.EVENT_DATE,
-            ind.ACTION,
-            ind.STAKEHOLDER_TYPE,
-            ind.STAKEHOLDER_ID,
-            ind.IDENTIFICATION_COUNTRY,
-            ind.LOCATION_ADMIN1,
-            ind.LOCATION_ADMIN2,
-            ind.CASE_REF,
-            ind.PERSON_CATEGORY,
-            ind.EXPLOITATION_TYPE,
-            ind.GBV_TYPE,
-        )
-    },
-    **{
-        name: ind.GROUP_PERSON
-        for name in (
-            ind.UIC_GIVEN,
-            ind.UIC_MOTHER,
-            ind.BIRTH_YEAR,
-            ind.GENDER,
-            ind.AGE_YEARS,
-            ind.AGE_ESTIMATED,
-            ind.COUNTRY_ORIGIN,
-            ind.ETHNICITY,
-            ind.REPORTED_ELSEWHERE,
-        )
-    },
-    **{name: f"{ind.GROUP_PERSON}/{ind.GROUP_WG}" for name in ind.WG_FIELDS},
-    ind.SERVICES: ind.GROUP_REFERRAL,
-    ind.REFERRAL_OUTCOME: ind.GROUP_REFERRAL,
-}
-
 #: Kobo key of every answer of the form: ``event/event_date``; ``form_version`` sits at the top.
 FIELD_PATHS: Final[dict[str, str]] = {
-    **{name: f"{group}/{name}" for name, group in _GROUP_OF.items()},
+    **{name: f"{group}/{name}" for name, group in ind.FIELD_GROUPS.items()},
     ind.FORM_VERSION: ind.FORM_VERSION,
 }
 #: Kobo's metadata answers, at the top level under their own names.
