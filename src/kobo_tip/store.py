@@ -41,8 +41,10 @@ CREATE TABLE submissions (
     key_basis TEXT NOT NULL,
     key_reason TEXT NOT NULL,
     content_hash TEXT NOT NULL,
-    data TEXT NOT NULL,
+    -- answers before data: SQLite reads a record's columns in order, so a small column placed
+    -- after the large one would cost reading data's overflow pages on every row.
     answers TEXT NOT NULL, -- the form's answers by field name: what counting reads
+    data TEXT NOT NULL,
     first_seen TEXT NOT NULL,
     last_seen TEXT NOT NULL, -- when a new or changed copy last arrived
     deleted_at TEXT,
