@@ -90,7 +90,7 @@ def main() -> None:
                     pass
             print(f"store.submissions(answers_only=True) alone: {reading}")
             with Timer() as building:
-                cases = build_cases(store.submissions(answers_only=True), settings)
+                cases = build_cases(store.submissions(answers_only=True), settings, by_field=True)
             print(
                 f"build_cases(store.submissions(answers_only=True)): {building} "
                 f"(build_cases itself: {building.cpu - reading.cpu:.1f} s CPU); peak RSS {peak_mb():.0f} MB"

@@ -39,7 +39,7 @@ def test_cases_from_answers_equal_cases_from_full_data(
 
     with Store.open(settings.store_path) as store:
         full = build_cases(store.submissions(), settings)
-        slim = build_cases(store.submissions(answers_only=True), settings)
+        slim = build_cases(store.submissions(answers_only=True), settings, by_field=True)
         answers = next(store.submissions(answers_only=True)).data
 
     assert "uic_given" not in answers and "uic_mother" not in answers

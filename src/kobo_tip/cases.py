@@ -316,8 +316,9 @@ def _group_expected(group: str, found: Mapping[str, Any]) -> bool:
 
 
 class _Builder:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, by_field: bool) -> None:
         self.columns = _columns(settings)
+        self.by_field = by_field
         self.meta: dict[str, list[Any]] = {name: [] for name in META_COLUMNS}
         self.findings: list[Finding] = []
 
@@ -326,9 +327,12 @@ class _Builder:
         for name in META_COLUMNS[1:]:
             self.meta[name].extend([getattr(row, name) for row in rows])
         self.meta["submission_id"].extend(ids)
-        answers = [
-            find_answers(row.data, _READ_SET) if isinstance(row.data, Mapping) else None for row in rows
-        ]
+        if self.by_field:  # {field: answer} already: keep the fields read, skip the walk
+            answers = [{k: v for k, v in row.data.items() if k in _READ_SET} for row in rows]
+        else:
+            answers = [
+                find_answers(row.data, _READ_SET) if isinstance(row.data, Mapping) else None for row in rows
+            ]
         for index in [index for index, found in enumerate(answers) if not found]:
             data = rows[index].data
             readable = isinstance(data, Mapping)
@@ -412,9 +416,13 @@ def disability_status(frame: pd.DataFrame) -> pd.Categorical:
     return pd.Categorical(status, categories=["yes", "no", ind.NOT_ASKED, ind.UNKNOWN])
 
 
-def build_cases(rows: Iterable[StoredRow], settings: Settings) -> Cases:
-    """One typed case record per stored submission, plus ``malformed`` and ``not_linkable`` findings."""
-    builder = _Builder(settings)
+def build_cases(rows: Iterable[StoredRow], settings: Settings, *, by_field: bool = False) -> Cases:
+    """One typed case record per stored submission, plus ``malformed`` and ``not_linkable`` findings.
+
+    ``by_field``: each row's ``data`` is the flat ``{field: answer}`` the store keeps for counting
+    (``Store.submissions(answers_only=True)``), not the submission as the server sent it.
+    """
+    builder = _Builder(settings, by_field)
     iterator = iter(rows)
     while chunk := list(itertools.islice(iterator, CHUNK_ROWS)):
         builder.add_chunk(chunk)

@@ -98,7 +98,7 @@ def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
     """Read every stored submission, build the cases and count them through ``run_date``."""
     runs = store.runs(limit=50)  # before reading: a sync that starts meanwhile is the next report's
     versions = _FormVersions(store.submissions(answers_only=True))
-    built = cases.build_cases(versions, settings)
+    built = cases.build_cases(versions, settings, by_field=True)
     provenance = _provenance(runs, tuple(sorted(versions.seen)), run_date)
     return Counted(counting.count_indicator(built, settings, run_date), provenance)
 
