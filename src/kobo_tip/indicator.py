@@ -93,9 +93,6 @@ FIELD_GROUPS: Final[dict[str, str]] = {
     REFERRAL_OUTCOME: GROUP_REFERRAL,
 }
 
-# Every answer of the form but the UIC parts: what the store keeps by field name for counting.
-ANSWER_FIELDS: Final = frozenset(FIELD_GROUPS) - frozenset(UIC_PARTS)
-
 NOT_LISTED: Final = "not_listed"
 STATELESS: Final = "stateless"
 UNKNOWN: Final = "unknown"

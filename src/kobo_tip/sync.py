@@ -30,6 +30,7 @@ logger = logging.getLogger("kobo_tip")
 # review bumps). The review_status column holds the state, so a review never looks like an edit.
 _NOT_STORED = (*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt")
 # An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
+_FORM_FIELDS = frozenset(ind.FIELD_GROUPS)
 _FINGERPRINT = "secret_fingerprint"
 _FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
 _LOG_EVERY = 5.0  # seconds between progress log lines when not on a terminal
@@ -96,9 +97,11 @@ def canonical_json(data: Mapping[str, Any]) -> str:
 
 def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
     """Key the person, drop the UIC parts and hash what will be stored."""
-    key = person_key(raw.data, raw.submission_id, secret)
-    stored = stored_data(raw.data)
-    text = canonical_json(stored)
+    answers = find_answers(raw.data, _FORM_FIELDS)  # one walk serves the key and the answers column
+    key = person_key(answers, raw.submission_id, secret)
+    for part in ind.UIC_PARTS:
+        answers.pop(part, None)
+    text = canonical_json(stored_data(raw.data))
     return SubmissionRow(
         submission_id=raw.submission_id,
         version_id=raw.version_id,
@@ -110,7 +113,7 @@ def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
         key_reason=key.reason,
         content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         data_json=text,
-        answers_json=json.dumps(find_answers(stored, ind.ANSWER_FIELDS), ensure_ascii=False, default=str),
+        answers_json=json.dumps(answers, ensure_ascii=False, default=str),
     )
 
 
