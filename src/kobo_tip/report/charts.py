@@ -34,7 +34,7 @@ def stacked_bars(
     slot = (WIDTH - LEFT) / count
     top = max([int(c.text) for c in totals if c.is_number] + [1])
     scale = PLOT_HEIGHT / top
-    legend_rows = (len(series) + 2) // 2
+    legend_rows = len(series) + 1  # one entry a row: long (translated) labels keep the full width
     height = TOP + PLOT_HEIGHT + 40 + 18 * legend_rows
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" class="chart">',
@@ -71,8 +71,8 @@ def stacked_bars(
         )
     entries = [*zip(colours, (s.label for s in series), strict=True), (HIDDEN_COLOUR, hidden_label)]
     for number, (colour, label) in enumerate(entries):
-        x = LEFT + (number % 2) * (WIDTH - LEFT) / 2
-        y = TOP + PLOT_HEIGHT + 30 + (number // 2) * 18
+        x = LEFT
+        y = TOP + PLOT_HEIGHT + 30 + number * 18
         parts.append(f'<rect x="{x:.1f}" y="{y}" width="12" height="12" fill="{colour}"/>')
         parts.append(f'<text x="{x + 16:.1f}" y="{y + 10}" font-size="11">{escape(label)}</text>')
     parts.append("</svg>")
