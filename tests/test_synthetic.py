@@ -18,7 +18,7 @@ import pytest
 from kobo_tip import indicator as ind
 from kobo_tip import synthetic
 from kobo_tip.answers import find_answers
-from kobo_tip.config import load_locations, load_roster
+from kobo_tip.config import load_locations, load_roster, write_locations, write_roster
 from kobo_tip.person_key import person_key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def test_a_long_roster_still_has_unique_names_and_ids() -> None:
 
 
 def test_roster_csv_reads_back_through_the_config_loader(roster: list[Any], tmp_path: Path) -> None:
-    path = synthetic.write_roster_csv(roster, tmp_path / "forms" / "stakeholders.csv")
+    path = write_roster(roster, tmp_path / "forms" / "stakeholders.csv")
     assert list(load_roster(path)) == roster
 
 
@@ -114,7 +114,7 @@ def test_roster_needs_room_for_every_type() -> None:
 
 
 def test_locations_csv_reads_back(locations: tuple[Any, ...], tmp_path: Path) -> None:
-    path = synthetic.write_locations_csv(locations, tmp_path / "locations.csv")
+    path = write_locations(locations, tmp_path / "locations.csv")
     assert load_locations(path) == locations
 
 

@@ -9,6 +9,7 @@ import itertools
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -585,9 +586,33 @@ def _read_csv(path: Path, columns: tuple[str, ...], what: str) -> list[dict[str,
     return [{k: (v or "").strip() for k, v in row.items() if k} for row in rows]
 
 
+ROSTER_COLUMNS = ("id", "name", "type", "trained_on")
+LOCATION_COLUMNS = ("level", "code", "name", "parent")
+
+
+def write_roster(roster: Iterable[Stakeholder], path: Path) -> Path:
+    """Write a roster as the CSV that ``load_roster`` reads."""
+    rows = ((s.id, s.name, s.type, s.trained_on.isoformat() if s.trained_on else "") for s in roster)
+    return _write_csv(path, ROSTER_COLUMNS, rows)
+
+
+def write_locations(locations: Iterable[Location], path: Path) -> Path:
+    """Write locations as the CSV that ``load_locations`` reads."""
+    return _write_csv(path, LOCATION_COLUMNS, ((x.level, x.code, x.name, x.parent) for x in locations))
+
+
+def _write_csv(path: Path, header: tuple[str, ...], rows: Iterable[tuple[object, ...]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
 def load_roster(path: Path) -> tuple[Stakeholder, ...]:
     """Read and check the roster CSV: ``id,name,type,trained_on``."""
-    rows = _read_csv(path, ("id", "name", "type", "trained_on"), "Roster")
+    rows = _read_csv(path, ROSTER_COLUMNS, "Roster")
     types = indicator.CHOICES["stakeholder_type"]
     seen: set[str] = set()
     roster = []
@@ -626,7 +651,7 @@ def load_roster(path: Path) -> tuple[Stakeholder, ...]:
 
 def load_locations(path: Path) -> tuple[Location, ...]:
     """Read and check the locations CSV: ``level,code,name,parent``."""
-    rows = _read_csv(path, ("level", "code", "name", "parent"), "Locations file")
+    rows = _read_csv(path, LOCATION_COLUMNS, "Locations file")
     locations: list[Location] = []
     codes: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kobo_tip import periods, synthetic
-from kobo_tip.config import DEFAULT_CONFIG_NAME, Settings, load_settings
+from kobo_tip.config import DEFAULT_CONFIG_NAME, Settings, load_settings, write_locations, write_roster
 from kobo_tip.errors import KoboTipError, UsageError
 from kobo_tip.form import build_form
 from kobo_tip.init_project import LOCATIONS_NAME, ROSTER_NAME, STARTER_CONFIG, subdivision_locations
@@ -73,8 +73,8 @@ def run_demo(
     first, last = _demo_window(run_date)
     roster = synthetic.generate_roster(ROSTER_SIZE, seed=seed, project_start=first)
     locations = subdivision_locations(COUNTRY)
-    synthetic.write_roster_csv(roster, root / ROSTER_NAME)
-    synthetic.write_locations_csv(locations, root / LOCATIONS_NAME)
+    write_roster(roster, root / ROSTER_NAME)
+    write_locations(locations, root / LOCATIONS_NAME)
     settings = _write_config(root, start=first, end=_project_end(first))
     logger.info(
         "Demo project written in %s: %d stakeholders, %d locations.", root, len(roster), len(locations)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import csv
+import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pycountry
 
-from kobo_tip.config import DEFAULT_CONFIG_NAME, Location, default_locations
+from kobo_tip.config import (
+    DEFAULT_CONFIG_NAME,
+    Location,
+    Stakeholder,
+    default_locations,
+    write_locations,
+    write_roster,
+)
 from kobo_tip.errors import ConfigError
 
 STARTER_CONFIG = Path(__file__).resolve().parent / "starter" / "kobo-tip.toml"
@@ -17,21 +23,24 @@ ROSTER_NAME = "forms/stakeholders.csv"
 LOCATIONS_NAME = "forms/locations.csv"
 
 # Example roster: two stakeholders of every type, for the M&E officer to replace.
-_EXAMPLE_ROSTER = (
-    ("bc_north", "Northern Border Checkpoint", "border_control", "2025-10-15"),
-    ("bc_airport", "International Airport Immigration", "border_control", "2025-11-03"),
-    ("li_province", "Provincial Labour Inspectorate", "labour_inspector", "2025-10-20"),
-    ("li_fisheries", "Fisheries Labour Inspection Unit", "labour_inspector", ""),
-    ("ngo_shelter", "Safe Shelter Foundation", "ngo_partner", "2025-10-10"),
-    ("ngo_migrant", "Migrant Workers Support Network", "ngo_partner", "2025-12-01"),
-    ("ps_garments", "Garment Manufacturers Association", "private_sector", "2026-01-15"),
-    ("ps_recruiter", "Licensed Recruitment Agency", "private_sector", ""),
-    ("cm_volunteers", "Community Watch Volunteers", "community_member", "2025-11-20"),
-    ("cm_women", "Women's Village Committee", "community_member", "2026-02-10"),
-    ("og_police", "Anti-Trafficking Police Unit", "other_government", "2025-10-25"),
-    ("og_social", "Provincial Social Welfare Office", "other_government", "2026-02-01"),
-    ("ot_health", "District Hospital", "other", "2026-03-05"),
-    ("ot_faith", "Interfaith Council", "other", ""),
+_EXAMPLE_ROSTER = tuple(
+    Stakeholder(sid, name, kind, dt.date.fromisoformat(day) if day else None)
+    for sid, name, kind, day in (
+        ("bc_north", "Northern Border Checkpoint", "border_control", "2025-10-15"),
+        ("bc_airport", "International Airport Immigration", "border_control", "2025-11-03"),
+        ("li_province", "Provincial Labour Inspectorate", "labour_inspector", "2025-10-20"),
+        ("li_fisheries", "Fisheries Labour Inspection Unit", "labour_inspector", ""),
+        ("ngo_shelter", "Safe Shelter Foundation", "ngo_partner", "2025-10-10"),
+        ("ngo_migrant", "Migrant Workers Support Network", "ngo_partner", "2025-12-01"),
+        ("ps_garments", "Garment Manufacturers Association", "private_sector", "2026-01-15"),
+        ("ps_recruiter", "Licensed Recruitment Agency", "private_sector", ""),
+        ("cm_volunteers", "Community Watch Volunteers", "community_member", "2025-11-20"),
+        ("cm_women", "Women's Village Committee", "community_member", "2026-02-10"),
+        ("og_police", "Anti-Trafficking Police Unit", "other_government", "2025-10-25"),
+        ("og_social", "Provincial Social Welfare Office", "other_government", "2026-02-01"),
+        ("ot_health", "District Hospital", "other", "2026-03-05"),
+        ("ot_faith", "Interfaith Council", "other", ""),
+    )
 )
 
 
@@ -62,12 +71,8 @@ def write_starter(folder: Path, country: str = "th") -> list[Path]:
     try:
         roster.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(text, encoding="utf-8")
-        _write_csv(roster, ("id", "name", "type", "trained_on"), _EXAMPLE_ROSTER)
-        _write_csv(
-            locations,
-            ("level", "code", "name", "parent"),
-            ((loc.level, loc.code, loc.name, loc.parent) for loc in subdivision_locations(code)),
-        )
+        write_roster(_EXAMPLE_ROSTER, roster)
+        write_locations(subdivision_locations(code), locations)
     except OSError as exc:
         raise ConfigError(f"Cannot write the starter files in {folder}: {exc.strerror}.") from None
     return [config, roster, locations]
@@ -82,10 +87,3 @@ def subdivision_locations(country: str) -> list[Location]:
         key=lambda s: (s.parent_code, s.code),
     )
     return admin1 + [Location(2, s.code, s.name, s.parent_code) for s in children]
-
-
-def _write_csv(path: Path, header: tuple[str, ...], rows: Iterable[Sequence[object]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)

@@ -13,7 +13,6 @@ rejected and on-hold records, late entries and a few malformed values.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import heapq
@@ -293,30 +292,6 @@ def generate_roster(
         trained_on = None if index in untrained else project_start + dt.timedelta(days=rng.randrange(365))
         roster.append(Stakeholder(sid, name, kind, trained_on))
     return roster
-
-
-def write_roster_csv(roster: Sequence[Stakeholder], path: Path) -> Path:
-    """Write a roster as the ``id,name,type,trained_on`` CSV that the config reads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("id", "name", "type", "trained_on"))
-        for row in roster:
-            writer.writerow(
-                (row.id, row.name, row.type, row.trained_on.isoformat() if row.trained_on else "")
-            )
-    return path
-
-
-def write_locations_csv(locations: Sequence[Location], path: Path) -> Path:
-    """Write locations as the ``level,code,name,parent`` CSV that the config reads."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("level", "code", "name", "parent"))
-        for loc in locations:
-            writer.writerow((loc.level, loc.code, loc.name, loc.parent))
-    return path
 
 
 # --- submissions --------------------------------------------------------------------------
