@@ -4,10 +4,9 @@
 
 The store is filled the way a sync fills it (``kobo_tip.synthetic`` Kobo rows, keyed and
 stripped by ``sync.prepare_row``), then read back as the report does:
-``store.submissions(answers_only=True)`` -> ``build_cases`` -> ``count_indicator``. Reading the
-store alone is timed too, so the cost of ``build_cases`` itself is the difference. Peak memory
-is the process's maximum resident set size (``resource.getrusage``); CPU time is shown because
-wall time depends on the load.
+``store.answer_table()`` -> ``cases_from_table`` -> ``count_indicator``, each step timed. Peak
+memory is the process's maximum resident set size (``resource.getrusage``); CPU time is shown
+because wall time depends on the load.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kobo_tip.cases import build_cases
+from kobo_tip.cases import cases_from_table
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.counting import count_indicator
 from kobo_tip.sources.kobo import raw_submission
@@ -86,18 +85,17 @@ def main() -> None:
                 fill(store, settings, args.rows, args.seed)
             print(f"rows: {args.rows:,}; filling the store (not part of the figures): {filling}")
             with Timer() as reading:
-                for _ in store.submissions(answers_only=True):
-                    pass
-            print(f"store.submissions(answers_only=True) alone: {reading}")
-            with Timer() as building:
-                cases = build_cases(store.submissions(answers_only=True), settings, by_field=True)
-            print(
-                f"build_cases(store.submissions(answers_only=True)): {building} "
-                f"(build_cases itself: {building.cpu - reading.cpu:.1f} s CPU); peak RSS {peak_mb():.0f} MB"
-            )
-            with Timer() as counting:
-                result = count_indicator(cases, settings, AS_OF)
-            print(f"count_indicator: {counting}; peak RSS {peak_mb():.0f} MB")
+                table = store.answer_table()
+            print(f"store.answer_table(): {reading}; peak RSS {peak_mb():.0f} MB")
+        with Timer() as building:
+            cases = cases_from_table(table, settings)
+        print(f"cases_from_table: {building}; peak RSS {peak_mb():.0f} MB")
+        del table
+        with Timer() as counting:
+            result = count_indicator(cases, settings, AS_OF)
+        print(f"count_indicator: {counting}; peak RSS {peak_mb():.0f} MB")
+        total = reading.cpu + building.cpu + counting.cpu
+        print(f"in all: {reading.wall + building.wall + counting.wall:.1f} s wall, {total:.1f} s CPU")
     lop = result.counts.query("dimension == 'total' and period == 'LOP'")
     sizes = (len(cases.frame), len(result.counts), len(result.findings))
     print("cases: {:,}; counts rows: {:,}; findings: {:,}".format(*sizes))

@@ -208,8 +208,7 @@ def test_long_values_are_cut_short_in_details(project):
     assert len(finding[2]) < 100 and finding[2].endswith("...")
 
 
-def test_many_rows_read_in_chunks_keep_their_order(project, monkeypatch):
-    monkeypatch.setattr("kobo_tip.cases.CHUNK_ROWS", 3)
+def test_rows_keep_their_order_and_findings_their_row(project):
     rows = [row(str(i), KOBO | {"person/age_years": str(i)}) for i in range(10)]
     rows[4].data = KOBO | {"person/age_years": "old"}
     cases = build_cases(rows, project)

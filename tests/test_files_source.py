@@ -324,7 +324,7 @@ def test_rows_without_an_id_get_a_stable_one(tmp_path: Path) -> None:
 
 def test_batches_of_1000_then_a_reconcile_batch_with_the_missing_ids(tmp_path: Path) -> None:
     rows = [{"_id": sid, "_uuid": f"u{sid}"} for sid in range(1, 2501)]
-    known = {str(sid): KnownSubmission("x", "unreviewed", "h") for sid in (5, 2500, 9001, 9002)}
+    known = {str(sid): KnownSubmission("x", "unreviewed") for sid in (5, 2500, 9001, 9002)}
     batches = list(FileSource(write_json(tmp_path / "big.json", rows)).batches(FakeState(known)))
     assert [len(b.submissions) for b in batches] == [1000, 1000, 500, 0]
     assert [b.fetched for b in batches] == [1000, 1000, 500, 0]

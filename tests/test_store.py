@@ -32,9 +32,8 @@ def row(sid: str, version: str = "v1", status: str | None = None, content: str =
         person_key=f"key-{sid}",
         key_basis="uic",
         key_reason="",
-        content_hash=f"hash-{content}",
         data_json=data,
-        answers_json=json.dumps({"event_date": "2026-01-02"}),
+        answers={"event_date": "2026-01-02"},
     )
 
 
@@ -69,7 +68,9 @@ def test_the_store_and_its_wal_files_are_private_whatever_the_umask(tmp_path: Pa
 def test_wal_mode_and_schema_version(store: Store) -> None:
     db = sqlite3.connect(store.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
+        store_module.SCHEMA_VERSION
+    )
     db.close()
 
 

@@ -1,4 +1,4 @@
-"""Counting reads the store's flat answers column; it must see exactly what the full data holds."""
+"""Counting reads the store's coded answer columns; they must say exactly what the full data says."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from kobo_tip import store as store_module
 from kobo_tip import synthetic
-from kobo_tip.cases import build_cases
+from kobo_tip.answers import find_answers
+from kobo_tip.cases import build_cases, cases_from_table
 from kobo_tip.config import load_settings
 from kobo_tip.store import Store
 from kobo_tip.sync import run_sync
@@ -29,9 +32,11 @@ def test_cases_from_answers_equal_cases_from_full_data(
         end_date=settings.project.end_date,
         as_of=dt.date(2026, 11, 1),
     )
-    # Values that are not plain strings must survive the answers column as they are.
+    # Values that are not plain strings must survive the coding as they are.
     subs[0]["person/age_years"] = ["12"]
     subs[1]["person/gender"] = {"nested": "female"}
+    subs[2]["person/age_years"] = 12  # a number, as Central sends it
+    subs[3]["person/age_years"] = True
     assert settings.source.path is not None
     settings.source.path.parent.mkdir(parents=True, exist_ok=True)
     settings.source.path.write_text(json.dumps(subs), encoding="utf-8")
@@ -39,11 +44,46 @@ def test_cases_from_answers_equal_cases_from_full_data(
 
     with Store.open(settings.store_path) as store:
         full = build_cases(store.submissions(), settings)
-        slim = build_cases(store.submissions(answers_only=True), settings, by_field=True)
-        answers = next(store.submissions(answers_only=True)).data
+        table = store.answer_table()
+    slim = cases_from_table(table, settings)
 
-    assert "uic_given" not in answers and "uic_mother" not in answers
-    assert all("/" not in key for key in answers)
+    assert "uic_given" not in table.values and "uic_mother" not in table.values
+    assert ["12"] in table.values["age_years"] and 12 in table.values["age_years"]
+    assert any(value is True for value in table.values["age_years"])
     pd.testing.assert_frame_equal(full.frame, slim.frame)
     pd.testing.assert_frame_equal(full.findings, slim.findings)
-    assert (full.findings["rule"] == "malformed").sum() >= 2
+    assert (full.findings["rule"] == "malformed").sum() >= 3
+    assert slim.frame.loc[2, "age_years"] == 12
+
+
+def test_the_table_is_read_in_chunks_in_row_order(
+    make_project: Callable[..., Path], secret: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(make_project())
+    subs = synthetic.generate_submissions(
+        50,
+        seed=3,
+        roster=list(settings.form.roster),
+        locations=settings.form.locations,
+        start_date=settings.project.start_date,
+        end_date=settings.project.end_date,
+        as_of=dt.date(2026, 11, 1),
+    )
+    subs[7]["form_version"] = "odd\x1fversion"  # the separator of joined text: read row by row
+    assert settings.source.path is not None
+    settings.source.path.parent.mkdir(parents=True, exist_ok=True)
+    settings.source.path.write_text(json.dumps(subs), encoding="utf-8")
+    run_sync(settings, progress=False)
+    monkeypatch.setattr(store_module, "_READ_ROWS", 7)
+
+    with Store.open(settings.store_path) as store:
+        table = store.answer_table()
+        stored = list(store.submissions())
+
+    assert table.submission_id == [row.submission_id for row in stored]
+    assert table.form_version == [row.form_version for row in stored]
+    assert "odd\x1fversion" in table.form_version
+    assert list(table.deleted) == [row.deleted for row in stored]
+    for field, codes in table.codes.items():
+        answers = [table.values[field][code] for code in codes]
+        assert answers == [find_answers(row.data, [field]).get(field) for row in stored], field

@@ -316,21 +316,21 @@ def test_progress_bar_on_request_and_log_lines_otherwise(
     assert "rows" not in capsys.readouterr().err  # no bar
 
 
-def test_prepare_row_hashes_the_stored_json_and_ignores_review_state(secret: str) -> None:
+def test_prepare_row_stores_one_json_whatever_the_review_state(secret: str) -> None:
     approved = kobo_submission(1, status="approved")
     plain = kobo_submission(1)
     a = prepare_row(_raw_of(approved), secret.encode())
     b = prepare_row(_raw_of(plain), secret.encode())
-    assert a.content_hash == b.content_hash and a.data_json == b.data_json
+    assert a.data_json == b.data_json
     edited = prepare_row(_raw_of(kobo_submission(1, event_date="2026-03-01")), secret.encode())
-    assert edited.content_hash != a.content_hash
+    assert edited.data_json != a.data_json
     assert json.loads(a.data_json)["event/event_date"] == plain["event/event_date"]
     odata = {"__id": "uuid:1", "__system": {"submissionDate": "2026-01-01T00:00:00Z"}, "meta": {}}
     reviewed = {**odata, "__system": {**odata["__system"], "reviewState": "hasIssues", "updatedAt": "x"}}
     first, second = (
         prepare_row(RawSubmission("uuid:1", "v", None, "", "", d), b"k") for d in (odata, reviewed)
     )
-    assert first.content_hash == second.content_hash
+    assert first.data_json == second.data_json
     assert json.loads(second.data_json)["__system"] == {"submissionDate": "2026-01-01T00:00:00Z"}
 
 

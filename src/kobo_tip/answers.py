@@ -7,9 +7,13 @@ unique in the form and hold neither ``/`` nor ``-``, so the last path segment na
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 _SEGMENT = re.compile(r"[/\-]")
 
@@ -139,3 +143,127 @@ def _without(node: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]:
         else:
             kept[key] = value
     return kept
+
+
+def without_top_fields(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """A shallow copy of ``data`` without the top-level keys addressing one of ``names``.
+
+    Unlike ``without_fields`` it leaves nested objects alone, and costs little: the keys of a
+    form repeat, so only keys never seen before are parsed.
+    """
+    drop = names if isinstance(names, frozenset) else frozenset(names)
+    doomed = _DOOMED.get(drop)
+    if doomed is None:
+        doomed = _DOOMED[drop] = _DoomedKeys(drop)
+    kept = dict(data)
+    for key in doomed.of(kept):
+        del kept[key]
+    return kept
+
+
+class _DoomedKeys:
+    """For one set of fields to drop: which keys seen so far address one of them."""
+
+    def __init__(self, drop: frozenset[str]) -> None:
+        self.drop = drop
+        self.seen: set[Any] = set()
+        self.doomed: set[str] = set()
+
+    def of(self, node: dict[Any, Any]) -> list[Any]:
+        """The keys of ``node`` to remove."""
+        if not self.seen.issuperset(node):
+            unseen = node.keys() - self.seen
+            found = [key for key in unseen if isinstance(key, str) and field_name(key) in self.drop]
+            if len(self.seen) >= _KEYS_MAX:
+                return [key for key in self.doomed if key in node] + found
+            self.seen |= unseen
+            self.doomed.update(found)
+        return [key for key in self.doomed if key in node]
+
+
+_DOOMED: dict[frozenset[str], _DoomedKeys] = {}
+
+
+def answer_key(value: Any) -> str | bytes:
+    """What tells two answers apart: a string itself, anything else its JSON as bytes.
+
+    JSON keeps 1, 1.0 and True apart, and stdlib json spells NaN and Infinity, which orjson cannot.
+    """
+    if type(value) is str:
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=repr).encode()
+    except TypeError:  # keys of mixed types cannot be sorted
+        return json.dumps(value, default=repr).encode()
+
+
+class AnswerCodes:
+    """Dictionary encoding of answers: each distinct answer of a field gets a code, 0 is unanswered.
+
+    Forms produce few distinct answers, so a column of small codes plus each field's list of
+    values holds every answer without one object per answer (what makes counting fast).
+    """
+
+    def __init__(self, fields: Iterable[str]) -> None:
+        self.fields = tuple(fields)
+        self.values: dict[str, list[Any]] = {field: [None] for field in self.fields}
+        # Blanks code as 0 (find_answers leaves them out; other callers may not).
+        self._code_maps: list[dict[Any, int]] = [{None: 0, "": 0} for _ in self.fields]
+        self.added: list[tuple[str, int, Any]] = []  # (field, code, value) since the last take_added
+
+    def encode(self, answers: Mapping[str, Any]) -> list[int]:
+        """The codes of ``answers`` (``{field: answer}``) in field order; a new answer gets a new code."""
+        try:  # known strings and blanks: every lookup in C
+            encoded = list(map(dict.get, self._code_maps, map(answers.get, self.fields)))
+        except TypeError:  # an unhashable answer (a list, an object)
+            encoded = [None]
+        if None not in encoded:
+            return encoded
+        encoded = []
+        for field, codes in zip(self.fields, self._code_maps, strict=True):
+            value = answers.get(field)
+            key = value if value is None or type(value) is str else answer_key(value)
+            code = codes.get(key)
+            if code is None:
+                values = self.values[field]
+                code = codes[key] = len(values)
+                values.append(value)
+                self.added.append((field, code, value))
+            encoded.append(code)
+        return encoded
+
+    def restore(self, field: str, code: int, value: Any) -> None:
+        """Take back a code saved earlier; codes of a field come back in order 1, 2, 3..."""
+        values = self.values[field]
+        if code != len(values):
+            raise ValueError(f"answer code {code} of {field} out of order")
+        self._code_maps[self.fields.index(field)][answer_key(value)] = code
+        values.append(value)
+
+    def take_added(self) -> list[tuple[str, int, Any]]:
+        """The codes made since the last call, for the store to save with its batch."""
+        added, self.added = self.added, []
+        return added
+
+
+@dataclass(frozen=True)
+class AnswerTable:
+    """Submissions column by column, as counting reads them: one list or array per column.
+
+    ``codes[field][i]`` is the code of row ``i``'s answer and ``values[field][code]`` the answer
+    (``values[field][0]`` is None: unanswered).
+    """
+
+    submission_id: list[str]
+    review_status: list[str]
+    submitted_at: list[str]
+    form_version: list[str]
+    person_key: list[str]
+    key_basis: list[str]
+    key_reason: list[str]
+    deleted: np.ndarray
+    codes: dict[str, np.ndarray]
+    values: dict[str, list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.submission_id)

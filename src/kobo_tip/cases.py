@@ -1,18 +1,17 @@
 """Stored submissions -> typed case records, one row per submission, and data-quality findings.
 
-Answers are read by field name whatever the key style (``kobo_tip.answers``). Kobo sends every
-answer as a string and Central sends integers as numbers; both are accepted. A value that cannot
-be read becomes missing and a ``malformed`` finding naming its field; nothing here raises on data.
-
-Rows are read in small chunks (a chunk stays in the CPU cache) and typed column by column into
-numpy arrays; caches keyed on the raw value keep this fast (forms produce few distinct answers).
-Multiple-choice answers are bit masks: bit ``i`` is ``CHOICES[list][i]`` (see ``choice_bit``).
+Counting reads the store column by column (``Store.answer_table``): each field is a column of
+answer codes plus the short list of distinct answers, so every distinct answer is typed once and
+each column is typed with one numpy lookup. ``build_cases`` does the same for submissions held
+in memory. Kobo sends every answer as a string and Central sends integers as numbers; both are
+accepted. A value that cannot be read becomes missing and a ``malformed`` finding naming its field;
+nothing here raises on data. Multiple-choice answers are bit masks: bit ``i`` is
+``CHOICES[list][i]`` (see ``choice_bit``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,35 +22,15 @@ import pandas as pd
 import pycountry
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import find_answers
+from kobo_tip.answers import AnswerCodes, AnswerTable, find_answers
 
 if TYPE_CHECKING:
     from kobo_tip.config import Settings
 
-CHUNK_ROWS = 1_000  # small enough that a chunk of submissions stays in the CPU cache
 AGE_RANGE = (0, 120)
 BIRTH_YEAR_RANGE = (1900, 2200)
 # Fields read from the data: everything the counting rules and the dimensions use.
-READ_FIELDS = (
-    ind.CONSENT,
-    ind.EVENT_DATE,
-    ind.ACTION,
-    ind.STAKEHOLDER_TYPE,
-    ind.STAKEHOLDER_ID,
-    ind.IDENTIFICATION_COUNTRY,
-    ind.LOCATION_ADMIN1,
-    ind.LOCATION_ADMIN2,
-    ind.PERSON_CATEGORY,
-    ind.EXPLOITATION_TYPE,
-    ind.GBV_TYPE,
-    ind.BIRTH_YEAR,
-    ind.GENDER,
-    ind.AGE_YEARS,
-    ind.COUNTRY_ORIGIN,
-    ind.ETHNICITY,
-    *ind.WG_FIELDS,
-    ind.SERVICES,
-)
+READ_FIELDS = ind.COUNTED_FIELDS
 _READ_SET = frozenset(READ_FIELDS)
 # A group is "missing" when none of these answers is present (spec section 2: required ones).
 GROUP_FIELDS = {
@@ -71,7 +50,16 @@ MASK_FIELDS = {
     ind.SERVICES: "service",
 }
 FINDING_COLUMNS = list(ind.DATA_QUALITY_COLUMNS)
-META_COLUMNS = ("submission_id", "review_status", "submitted_at", "deleted", "person_key", "key_basis")
+META_COLUMNS = (
+    "submission_id",
+    "review_status",
+    "submitted_at",
+    "form_version",
+    "deleted",
+    "person_key",
+    "key_basis",
+    "key_reason",
+)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INTEGER = re.compile(r"-?[0-9]+")
 _DETAIL_VALUE_CHARS = 60
@@ -113,28 +101,17 @@ def shown(value: Any) -> str:
 
 Reading = tuple[Any, str]  # (typed value, problem or "")
 Finding = tuple[str, str, str, str]
-_CACHE_MAX = 100_000  # distinct raw answers kept per field (free text could be unbounded)
 NAT_DAYS = np.iinfo(np.int64).min  # datetime64's NaT as an integer
 
 
 class _Column:
-    """One field: ``read`` turns a raw answer into a typed value; ``finish`` makes the column.
-
-    Raw strings are cached with their typed value (answers repeat a lot), so most answers cost
-    one dict lookup; a cache miss yields ``unread``, a value of the column's dtype that no
-    answer can have, and only those go through ``read``. Only str keys are cached: an int key
-    would also match True, and a float key the equal int.
-    """
+    """One field: ``read`` turns one raw answer into a typed value; ``column`` types a coded column."""
 
     dtype: Any
     missing: Any
-    unread: Any
 
     def __init__(self, field: str) -> None:
         self.field = field
-        self.readable: dict[str | None, Any] = {None: self.missing}
-        self.unreadable: dict[str, Reading] = {}
-        self.chunks: list[np.ndarray] = []
 
     def read(self, value: Any) -> Reading:
         raise NotImplementedError
@@ -142,46 +119,15 @@ class _Column:
     def finish(self, values: np.ndarray) -> Any:
         raise NotImplementedError
 
-    def add(self, ids: list[str], answers: list[dict[str, Any]], findings: list[Finding]) -> None:
-        """Type this field of a chunk of answers; an unreadable value becomes a ``malformed`` finding."""
-        field = self.field
-        typed = self._lookup(answers)
-        pending = np.flatnonzero(typed == self.unread)
-        fresh = {raw for raw in (answers[i].get(field) for i in pending) if type(raw) is str}
-        fresh -= self.readable.keys() | self.unreadable.keys()
-        if fresh and len(self.readable) + len(self.unreadable) + len(fresh) <= _CACHE_MAX:
-            for raw in fresh:  # read each new string once, then look the chunk up again
-                value, problem = self.read(raw)
-                if problem:
-                    self.unreadable[raw] = (value, problem)
-                else:
-                    self.readable[raw] = value
-            typed = self._lookup(answers)
-            pending = np.flatnonzero(typed == self.unread)
-        for index in pending:  # unreadable values, non-strings, and strings past the cache size
-            raw = answers[index].get(field)
-            value, problem = (self.unreadable.get(raw) if type(raw) is str else None) or self.read(raw)
-            typed[index] = value
-            if problem:
-                findings.append((ids[index], "malformed", field, problem))
-        self.chunks.append(typed)
-
-    def _lookup(self, answers: list[dict[str, Any]]) -> np.ndarray:
-        """Cached typed values; ``unread`` where the raw value is not a cached readable string."""
-        field, cached, unread = self.field, self.readable.get, self.unread
-        try:
-            return np.array([cached(found.get(field), unread) for found in answers], dtype=self.dtype)
-        except TypeError:  # an unhashable value (a list or an object) somewhere
-            return np.array(
-                [cached(raw, unread) if raw is None or type(raw) is str else unread for raw in
-                 (found.get(field) for found in answers)],
-                dtype=self.dtype,
-            )  # fmt: skip
-
-    def column(self) -> Any:
-        values = np.concatenate(self.chunks) if self.chunks else np.array([], dtype=self.dtype)
-        self.chunks = []
-        return self.finish(values)
+    def column(self, codes: np.ndarray, values: list[Any], rows: _Rows) -> Any:
+        """Type each distinct answer once, then the column by lookup; unreadable ones become findings."""
+        readings = [self.read(value) for value in values[1:]]  # code 0 is unanswered
+        typed = np.array([self.missing, *(value for value, _ in readings)], dtype=self.dtype)
+        problems = {code: problem for code, (_, problem) in enumerate(readings, start=1) if problem}
+        if problems:
+            for index in np.flatnonzero(np.isin(codes, list(problems))):
+                rows.find(index, "malformed", self.field, problems[codes[index]])
+        return self.finish(typed[codes])
 
 
 class _ChoiceColumn(_Column):
@@ -191,7 +137,7 @@ class _ChoiceColumn(_Column):
     blanks (a malformed location is ``unknown``, a blank one falls back to the country).
     """
 
-    dtype, missing, unread = np.int32, -1, -2
+    dtype, missing = np.int32, -1
 
     def __init__(self, field: str, names: Iterable[str], what: str, unreadable: str | None = None) -> None:
         super().__init__(field)
@@ -215,7 +161,7 @@ class _ChoiceColumn(_Column):
 class _MaskColumn(_Column):
     """select_multiple: bit masks (bit i = choice i of the list; 0 missing)."""
 
-    dtype, missing, unread = np.int32, 0, -1
+    dtype, missing = np.int32, 0
 
     def __init__(self, field: str, list_name: str) -> None:
         super().__init__(field)
@@ -239,7 +185,7 @@ class _MaskColumn(_Column):
 class _IntegerColumn(_Column):
     """integer: floats (NaN missing) within [low, high]; Kobo sends strings, Central numbers."""
 
-    dtype, missing, unread = np.float64, np.nan, -np.inf
+    dtype, missing = np.float64, np.nan
 
     def __init__(self, field: str, low: int, high: int) -> None:
         super().__init__(field)
@@ -266,7 +212,7 @@ class _IntegerColumn(_Column):
 class _DateColumn(_Column):
     """date: days since 1970-01-01 (NaT missing), read from ``YYYY-MM-DD``."""
 
-    dtype, missing, unread = np.int64, NAT_DAYS, NAT_DAYS + 1
+    dtype, missing = np.int64, NAT_DAYS
     epoch = dt.date(1970, 1, 1).toordinal()
 
     def read(self, value: Any) -> Reading:
@@ -310,90 +256,98 @@ def _columns(settings: Settings) -> dict[str, _Column]:
 # --- building ----------------------------------------------------------------------------------
 
 
-def _group_expected(group: str, found: Mapping[str, Any]) -> bool:
-    """The person group is shown only with consent (spec section 2); the event group always."""
-    return group != ind.GROUP_PERSON or found.get(ind.CONSENT) == "yes"
+class _Rows:
+    """The findings of one build, each tied to the row it came from (they are sorted by row)."""
 
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.found: list[tuple[int, Finding]] = []
+        self.noted = np.zeros(len(ids), dtype=bool)  # rows with a finding about the whole submission
 
-class _Builder:
-    def __init__(self, settings: Settings, by_field: bool) -> None:
-        self.columns = _columns(settings)
-        self.by_field = by_field
-        self.meta: dict[str, list[Any]] = {name: [] for name in META_COLUMNS}
-        self.findings: list[Finding] = []
+    def find(self, index: Any, rule: str, field: str, detail: str) -> None:
+        index = int(index)
+        self.found.append((index, (self.ids[index], rule, field, detail)))
 
-    def add_chunk(self, rows: list[StoredRow]) -> None:
-        ids = [str(row.submission_id) for row in rows]
-        for name in META_COLUMNS[1:]:
-            self.meta[name].extend([getattr(row, name) for row in rows])
-        self.meta["submission_id"].extend(ids)
-        if self.by_field:  # {field: answer} already: keep the fields read, skip the walk
-            answers = [{k: v for k, v in row.data.items() if k in _READ_SET} for row in rows]
-        else:
-            answers = [
-                find_answers(row.data, _READ_SET) if isinstance(row.data, Mapping) else None for row in rows
-            ]
-        for index in [index for index, found in enumerate(answers) if not found]:
-            data = rows[index].data
-            readable = isinstance(data, Mapping)
-            problem = "the submission has no answers" if readable else f"{shown(data)} is not an object"
-            self.findings.append((ids[index], "malformed", "data", problem))
-            answers[index] = {}
-        for group, fields in GROUP_FIELDS.items():
-            self.findings.extend(
-                (sid, "malformed", group, f"group '{group}' is missing: no answers in it")
-                for sid, found in zip(ids, answers, strict=True)
-                if found and found.keys().isdisjoint(fields) and _group_expected(group, found)
-            )
-        self.findings.extend(
-            (sid, "not_linkable", "person_key", str(row.key_reason or ""))
-            for sid, row in zip(ids, rows, strict=True)
-            if row.key_basis != "uic"
-        )
-        for column in self.columns.values():
-            column.add(ids, answers, self.findings)
+    def find_each(self, where: np.ndarray, rule: str, field: str, detail: str) -> None:
+        """The same finding for every row where ``where`` is true."""
+        ids = self.ids
+        self.found += [(index, (ids[index], rule, field, detail)) for index in np.flatnonzero(where).tolist()]
 
     def frame(self) -> pd.DataFrame:
-        meta = self.meta
-        ids = meta["submission_id"]
-        id_series = pd.Series(ids, dtype=object)
-        submitted = pd.to_datetime(
-            pd.Series(meta["submitted_at"], dtype=object),
-            format="%Y-%m-%dT%H:%M:%S",
-            utc=True,
-            errors="coerce",
-        )
-        for index in np.flatnonzero(submitted.isna().to_numpy()):
-            raw = shown(meta["submitted_at"][index])
-            self.findings.append((ids[index], "malformed", "submitted_at", f"{raw} is not a UTC time"))
-        status_code = {name: code for code, name in enumerate(ind.REVIEW_STATUSES)}
-        status_codes = np.array(
-            [status_code.get(raw, -1) if type(raw) is str else -1 for raw in meta["review_status"]],
-            dtype=np.int8,
-        )
-        status = pd.Categorical.from_codes(status_codes, categories=ind.REVIEW_STATUSES)
-        for index in np.flatnonzero(status_codes == -1):
-            raw = shown(meta["review_status"][index])
-            self.findings.append((ids[index], "malformed", "review_status", f"unknown review status {raw}"))
-        keys, key_names = pd.factorize(np.asarray(meta["person_key"], dtype=object))
-        frame = pd.DataFrame(
-            {
-                "submission_id": id_series,
-                "id_number": _id_numbers(ids),
-                "submitted_at": submitted,
-                "review_status": status.fillna("unreviewed"),
-                "deleted": np.asarray([bool(flag) for flag in meta["deleted"]], dtype=bool),
-                "person_key": pd.Categorical.from_codes(keys, categories=key_names),
-                "key_basis": pd.Categorical(meta["key_basis"]),
-            }
-        )
-        for field in READ_FIELDS:
-            frame[field] = self.columns[field].column()
-        action = frame.pop(ind.ACTION)
-        frame["identified"] = (action & choice_bit("action", "identified")) != 0
-        frame["referred"] = (action & choice_bit("action", "referred")) != 0
-        frame["disability"] = disability_status(frame)
-        return frame
+        self.found.sort(key=lambda item: item[0])  # stable: a row's findings keep their order
+        return pd.DataFrame([finding for _, finding in self.found], columns=FINDING_COLUMNS, dtype=object)
+
+
+def _structure_findings(table: AnswerTable, rows: _Rows) -> None:
+    """Submissions without answers, required groups left empty, and persons that cannot be linked.
+
+    A row already found malformed as a whole (``rows.noted``) is not also said to have no answers.
+    """
+    answered = {field: table.codes[field] != 0 for field in READ_FIELDS}
+    anything = np.logical_or.reduce([answered[field] for field in READ_FIELDS])
+    consent_yes = _equals(table, ind.CONSENT, "yes")
+    rows.find_each(~anything & ~rows.noted, "malformed", "data", "the submission has no answers")
+    for group, fields in GROUP_FIELDS.items():
+        missing = anything & ~np.logical_or.reduce([answered[field] for field in fields])
+        expected = consent_yes if group == ind.GROUP_PERSON else True  # spec section 2
+        detail = f"group '{group}' is missing: no answers in it"
+        rows.find_each(missing & expected, "malformed", group, detail)
+    for index in np.flatnonzero(np.asarray(table.key_basis, dtype=object) != "uic"):
+        rows.find(index, "not_linkable", "person_key", table.key_reason[index])
+
+
+def _equals(table: AnswerTable, field: str, answer: str) -> np.ndarray:
+    matches = [code for code, value in enumerate(table.values[field]) if value == answer and code]
+    return np.isin(table.codes[field], matches)
+
+
+def cases_from_table(table: AnswerTable, settings: Settings, *, notes: Iterable[Finding] = ()) -> Cases:
+    """One typed case record per row of ``table``, plus ``malformed`` and ``not_linkable`` findings.
+
+    ``notes``: findings already made about these rows (``submission_id`` first), kept in row order.
+    """
+    ids = table.submission_id
+    rows = _Rows(ids)
+    position = {sid: index for index, sid in enumerate(ids)} if notes else {}
+    for note in notes:
+        rows.found.append((position[note[0]], note))
+        rows.noted[position[note[0]]] = True
+    _structure_findings(table, rows)
+    submitted = pd.to_datetime(
+        pd.Series(table.submitted_at, dtype=object), format="%Y-%m-%dT%H:%M:%S", utc=True, errors="coerce"
+    )
+    columns = _columns(settings)
+    typed = {
+        field: columns[field].column(table.codes[field], table.values[field], rows) for field in READ_FIELDS
+    }
+    for index in np.flatnonzero(submitted.isna().to_numpy()):
+        raw = shown(table.submitted_at[index])
+        rows.find(index, "malformed", "submitted_at", f"{raw} is not a UTC time")
+    status_code = {name: code for code, name in enumerate(ind.REVIEW_STATUSES)}
+    status_codes = np.array([status_code.get(raw, -1) for raw in table.review_status], dtype=np.int8)
+    status = pd.Categorical.from_codes(status_codes, categories=ind.REVIEW_STATUSES)
+    for index in np.flatnonzero(status_codes == -1):
+        raw = shown(table.review_status[index])
+        rows.find(index, "malformed", "review_status", f"unknown review status {raw}")
+    keys, key_names = pd.factorize(np.asarray(table.person_key, dtype=object))
+    frame = pd.DataFrame(
+        {
+            "submission_id": pd.Series(ids, dtype=object),
+            "id_number": _id_numbers(ids),
+            "submitted_at": submitted,
+            "review_status": status.fillna("unreviewed"),
+            "deleted": np.asarray(table.deleted, dtype=bool),
+            "person_key": pd.Categorical.from_codes(keys, categories=key_names),
+            "key_basis": pd.Categorical(table.key_basis),
+        }
+    )
+    for field in READ_FIELDS:
+        frame[field] = typed[field]
+    action = frame.pop(ind.ACTION)
+    frame["identified"] = (action & choice_bit("action", "identified")) != 0
+    frame["referred"] = (action & choice_bit("action", "referred")) != 0
+    frame["disability"] = disability_status(frame)
+    return Cases(frame=frame, findings=rows.frame())
 
 
 def _id_numbers(ids: list[str]) -> np.ndarray:
@@ -416,16 +370,38 @@ def disability_status(frame: pd.DataFrame) -> pd.Categorical:
     return pd.Categorical(status, categories=["yes", "no", ind.NOT_ASKED, ind.UNKNOWN])
 
 
-def build_cases(rows: Iterable[StoredRow], settings: Settings, *, by_field: bool = False) -> Cases:
-    """One typed case record per stored submission, plus ``malformed`` and ``not_linkable`` findings.
+def answer_table(rows: Iterable[StoredRow]) -> tuple[AnswerTable, list[Finding]]:
+    """Submissions held in memory as the column table the store gives, and the findings about data
+    that is not an object at all."""
+    codes = AnswerCodes(READ_FIELDS)
+    meta: dict[str, list[Any]] = {name: [] for name in META_COLUMNS}
+    encoded: list[list[int]] = []
+    notes: list[Finding] = []
+    for row in rows:
+        for name in META_COLUMNS:
+            meta[name].append(getattr(row, name))
+        data = row.data
+        if not isinstance(data, Mapping):
+            notes.append((str(row.submission_id), "malformed", "data", f"{shown(data)} is not an object"))
+            data = {}
+        encoded.append(codes.encode(find_answers(data, _READ_SET)))
+    matrix = np.array(encoded, dtype=np.int32).reshape(len(encoded), len(READ_FIELDS))
+    table = AnswerTable(
+        submission_id=[str(sid) for sid in meta["submission_id"]],
+        review_status=meta["review_status"],
+        submitted_at=meta["submitted_at"],
+        form_version=meta["form_version"],
+        person_key=meta["person_key"],
+        key_basis=meta["key_basis"],
+        key_reason=[str(reason or "") for reason in meta["key_reason"]],
+        deleted=np.array([bool(flag) for flag in meta["deleted"]], dtype=bool),
+        codes={field: matrix[:, index] for index, field in enumerate(READ_FIELDS)},
+        values=codes.values,
+    )
+    return table, notes
 
-    ``by_field``: each row's ``data`` is the flat ``{field: answer}`` the store keeps for counting
-    (``Store.submissions(answers_only=True)``), not the submission as the server sent it.
-    """
-    builder = _Builder(settings, by_field)
-    iterator = iter(rows)
-    while chunk := list(itertools.islice(iterator, CHUNK_ROWS)):
-        builder.add_chunk(chunk)
-    frame = builder.frame()
-    findings = pd.DataFrame(builder.findings, columns=FINDING_COLUMNS, dtype=object)
-    return Cases(frame=frame, findings=findings)
+
+def build_cases(rows: Iterable[StoredRow], settings: Settings) -> Cases:
+    """One typed case record per submission held in memory (any key style), plus findings."""
+    table, notes = answer_table(rows)
+    return cases_from_table(table, settings, notes=notes)

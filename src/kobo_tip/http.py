@@ -12,6 +12,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -215,8 +216,8 @@ def get_json(session: requests.Session, url: str, *, what: str = "", **kwargs: A
     for attempt in range(_BODY_ATTEMPTS):
         response = request(session, "GET", url, what=what, **kwargs)
         try:
-            return response.json()
-        except ValueError:
+            return orjson.loads(response.content)  # a data page parses in a third of json's time
+        except orjson.JSONDecodeError:
             if attempt + 1 < _BODY_ATTEMPTS:
                 time.sleep(_pause(session, attempt))
     clean = safe_url(response.url)

@@ -93,6 +93,28 @@ FIELD_GROUPS: Final[dict[str, str]] = {
     REFERRAL_OUTCOME: GROUP_REFERRAL,
 }
 
+# The answers counting reads (spec sections 4 and 7): the store keeps these column by column.
+COUNTED_FIELDS: Final = (
+    CONSENT,
+    EVENT_DATE,
+    ACTION,
+    STAKEHOLDER_TYPE,
+    STAKEHOLDER_ID,
+    IDENTIFICATION_COUNTRY,
+    LOCATION_ADMIN1,
+    LOCATION_ADMIN2,
+    PERSON_CATEGORY,
+    EXPLOITATION_TYPE,
+    GBV_TYPE,
+    BIRTH_YEAR,
+    GENDER,
+    AGE_YEARS,
+    COUNTRY_ORIGIN,
+    ETHNICITY,
+    *WG_FIELDS,
+    SERVICES,
+)
+
 NOT_LISTED: Final = "not_listed"
 STATELESS: Final = "stateless"
 UNKNOWN: Final = "unknown"

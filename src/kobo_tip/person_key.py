@@ -5,11 +5,12 @@ Computed when a submission enters the store; the raw UIC parts never reach the s
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kobo_tip import indicator as ind
 from kobo_tip.answers import find_answers, without_fields
@@ -26,8 +27,7 @@ KEY_FIELDS = (
 _GENDER_CODE = {"female": "F", "male": "M"}
 
 
-@dataclass(frozen=True)
-class PersonKey:
+class PersonKey(NamedTuple):  # a tuple: one is made for every submission synced
     """``basis`` is ``uic``, ``case_ref`` or ``submission``; ``reason`` says why not ``uic``."""
 
     key: str
@@ -39,6 +39,7 @@ class PersonKey:
         return self.basis == "uic"
 
 
+@functools.lru_cache(maxsize=65_536)  # names repeat: most parts are normalised once
 def normalise_part(text: str) -> str:
     """NFKD, drop marks, upper-case, keep alphanumerics, first two, padded with 9."""
     decomposed = unicodedata.normalize("NFKD", text)
@@ -74,12 +75,29 @@ def uic_string(given: str, mother: str, birth_year: int, gender: str | None) -> 
 
 
 def _hmac(secret: bytes, message: str) -> str:
-    return hmac.digest(secret, message.encode("utf-8"), "sha256").hex()  # the one-shot C path
+    keyed = _keyed(secret).copy()
+    keyed.update(message.encode("utf-8"))
+    return keyed.hexdigest()
+
+
+def _sha256(data: bytes = b"") -> Any:
+    return hashlib.sha256(data)
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed(secret: bytes) -> hmac.HMAC:
+    # Copying a keyed HMAC skips the key set-up per message. A plain function as digestmod keeps
+    # hmac on its copy-the-hash-states path: OpenSSL 3's own HMAC context costs more per message.
+    return hmac.new(secret, digestmod=_sha256)
 
 
 def person_key(data: Mapping[str, Any], submission_id: str, secret: bytes) -> PersonKey:
     """The person key of one raw submission (any key style)."""
-    answers = find_answers(data, KEY_FIELDS)
+    return key_of_answers(find_answers(data, KEY_FIELDS), submission_id, secret)
+
+
+def key_of_answers(answers: Mapping[str, Any], submission_id: str, secret: bytes) -> PersonKey:
+    """The person key from answers found by field name (``find_answers``), holding ``KEY_FIELDS``."""
     reason = _unlinkable_reason(answers)
     if not reason:
         gender = answers.get(ind.GENDER)

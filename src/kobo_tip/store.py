@@ -19,19 +19,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
+
+from kobo_tip import indicator as ind
+from kobo_tip.answers import AnswerCodes, AnswerTable, answer_key
 from kobo_tip.errors import StoreError
 from kobo_tip.sources.base import KnownSubmission
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SYNC_LOCK_WAIT = 5.0  # seconds a second sync waits for the first before giving up
 _BUSY_TIMEOUT_MS = 30_000  # readers wait this long for a writer's checkpoint
 _CHUNK = 500  # ids per "IN (...)" query, well below SQLite's variable limit
 _PRIVATE = 0o077  # umask: files readable by their owner only
+_MAX_CODE = 0xFFFFFF  # answer codes are read back as 6 hex digits (3 bytes)
+_READ_ROWS = 200_000  # rows per read query: bounds memory and stays far below SQLite's string limit
+_UNIT = "\x1f"  # separates text values read in one piece; a value holding it is read row by row
 
-_SCHEMA = """
+# The answers counting reads, one column each: the code of the answer in answer_values.
+ANSWER_COLUMNS = ind.COUNTED_FIELDS
+_SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Narrow rows: counting scans this table, so the submission itself lives in submission_data.
 CREATE TABLE submissions (
-    submission_id TEXT PRIMARY KEY,
+    row_id INTEGER PRIMARY KEY,
+    submission_id TEXT NOT NULL UNIQUE,
     id_order INTEGER,
     version_id TEXT NOT NULL,
     review_status TEXT NOT NULL,
@@ -40,15 +52,21 @@ CREATE TABLE submissions (
     person_key TEXT NOT NULL,
     key_basis TEXT NOT NULL,
     key_reason TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    -- answers before data: SQLite reads a record's columns in order, so a small column placed
-    -- after the large one would cost reading data's overflow pages on every row.
-    answers TEXT NOT NULL, -- the form's answers by field name: what counting reads
-    data TEXT NOT NULL,
     first_seen TEXT NOT NULL,
     last_seen TEXT NOT NULL, -- when a new or changed copy last arrived
     deleted_at TEXT,
-    deleted_run INTEGER
+    deleted_run INTEGER,
+    {", ".join(f'"{field}" INTEGER NOT NULL' for field in ANSWER_COLUMNS)} -- 0: unanswered
+);
+-- The submission as the server sent it, less the UIC parts and review-state keys.
+CREATE TABLE submission_data (row_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+-- Each distinct answer of a field once, coded 1, 2, 3...: submissions.<field> holds the code. A string is
+-- TEXT, anything else (a number from Central, a malformed list) is its JSON as a BLOB.
+CREATE TABLE answer_values (
+    field TEXT NOT NULL,
+    code INTEGER NOT NULL,
+    value NOT NULL,
+    PRIMARY KEY (field, code)
 );
 CREATE TABLE watermarks (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -78,6 +96,42 @@ CREATE TABLE publications (
 );
 CREATE INDEX publications_by_audience ON publications (audience, published_at);
 """
+_ANSWER_NAMES = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
+# Numeric ids (Kobo _id) also as integers, so they sort as numbers: computed by SQLite from the id.
+_ID_ORDER = (
+    "CASE WHEN ?2 GLOB '[0-9]*' AND NOT ?2 GLOB '*[^0-9]*' AND length(?2) <= 18 THEN CAST(?2 AS INTEGER) END"
+)
+_ANSWER_UPDATES = ", ".join(f'"{field}" = ?' for field in ANSWER_COLUMNS)
+_INSERT_SUBMISSION = (
+    "INSERT INTO submissions (row_id, submission_id, id_order, version_id, review_status, submitted_at, "
+    "form_version, person_key, key_basis, key_reason, first_seen, last_seen, "
+    f"{_ANSWER_NAMES}) VALUES (?, ?, {_ID_ORDER}, {', '.join('?' * (9 + len(ANSWER_COLUMNS)))})"
+)
+_UPDATE_SUBMISSION = (
+    "UPDATE submissions SET version_id = ?, review_status = ?, submitted_at = ?, form_version = ?, "
+    "person_key = ?, key_basis = ?, key_reason = ?, last_seen = ?, "
+    f"{_ANSWER_UPDATES}, "
+    "deleted_at = NULL, deleted_run = NULL WHERE row_id = ?"
+)
+_TABLE_TEXTS = (
+    "submission_id",
+    "review_status",
+    "submitted_at",
+    "form_version",
+    "person_key",
+    "key_basis",
+    "key_reason",
+)
+# One chunk of rows after a row_id: the count, the last row_id, each text column joined by _UNIT,
+# the answer codes as fixed-width hex, and the deleted flags as '0'/'1'. The ORDER BY in the
+# subquery keeps every aggregate in row order (SQLite does not flatten it into an aggregate).
+_READ_TABLE = (
+    "SELECT count(*), max(row_id), "
+    + ", ".join(f"group_concat({name}, char(31))" for name in _TABLE_TEXTS)
+    + f", group_concat(printf('{'%06x' * len(ANSWER_COLUMNS)}', {_ANSWER_NAMES}), ''), "
+    "group_concat(deleted_at IS NOT NULL, '') "
+    f"FROM (SELECT * FROM submissions WHERE row_id > ? ORDER BY row_id LIMIT ?)"
+)
 _LAST_RECONCILE = "last_reconcile"
 INTERRUPTED = "interrupted: the sync stopped before its end; its committed batches are kept"
 
@@ -92,7 +146,7 @@ def utc_stamp(moment: dt.datetime | str | None = None) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs more, once per submission
 class StoredSubmission:
     """One submission as the store holds it (UIC parts removed, person key added)."""
 
@@ -108,7 +162,7 @@ class StoredSubmission:
     data: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs more, once per submission
 class SubmissionRow:
     """What sync writes for one submission; ``review_status`` None keeps the store's."""
 
@@ -120,9 +174,8 @@ class SubmissionRow:
     person_key: str
     key_basis: str
     key_reason: str
-    content_hash: str
     data_json: str
-    answers_json: str  # {field: answer} of the form's fields, derived from data_json
+    answers: Mapping[str, Any]  # {field: answer} of the form's fields, as found in data_json
 
 
 @dataclass
@@ -178,6 +231,7 @@ class Store:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        self._answer_codes: AnswerCodes | None = None  # loaded by the first batch
 
     # --- opening ------------------------------------------------------------------------
 
@@ -326,12 +380,11 @@ class Store:
         return row[0] if row else None
 
     def known(self) -> dict[str, KnownSubmission]:
-        """Every non-deleted submission: id -> version, review status, content hash."""
+        """Every non-deleted submission: id -> version and review status."""
         rows = self._db.execute(
-            "SELECT submission_id, version_id, review_status, content_hash FROM submissions "
-            "WHERE deleted_at IS NULL"
+            "SELECT submission_id, version_id, review_status FROM submissions WHERE deleted_at IS NULL"
         )
-        return {sid: KnownSubmission(version, status, digest) for sid, version, status, digest in rows}
+        return {sid: KnownSubmission(version, status) for sid, version, status in rows}
 
     # --- write side (sync only) -------------------------------------------------------------
 
@@ -368,38 +421,42 @@ class Store:
         """
         now = utc_stamp()
         outcome = BatchOutcome()
-        with self._transaction():
-            self._upsert(rows, now, outcome)
-            if review_statuses:
-                self._set_statuses(review_statuses, outcome)
-            if deleted:
-                self._mark_deleted(deleted, now, run_id, outcome)
-            for name, value in (watermarks or {}).items():
+        try:
+            with self._transaction():
+                self._upsert(rows, now, outcome)
+                if review_statuses:
+                    self._set_statuses(review_statuses, outcome)
+                if deleted:
+                    self._mark_deleted(deleted, now, run_id, outcome)
+                for name, value in (watermarks or {}).items():
+                    self._db.execute(
+                        "INSERT INTO watermarks VALUES (?, ?, ?) ON CONFLICT (name) "
+                        "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                        (name, value, now),
+                    )
+                if reconciled:
+                    self._db.execute(
+                        "INSERT INTO sync_state VALUES (?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (_LAST_RECONCILE, now),
+                    )
                 self._db.execute(
-                    "INSERT INTO watermarks VALUES (?, ?, ?) ON CONFLICT (name) "
-                    "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    (name, value, now),
+                    "UPDATE runs SET fetched = fetched + ?, new = new + ?, edited = edited + ?, "
+                    "unchanged = unchanged + ?, deleted = deleted + ?, status_changed = status_changed + ? "
+                    "WHERE id = ?",
+                    (
+                        fetched,
+                        outcome.new,
+                        outcome.edited,
+                        outcome.unchanged,
+                        outcome.deleted,
+                        outcome.status_changed,
+                        run_id,
+                    ),
                 )
-            if reconciled:
-                self._db.execute(
-                    "INSERT INTO sync_state VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (_LAST_RECONCILE, now),
-                )
-            self._db.execute(
-                "UPDATE runs SET fetched = fetched + ?, new = new + ?, edited = edited + ?, "
-                "unchanged = unchanged + ?, deleted = deleted + ?, status_changed = status_changed + ? "
-                "WHERE id = ?",
-                (
-                    fetched,
-                    outcome.new,
-                    outcome.edited,
-                    outcome.unchanged,
-                    outcome.deleted,
-                    outcome.status_changed,
-                    run_id,
-                ),
-            )
+        except BaseException:
+            self._answer_codes = None  # codes made by the rolled-back batch: reload the saved ones
+            raise
         return outcome
 
     def _existing(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
@@ -408,67 +465,116 @@ class Store:
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             for sid, *facts in self._db.execute(
-                "SELECT submission_id, version_id, review_status, content_hash, deleted_at, person_key, "
-                f"key_basis, key_reason FROM submissions WHERE submission_id IN ({marks})",
+                "SELECT submission_id, row_id, version_id, review_status, deleted_at, person_key, key_basis, "
+                f"key_reason FROM submissions WHERE submission_id IN ({marks})",
                 chunk,
             ):
                 found[sid] = tuple(facts)
         return found
 
+    def _stored_texts(self, row_ids: Sequence[int]) -> dict[int, str]:
+        texts: dict[int, str] = {}
+        for start in range(0, len(row_ids), _CHUNK):
+            chunk = row_ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            texts.update(
+                self._db.execute(f"SELECT row_id, data FROM submission_data WHERE row_id IN ({marks})", chunk)
+            )
+        return texts
+
+    def _codes(self) -> AnswerCodes:
+        """The answer dictionary, loaded once per open store (and again after a failed batch)."""
+        if self._answer_codes is None:
+            codes = AnswerCodes(ANSWER_COLUMNS)
+            for field, code, value in self._db.execute(
+                "SELECT field, code, value FROM answer_values ORDER BY field, code"
+            ):
+                codes.restore(field, code, _stored_answer(value))
+            self._answer_codes = codes
+        return self._answer_codes
+
     def _upsert(self, rows: Sequence[SubmissionRow], now: str, outcome: BatchOutcome) -> None:
         latest = {row.submission_id: row for row in rows}  # a repeated id: the last one wins
         existing = self._existing(list(latest))
-        inserts, updates, touches = [], [], []
+        # Same id, same version: only the content can tell an edit (a file source's rows have no version).
+        texts = self._stored_texts(
+            [facts[0] for sid, facts in existing.items() if facts[1] == latest[sid].version_id]
+        )
+        encode = self._codes().encode
+        (next_row,) = self._db.execute("SELECT ifnull(max(row_id), 0) + 1 FROM submissions").fetchone()
+        inserts, updates, touches, data = [], [], [], []
         for sid, row in latest.items():
             before = existing.get(sid)
-            key = (row.person_key, row.key_basis, row.key_reason)
             if before is None:
                 outcome.new += 1
-                status = row.review_status or "unreviewed"
                 inserts.append(
-                    (
-                        *(sid, _id_order(sid), row.version_id, status, row.submitted_at, row.form_version),
-                        *(*key, row.content_hash, row.data_json, row.answers_json, now, now),
-                    )
+                    [
+                        next_row,
+                        sid,
+                        row.version_id,
+                        row.review_status or "unreviewed",
+                        row.submitted_at,
+                        row.form_version,
+                        row.person_key,
+                        row.key_basis,
+                        row.key_reason,
+                        now,
+                        now,
+                        *encode(row.answers),
+                    ]
                 )
+                data.append((next_row, row.data_json))
+                next_row += 1
                 continue
-            old_version, old_status, old_hash, deleted_at, *old_key = before
+            row_id, old_version, old_status, deleted_at, *old_key = before
+            key = [row.person_key, row.key_basis, row.key_reason]
             status = row.review_status or old_status
             if deleted_at is not None:
                 outcome.new += 1
-            elif old_version != row.version_id or old_hash != row.content_hash:
+            elif old_version != row.version_id or texts.get(row_id) != row.data_json:
                 outcome.edited += 1
                 outcome.status_changed += status != old_status
             else:
                 outcome.unchanged += 1
                 # Rows that did not change are left alone: rewriting them would cost a full re-sync's I/O.
-                if status != old_status or tuple(old_key) != key:
+                if status != old_status or old_key != key:
                     outcome.status_changed += status != old_status
-                    touches.append((status, *key, sid))
+                    touches.append((status, *key, row_id))
                 continue
             updates.append(
-                (
-                    *(row.version_id, status, row.submitted_at, row.form_version),
-                    *(*key, row.content_hash, row.data_json, row.answers_json, now, sid),
-                )
+                [
+                    row.version_id,
+                    status,
+                    row.submitted_at,
+                    row.form_version,
+                    *key,
+                    now,
+                    *encode(row.answers),
+                    row_id,
+                ]
             )
-        self._db.executemany(
-            "INSERT INTO submissions (submission_id, id_order, version_id, review_status, submitted_at, "
-            "form_version, person_key, key_basis, key_reason, content_hash, data, answers, first_seen, "
-            "last_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            inserts,
-        )
-        self._db.executemany(
-            "UPDATE submissions SET version_id = ?, review_status = ?, submitted_at = ?, form_version = ?, "
-            "person_key = ?, key_basis = ?, key_reason = ?, content_hash = ?, data = ?, answers = ?, "
-            "last_seen = ?, deleted_at = NULL, deleted_run = NULL WHERE submission_id = ?",
-            updates,
-        )
+            data.append((row_id, row.data_json))
+        self._save_codes()
+        self._db.executemany(_INSERT_SUBMISSION, inserts)
+        self._db.executemany(_UPDATE_SUBMISSION, updates)
+        self._db.executemany("INSERT OR REPLACE INTO submission_data VALUES (?, ?)", data)
         self._db.executemany(
             "UPDATE submissions SET review_status = ?, person_key = ?, key_basis = ?, key_reason = ? "
-            "WHERE submission_id = ?",
+            "WHERE row_id = ?",
             touches,
+        )
+
+    def _save_codes(self) -> None:
+        added = self._codes().take_added()
+        overflowing = next((field for field, code, _ in added if code > _MAX_CODE), None)
+        if overflowing:
+            raise StoreError(
+                f"The store {self.path} holds more distinct answers to {overflowing} than it can code: "
+                "the source is not sending this form's answers."
+            )
+        self._db.executemany(
+            "INSERT INTO answer_values VALUES (?, ?, ?)",
+            ((field, code, _answer_to_store(value)) for field, code, value in added),
         )
 
     def _set_statuses(self, statuses: Mapping[str, str], outcome: BatchOutcome) -> None:
@@ -498,26 +604,78 @@ class Store:
 
     # --- read side --------------------------------------------------------------------------
 
-    def submissions(
-        self, *, include_deleted: bool = True, answers_only: bool = False
-    ) -> Iterator[StoredSubmission]:
-        """Stream every stored submission (deleted ones flagged), one JSON decode per row.
-
-        With ``answers_only``, ``data`` is the flat ``{field: answer}`` of the form's fields: all
-        that counting reads, a fraction of the submission to decode.
-        """
+    def submissions(self, *, include_deleted: bool = True) -> Iterator[StoredSubmission]:
+        """Stream every stored submission (deleted ones flagged), one JSON decode per row."""
         where = "" if include_deleted else " WHERE deleted_at IS NULL"
-        column = "answers" if answers_only else "data"
         cursor = self._db.execute(
             "SELECT submission_id, version_id, review_status, submitted_at, form_version, person_key, "
-            f"key_basis, key_reason, deleted_at IS NOT NULL, {column} FROM submissions{where}"
+            "key_basis, key_reason, deleted_at IS NOT NULL, data FROM submissions "
+            f"JOIN submission_data USING (row_id){where} ORDER BY row_id"
         )
-        loads = json.loads
+        loads = orjson.loads
         while rows := cursor.fetchmany(2000):
             for sid, version, status, submitted, form_version, key, basis, reason, gone, data in rows:
                 yield StoredSubmission(
                     sid, version, status, submitted, form_version, key, basis, reason, bool(gone), loads(data)
                 )
+
+    def answer_table(self) -> AnswerTable:
+        """Every stored submission (deleted ones flagged) column by column: what counting reads.
+
+        SQLite joins each column into one string, so reading makes a few objects per column
+        rather than one per value; one read transaction keeps rows and codes consistent.
+        """
+        texts: dict[str, list[str]] = {name: [] for name in _TABLE_TEXTS}
+        codes: list[np.ndarray] = []
+        deleted: list[np.ndarray] = []
+        with self._reading():
+            last = 0
+            while True:
+                found = self._db.execute(_READ_TABLE, (last, _READ_ROWS)).fetchone()
+                rows, last = found[0], found[1]
+                if not rows:
+                    break
+                for name, joined in zip(_TABLE_TEXTS, found[2:-2], strict=True):
+                    texts[name] += self._split(joined, rows, name, last)
+                hex_codes = np.frombuffer(bytes.fromhex(found[-2]), dtype=np.uint8)
+                codes.append(_unpack_codes(hex_codes, rows))
+                deleted.append(np.frombuffer(found[-1].encode("ascii"), dtype=np.uint8) == ord("1"))
+            values = self._saved_values()
+        matrix = np.concatenate(codes) if codes else np.zeros((0, len(ANSWER_COLUMNS)), dtype=np.int32)
+        return AnswerTable(
+            **texts,
+            deleted=np.concatenate(deleted) if deleted else np.zeros(0, dtype=bool),
+            codes={field: matrix[:, index] for index, field in enumerate(ANSWER_COLUMNS)},
+            values=values,
+        )
+
+    def _split(self, joined: str, rows: int, name: str, last: int) -> list[str]:
+        parts = joined.split(_UNIT)
+        if len(parts) == rows:
+            return parts
+        # A value holding the separator: this column of this chunk is read row by row instead.
+        return [
+            value
+            for (value,) in self._db.execute(
+                f"SELECT {name} FROM submissions WHERE row_id <= ? ORDER BY row_id DESC LIMIT ?",
+                (last, rows),
+            )
+        ][::-1]
+
+    def _saved_values(self) -> dict[str, list[Any]]:
+        values: dict[str, list[Any]] = {field: [None] for field in ANSWER_COLUMNS}
+        for field, value in self._db.execute("SELECT field, value FROM answer_values ORDER BY field, code"):
+            values[field].append(_stored_answer(value))
+        return values
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """One read transaction: every query inside sees the same committed state."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
 
     def counts(self) -> StoreCounts:
         """Totals for ``kobo-tip status``."""
@@ -613,8 +771,16 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-def _id_order(submission_id: str) -> int | None:
-    """Numeric ids (Kobo ``_id``) as integers, so they sort as numbers."""
-    if submission_id.isascii() and submission_id.isdigit() and len(submission_id) <= 18:
-        return int(submission_id)
-    return None
+def _answer_to_store(value: Any) -> str | bytes:
+    """A string answer as TEXT; anything else as the BLOB of its JSON (``answer_key``)."""
+    return answer_key(value)
+
+
+def _stored_answer(value: str | bytes) -> Any:
+    return json.loads(value) if isinstance(value, bytes) else value
+
+
+def _unpack_codes(digits: np.ndarray, rows: int) -> np.ndarray:
+    """Rows x fields codes from the bytes of their fixed-width hex (3 bytes, big-endian, a code)."""
+    triples = digits.reshape(rows, len(ANSWER_COLUMNS), 3).astype(np.int32)
+    return (triples[:, :, 0] << 16) | (triples[:, :, 1] << 8) | triples[:, :, 2]

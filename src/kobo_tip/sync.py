@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
 import logging
 import sys
 import time
@@ -13,13 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from tqdm import tqdm
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import find_answers, without_fields
+from kobo_tip.answers import find_answers, without_fields, without_top_fields
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError, StoreError
-from kobo_tip.person_key import person_key
+from kobo_tip.person_key import key_of_answers
 from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
 from kobo_tip.store import BatchOutcome, Store, SubmissionRow
 
@@ -28,8 +28,9 @@ logger = logging.getLogger("kobo_tip")
 # Never stored: the raw UIC parts (spec section 3), and the keys where servers put the review state
 # (Kobo _validation_status, Central CSV ReviewState, OData __system/reviewState and the updatedAt a
 # review bumps). The review_status column holds the state, so a review never looks like an edit.
-_NOT_STORED = (*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt")
+_NOT_STORED = frozenset({*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt"})
 # An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
+_NOT_STORED_MARKS = tuple(f'{name}":'.encode() for name in _NOT_STORED)
 _FORM_FIELDS = frozenset(ind.FIELD_GROUPS)
 _FINGERPRINT = "secret_fingerprint"
 _FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
@@ -90,18 +91,28 @@ def stored_data(data: Mapping[str, Any]) -> dict[str, Any]:
     return without_fields(data, _NOT_STORED)
 
 
-def canonical_json(data: Mapping[str, Any]) -> str:
-    """One spelling per content, so equal content gives an equal hash."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+def canonical_json(data: Mapping[str, Any]) -> bytes:
+    """One spelling per content (UTF-8, sorted keys), so equal content gives an equal hash."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+
+
+def stored_json(data: Mapping[str, Any]) -> bytes:
+    """``canonical_json(stored_data(data))``, without walking the whole submission when it can."""
+    text = canonical_json(without_top_fields(data, _NOT_STORED))
+    # Only an object further down (an ODK group, a repeat) can still hold a dropped field, and a key
+    # naming one shows in the text as `name":` (inside a string value that quote would be escaped).
+    if text.find(b"{", 1) != -1 and any(mark in text for mark in _NOT_STORED_MARKS):
+        text = canonical_json(stored_data(data))
+    return text
 
 
 def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
-    """Key the person, drop the UIC parts and hash what will be stored."""
-    answers = find_answers(raw.data, _FORM_FIELDS)  # one walk serves the key and the answers column
-    key = person_key(answers, raw.submission_id, secret)
+    """Key the person, drop the UIC parts and encode what will be stored."""
+    answers = find_answers(raw.data, _FORM_FIELDS)  # one walk serves the key and the answers columns
+    key = key_of_answers(answers, raw.submission_id, secret)
     for part in ind.UIC_PARTS:
         answers.pop(part, None)
-    text = canonical_json(stored_data(raw.data))
+    text = stored_json(raw.data)
     return SubmissionRow(
         submission_id=raw.submission_id,
         version_id=raw.version_id,
@@ -111,9 +122,8 @@ def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
         person_key=key.key,
         key_basis=key.basis,
         key_reason=key.reason,
-        content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        data_json=text,
-        answers_json=json.dumps(answers, ensure_ascii=False, default=str),
+        data_json=text.decode("utf-8"),
+        answers=answers,
     )
 
 

@@ -86,7 +86,7 @@ class Mirror:
         return self.marks.get(name)
 
     def known(self) -> dict[str, KnownSubmission]:
-        return {sid: KnownSubmission(self.versions[sid], self.statuses[sid], "") for sid in self.rows}
+        return {sid: KnownSubmission(self.versions[sid], self.statuses[sid]) for sid in self.rows}
 
     def apply(self, batch: Batch) -> None:
         for sub in batch.submissions:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from kobo_tip.labels import load_labels
 from kobo_tip.report import cutoff, dhis2, document, files, restatements, workbook
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
 from kobo_tip.report.texts import ReportWords
-from kobo_tip.store import RunInfo, Store, StoredSubmission, utc_stamp
+from kobo_tip.store import RunInfo, Store, utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +63,6 @@ class Counted:
     provenance: Provenance
 
 
-class _FormVersions:
-    """Passes stored submissions through while noting their form versions."""
-
-    def __init__(self, rows: Iterable[StoredSubmission]) -> None:
-        self.rows = rows
-        self.seen: set[str] = set()
-
-    def __iter__(self) -> Iterator[StoredSubmission]:
-        for row in self.rows:
-            if not row.deleted and row.form_version:
-                self.seen.add(row.form_version)
-            yield row
-
-
 def render_reports(
     settings: Settings,
     *,
@@ -97,9 +83,10 @@ def render_reports(
 def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
     """Read every stored submission, build the cases and count them through ``run_date``."""
     runs = store.runs(limit=50)  # before reading: a sync that starts meanwhile is the next report's
-    versions = _FormVersions(store.submissions(answers_only=True))
-    built = cases.build_cases(versions, settings, by_field=True)
-    provenance = _provenance(runs, tuple(sorted(versions.seen)), run_date)
+    table = store.answer_table()
+    built = cases.cases_from_table(table, settings)
+    versions = {version for version, gone in zip(table.form_version, table.deleted, strict=True) if not gone}
+    provenance = _provenance(runs, tuple(sorted(versions - {""})), run_date)
     return Counted(counting.count_indicator(built, settings, run_date), provenance)
 
 

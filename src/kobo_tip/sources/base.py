@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs more, once per submission
 class RawSubmission:
     """One submission as the server sent it, with the facts sync needs about it."""
 
@@ -26,7 +26,6 @@ class KnownSubmission:
 
     version_id: str
     review_status: str
-    content_hash: str
 
 
 class SyncState(Protocol):
