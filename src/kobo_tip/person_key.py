@@ -49,6 +49,8 @@ def normalise_part(text: str) -> str:
 
 
 def _as_text(value: Any) -> str | None:
+    if type(value) is str:
+        return value.strip()
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
     return str(value).strip()
@@ -98,16 +100,14 @@ def person_key(data: Mapping[str, Any], submission_id: str, secret: bytes) -> Pe
 
 def key_of_answers(answers: Mapping[str, Any], submission_id: str, secret: bytes) -> PersonKey:
     """The person key from answers found by field name (``find_answers``), holding ``KEY_FIELDS``."""
-    reason = _unlinkable_reason(answers)
-    if not reason:
+    given = _as_text(answers.get(ind.UIC_GIVEN))
+    mother = _as_text(answers.get(ind.UIC_MOTHER))
+    year = _as_year(answers.get(ind.BIRTH_YEAR))
+    if given and mother and year is not None and answers.get(ind.CONSENT) == "yes":
         gender = answers.get(ind.GENDER)
-        uic = uic_string(
-            _as_text(answers[ind.UIC_GIVEN]) or "",
-            _as_text(answers[ind.UIC_MOTHER]) or "",
-            _as_year(answers[ind.BIRTH_YEAR]) or 0,
-            gender if isinstance(gender, str) else None,
-        )
+        uic = uic_string(given, mother, year, gender if isinstance(gender, str) else None)
         return PersonKey(_hmac(secret, uic), "uic")
+    reason = _unlinkable_reason(answers)
     case_ref = _as_text(answers.get(ind.CASE_REF))
     if case_ref:
         stakeholder = _as_text(answers.get(ind.STAKEHOLDER_ID)) or ""

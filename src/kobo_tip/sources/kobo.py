@@ -8,11 +8,14 @@ the database, and an import is asynchronous and must be polled.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
+import queue
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -86,6 +89,7 @@ class KoboSource:
     import_wait: float = IMPORT_WAIT_SECONDS
     kind: str = field(default="kobo", init=False)
     _session: requests.Session | None = field(default=None, init=False, repr=False)
+    _http: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KoboSource:
@@ -148,8 +152,10 @@ class KoboSource:
             }
             if fields:
                 params["fields"] = json.dumps(list(fields), separators=(",", ":"))
+            url = self._asset_url() + "data/"
             try:
-                page = get_json(self.session, self._asset_url() + "data/", params=params, what=self._what())
+                with self._http:  # a refetch and the next page's prefetch share one session
+                    page = get_json(self.session, url, params=params, what=self._what())
             except ServerError as exc:
                 timed_out = isinstance(exc, ServerTimeout) or exc.status == 504
                 if not timed_out or size // 2 < MIN_PAGE or limit is not None:
@@ -173,8 +179,9 @@ class KoboSource:
         announced: int | None = None
         received = 0
         last = after
+        pending = _Prefetch(functools.partial(self._data_page, {"_id": {"$gt": after}}, fields=fields))
         while True:
-            page = self._data_page({"_id": {"$gt": last}}, fields=fields)
+            page = pending.result()
             rows = page["results"]
             count = page.get("count")
             if announced is None and isinstance(count, int):
@@ -189,9 +196,12 @@ class KoboSource:
                 )
             last = ids[-1]
             received += len(rows)
-            yield rows
             # The last page: no `next`, and the page holds all the rows the server counted for it.
-            if page.get("next") is None and count == len(rows):
+            final = page.get("next") is None and count == len(rows)
+            if not final:  # fetched while the caller stores this page
+                pending = _Prefetch(functools.partial(self._data_page, {"_id": {"$gt": last}}, fields=fields))
+            yield rows
+            if final:
                 break
         if announced is not None and received < announced:
             log.info(
@@ -380,6 +390,30 @@ class KoboSource:
                     detail=exc.detail,
                 ) from None
             raise
+
+
+class _Prefetch:
+    """One page fetched in a background thread; ``result`` waits for it and re-raises its error.
+
+    A daemon thread: an interrupted sync exits without waiting for the request in flight.
+    """
+
+    def __init__(self, fetch: Callable[[], dict[str, Any]]) -> None:
+        self._done: queue.Queue[tuple[dict[str, Any] | None, BaseException | None]] = queue.Queue(1)
+        threading.Thread(target=self._run, args=(fetch,), name="kobo-tip-page", daemon=True).start()
+
+    def _run(self, fetch: Callable[[], dict[str, Any]]) -> None:
+        try:
+            self._done.put((fetch(), None))
+        except BaseException as exc:  # handed to the caller's thread
+            self._done.put((None, exc))
+
+    def result(self) -> dict[str, Any]:
+        page, error = self._done.get()
+        if error is not None:
+            raise error
+        assert page is not None
+        return page
 
 
 def _json_object(response: requests.Response) -> dict[str, Any]:
