@@ -1,12 +1,16 @@
 """Kobo sync against the fake server on loopback: full sync vs a bare requests+json loop, incremental sync.
 
-Run by hand: ``.venv/bin/python benchmarks/bench_kobo_sync.py [N]`` (default 100,000 submissions).
-Each sync runs ``kobo-tip sync`` in its own process, which reports its wall time and peak RSS, so
-the figures are the client's alone (the fake server lives in this process).
+Run by hand: ``.venv/bin/python benchmarks/bench_kobo_sync.py [N] [--page-latency S]`` (default
+100,000 submissions). Each sync runs ``kobo-tip sync`` in its own process, which reports its wall
+time and peak RSS, so the figures are the client's alone (the fake server lives in this process).
+On loopback the fake server answers at once, so the comparison measures the client's CPU per
+row. ``--page-latency`` then repeats the full sync and the bare loop with the server taking S
+seconds over each data page, as a real server does, to show the sync keeping up with the network.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -22,6 +26,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import _replace_sections  # noqa: E402
 from fakes.kobo_server import FakeKobo  # noqa: E402
+from kobo_tip.config import load_settings  # noqa: E402
 from kobo_tip.sources.kobo import KoboSource  # noqa: E402
 
 # Runs the command line in a child process and prints its own wall time and peak RSS. VmHWM, not
@@ -79,8 +84,29 @@ def sync(config: Path, env: dict[str, str]) -> tuple[float, int, str]:
     return float(seconds), int(rss_kib) // 1024, summary
 
 
+def latency_run(kobo: FakeKobo, config: Path, env: dict[str, str], latency: float) -> None:
+    """The bare loop and a full sync into a new store, the server taking ``latency`` s per data page."""
+    kobo.before_data_request = lambda fake, number: time.sleep(latency)
+    try:
+        _, bare = bare_loop(kobo)
+        store = load_settings(config).store_path
+        for path in store.parent.glob(store.name + "*"):
+            path.unlink()  # a new store: the sync fetches every row again
+        seconds, rss, _ = sync(config, env)
+    finally:
+        kobo.before_data_request = None
+    print(
+        f"with {latency:.2f} s of server time a page: bare loop {bare:.2f} s, full sync {seconds:.2f} s "
+        f"= {seconds / bare:.2f}x, peak RSS {rss} MiB"
+    )
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", type=int, nargs="?", default=100_000)
+    parser.add_argument("--page-latency", type=float, default=0.0, help="server seconds per data page")
+    args = parser.parse_args()
+    n = args.rows
     with FakeKobo() as kobo, tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         kobo.add_submissions(n)
@@ -117,6 +143,8 @@ def main() -> None:
         seconds, rss, summary = sync(config, env)
         print(f"full sync: {seconds:.2f} s = {seconds / bare:.2f}x the bare loop, peak RSS {rss} MiB")
         print(f"  {summary}")
+        if args.page_latency:
+            latency_run(kobo, config, env, args.page_latency)
         kobo.add_submissions(100)
         served = kobo.rows_served
         seconds, rss, summary = sync(config, env)

@@ -319,3 +319,23 @@ def test_a_write_while_another_writer_holds_the_store_waits_for_it(
         blocker.execute("ROLLBACK")
         blocker.close()
         assert impatient.begin_run("now free") > 0
+
+
+def test_answer_codes_past_the_surrogate_block_read_back_exactly(store: Store) -> None:
+    run = store.begin_run("test")
+    store.apply_batch([row("1"), row("2"), row("3")], run_id=run)
+    db = sqlite3.connect(store.path)
+    # 60,000 distinct answers to one field: codes cross U+D800..U+DFFF, which UTF-8 cannot carry.
+    db.executemany(
+        "INSERT INTO answer_values VALUES ('age_years', ?, ?)",
+        ((code, str(code)) for code in range(1, 60_001)),
+    )
+    db.execute(
+        "UPDATE submissions SET age_years = CASE row_id WHEN 1 THEN 55296 WHEN 2 THEN 60000 ELSE 7 END"
+    )
+    db.commit()
+    db.close()
+    table = store.answer_table()
+    assert list(table.codes["age_years"]) == [55_296, 60_000, 7]
+    assert [table.values["age_years"][code] for code in table.codes["age_years"]] == ["55296", "60000", "7"]
+    assert list(table.codes["event_date"]) == [1, 1, 1] and table.values["event_date"] == [None, "2026-01-02"]

@@ -32,8 +32,8 @@ SYNC_LOCK_WAIT = 5.0  # seconds a second sync waits for the first before giving 
 _BUSY_TIMEOUT_MS = 30_000  # readers wait this long for a writer's checkpoint
 _CHUNK = 500  # ids per "IN (...)" query, well below SQLite's variable limit
 _PRIVATE = 0o077  # umask: files readable by their owner only
-_MAX_CODE = 0xFFFFFF  # answer codes are read back as 6 hex digits (3 bytes)
-_READ_ROWS = 200_000  # rows per read query: bounds memory and stays far below SQLite's string limit
+_MAX_CODE = 0x10FFFF - 0x800  # answer codes are read back as Unicode characters
+_READ_ROWS = 200_000  # row ids per read query: bounds memory, stays far below SQLite's string limit
 _UNIT = "\x1f"  # separates text values read in one piece; a value holding it is read row by row
 
 # The answers counting reads, one column each: the code of the answer in answer_values.
@@ -122,16 +122,29 @@ _TABLE_TEXTS = (
     "key_basis",
     "key_reason",
 )
-# One chunk of rows after a row_id: the count, the last row_id, each text column joined by _UNIT,
-# the answer codes as fixed-width hex, and the deleted flags as '0'/'1'. The ORDER BY in the
-# subquery keeps every aggregate in row order (SQLite does not flatten it into an aggregate).
-_READ_TABLE = (
-    "SELECT count(*), max(row_id), "
-    + ", ".join(f"group_concat({name}, char(31))" for name in _TABLE_TEXTS)
-    + f", group_concat(printf('{'%06x' * len(ANSWER_COLUMNS)}', {_ANSWER_NAMES}), ''), "
-    "group_concat(deleted_at IS NOT NULL, '') "
-    f"FROM (SELECT * FROM submissions WHERE row_id > ? ORDER BY row_id LIMIT ?)"
+_CHUNK_TEXTS = (
+    f"SELECT {', '.join(_TABLE_TEXTS)} FROM submissions WHERE row_id > ? AND row_id <= ? ORDER BY row_id"
 )
+# Answer codes travel as the characters char(code): one character a code, read back as UTF-32.
+# Codes past the surrogate block (which UTF-8 cannot carry) are moved over it, and back.
+_SURROGATES, _SURROGATE_COUNT = 0xD7FF, 0x800
+
+
+def _chunk_query(shifted: Sequence[int]) -> str:
+    """One chunk of rows (``row_id`` in ``(?, ?]``): the row count, each text column joined by
+    _UNIT, the answer codes as characters (``shifted``: columns holding codes past the surrogates)
+    and the deleted flags as '0'/'1'. All aggregates of one query see the rows in the same order."""
+    points = [
+        f'"{field}" + ("{field}" > {_SURROGATES}) * {_SURROGATE_COUNT}' if index in shifted else f'"{field}"'
+        for index, field in enumerate(ANSWER_COLUMNS)
+    ]
+    texts = ", ".join(f"group_concat({name}, char(31))" for name in _TABLE_TEXTS)
+    return (
+        f"SELECT count(*), {texts}, group_concat(char({', '.join(points)}), ''), "
+        "group_concat(deleted_at IS NOT NULL, '') FROM submissions WHERE row_id > ? AND row_id <= ?"
+    )
+
+
 _LAST_RECONCILE = "last_reconcile"
 INTERRUPTED = "interrupted: the sync stopped before its end; its committed batches are kept"
 
@@ -622,45 +635,45 @@ class Store:
     def answer_table(self) -> AnswerTable:
         """Every stored submission (deleted ones flagged) column by column: what counting reads.
 
-        SQLite joins each column into one string, so reading makes a few objects per column
-        rather than one per value; one read transaction keeps rows and codes consistent.
+        SQLite joins each column of a chunk of rows into one string (``_chunk_query``), so reading
+        makes a few objects per column rather than one per value. One read transaction keeps the
+        rows and the answer codes consistent.
         """
-        texts: dict[str, list[str]] = {name: [] for name in _TABLE_TEXTS}
-        codes: list[np.ndarray] = []
-        deleted: list[np.ndarray] = []
+        columns: dict[str, list[Any]] = {name: [] for name in (*_TABLE_TEXTS, "codes", "deleted")}
         with self._reading():
-            last = 0
-            while True:
-                found = self._db.execute(_READ_TABLE, (last, _READ_ROWS)).fetchone()
-                rows, last = found[0], found[1]
-                if not rows:
-                    break
-                for name, joined in zip(_TABLE_TEXTS, found[2:-2], strict=True):
-                    texts[name] += self._split(joined, rows, name, last)
-                hex_codes = np.frombuffer(bytes.fromhex(found[-2]), dtype=np.uint8)
-                codes.append(_unpack_codes(hex_codes, rows))
-                deleted.append(np.frombuffer(found[-1].encode("ascii"), dtype=np.uint8) == ord("1"))
             values = self._saved_values()
-        matrix = np.concatenate(codes) if codes else np.zeros((0, len(ANSWER_COLUMNS)), dtype=np.int32)
+            shifted = [
+                index for index, field in enumerate(ANSWER_COLUMNS) if len(values[field]) > _SURROGATES
+            ]
+            query = _chunk_query(shifted)
+            (end,) = self._db.execute("SELECT ifnull(max(row_id), 0) FROM submissions").fetchone()
+            for first in range(0, end, _READ_ROWS):
+                bounds = (first, first + _READ_ROWS)
+                rows, *texts, joined_codes, joined_deleted = self._db.execute(query, bounds).fetchone()
+                if not rows:
+                    continue
+                parts = [joined.split(_UNIT) for joined in texts]
+                if any(len(part) != rows for part in parts):
+                    # A value holds the separator: read the texts row by row (a row_id range is
+                    # scanned in row_id order, so they still line up with the codes).
+                    found = self._db.execute(_CHUNK_TEXTS, bounds).fetchall()
+                    parts = [list(column) for column in zip(*found, strict=True)]
+                for name, part in zip(_TABLE_TEXTS, parts, strict=True):
+                    columns[name] += part
+                points = np.frombuffer(joined_codes.encode("utf-32-le"), dtype=np.uint32)
+                codes = points.reshape(rows, len(ANSWER_COLUMNS)).astype(np.int32)
+                for index in shifted:
+                    codes[:, index] -= np.where(codes[:, index] > _SURROGATES, _SURROGATE_COUNT, 0)
+                columns["codes"].append(codes)
+                columns["deleted"].append(np.frombuffer(joined_deleted.encode("ascii"), np.uint8) == ord("1"))
+        matrix = np.concatenate([np.zeros((0, len(ANSWER_COLUMNS)), np.int32), *columns.pop("codes")])
+        deleted = np.concatenate([np.zeros(0, dtype=bool), *columns.pop("deleted")])
         return AnswerTable(
-            **texts,
-            deleted=np.concatenate(deleted) if deleted else np.zeros(0, dtype=bool),
+            **columns,
+            deleted=deleted,
             codes={field: matrix[:, index] for index, field in enumerate(ANSWER_COLUMNS)},
             values=values,
         )
-
-    def _split(self, joined: str, rows: int, name: str, last: int) -> list[str]:
-        parts = joined.split(_UNIT)
-        if len(parts) == rows:
-            return parts
-        # A value holding the separator: this column of this chunk is read row by row instead.
-        return [
-            value
-            for (value,) in self._db.execute(
-                f"SELECT {name} FROM submissions WHERE row_id <= ? ORDER BY row_id DESC LIMIT ?",
-                (last, rows),
-            )
-        ][::-1]
 
     def _saved_values(self) -> dict[str, list[Any]]:
         values: dict[str, list[Any]] = {field: [None] for field in ANSWER_COLUMNS}
@@ -778,9 +791,3 @@ def _answer_to_store(value: Any) -> str | bytes:
 
 def _stored_answer(value: str | bytes) -> Any:
     return json.loads(value) if isinstance(value, bytes) else value
-
-
-def _unpack_codes(digits: np.ndarray, rows: int) -> np.ndarray:
-    """Rows x fields codes from the bytes of their fixed-width hex (3 bytes, big-endian, a code)."""
-    triples = digits.reshape(rows, len(ANSWER_COLUMNS), 3).astype(np.int32)
-    return (triples[:, :, 0] << 16) | (triples[:, :, 1] << 8) | triples[:, :, 2]

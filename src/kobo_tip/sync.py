@@ -91,19 +91,22 @@ def stored_data(data: Mapping[str, Any]) -> dict[str, Any]:
     return without_fields(data, _NOT_STORED)
 
 
-def canonical_json(data: Mapping[str, Any]) -> bytes:
-    """One spelling per content (UTF-8, sorted keys), so equal content gives an equal hash."""
-    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
-
-
 def stored_json(data: Mapping[str, Any]) -> bytes:
-    """``canonical_json(stored_data(data))``, without walking the whole submission when it can."""
-    text = canonical_json(without_top_fields(data, _NOT_STORED))
+    """The JSON the store keeps of ``stored_data(data)``, without walking the whole submission when it can.
+
+    Keys stay in the server's order: a server sends one submission's keys in one order, so a copy
+    that is sent again is stored as the same text, which is how an edit without a new version shows.
+    """
+    text = _dumps(without_top_fields(data, _NOT_STORED))
     # Only an object further down (an ODK group, a repeat) can still hold a dropped field, and a key
     # naming one shows in the text as `name":` (inside a string value that quote would be escaped).
     if text.find(b"{", 1) != -1 and any(mark in text for mark in _NOT_STORED_MARKS):
-        text = canonical_json(stored_data(data))
+        text = _dumps(stored_data(data))
     return text
+
+
+def _dumps(data: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str)
 
 
 def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
