@@ -69,7 +69,7 @@ class _KeyMap:
         self.maybe_groups: list[str] = []  # keys of no wanted field: a group object could be there
         self.shared: list[list[str]] = []  # fields addressed by more than one key
         self.answer_keys: list[str] = []
-        self.field_of: dict[str, str] = {}
+        self.answer_fields: list[str] = []  # the field of each answer key
 
     def learn(self, data: dict[Any, Any]) -> None:
         for key in data:
@@ -83,20 +83,19 @@ class _KeyMap:
                 if len(keys) == 2:
                     self.shared.append(keys)
                 self.answer_keys.append(key)
-                self.field_of[key] = name
+                self.answer_fields.append(name)
             elif not key.startswith("_"):
                 self.maybe_groups.append(key)
 
     def read(self, data: dict[Any, Any]) -> dict[str, Any] | None:
-        if not data.keys() <= self.known or not {type(data.get(key)) for key in self.maybe_groups} <= _PLAIN:
+        # Set operations over maps: the checks run in C, as this runs for every submission.
+        plain = _PLAIN.issuperset(map(type, map(data.get, self.maybe_groups)))
+        if not plain or not self.known.issuperset(data):
             return None
         if any(sum(key in data for key in keys) > 1 for keys in self.shared):
             return None  # which of two keys comes first decides: leave it to the walk
-        return {
-            self.field_of[key]: value
-            for key in self.answer_keys
-            if (value := data.get(key)) is not None and value != ""
-        }
+        found = zip(self.answer_fields, map(data.get, self.answer_keys), strict=True)
+        return {field: value for field, value in found if value is not None and value != ""}
 
 
 _KEYS_MAX = 10_000
