@@ -1,4 +1,4 @@
-"""Time build_cases and count_indicator on a store of synthetic submissions (run by hand, not in CI).
+"""Time reading the store, typing the cases and counting them, on synthetic submissions (run by hand).
 
     .venv/bin/python benchmarks/bench_counting.py [--rows 1000000] [--seed 7]
 

@@ -9,7 +9,7 @@ With ``--keep DIR`` the project and store stay in DIR, and a later run with the 
 row count reuses the store.
 
 Then, on that store, the two halves of ``render_reports``:
-1. counting (``count_store``): read the store, ``build_cases``, one ``count_indicator``;
+1. counting (``count_store``): ``Store.answer_table``, ``cases_from_table``, one ``count_indicator``;
 2. rendering (``write_audiences``) internal, donor and public, every format, with a DHIS2
    mapping: what rendering adds to counting (target: at most 10 s for 1,000,000 rows);
 and ``render_reports`` end to end once more for the total.
@@ -130,7 +130,7 @@ def main() -> None:
             with Timer() as counting:
                 counted = count_store(store, settings, AS_OF)
             print(
-                f"counting (store read, build_cases, count_indicator): {counting}; "
+                f"counting (answer_table, cases_from_table, count_indicator): {counting}; "
                 f"{len(counted.result.counts):,} count rows, {len(counted.result.findings):,} findings"
             )
             with Timer() as writing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import os
@@ -200,6 +201,15 @@ def test_a_failing_source_keeps_committed_batches_and_records_the_error(project:
         assert store.watermark("_id") == "2"
         [run] = store.runs(1)
     assert run.error == "HTTP 502 from the server, retried 5 times." and run.new == 2 and run.finished
+
+
+def test_the_collector_settings_come_back_after_a_sync_even_a_failed_one(project: Settings) -> None:
+    before = gc.get_threshold()
+    run_sync(project, source=ScriptedSource([Batch(submissions=[raw(1)])]), progress=False)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    with pytest.raises(SourceError):
+        run_sync(project, source=ScriptedSource([SourceError("gone")]), progress=False)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 def test_an_unexpected_failure_is_logged_by_type_only(project: Settings, secret: str) -> None:
