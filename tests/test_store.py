@@ -177,6 +177,32 @@ def test_a_failure_inside_a_batch_lands_nothing(store: Store, monkeypatch: pytes
     assert store.runs(1)[0].fetched == 1  # the run counters roll back with the batch
 
 
+def test_answer_codes_made_by_a_failed_batch_are_not_reused(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = store.begin_run("test")
+    store.apply_batch([answered("1", "female")], run_id=run)
+    real = Store._set_statuses
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Store, "_set_statuses", broken)
+    with pytest.raises(RuntimeError):  # "male" got a code in memory, then the batch rolled back
+        store.apply_batch([answered("2", "male")], run_id=run, review_statuses={"1": "approved"})
+    monkeypatch.setattr(Store, "_set_statuses", real)
+    store.apply_batch([answered("3", "unknown"), answered("4", "male")], run_id=run)
+
+    table = store.answer_table()
+    genders = [table.values["gender"][code] for code in table.codes["gender"]]
+    by_id = dict(zip(table.submission_id, genders, strict=True))
+    assert by_id == {"1": "female", "3": "unknown", "4": "male"}
+
+
+def answered(sid: str, gender: str) -> SubmissionRow:
+    return dataclasses.replace(row(sid), answers={"event_date": "2026-01-02", "gender": gender})
+
+
 def test_watermarks_and_reconcile_time_are_saved_with_the_batch(store: Store) -> None:
     run = store.begin_run("test")
     assert store.watermark("_id") is None
