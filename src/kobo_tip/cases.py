@@ -71,6 +71,7 @@ class StoredRow(Protocol):
     submission_id: str
     review_status: str
     submitted_at: str
+    form_version: str
     person_key: str
     key_basis: str
     key_reason: str
@@ -119,14 +120,14 @@ class _Column:
     def finish(self, values: np.ndarray) -> Any:
         raise NotImplementedError
 
-    def column(self, codes: np.ndarray, values: list[Any], rows: _Rows) -> Any:
+    def column(self, codes: np.ndarray, values: list[Any], findings: _Findings) -> Any:
         """Type each distinct answer once, then the column by lookup; unreadable ones become findings."""
         readings = [self.read(value) for value in values[1:]]  # code 0 is unanswered
         typed = np.array([self.missing, *(value for value, _ in readings)], dtype=self.dtype)
         problems = {code: problem for code, (_, problem) in enumerate(readings, start=1) if problem}
         if problems:
             for index in np.flatnonzero(np.isin(codes, list(problems))):
-                rows.find(index, "malformed", self.field, problems[codes[index]])
+                findings.find(index, "malformed", self.field, problems[codes[index]])
         return self.finish(typed[codes])
 
 
@@ -256,8 +257,8 @@ def _columns(settings: Settings) -> dict[str, _Column]:
 # --- building ----------------------------------------------------------------------------------
 
 
-class _Rows:
-    """The findings of one build, each tied to the row it came from (they are sorted by row)."""
+class _Findings:
+    """The findings of one build, each kept with the row it is about (they come out in row order)."""
 
     def __init__(self, ids: list[str]) -> None:
         self.ids = ids
@@ -278,22 +279,22 @@ class _Rows:
         return pd.DataFrame([finding for _, finding in self.found], columns=FINDING_COLUMNS, dtype=object)
 
 
-def _structure_findings(table: AnswerTable, rows: _Rows) -> None:
+def _structure_findings(table: AnswerTable, findings: _Findings) -> None:
     """Submissions without answers, required groups left empty, and persons that cannot be linked.
 
-    A row already found malformed as a whole (``rows.noted``) is not also said to have no answers.
+    A row already found malformed as a whole (``findings.noted``) is not also said to have no answers.
     """
     answered = {field: table.codes[field] != 0 for field in READ_FIELDS}
     anything = np.logical_or.reduce([answered[field] for field in READ_FIELDS])
     consent_yes = _equals(table, ind.CONSENT, "yes")
-    rows.find_each(~anything & ~rows.noted, "malformed", "data", "the submission has no answers")
+    findings.find_each(~anything & ~findings.noted, "malformed", "data", "the submission has no answers")
     for group, fields in GROUP_FIELDS.items():
         missing = anything & ~np.logical_or.reduce([answered[field] for field in fields])
         expected = consent_yes if group == ind.GROUP_PERSON else True  # spec section 2
         detail = f"group '{group}' is missing: no answers in it"
-        rows.find_each(missing & expected, "malformed", group, detail)
+        findings.find_each(missing & expected, "malformed", group, detail)
     for index in np.flatnonzero(np.asarray(table.key_basis, dtype=object) != "uic"):
-        rows.find(index, "not_linkable", "person_key", table.key_reason[index])
+        findings.find(index, "not_linkable", "person_key", table.key_reason[index])
 
 
 def _equals(table: AnswerTable, field: str, answer: str) -> np.ndarray:
@@ -301,34 +302,36 @@ def _equals(table: AnswerTable, field: str, answer: str) -> np.ndarray:
     return np.isin(table.codes[field], matches)
 
 
-def cases_from_table(table: AnswerTable, settings: Settings, *, notes: Iterable[Finding] = ()) -> Cases:
+def cases_from_table(
+    table: AnswerTable, settings: Settings, *, notes: Iterable[tuple[int, Finding]] = ()
+) -> Cases:
     """One typed case record per row of ``table``, plus ``malformed`` and ``not_linkable`` findings.
 
-    ``notes``: findings already made about these rows (``submission_id`` first), kept in row order.
+    ``notes``: (row index, finding) already made about whole submissions, kept with their rows.
     """
     ids = table.submission_id
-    rows = _Rows(ids)
-    position = {sid: index for index, sid in enumerate(ids)} if notes else {}
-    for note in notes:
-        rows.found.append((position[note[0]], note))
-        rows.noted[position[note[0]]] = True
-    _structure_findings(table, rows)
+    findings = _Findings(ids)
+    for index, note in notes:
+        findings.found.append((index, note))
+        findings.noted[index] = True
+    _structure_findings(table, findings)
     submitted = pd.to_datetime(
         pd.Series(table.submitted_at, dtype=object), format="%Y-%m-%dT%H:%M:%S", utc=True, errors="coerce"
     )
     columns = _columns(settings)
     typed = {
-        field: columns[field].column(table.codes[field], table.values[field], rows) for field in READ_FIELDS
+        field: columns[field].column(table.codes[field], table.values[field], findings)
+        for field in READ_FIELDS
     }
     for index in np.flatnonzero(submitted.isna().to_numpy()):
         raw = shown(table.submitted_at[index])
-        rows.find(index, "malformed", "submitted_at", f"{raw} is not a UTC time")
+        findings.find(index, "malformed", "submitted_at", f"{raw} is not a UTC time")
     status_code = {name: code for code, name in enumerate(ind.REVIEW_STATUSES)}
     status_codes = np.array([status_code.get(raw, -1) for raw in table.review_status], dtype=np.int8)
     status = pd.Categorical.from_codes(status_codes, categories=ind.REVIEW_STATUSES)
     for index in np.flatnonzero(status_codes == -1):
         raw = shown(table.review_status[index])
-        rows.find(index, "malformed", "review_status", f"unknown review status {raw}")
+        findings.find(index, "malformed", "review_status", f"unknown review status {raw}")
     keys, key_names = pd.factorize(np.asarray(table.person_key, dtype=object))
     frame = pd.DataFrame(
         {
@@ -347,7 +350,7 @@ def cases_from_table(table: AnswerTable, settings: Settings, *, notes: Iterable[
     frame["identified"] = (action & choice_bit("action", "identified")) != 0
     frame["referred"] = (action & choice_bit("action", "referred")) != 0
     frame["disability"] = disability_status(frame)
-    return Cases(frame=frame, findings=rows.frame())
+    return Cases(frame=frame, findings=findings.frame())
 
 
 def _id_numbers(ids: list[str]) -> np.ndarray:
@@ -370,19 +373,21 @@ def disability_status(frame: pd.DataFrame) -> pd.Categorical:
     return pd.Categorical(status, categories=["yes", "no", ind.NOT_ASKED, ind.UNKNOWN])
 
 
-def answer_table(rows: Iterable[StoredRow]) -> tuple[AnswerTable, list[Finding]]:
+def answer_table(rows: Iterable[StoredRow]) -> tuple[AnswerTable, list[tuple[int, Finding]]]:
     """Submissions held in memory as the column table the store gives, and the findings about data
     that is not an object at all."""
     codes = AnswerCodes(READ_FIELDS)
     meta: dict[str, list[Any]] = {name: [] for name in META_COLUMNS}
     encoded: list[list[int]] = []
-    notes: list[Finding] = []
-    for row in rows:
+    notes: list[tuple[int, Finding]] = []
+    for index, row in enumerate(rows):
         for name in META_COLUMNS:
             meta[name].append(getattr(row, name))
         data = row.data
         if not isinstance(data, Mapping):
-            notes.append((str(row.submission_id), "malformed", "data", f"{shown(data)} is not an object"))
+            notes.append(
+                (index, (str(row.submission_id), "malformed", "data", f"{shown(data)} is not an object"))
+            )
             data = {}
         encoded.append(codes.encode(find_answers(data, _READ_SET)))
     matrix = np.array(encoded, dtype=np.int32).reshape(len(encoded), len(READ_FIELDS))
