@@ -3,6 +3,10 @@
 One file, WAL mode, created with permissions 0600. Sync is the only writer and commits each
 batch (submissions, review statuses, deletions, watermarks, run counters) in one transaction,
 so a killed sync leaves the store as it was after its last committed batch.
+
+A submission is two rows: its facts and the code of each counted answer in ``submissions``
+(narrow, what counting scans), and its JSON in ``submission_data``. ``answer_values`` keeps each
+distinct answer of a field once.
 """
 
 from __future__ import annotations
@@ -127,7 +131,7 @@ _CHUNK_TEXTS = (
 )
 # Answer codes travel as the characters char(code): one character a code, read back as UTF-32.
 # Codes past the surrogate block (which UTF-8 cannot carry) are moved over it, and back.
-_SURROGATES, _SURROGATE_COUNT = 0xD7FF, 0x800
+_LAST_BEFORE_SURROGATES, _SURROGATE_COUNT = 0xD7FF, 0x800
 
 
 def _chunk_query(shifted: Sequence[int]) -> str:
@@ -135,7 +139,9 @@ def _chunk_query(shifted: Sequence[int]) -> str:
     _UNIT, the answer codes as characters (``shifted``: columns holding codes past the surrogates)
     and the deleted flags as '0'/'1'. All aggregates of one query see the rows in the same order."""
     points = [
-        f'"{field}" + ("{field}" > {_SURROGATES}) * {_SURROGATE_COUNT}' if index in shifted else f'"{field}"'
+        f'"{field}" + ("{field}" > {_LAST_BEFORE_SURROGATES}) * {_SURROGATE_COUNT}'
+        if index in shifted
+        else f'"{field}"'
         for index, field in enumerate(ANSWER_COLUMNS)
     ]
     texts = ", ".join(f"group_concat({name}, char(31))" for name in _TABLE_TEXTS)
@@ -643,7 +649,9 @@ class Store:
         with self._reading():
             values = self._saved_values()
             shifted = [
-                index for index, field in enumerate(ANSWER_COLUMNS) if len(values[field]) > _SURROGATES
+                index
+                for index, field in enumerate(ANSWER_COLUMNS)
+                if len(values[field]) > _LAST_BEFORE_SURROGATES
             ]
             query = _chunk_query(shifted)
             (end,) = self._db.execute("SELECT ifnull(max(row_id), 0) FROM submissions").fetchone()
@@ -663,7 +671,9 @@ class Store:
                 points = np.frombuffer(joined_codes.encode("utf-32-le"), dtype=np.uint32)
                 codes = points.reshape(rows, len(ANSWER_COLUMNS)).astype(np.int32)
                 for index in shifted:
-                    codes[:, index] -= np.where(codes[:, index] > _SURROGATES, _SURROGATE_COUNT, 0)
+                    codes[:, index] -= np.where(
+                        codes[:, index] > _LAST_BEFORE_SURROGATES, _SURROGATE_COUNT, 0
+                    )
                 columns["codes"].append(codes)
                 columns["deleted"].append(np.frombuffer(joined_deleted.encode("ascii"), np.uint8) == ord("1"))
         matrix = np.concatenate([np.zeros((0, len(ANSWER_COLUMNS)), np.int32), *columns.pop("codes")])
