@@ -40,7 +40,7 @@ form: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_counting.py
 	$(BIN)/python benchmarks/bench_report.py
-	$(BIN)/python benchmarks/bench_kobo_sync.py
+	$(BIN)/python benchmarks/bench_kobo_sync.py 100000 --page-latency 0.2
 
 clean:
 	rm -rf $(VENV) $(PYXFORM3) kobo-tip-demo .pytest_cache .hypothesis
