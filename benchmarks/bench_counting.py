@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
-import resource
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import Timer, peak_mb
 
 from kobo_tip.cases import cases_from_table
 from kobo_tip.config import Settings, load_settings
@@ -31,26 +30,6 @@ from kobo_tip.synthetic import iter_submissions
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2028, 9, 30)  # the example project's last day: every period is shown
 BATCH = 10_000
-
-
-def peak_mb() -> float:
-    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-class Timer:
-    """Wall and CPU seconds of a block."""
-
-    def __enter__(self) -> Timer:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-    def __str__(self) -> str:
-        return f"{self.wall:.1f} s wall, {self.cpu:.1f} s CPU"
 
 
 def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:

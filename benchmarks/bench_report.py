@@ -21,11 +21,11 @@ import argparse
 import datetime as dt
 import itertools
 import os
-import resource
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from measure import Timer, peak_mb
 
 from kobo_tip import synthetic
 from kobo_tip.config import Settings, load_settings
@@ -46,20 +46,6 @@ attribute_option_combo = "aocUid"
 data_elements = { identified_or_referred = "de1", identified = "de2", referred = "de3" }
 category_option_combos = { "total:all" = "c0", "gender:female" = "c1", "gender:male" = "c2" }
 """
-
-
-class Timer:
-    """Wall and CPU seconds of a block (CPU time stays meaningful on a busy machine)."""
-
-    def __enter__(self) -> Timer:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-    def __str__(self) -> str:
-        return f"{self.wall:.1f} s wall, {self.cpu:.1f} s CPU"
 
 
 class GeneratedSource:
@@ -86,10 +72,6 @@ class GeneratedSource:
         )
         while chunk := list(itertools.islice(rows, BATCH)):
             yield Batch(submissions=[raw_submission(row) for row in chunk], fetched=len(chunk))
-
-
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def project(folder: Path) -> Path:

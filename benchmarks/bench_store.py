@@ -19,11 +19,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import sqlite3
 import tempfile
 import time
 from pathlib import Path
+
+from measure import peak_mb
 
 from kobo_tip.config import load_settings
 from kobo_tip.store import Store
@@ -31,10 +32,6 @@ from kobo_tip.sync import run_sync
 from kobo_tip.synthetic import iter_submissions
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _report(label: str, rows: int, wall: float, cpu: float) -> None:
@@ -115,7 +112,7 @@ def main() -> None:
             table = store.answer_table()
             _report("read counted", len(table), time.perf_counter() - started, time.process_time() - cpu)
         assert streamed == len(table) == total
-        print(f"peak memory (max RSS): {_peak_mb():.0f} MB")
+        print(f"peak memory (max RSS): {peak_mb():.0f} MB")
 
 
 if __name__ == "__main__":

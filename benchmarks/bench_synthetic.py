@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import resource
 import time
 from pathlib import Path
+
+from measure import peak_mb
 
 from kobo_tip.config import load_locations
 from kobo_tip.synthetic import generate_roster, iter_submissions
@@ -46,7 +47,7 @@ def main() -> None:
         if args.json:
             json.dumps(record, ensure_ascii=False)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mb()
     print(
         f"{rows:,} submissions in {wall:.1f} s wall, {cpu:.1f} s CPU "
         f"({rows / cpu:,.0f} per CPU second); peak memory {peak:.0f} MB"

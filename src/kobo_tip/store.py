@@ -194,7 +194,7 @@ class SubmissionRow:
     key_basis: str
     key_reason: str
     data_json: str
-    answers: Mapping[str, Any]  # {field: answer} of the form's fields, as found in data_json
+    answers: Mapping[str, Any]  # {field: answer} of at least the counted fields, found in data_json
 
 
 @dataclass
@@ -504,13 +504,16 @@ class Store:
     def _codes(self) -> AnswerCodes:
         """The answer dictionary, loaded once per open store (and again after a failed batch)."""
         if self._answer_codes is None:
-            codes = AnswerCodes(ANSWER_COLUMNS)
-            for field, code, value in self._db.execute(
-                "SELECT field, code, value FROM answer_values ORDER BY field, code"
-            ):
-                codes.restore(field, code, _stored_answer(value))
-            self._answer_codes = codes
+            self._answer_codes = self._saved_codes()
         return self._answer_codes
+
+    def _saved_codes(self) -> AnswerCodes:
+        codes = AnswerCodes(ANSWER_COLUMNS)
+        for field, code, value in self._db.execute(
+            "SELECT field, code, value FROM answer_values ORDER BY field, code"
+        ):
+            codes.restore(field, code, _stored_answer(value))
+        return codes
 
     def _upsert(self, rows: Sequence[SubmissionRow], now: str, outcome: BatchOutcome) -> None:
         latest = {row.submission_id: row for row in rows}  # a repeated id: the last one wins
@@ -593,7 +596,7 @@ class Store:
             )
         self._db.executemany(
             "INSERT INTO answer_values VALUES (?, ?, ?)",
-            ((field, code, _answer_to_store(value)) for field, code, value in added),
+            ((field, code, answer_key(value)) for field, code, value in added),
         )
 
     def _set_statuses(self, statuses: Mapping[str, str], outcome: BatchOutcome) -> None:
@@ -647,7 +650,7 @@ class Store:
         """
         columns: dict[str, list[Any]] = {name: [] for name in (*_TABLE_TEXTS, "codes", "deleted")}
         with self._reading():
-            values = self._saved_values()
+            values = self._saved_codes().values  # in this transaction: another process may sync
             shifted = [
                 index
                 for index, field in enumerate(ANSWER_COLUMNS)
@@ -684,12 +687,6 @@ class Store:
             codes={field: matrix[:, index] for index, field in enumerate(ANSWER_COLUMNS)},
             values=values,
         )
-
-    def _saved_values(self) -> dict[str, list[Any]]:
-        values: dict[str, list[Any]] = {field: [None] for field in ANSWER_COLUMNS}
-        for field, value in self._db.execute("SELECT field, value FROM answer_values ORDER BY field, code"):
-            values[field].append(_stored_answer(value))
-        return values
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
@@ -794,10 +791,6 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-def _answer_to_store(value: Any) -> str | bytes:
-    """A string answer as TEXT; anything else as the BLOB of its JSON (``answer_key``)."""
-    return answer_key(value)
-
-
 def _stored_answer(value: str | bytes) -> Any:
+    """An answer saved as ``answer_key`` gives it: a string as TEXT, anything else its JSON BLOB."""
     return json.loads(value) if isinstance(value, bytes) else value

@@ -21,7 +21,7 @@ from kobo_tip import indicator as ind
 from kobo_tip.answers import find_answers, without_fields, without_top_fields
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError, StoreError
-from kobo_tip.person_key import key_of_answers
+from kobo_tip.person_key import KEY_FIELDS, key_of_answers
 from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
 from kobo_tip.store import BatchOutcome, Store, SubmissionRow
 
@@ -33,7 +33,8 @@ logger = logging.getLogger("kobo_tip")
 _NOT_STORED = frozenset({*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt"})
 # An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
 _NOT_STORED_MARKS = tuple(f'{name}":'.encode() for name in _NOT_STORED)
-_FORM_FIELDS = frozenset(ind.FIELD_GROUPS)
+# What prepare_row finds in a submission: the answers the store codes and those the key is made of.
+_FOUND_FIELDS = frozenset({*ind.COUNTED_FIELDS, *KEY_FIELDS})
 _FINGERPRINT = "secret_fingerprint"
 _FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
 _LOG_EVERY = 5.0  # seconds between progress log lines when not on a terminal
@@ -113,7 +114,7 @@ def _dumps(data: Mapping[str, Any]) -> bytes:
 
 def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
     """Key the person, drop the UIC parts and encode what will be stored."""
-    answers = find_answers(raw.data, _FORM_FIELDS)  # one walk serves the key and the answers columns
+    answers = find_answers(raw.data, _FOUND_FIELDS)  # one walk serves the key and the answers columns
     key = key_of_answers(answers, raw.submission_id, secret)
     for part in ind.UIC_PARTS:
         answers.pop(part, None)
