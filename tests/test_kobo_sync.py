@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from kobo_tip.http import ServerTimeout
 from kobo_tip.sources.kobo import WATERMARK, KoboSource, review_status
 from kobo_tip.store import Store
 from kobo_tip.sync import SyncSummary, run_sync, stored_data
+from kobo_tip.worker import worker_available
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -277,17 +279,43 @@ def _comparable(settings: Settings) -> list[tuple[Any, ...]]:
         return [*sorted(rows, key=lambda row: int(row[0])), store.watermark(WATERMARK)]
 
 
+def test_a_sync_in_one_process_and_one_in_two_make_the_same_store(
+    kobo: FakeKobo, project: Callable[..., Settings]
+) -> None:
+    ids = kobo.add_submissions(1100)
+    one, two = project("one"), project("two")
+    for settings, parallel in ((one, False), (two, True)):
+        run_sync(settings, progress=False, source=_source(kobo), parallel=parallel)
+    kobo.edit(ids[2], {"person/gender": "male"})
+    kobo.set_status(ids[3], "validation_status_approved")
+    kobo.delete(ids[4])
+    kobo.add_submissions(30)
+    summaries = [
+        run_sync(settings, full=True, progress=False, source=_source(kobo), parallel=parallel)
+        for settings, parallel in ((one, False), (two, True))
+    ]
+    assert summaries[0].line().split("(")[0] == summaries[1].line().split("(")[0]
+    assert (summaries[1].new, summaries[1].edited, summaries[1].deleted, summaries[1].status_changed) == (
+        30,
+        1,
+        1,
+        1,
+    )
+    assert _comparable(one) == _comparable(two)
+    assert_mirrors(two, kobo)
+
+
 @pytest.mark.slow
 def test_sigkill_mid_sync_then_rerun_gives_the_store_of_an_uninterrupted_sync(
     kobo: FakeKobo, project: Callable[..., Settings]
 ) -> None:
     kobo.add_submissions(4000)
-    reached = threading.Event()
+    reached, release = threading.Event(), threading.Event()
 
     def pause(fake: FakeKobo, number: int) -> None:
-        if number == 3:
+        if number == 3:  # held until the kill: the batches before it get committed meanwhile
             reached.set()
-            threading.Event().wait(0.5)  # the subprocess is mid-sync, two pages committed
+            release.wait(60)
 
     kobo.before_data_request = pause
     killed = project("killed", page_size=500)
@@ -296,14 +324,25 @@ def test_sigkill_mid_sync_then_rerun_gives_the_store_of_an_uninterrupted_sync(
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert reached.wait(60), process.stderr.read().decode() if process.stderr else ""
+        deadline = time.monotonic() + 30
+        while not _stored(killed) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = _children(process.pid)
+        assert workers or not worker_available()
         process.send_signal(signal.SIGKILL)
         process.wait(30)
     finally:
+        release.set()
         if process.poll() is None:
             process.kill()
     assert process.returncode == -signal.SIGKILL
     partial = _stored(killed)
     assert 0 < len(partial) < 4000
+    # The worker process finds its parent gone at its next message and ends: nothing is left running.
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(pid) for pid in workers)
     assert_mirrors(killed, kobo, up_to=_watermark(killed))
     kobo.before_data_request = None
     run_sync(killed, progress=False)
@@ -311,6 +350,18 @@ def test_sigkill_mid_sync_then_rerun_gives_the_store_of_an_uninterrupted_sync(
     run_sync(clean, progress=False)
     assert _comparable(killed) == _comparable(clean)
     assert_mirrors(killed, kobo)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status waits to be collected
 
 
 # --- secrets ------------------------------------------------------------------------------------------
@@ -366,6 +417,5 @@ def test_timeouts_that_outlast_the_retries_halve_the_page_size_and_the_sync_comp
     summary = run_sync(settings, progress=False, source=source)
     assert summary.new == 1000
     assert_mirrors(settings, kobo)
-    assert source.page_size == 125
     limits = [params["limit"] for _, path, params in kobo.requests if path.endswith("/data/")]
     assert limits[:4] == ["250", "250", "250", "250"] and set(limits[4:]) == {"125"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sqlite3
@@ -18,7 +17,7 @@ import pytest
 
 from kobo_tip import store as store_module
 from kobo_tip.errors import StoreError
-from kobo_tip.store import Store, SubmissionRow, utc_stamp
+from kobo_tip.store import ANSWER_COLUMNS, Store, SubmissionRow, utc_stamp
 
 
 def row(sid: str, version: str = "v1", status: str | None = None, content: str = "a") -> SubmissionRow:
@@ -33,8 +32,13 @@ def row(sid: str, version: str = "v1", status: str | None = None, content: str =
         key_basis="uic",
         key_reason="",
         data_json=data,
-        answers={"event_date": "2026-01-02"},
+        answers=answers_of(event_date="2026-01-02"),
     )
+
+
+def answers_of(**by_field: str) -> list[str | None]:
+    """A row's answers as the store takes them: one for each of ANSWER_COLUMNS, None unanswered."""
+    return [by_field.get(field) for field in ANSWER_COLUMNS]
 
 
 def mode(path: Path) -> int:
@@ -140,7 +144,7 @@ def test_unchanged_rows_are_not_rewritten_but_a_new_person_key_is_applied(store:
     before = db.execute("SELECT last_seen FROM submissions WHERE submission_id = '1'").fetchone()
     db.execute("UPDATE submissions SET last_seen = 'marker'")
     db.commit()
-    rekeyed = dataclasses.replace(row("2"), person_key="key-new", key_basis="case_ref", key_reason="why")
+    rekeyed = row("2")._replace(person_key="key-new", key_basis="case_ref", key_reason="why")
     outcome = store.apply_batch([row("1"), rekeyed], run_id=run)
     assert (outcome.unchanged, outcome.edited, outcome.status_changed) == (2, 0, 0)
     by_id = {s.submission_id: s for s in store.submissions()}
@@ -200,7 +204,7 @@ def test_answer_codes_made_by_a_failed_batch_are_not_reused(
 
 
 def answered(sid: str, gender: str) -> SubmissionRow:
-    return dataclasses.replace(row(sid), answers={"event_date": "2026-01-02", "gender": gender})
+    return row(sid)._replace(answers=answers_of(event_date="2026-01-02", gender=gender))
 
 
 def test_watermarks_and_reconcile_time_are_saved_with_the_batch(store: Store) -> None:

@@ -159,7 +159,11 @@ def test_a_different_secret_is_refused_instead_of_mixing_person_keys(
 
 
 class ScriptedSource:
-    """A source that yields prepared batches, optionally failing or pausing between them."""
+    """A source that yields prepared batches, optionally failing or pausing between them.
+
+    Tests that read what it records (``states``, ``started``) sync with ``parallel=False``: in the
+    worker process it would record into the worker's copy.
+    """
 
     kind = "test"
 
@@ -249,13 +253,13 @@ def test_a_batch_failing_inside_its_transaction_lands_nothing(
 
 def test_reconcile_is_due_when_full_never_done_or_old(project: Settings) -> None:
     first = ScriptedSource([Batch(reconciled=True)])
-    run_sync(project, source=first, progress=False)
+    run_sync(project, source=first, progress=False, parallel=False)
     assert first.states[0].reconcile_due and not first.states[0].full
     second = ScriptedSource([Batch()])
-    run_sync(project, source=second, progress=False)
+    run_sync(project, source=second, progress=False, parallel=False)
     assert not second.states[0].reconcile_due  # reconciled moments ago, reconcile_hours = 24
     third = ScriptedSource([Batch()])
-    run_sync(project, source=third, progress=False, full=True)
+    run_sync(project, source=third, progress=False, full=True, parallel=False)
     assert third.states[0].full and third.states[0].reconcile_due
     assert reconcile_is_due("2026-01-01T00:00:00Z", 24, now=_at("2026-01-02T00:00:01+00:00"))
     assert not reconcile_is_due("2026-01-01T00:00:00Z", 24, now=_at("2026-01-01T23:59:59+00:00"))
@@ -276,7 +280,7 @@ def test_a_second_concurrent_sync_fails_clearly_and_the_store_stays_consistent(
 
     def first() -> None:
         try:
-            run_sync(project, source=slow, progress=False)
+            run_sync(project, source=slow, progress=False, parallel=False)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -285,7 +289,9 @@ def test_a_second_concurrent_sync_fails_clearly_and_the_store_stays_consistent(
     assert slow.started.wait(10)
     try:
         with pytest.raises(StoreError, match="Another kobo-tip sync"):
-            run_sync(project, source=ScriptedSource([Batch(submissions=[raw(3)])]), progress=False)
+            run_sync(
+                project, source=ScriptedSource([Batch(submissions=[raw(3)])]), progress=False, parallel=False
+            )
         # A report may read while the sync writes: it sees the committed first batch.
         assert list(stored(project)) == ["1"]
     finally:
@@ -300,11 +306,15 @@ def test_a_second_concurrent_sync_fails_clearly_and_the_store_stays_consistent(
 def test_a_second_sync_waits_for_a_short_first_one(project: Settings) -> None:
     release = threading.Event()
     slow = ScriptedSource([Batch(submissions=[raw(1)])], pause=release)
-    thread = threading.Thread(target=run_sync, args=(project,), kwargs={"source": slow, "progress": False})
+    thread = threading.Thread(
+        target=run_sync, args=(project,), kwargs={"source": slow, "progress": False, "parallel": False}
+    )
     thread.start()
     assert slow.started.wait(10)
     threading.Timer(0.3, release.set).start()
-    summary = run_sync(project, source=ScriptedSource([Batch(submissions=[raw(2)])]), progress=False)
+    summary = run_sync(
+        project, source=ScriptedSource([Batch(submissions=[raw(2)])]), progress=False, parallel=False
+    )
     thread.join()
     assert summary.new == 1 and sorted(stored(project)) == ["1", "2"]
 

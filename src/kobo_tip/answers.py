@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,21 +55,21 @@ def _collect(node: Mapping[str, Any], wanted: frozenset[str], found: dict[str, A
 
 
 class _KeyMap:
-    """For one set of wanted fields: which top-level keys seen so far address which field.
+    """For one tuple of wanted fields: which top-level keys seen so far address which field.
 
     Submissions of one form reuse a few dozen keys, so once they are known a submission is read
     with one lookup per wanted field instead of a walk over all its keys. Anything unusual (an
-    unseen key, a group object, two keys for one field) returns None: the caller walks it all.
+    unseen key, a group object, two keys for one field in one submission) returns None: the
+    caller walks it all.
     """
 
-    def __init__(self, wanted: frozenset[str]) -> None:
-        self.wanted = wanted
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.position = {name: index for index, name in enumerate(names)}
         self.known: set[str] = set()
+        self.keys: list[Any] = [_NO_KEY] * len(names)  # the first key seen for each field
         self.keys_of: dict[str, list[str]] = {}
         self.maybe_groups: list[str] = []  # keys of no wanted field: a group object could be there
-        self.shared: list[list[str]] = []  # fields addressed by more than one key
-        self.answer_keys: list[str] = []
-        self.answer_fields: list[str] = []  # the field of each answer key
+        self.shared: list[tuple[int, list[str]]] = []  # fields addressed by more than one key
 
     def learn(self, data: dict[Any, Any]) -> None:
         for key in data:
@@ -77,46 +77,60 @@ class _KeyMap:
                 continue
             self.known.add(key)
             name = field_name(key)
-            if name in self.wanted:
+            index = self.position.get(name)
+            if index is not None:
                 keys = self.keys_of.setdefault(name, [])
                 keys.append(key)
-                if len(keys) == 2:
-                    self.shared.append(keys)
-                self.answer_keys.append(key)
-                self.answer_fields.append(name)
+                if len(keys) == 1:
+                    self.keys[index] = key
+                elif len(keys) == 2:
+                    self.shared.append((index, keys))
             elif not key.startswith("_"):
                 self.maybe_groups.append(key)
 
-    def read(self, data: dict[Any, Any]) -> dict[str, Any] | None:
+    def read(self, data: dict[Any, Any]) -> list[Any] | None:
         # Set operations over maps: the checks run in C, as this runs for every submission.
         plain = _PLAIN.issuperset(map(type, map(data.get, self.maybe_groups)))
         if not plain or not self.known.issuperset(data):
             return None
-        if any(sum(key in data for key in keys) > 1 for keys in self.shared):
-            return None  # which of two keys comes first decides: leave it to the walk
-        found = zip(self.answer_fields, map(data.get, self.answer_keys), strict=True)
-        return {field: value for field, value in found if value is not None and value != ""}
+        values = list(map(data.get, self.keys))
+        for index, keys in self.shared:
+            present = [key for key in keys if key in data]
+            if len(present) > 1:
+                return None  # which of two keys comes first decides: leave it to the walk
+            if present:
+                values[index] = data[present[0]]
+        if "" in values:  # a blank answer is no answer
+            values = [None if value == "" else value for value in values]
+        return values
 
 
+_NO_KEY = object()  # the key of a field not seen yet: never in a submission
 _KEYS_MAX = 10_000
-_KEY_MAPS: dict[frozenset[str], _KeyMap] = {}
+_KEY_MAPS: dict[tuple[str, ...], _KeyMap] = {}
 _KEY_MAPS_MAX = 64
 
 
-def find_answers(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """Answers of ``names`` in ``data``; unanswered fields are absent. The first non-empty wins."""
-    wanted = names if isinstance(names, frozenset) else frozenset(names)
-    key_map = _KEY_MAPS.get(wanted)
+def find_values(data: Mapping[str, Any], names: tuple[str, ...]) -> list[Any]:
+    """The answers of ``names`` in ``data`` in that order, None where unanswered; the first non-empty wins."""
+    key_map = _KEY_MAPS.get(names)
     if key_map is None and len(_KEY_MAPS) < _KEY_MAPS_MAX:
-        key_map = _KEY_MAPS[wanted] = _KeyMap(wanted)
+        key_map = _KEY_MAPS[names] = _KeyMap(names)
     if key_map is not None and type(data) is dict:
         quick = key_map.read(data)
         if quick is not None:
             return quick
         key_map.learn(data)
     found: dict[str, Any] = {}
-    _collect(data, wanted, found)
-    return found
+    _collect(data, frozenset(names), found)
+    return [found.get(name) for name in names]
+
+
+def find_answers(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """Answers of ``names`` in ``data``; unanswered fields are absent. The first non-empty wins."""
+    order = names if type(names) is tuple else tuple(dict.fromkeys(names))
+    found = zip(order, find_values(data, order), strict=True)
+    return {name: value for name, value in found if value is not None}
 
 
 def without_fields(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
@@ -206,27 +220,26 @@ class AnswerCodes:
     def __init__(self, fields: Iterable[str]) -> None:
         self.fields = tuple(fields)
         self.values: dict[str, list[Any]] = {field: [None] for field in self.fields}
-        # Blanks code as 0 (find_answers leaves them out; other callers may not).
+        # Blanks code as 0 (find_values gives None for them; other callers may not).
         self._code_maps: list[dict[Any, int]] = [{None: 0, "": 0} for _ in self.fields]
         self.added: list[tuple[str, int, Any]] = []  # (field, code, value) since the last take_added
 
-    def encode(self, answers: Mapping[str, Any]) -> list[int]:
-        """The codes of ``answers`` (``{field: answer}``) in field order; a new answer gets a new code."""
+    def encode(self, values: Sequence[Any]) -> list[int]:
+        """The codes of ``values`` (answers in field order, None unanswered); a new answer gets a new code."""
         try:  # known strings and blanks: every lookup in C
-            encoded = list(map(dict.get, self._code_maps, map(answers.get, self.fields)))
+            known: list[int | None] = list(map(dict.get, self._code_maps, values))
         except TypeError:  # an unhashable answer (a list, an object)
-            encoded = [None]
-        if None not in encoded:
-            return encoded
-        encoded = []
-        for field, codes in zip(self.fields, self._code_maps, strict=True):
-            value = answers.get(field)
+            known = [None]
+        if None not in known:
+            return known  # type: ignore[return-value]  # no None in it
+        encoded: list[int] = []
+        for field, codes, value in zip(self.fields, self._code_maps, values, strict=True):
             key = value if value is None or type(value) is str else answer_key(value)
             code = codes.get(key)
             if code is None:
-                values = self.values[field]
-                code = codes[key] = len(values)
-                values.append(value)
+                field_values = self.values[field]
+                code = codes[key] = len(field_values)
+                field_values.append(value)
                 self.added.append((field, code, value))
             encoded.append(code)
         return encoded

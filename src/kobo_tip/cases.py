@@ -22,7 +22,7 @@ import pandas as pd
 import pycountry
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import AnswerCodes, AnswerTable, find_answers
+from kobo_tip.answers import AnswerCodes, AnswerTable, find_values
 
 if TYPE_CHECKING:
     from kobo_tip.config import Settings
@@ -31,7 +31,6 @@ AGE_RANGE = (0, 120)
 BIRTH_YEAR_RANGE = (1900, 2200)
 # Fields read from the data: everything the counting rules and the dimensions use.
 READ_FIELDS = ind.COUNTED_FIELDS
-_READ_SET = frozenset(READ_FIELDS)
 # A group is "missing" when none of these answers is present (spec section 2: required ones).
 GROUP_FIELDS = {
     ind.GROUP_EVENT: (
@@ -389,7 +388,7 @@ def answer_table(rows: Iterable[StoredRow]) -> tuple[AnswerTable, list[tuple[int
                 (index, (str(row.submission_id), "malformed", "data", f"{shown(data)} is not an object"))
             )
             data = {}
-        encoded.append(codes.encode(find_answers(data, _READ_SET)))
+        encoded.append(codes.encode(find_values(data, READ_FIELDS)))
     matrix = np.array(encoded, dtype=np.int32).reshape(len(encoded), len(READ_FIELDS))
     table = AnswerTable(
         submission_id=[str(sid) for sid in meta["submission_id"]],

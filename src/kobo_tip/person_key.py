@@ -9,11 +9,11 @@ import functools
 import hashlib
 import hmac
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import find_answers, without_fields
+from kobo_tip.answers import find_values, without_fields
 
 KEY_FIELDS = (
     ind.CONSENT,
@@ -95,38 +95,38 @@ def _keyed(secret: bytes) -> hmac.HMAC:
 
 def person_key(data: Mapping[str, Any], submission_id: str, secret: bytes) -> PersonKey:
     """The person key of one raw submission (any key style)."""
-    return key_of_answers(find_answers(data, KEY_FIELDS), submission_id, secret)
+    return key_of_values(find_values(data, KEY_FIELDS), submission_id, secret)
 
 
-def key_of_answers(answers: Mapping[str, Any], submission_id: str, secret: bytes) -> PersonKey:
-    """The person key from answers found by field name (``find_answers``), holding ``KEY_FIELDS``."""
-    given = _as_text(answers.get(ind.UIC_GIVEN))
-    mother = _as_text(answers.get(ind.UIC_MOTHER))
-    year = _as_year(answers.get(ind.BIRTH_YEAR))
-    if given and mother and year is not None and answers.get(ind.CONSENT) == "yes":
-        gender = answers.get(ind.GENDER)
+def key_of_values(values: Sequence[Any], submission_id: str, secret: bytes) -> PersonKey:
+    """The person key from the answers of ``KEY_FIELDS``, in that order (None: unanswered)."""
+    consent, given_answer, mother_answer, year_answer, gender, stakeholder_id, case_ref_answer = values
+    given = _as_text(given_answer)
+    mother = _as_text(mother_answer)
+    year = _as_year(year_answer)
+    if given and mother and year is not None and consent == "yes":
         uic = uic_string(given, mother, year, gender if isinstance(gender, str) else None)
         return PersonKey(_hmac(secret, uic), "uic")
-    reason = _unlinkable_reason(answers)
-    case_ref = _as_text(answers.get(ind.CASE_REF))
+    reason = _unlinkable_reason(consent, given_answer, mother_answer, year_answer)
+    case_ref = _as_text(case_ref_answer)
     if case_ref:
-        stakeholder = _as_text(answers.get(ind.STAKEHOLDER_ID)) or ""
+        stakeholder = _as_text(stakeholder_id) or ""
         ref = unicodedata.normalize("NFKC", case_ref).upper()
         return PersonKey(_hmac(secret, f"{stakeholder}|{ref}"), "case_ref", reason)
     return PersonKey(_hmac(secret, f"submission:{submission_id}"), "submission", reason)
 
 
-def _unlinkable_reason(answers: Mapping[str, Any]) -> str:
-    if answers.get(ind.CONSENT) != "yes":
+def _unlinkable_reason(consent: Any, given: Any, mother: Any, year: Any) -> str:
+    if consent != "yes":
         return "no consent recorded"
-    for name in (ind.UIC_GIVEN, ind.UIC_MOTHER):
-        if name not in answers:
+    for name, value in ((ind.UIC_GIVEN, given), (ind.UIC_MOTHER, mother)):
+        if value is None:
             return f"{name} missing"
-        if not _as_text(answers[name]):
+        if not _as_text(value):
             return f"{name} invalid"
-    if ind.BIRTH_YEAR not in answers:
+    if year is None:
         return f"{ind.BIRTH_YEAR} missing"
-    if _as_year(answers[ind.BIRTH_YEAR]) is None:
+    if _as_year(year) is None:
         return f"{ind.BIRTH_YEAR} not an integer"
     return ""
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -181,8 +181,7 @@ class StoredSubmission:
     data: dict[str, Any]
 
 
-@dataclass(slots=True)  # not frozen: a frozen init costs more, once per submission
-class SubmissionRow:
+class SubmissionRow(NamedTuple):  # a tuple: made once per submission, and pickled between processes
     """What sync writes for one submission; ``review_status`` None keeps the store's."""
 
     submission_id: str
@@ -194,7 +193,7 @@ class SubmissionRow:
     key_basis: str
     key_reason: str
     data_json: str
-    answers: Mapping[str, Any]  # {field: answer} of at least the counted fields, found in data_json
+    answers: Sequence[Any]  # the answers of ANSWER_COLUMNS in that order, None unanswered (find_values)
 
 
 @dataclass

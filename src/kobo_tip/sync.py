@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import gc
 import hashlib
 import hmac
 import logging
+import operator
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +20,13 @@ import orjson
 from tqdm import tqdm
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import find_answers, without_fields, without_top_fields
+from kobo_tip.answers import find_values, without_fields, without_top_fields
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError, StoreError
-from kobo_tip.person_key import KEY_FIELDS, key_of_answers
-from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
+from kobo_tip.person_key import KEY_FIELDS, key_of_values
+from kobo_tip.sources import KnownSubmission, RawSubmission, Source, SyncState, open_source
 from kobo_tip.store import BatchOutcome, Store, SubmissionRow
+from kobo_tip.worker import worker, worker_available
 
 logger = logging.getLogger("kobo_tip")
 
@@ -33,8 +36,10 @@ logger = logging.getLogger("kobo_tip")
 _NOT_STORED = frozenset({*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt"})
 # An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
 _NOT_STORED_MARKS = tuple(f'{name}":'.encode() for name in _NOT_STORED)
-# What prepare_row finds in a submission: the answers the store codes and those the key is made of.
-_FOUND_FIELDS = frozenset({*ind.COUNTED_FIELDS, *KEY_FIELDS})
+# What prepare_row finds in a submission: the answers the store codes, then the rest of the key's.
+_FOUND_FIELDS = (*ind.COUNTED_FIELDS, *(name for name in KEY_FIELDS if name not in ind.COUNTED_FIELDS))
+_KEY_VALUES = operator.itemgetter(*(_FOUND_FIELDS.index(name) for name in KEY_FIELDS))
+_COUNTED = len(ind.COUNTED_FIELDS)
 _FINGERPRINT = "secret_fingerprint"
 _FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
 _LOG_EVERY = 5.0  # seconds between progress log lines when not on a terminal
@@ -112,25 +117,51 @@ def _dumps(data: Mapping[str, Any]) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str)
 
 
+# A submission on its way to the store, not keyed yet: submission_id, version_id, review_status,
+# submitted_at, form_version, the stored JSON, and the answers of _FOUND_FIELDS (the UIC parts among
+# them, dropped by keyed_row). Plain data: it may cross from the worker process in a pipe.
+UnkeyedRow = tuple[str, str, str | None, str, str, str, list[Any]]
+# What a batch says besides its rows: review statuses, deletions, watermarks, reconciled, rows fetched.
+BatchFacts = tuple[dict[str, str], list[str], dict[str, str], bool, int]
+Prepared = tuple[BatchFacts, list[UnkeyedRow]]
+
+
+def unkeyed_row(raw: RawSubmission) -> UnkeyedRow:
+    """Find the answers and encode the JSON the store keeps (no UIC parts in it)."""
+    values = find_values(raw.data, _FOUND_FIELDS)  # one walk serves the key and the answers columns
+    text = stored_json(raw.data).decode("utf-8")
+    return (
+        raw.submission_id,
+        raw.version_id,
+        raw.review_status,
+        raw.submitted_at,
+        raw.form_version,
+        text,
+        values,
+    )
+
+
+def keyed_row(row: UnkeyedRow, secret: bytes) -> SubmissionRow:
+    """Key the person and keep only the answers the store codes (the UIC parts go here)."""
+    submission_id, version_id, review_status, submitted_at, form_version, text, values = row
+    key = key_of_values(_KEY_VALUES(values), submission_id, secret)
+    return SubmissionRow(
+        submission_id,
+        version_id,
+        review_status,
+        submitted_at,
+        form_version,
+        key.key,
+        key.basis,
+        key.reason,
+        text,
+        values[:_COUNTED],
+    )
+
+
 def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
     """Key the person, drop the UIC parts and encode what will be stored."""
-    answers = find_answers(raw.data, _FOUND_FIELDS)  # one walk serves the key and the answers columns
-    key = key_of_answers(answers, raw.submission_id, secret)
-    for part in ind.UIC_PARTS:
-        answers.pop(part, None)
-    text = stored_json(raw.data)
-    return SubmissionRow(
-        submission_id=raw.submission_id,
-        version_id=raw.version_id,
-        review_status=raw.review_status,
-        submitted_at=raw.submitted_at,
-        form_version=raw.form_version,
-        person_key=key.key,
-        key_basis=key.basis,
-        key_reason=key.reason,
-        data_json=text.decode("utf-8"),
-        answers=answers,
-    )
+    return keyed_row(unkeyed_row(raw), secret)
 
 
 class _Progress:
@@ -175,49 +206,82 @@ def run_sync(
     full: bool = False,
     progress: bool | None = None,
     source: Source | None = None,
+    parallel: bool | None = None,
 ) -> SyncSummary:
     """Pull ``source`` (default: the configured one) into the store and return what changed.
 
     ``progress`` None shows a bar when stderr is a terminal; True or False force it on or off.
+    ``parallel`` None fetches and prepares rows in a second process where ``worker_available()``;
+    there ``source`` runs in a forked copy, so changes it makes to itself stay in that copy.
     A failing source leaves every committed batch in place and re-raises.
     """
     secret = settings.secret()  # before anything touches a server or the store
     source = source or open_source(settings)
     description = source.describe()
-    with Store.open(settings.store_path) as store, store.lock_for_sync():
-        _check_secret(store, secret, settings.privacy.secret_env)
-        due = full or reconcile_is_due(store.last_reconcile(), settings.source.reconcile_hours)
-        state = _StoreState(store, full=full, reconcile_due=due)
-        run_id = store.begin_run(description)
-        started = time.monotonic()
-        totals = BatchOutcome()
-        fetched = 0
-        meter = _Progress(progress, description)
-        try:
-            with _few_collections():
-                for batch in source.batches(state):
-                    rows = [prepare_row(raw, secret) for raw in batch.submissions]
-                    batch_fetched = max(batch.fetched, len(batch.submissions))
-                    outcome = store.apply_batch(
-                        rows,
-                        run_id=run_id,
-                        review_statuses=batch.review_statuses,
-                        deleted=batch.deleted,
-                        watermarks=batch.watermarks,
-                        reconciled=batch.reconciled,
-                        fetched=batch_fetched,
-                    )
-                    fetched += batch_fetched
-                    _add(totals, outcome)
-                    meter.advance(batch_fetched)
-        except BaseException as exc:
-            meter.close()
-            _record_failure(store, run_id, time.monotonic() - started, exc)
-            raise
+    produce: Callable[[SyncState], Iterator[Prepared]] = functools.partial(_unkeyed_batches, source)
+    # The collector settings hold for both processes: the child inherits them.
+    with _few_collections(), contextlib.ExitStack() as stack:
+        if worker_available() if parallel is None else parallel:
+            # Forked before the store opens: the child holds no store or lock handle.
+            produce = stack.enter_context(worker(produce)).items
+        store = stack.enter_context(Store.open(settings.store_path))
+        stack.enter_context(store.lock_for_sync())
+        summary = _sync_into(store, settings, secret, full, progress, description, produce)
+    logger.debug(summary.line())  # the command line prints it; the log keeps it for --debug
+    return summary
+
+
+def _unkeyed_batches(source: Source, state: SyncState) -> Iterator[Prepared]:
+    """Each batch of ``source`` as plain data: what it says, and its rows ready to be keyed.
+
+    The producing half of a sync, which may run in the worker process. Keying stays with the
+    consumer: the work then splits about evenly between the two processes.
+    """
+    for batch in source.batches(state):
+        rows = [unkeyed_row(raw) for raw in batch.submissions]
+        fetched = max(batch.fetched, len(rows))
+        yield (batch.review_statuses, batch.deleted, batch.watermarks, batch.reconciled, fetched), rows
+
+
+def _sync_into(
+    store: Store,
+    settings: Settings,
+    secret: bytes,
+    full: bool,
+    progress: bool | None,
+    description: str,
+    produce: Callable[[SyncState], Iterator[Prepared]],
+) -> SyncSummary:
+    _check_secret(store, secret, settings.privacy.secret_env)
+    due = full or reconcile_is_due(store.last_reconcile(), settings.source.reconcile_hours)
+    state = _StoreState(store, full=full, reconcile_due=due)
+    run_id = store.begin_run(description)
+    started = time.monotonic()
+    totals = BatchOutcome()
+    fetched = 0
+    meter = _Progress(progress, description)
+    try:
+        for (statuses, deleted, watermarks, reconciled, batch_fetched), unkeyed in produce(state):
+            outcome = store.apply_batch(
+                [keyed_row(row, secret) for row in unkeyed],
+                run_id=run_id,
+                review_statuses=statuses,
+                deleted=deleted,
+                watermarks=watermarks,
+                reconciled=reconciled,
+                fetched=batch_fetched,
+            )
+            fetched += batch_fetched
+            _add(totals, outcome)
+            meter.advance(batch_fetched)
+    except BaseException as exc:
         meter.close()
-        seconds = time.monotonic() - started
-        store.finish_run(run_id, seconds=seconds)
-    summary = SyncSummary(
+        _record_failure(store, run_id, time.monotonic() - started, exc)
+        raise
+    meter.close()
+    seconds = time.monotonic() - started
+    store.finish_run(run_id, seconds=seconds)
+    return SyncSummary(
         description,
         fetched,
         totals.new,
@@ -227,8 +291,6 @@ def run_sync(
         totals.status_changed,
         seconds,
     )
-    logger.debug(summary.line())  # the command line prints it; the log keeps it for --debug
-    return summary
 
 
 @contextlib.contextmanager

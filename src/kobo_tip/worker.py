@@ -1,0 +1,220 @@
+"""Run the producing half of a sync (fetch, parse, prepare rows) in a forked second process.
+
+Preparing a page costs about as much CPU as storing it; in a child process the two overlap on two
+cores. The child reads the store's state through the parent, which answers only between batches:
+what the child reads always includes every batch it sent before. Fork (not spawn) lets the child
+run the very source object the caller built; it is used where fork is safe for what the child
+does (Linux), before the store is opened, so the child holds no store or lock handle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import marshal
+import multiprocessing
+import os
+import pickle
+import queue
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from multiprocessing.connection import Connection
+from typing import Any, Generic, TypeVar
+
+from kobo_tip.errors import SourceError
+from kobo_tip.sources.base import KnownSubmission, SyncState
+
+T = TypeVar("T")
+Produce = Callable[[SyncState], Iterator[T]]
+
+_ITEM, _CALL, _ERROR, _DONE = "item", "call", "error", "done"
+_PICKLED = "pickled"
+_PIPE_BYTES = 1 << 20
+_MESSAGES_IN_HAND = 4
+_PICKLED = "pickled"
+_STATE_CALLS = frozenset({"watermark", "known"})
+
+
+def worker_available() -> bool:
+    """True where a sync may fork its producer: Linux with more than one core.
+
+    macOS system libraries that requests reaches (proxy lookup) are not fork-safe, and Windows
+    cannot fork; there, and on one core, a sync runs in one process.
+    """
+    return sys.platform == "linux" and (os.cpu_count() or 1) > 1
+
+
+class RemoteTraceback(Exception):
+    """The worker's traceback, attached as ``__cause__`` of the error it sent (shown by --debug)."""
+
+
+class _Channel:
+    """One process's ends of the two pipes between them: messages go out on one, come in on the other."""
+
+    def __init__(self, incoming: Connection, outgoing: Connection) -> None:
+        self._incoming = incoming
+        self._outgoing = outgoing
+
+    def send(self, message: Any) -> None:
+        self._outgoing.send_bytes(_dumps(message))
+
+    def receive(self) -> Any:
+        return _loads(self.receive_bytes())
+
+    def receive_bytes(self) -> bytes:
+        return self._incoming.recv_bytes()
+
+    def close(self) -> None:
+        self._incoming.close()
+        self._outgoing.close()
+
+
+class _ParentState:
+    """The ``SyncState`` the child sees: each read is a call answered by the parent."""
+
+    def __init__(self, channel: _Channel, full: bool, reconcile_due: bool) -> None:
+        self.full = full
+        self.reconcile_due = reconcile_due
+        self._channel = channel
+        self._known: dict[str, KnownSubmission] | None = None
+
+    def _call(self, name: str, *args: Any) -> Any:
+        self._channel.send((_CALL, (name, args)))
+        return self._channel.receive()[1]
+
+    def watermark(self, name: str) -> str | None:
+        return self._call("watermark", name)  # type: ignore[no-any-return]
+
+    def known(self) -> Mapping[str, KnownSubmission]:
+        if self._known is None:  # read once, as the parent's own state does
+            facts: dict[str, tuple[str, str]] = self._call("known")
+            self._known = {sid: KnownSubmission(*pair) for sid, pair in facts.items()}
+        return self._known
+
+
+class Worker(Generic[T]):
+    """A forked process running ``produce(state)``; ``items(state)`` yields what it produced."""
+
+    def __init__(self, produce: Produce[T]) -> None:
+        context = multiprocessing.get_context("fork")
+        from_child, to_parent = context.Pipe(duplex=False)
+        from_parent, to_child = context.Pipe(duplex=False)
+        _widen(to_parent)
+        self._channel = _Channel(from_child, to_child)
+        child = _Channel(from_parent, to_parent)
+        self._process = context.Process(
+            target=_child, args=(produce, child, self._channel), name="kobo-tip-sync", daemon=True
+        )
+        self._process.start()
+        child.close()
+
+    def items(self, state: SyncState) -> Iterator[T]:
+        """What the child produced, in order; its error re-raised here, with its traceback as cause."""
+        channel = self._channel
+        channel.send(("start", (state.full, state.reconcile_due)))
+        # A reader thread keeps a few messages in hand, so neither process waits on the other's
+        # slower batches (a checkpoint here, a slow page there).
+        inbox: queue.Queue[bytes | None] = queue.Queue(_MESSAGES_IN_HAND)
+        threading.Thread(target=_read_into, args=(channel, inbox), name="kobo-tip-inbox", daemon=True).start()
+        while True:
+            data = inbox.get()
+            if data is None:
+                self._process.join(5)
+                raise SourceError(
+                    f"The sync's worker process stopped unexpectedly (exit code {self._process.exitcode}); "
+                    "the batches committed so far are kept: run the sync again."
+                )
+            kind, payload = _loads(data)
+            if kind == _ITEM:
+                yield payload
+            elif kind == _CALL:
+                name, args = payload
+                channel.send(("answer", _state_answer(state, name, args)))
+            elif kind == _DONE:
+                return
+            else:
+                error, remote = payload
+                error.__cause__ = RemoteTraceback(remote)
+                raise error
+
+    def close(self) -> None:
+        """Stop the child if it still runs (an interrupted or failed sync) and wait for it."""
+        self._channel.close()
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join(5)
+
+
+@contextlib.contextmanager
+def worker(produce: Produce[T]) -> Iterator[Worker[T]]:
+    """A ``Worker`` stopped on the way out, however the block ends."""
+    running = Worker(produce)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def _read_into(channel: _Channel, inbox: queue.Queue[bytes | None]) -> None:
+    try:
+        while True:
+            inbox.put(channel.receive_bytes())
+    except (EOFError, OSError):  # the child has gone, or the parent closed the channel
+        inbox.put(None)
+
+
+def _widen(pipe: Connection) -> None:
+    """A 1 MiB pipe where Linux allows it: a page of rows then crosses in two writes, not twenty."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):  # capped by /proc/sys/fs/pipe-max-size
+            fcntl.fcntl(pipe.fileno(), set_size, _PIPE_BYTES)
+
+
+def _state_answer(state: SyncState, name: str, args: tuple[Any, ...]) -> Any:
+    if name not in _STATE_CALLS:
+        raise ValueError(f"the sync worker asked for an unknown state call {name!r}")
+    if name == "known":
+        # Pairs, not objects: a reconcile sends every stored id, and tuples pickle fastest.
+        return {sid: (known.version_id, known.review_status) for sid, known in state.known().items()}
+    return state.watermark(*args)
+
+
+def _child(produce: Produce[Any], channel: _Channel, parent: _Channel) -> None:
+    parent.close()  # the parent's ends: its exit then shows here as a closed pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches both; the parent ends the sync
+    try:
+        _, (full, reconcile_due) = channel.receive()
+        for item in produce(_ParentState(channel, full, reconcile_due)):
+            channel.send((_ITEM, item))
+        channel.send((_DONE, None))
+    except (BrokenPipeError, EOFError):
+        return  # the parent has gone: nobody to tell
+    except BaseException as exc:  # handed to the parent, which decides what the user sees
+        with contextlib.suppress(BrokenPipeError, EOFError):
+            channel.send((_ERROR, (_portable(exc), "".join(traceback.format_exception(exc)))))
+
+
+def _dumps(message: tuple[str, Any]) -> bytes:
+    # marshal writes plain data (what items are) in half pickle's time; anything else is pickled inside.
+    try:
+        return marshal.dumps(message)
+    except ValueError:
+        return marshal.dumps((_PICKLED, pickle.dumps(message, pickle.HIGHEST_PROTOCOL)))
+
+
+def _loads(data: bytes) -> Any:
+    message = marshal.loads(data)
+    return pickle.loads(message[1]) if message[0] == _PICKLED else message
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling, else an error of the same message the parent can raise."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return SourceError(f"unexpected {type(exc).__name__} in the sync's worker process")
+    return exc

@@ -1,0 +1,133 @@
+"""The sync's worker process: items in order, state read through the parent, errors carried across."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kobo_tip.errors import ServerError, SourceError
+from kobo_tip.sources import KnownSubmission, SyncState
+from kobo_tip.worker import RemoteTraceback, worker, worker_available
+
+pytestmark = pytest.mark.skipif(not worker_available(), reason="the sync worker needs fork (Linux)")
+
+
+class CountingState:
+    """A parent-side state that counts how the child read it."""
+
+    full = True
+    reconcile_due = False
+
+    def __init__(self) -> None:
+        self.marks = {"kobo_last_id": "41"}
+        self.reads: list[str] = []
+
+    def watermark(self, name: str) -> str | None:
+        self.reads.append(f"watermark {name}")
+        return self.marks.get(name)
+
+    def known(self) -> dict[str, KnownSubmission]:
+        self.reads.append("known")
+        return {"7": KnownSubmission("v7", "approved")}
+
+
+def reading(state: SyncState) -> Iterator[Any]:
+    yield ("flags", state.full, state.reconcile_due)
+    yield ("mark", state.watermark("kobo_last_id"), state.watermark("other"))
+    known = state.known()
+    yield ("known", {sid: (k.version_id, k.review_status) for sid, k in known.items()})
+    assert state.known() is known  # read once
+    yield ("odd", {1, 2}, KnownSubmission("v", "s"))  # not plain data: travels pickled
+
+
+def test_items_arrive_in_order_and_state_reads_are_answered_by_the_parent() -> None:
+    state = CountingState()
+    with worker(reading) as running:
+        items = list(running.items(state))
+    assert items == [
+        ("flags", True, False),
+        ("mark", "41", None),
+        ("known", {"7": ("v7", "approved")}),
+        ("odd", {1, 2}, KnownSubmission("v", "s")),
+    ]
+    assert state.reads == ["watermark kobo_last_id", "watermark other", "known"]
+
+
+def test_a_state_read_sees_what_the_parent_did_after_the_items_before_it() -> None:
+    state = CountingState()
+
+    def produce(state: SyncState) -> Iterator[str | None]:
+        yield "first"
+        yield state.watermark("kobo_last_id")
+
+    with worker(produce) as running:
+        seen = []
+        for item in running.items(state):
+            seen.append(item)
+            state.marks["kobo_last_id"] = "99"  # what committing "first" does in a sync
+    assert seen == ["first", "99"]
+
+
+def failing(state: SyncState) -> Iterator[int]:
+    yield 1
+    raise ServerError("HTTP 502 from the server.", status=502, url="http://127.0.0.1/x", detail="bad gateway")
+
+
+def test_the_childs_error_arrives_with_its_class_facts_and_traceback() -> None:
+    received: list[int] = []
+    with worker(failing) as running, pytest.raises(ServerError) as caught:
+        received.extend(running.items(CountingState()))
+    assert received == [1]
+    error = caught.value
+    assert (error.message, error.status, error.url, error.detail) == (
+        "HTTP 502 from the server.",
+        502,
+        "http://127.0.0.1/x",
+        "bad gateway",
+    )
+    assert isinstance(error.__cause__, RemoteTraceback) and "in failing" in str(error.__cause__)
+
+
+class Unpicklable(Exception):
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(first)  # args hold one of the two: unpickling calls __init__ with one
+        self.second = second
+
+
+def test_an_error_that_cannot_cross_becomes_a_source_error_naming_its_type() -> None:
+    def produce(state: SyncState) -> Iterator[int]:
+        raise Unpicklable("a", "b")
+        yield 0
+
+    with worker(produce) as running, pytest.raises(SourceError, match="unexpected Unpicklable"):
+        list(running.items(CountingState()))
+
+
+def test_a_worker_that_dies_is_reported_and_nothing_waits_forever() -> None:
+    def produce(state: SyncState) -> Iterator[int]:
+        yield 1
+        os._exit(3)
+
+    with (
+        worker(produce) as running,
+        pytest.raises(SourceError, match=r"stopped unexpectedly \(exit code 3\)"),
+    ):
+        list(running.items(CountingState()))
+
+
+def test_leaving_early_stops_the_child() -> None:
+    def endless(state: SyncState) -> Iterator[int]:
+        number = 0
+        while True:
+            number += 1
+            yield number
+
+    with worker(endless) as running:
+        for number in running.items(CountingState()):
+            if number == 3:
+                break
+        process = running._process
+    assert not process.is_alive()
