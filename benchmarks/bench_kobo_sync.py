@@ -1,25 +1,24 @@
 """Kobo sync against the fake server on loopback: full sync vs a bare requests+json loop, incremental sync.
 
-Run by hand: ``.venv/bin/python benchmarks/bench_kobo_sync.py [N] [--page-latency S]`` (default
-100,000 submissions). Each sync runs ``kobo-tip sync`` in its own process, which reports its wall
-time and peak RSS, so the figures are the client's alone (the fake server lives in this process).
-On loopback the fake server answers at once, so the comparison measures the client's CPU per
-row. ``--page-latency`` then repeats the full sync and the bare loop with the server taking S
-seconds over each data page, as a real server does, to show the sync keeping up with the network.
+Run by hand: ``.venv/bin/python benchmarks/bench_kobo_sync.py [N] [--rounds R] [--page-latency S]``
+(default 100,000 submissions, 3 rounds). The bare loop and each sync run in their own process,
+so both pay the same costs (the fake server lives in this process, on the other core) and each
+reports its own wall time. A round runs the bare loop, then a full sync into a new store: this
+machine's speed drifts by tens of percent from minute to minute, so each ratio compares two runs
+made moments apart, and the median of the rounds is the figure. ``--page-latency`` then repeats one
+round with the server taking S seconds over each data page, as a real server does.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -29,17 +28,36 @@ from fakes.kobo_server import FakeKobo  # noqa: E402
 from kobo_tip.config import load_settings  # noqa: E402
 from kobo_tip.sources.kobo import KoboSource  # noqa: E402
 
-# Runs the command line in a child process and prints its own wall time and peak RSS. VmHWM, not
-# ru_maxrss: Linux carries ru_maxrss over from the forking parent (this process, holding the data).
+# Runs the command line in a child process and prints its own wall time and peak RSS, and the
+# sync worker's. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent.
 _CHILD = """
-import re, sys, time
+import re, resource, sys, time
 from pathlib import Path
 from kobo_tip.cli import main
 started = time.perf_counter()
 code = main(sys.argv[1:])
 seconds = time.perf_counter() - started
 peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]
-print("BENCH", code, seconds, peak)
+print("BENCH", code, seconds, peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+# The physical reference: keyset pages of 1000 with requests and json, nothing kept.
+_BARE = """
+import json, sys, time
+import requests
+url, token = sys.argv[1:]
+session = requests.Session()
+session.headers["Authorization"] = f"Token {token}"
+started = time.perf_counter()
+last, rows = 0, 0
+while True:
+    params = {"query": json.dumps({"_id": {"$gt": last}}), "sort": '{"_id":1}', "limit": "1000"}
+    page = session.get(url, params=params, timeout=150).json()["results"]
+    if not page:
+        break
+    rows += len(page)
+    last = page[-1]["_id"]
+print("BARE", rows, time.perf_counter() - started)
 """
 
 
@@ -57,53 +75,51 @@ class _Empty:
 
 
 def bare_loop(kobo: FakeKobo) -> tuple[int, float]:
-    """The physical reference: keyset pages of 1000 with requests and json, nothing stored."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Token {kobo.token}"
+    """(rows, seconds) of the bare loop over every page, in its own process."""
     url = f"{kobo.url}/api/v2/assets/{kobo.asset_uid}/data/"
-    started = time.perf_counter()
-    last, rows = 0, 0
-    while True:
-        params = {"query": json.dumps({"_id": {"$gt": last}}), "sort": '{"_id":1}', "limit": "1000"}
-        page = session.get(url, params=params, timeout=150).json()["results"]
-        if not page:
-            return rows, time.perf_counter() - started
-        rows += len(page)
-        last = page[-1]["_id"]
+    done = subprocess.run([sys.executable, "-c", _BARE, url, kobo.token], capture_output=True, text=True)
+    line = next((line for line in done.stdout.splitlines() if line.startswith("BARE")), None)
+    if line is None:
+        raise SystemExit(f"bare loop failed:\n{done.stderr}")
+    _, rows, seconds = line.split()
+    return int(rows), float(seconds)
 
 
-def sync(config: Path, env: dict[str, str]) -> tuple[float, int, str]:
-    """(seconds, peak RSS in MiB, summary line) of one ``kobo-tip sync`` in a child process."""
+def sync(config: Path, env: dict[str, str]) -> tuple[float, int, int, str]:
+    """(seconds, peak RSS MiB, worker's peak RSS MiB, summary line) of one ``kobo-tip sync``."""
     command = [sys.executable, "-c", _CHILD, "sync", "-c", str(config), "--no-report"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     bench = next((line for line in done.stdout.splitlines() if line.startswith("BENCH")), None)
     if bench is None or bench.split()[1] != "0":
         raise SystemExit(f"sync failed:\n{done.stdout}\n{done.stderr}")
-    _, _, seconds, rss_kib = bench.split()
+    _, _, seconds, rss_kib, worker_kib = bench.split()
     summary = next(line for line in done.stdout.splitlines() if line.startswith("Synced"))
-    return float(seconds), int(rss_kib) // 1024, summary
+    return float(seconds), int(rss_kib) // 1024, int(worker_kib) // 1024, summary
 
 
-def latency_run(kobo: FakeKobo, config: Path, env: dict[str, str], latency: float) -> None:
-    """The bare loop and a full sync into a new store, the server taking ``latency`` s per data page."""
-    kobo.before_data_request = lambda fake, number: time.sleep(latency)
-    try:
-        _, bare = bare_loop(kobo)
-        store = load_settings(config).store_path
-        for path in store.parent.glob(store.name + "*"):
-            path.unlink()  # a new store: the sync fetches every row again
-        seconds, rss, _ = sync(config, env)
-    finally:
-        kobo.before_data_request = None
+def new_store(config: Path) -> None:
+    store = load_settings(config).store_path
+    for path in store.parent.glob(store.name + "*"):
+        path.unlink()  # a new store: the next sync fetches every row again
+
+
+def full_round(kobo: FakeKobo, config: Path, env: dict[str, str]) -> float:
+    """The bare loop, then a full sync into a new store; prints both, returns their ratio."""
+    rows, bare = bare_loop(kobo)
+    new_store(config)
+    seconds, rss, worker_rss, summary = sync(config, env)
+    new = summary.split(": ", 1)[1].split(",")[0]
     print(
-        f"with {latency:.2f} s of server time a page: bare loop {bare:.2f} s, full sync {seconds:.2f} s "
-        f"= {seconds / bare:.2f}x, peak RSS {rss} MiB"
+        f"  bare loop {rows} rows in {bare:.2f} s; full sync {seconds:.2f} s = {seconds / bare:.2f}x, "
+        f"({new}), peak RSS {rss} MiB (worker {worker_rss} MiB)"
     )
+    return seconds / bare
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", type=int, nargs="?", default=100_000)
+    parser.add_argument("--rounds", type=int, default=3, help="bare loop + full sync pairs")
     parser.add_argument("--page-latency", type=float, default=0.0, help="server seconds per data page")
     args = parser.parse_args()
     n = args.rows
@@ -111,16 +127,14 @@ def main() -> None:
         started = time.perf_counter()
         kobo.add_submissions(n)
         print(f"generated {n} submissions in {time.perf_counter() - started:.1f} s")
-        bare_loop(kobo)  # warm the fake server's JSON cache so both runs pay the same server cost
-        rows, bare = bare_loop(kobo)
-        print(f"bare requests+json loop: {rows} rows in {bare:.2f} s ({rows / bare:,.0f} rows/s)")
+        bare_loop(kobo)  # warm the fake server's JSON cache so every run pays the same server cost
 
         os.environ["KOBO_TOKEN"] = kobo.token
         started = time.perf_counter()
         rows = sum(len(batch.submissions) for batch in KoboSource(kobo.url, kobo.asset_uid).batches(_Empty()))
-        alone = time.perf_counter() - started
         print(
-            f"KoboSource alone (no store): {rows} rows in {alone:.2f} s = {alone / bare:.2f}x the bare loop"
+            f"KoboSource alone (no store, in this process): {rows} rows in "
+            f"{time.perf_counter() - started:.2f} s"
         )
 
         root = Path(folder)
@@ -140,14 +154,22 @@ def main() -> None:
             "PYTHONPATH": str(REPO / "src"),
         }
 
-        seconds, rss, summary = sync(config, env)
-        print(f"full sync: {seconds:.2f} s = {seconds / bare:.2f}x the bare loop, peak RSS {rss} MiB")
-        print(f"  {summary}")
+        print(f"full sync vs bare loop, {args.rounds} rounds:")
+        ratios = [full_round(kobo, config, env) for _ in range(args.rounds)]
+        print(
+            f"full sync: median {statistics.median(ratios):.2f}x the bare loop (rounds: "
+            f"{', '.join(f'{ratio:.2f}x' for ratio in ratios)})"
+        )
         if args.page_latency:
-            latency_run(kobo, config, env, args.page_latency)
+            print(f"with {args.page_latency:.2f} s of server time a page:")
+            kobo.before_data_request = lambda fake, number: time.sleep(args.page_latency)
+            try:
+                full_round(kobo, config, env)
+            finally:
+                kobo.before_data_request = None
         kobo.add_submissions(100)
         served = kobo.rows_served
-        seconds, rss, summary = sync(config, env)
+        seconds, rss, _, summary = sync(config, env)
         print(
             f"incremental sync (100 new among {n}): {seconds:.2f} s, {kobo.rows_served - served} rows "
             f"served, peak RSS {rss} MiB"
