@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -129,5 +131,12 @@ def test_leaving_early_stops_the_child() -> None:
         for number in running.items(CountingState()):
             if number == 3:
                 break
-        process = running._process
-    assert not process.is_alive()
+        process, reader = running._process, running._reader
+    assert not process.is_alive() and not reader.is_alive()
+
+
+def test_no_reader_thread_outlives_its_sync() -> None:
+    for produce in (reading, failing):
+        with worker(produce) as running, contextlib.suppress(ServerError):
+            list(running.items(CountingState()))
+    assert not [thread for thread in threading.enumerate() if thread.name == "kobo-tip-inbox"]

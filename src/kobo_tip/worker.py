@@ -19,6 +19,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from multiprocessing.connection import Connection
@@ -30,11 +31,12 @@ from kobo_tip.sources.base import KnownSubmission, SyncState
 T = TypeVar("T")
 Produce = Callable[[SyncState], Iterator[T]]
 
-_ITEM, _CALL, _ERROR, _DONE = "item", "call", "error", "done"
+# What travels: parent to child _START, _ANSWER; child to parent _ITEM, _CALL, _ERROR, _DONE.
+_START, _ANSWER, _ITEM, _CALL, _ERROR, _DONE = "start", "answer", "item", "call", "error", "done"
 _PICKLED = "pickled"
 _PIPE_BYTES = 1 << 20
-_MESSAGES_IN_HAND = 4
-_PICKLED = "pickled"
+_MESSAGES_IN_HAND = 4  # a few pages: the worker may run ahead, memory stays bounded
+_CLOSE_WAIT = 5.0  # seconds close() gives the worker, then the reader thread, to end
 _STATE_CALLS = frozenset({"watermark", "known"})
 
 
@@ -110,19 +112,22 @@ class Worker(Generic[T]):
         )
         self._process.start()
         child.close()
+        # A reader thread keeps a few messages in hand, so neither process waits on the other's
+        # slower batches (a checkpoint here, a slow page there).
+        self._inbox: queue.Queue[bytes | None] = queue.Queue(_MESSAGES_IN_HAND)
+        self._reader = threading.Thread(
+            target=_read_into, args=(self._channel, self._inbox), name="kobo-tip-inbox", daemon=True
+        )
 
     def items(self, state: SyncState) -> Iterator[T]:
         """What the child produced, in order; its error re-raised here, with its traceback as cause."""
         channel = self._channel
-        channel.send(("start", (state.full, state.reconcile_due)))
-        # A reader thread keeps a few messages in hand, so neither process waits on the other's
-        # slower batches (a checkpoint here, a slow page there).
-        inbox: queue.Queue[bytes | None] = queue.Queue(_MESSAGES_IN_HAND)
-        threading.Thread(target=_read_into, args=(channel, inbox), name="kobo-tip-inbox", daemon=True).start()
+        channel.send((_START, (state.full, state.reconcile_due)))
+        self._reader.start()
         while True:
-            data = inbox.get()
+            data = self._inbox.get()
             if data is None:
-                self._process.join(5)
+                self._process.join(_CLOSE_WAIT)
                 raise SourceError(
                     f"The sync's worker process stopped unexpectedly (exit code {self._process.exitcode}); "
                     "the batches committed so far are kept: run the sync again."
@@ -132,7 +137,7 @@ class Worker(Generic[T]):
                 yield payload
             elif kind == _CALL:
                 name, args = payload
-                channel.send(("answer", _state_answer(state, name, args)))
+                channel.send((_ANSWER, _state_answer(state, name, args)))
             elif kind == _DONE:
                 return
             else:
@@ -141,11 +146,17 @@ class Worker(Generic[T]):
                 raise error
 
     def close(self) -> None:
-        """Stop the child if it still runs (an interrupted or failed sync) and wait for it."""
-        self._channel.close()
+        """Stop the child if it still runs (an interrupted or failed sync), then the reader thread."""
         if self._process.is_alive():
             self._process.terminate()
-        self._process.join(5)
+        self._process.join(_CLOSE_WAIT)
+        # With the child gone the reader meets the pipe's end; it ends once it can hand that over.
+        # The pipes close after it, so no read is ever left on a closed (and maybe reused) descriptor.
+        deadline = time.monotonic() + _CLOSE_WAIT
+        while self._reader.is_alive() and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                self._inbox.get(timeout=0.1)
+        self._channel.close()
 
 
 @contextlib.contextmanager
@@ -178,7 +189,7 @@ def _state_answer(state: SyncState, name: str, args: tuple[Any, ...]) -> Any:
     if name not in _STATE_CALLS:
         raise ValueError(f"the sync worker asked for an unknown state call {name!r}")
     if name == "known":
-        # Pairs, not objects: a reconcile sends every stored id, and tuples pickle fastest.
+        # Pairs, not objects: a reconcile sends every stored id, and plain tuples travel as marshal.
         return {sid: (known.version_id, known.review_status) for sid, known in state.known().items()}
     return state.watermark(*args)
 
@@ -212,7 +223,7 @@ def _loads(data: bytes) -> Any:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives pickling, else an error of the same message the parent can raise."""
+    """``exc`` if it survives pickling, else a SourceError naming its type for the parent to raise."""
     try:
         pickle.loads(pickle.dumps(exc))
     except Exception:
