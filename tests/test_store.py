@@ -69,9 +69,25 @@ def test_the_store_and_its_wal_files_are_private_whatever_the_umask(tmp_path: Pa
         os.umask(old)
 
 
+def test_a_file_made_with_another_page_size_keeps_it_and_works(tmp_path: Path) -> None:
+    path = tmp_path / "kobo-tip.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA page_size = 4096")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("CREATE TABLE other (x)")
+    db.close()
+    with Store.open(path) as store:
+        store.apply_batch([row("1")], run_id=store.begin_run("test"))
+        assert [s.submission_id for s in store.submissions()] == ["1"]
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    db.close()
+
+
 def test_wal_mode_and_schema_version(store: Store) -> None:
     db = sqlite3.connect(store.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 8192
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
         store_module.SCHEMA_VERSION
     )
