@@ -212,7 +212,8 @@ def run_sync(
 
     ``progress`` None shows a bar when stderr is a terminal; True or False force it on or off.
     ``parallel`` None fetches and prepares rows in a second process where ``worker_available()``;
-    there ``source`` runs in a forked copy, so changes it makes to itself stay in that copy.
+    there ``source`` runs in a forked copy, so changes it makes to itself stay in that copy. A
+    program running threads of its own should pass False: forking such a process is unsafe.
     A failing source leaves every committed batch in place and re-raises.
     """
     secret = settings.secret()  # before anything touches a server or the store
