@@ -12,7 +12,7 @@ import pytest
 
 from kobo_tip.errors import ServerError, SourceError
 from kobo_tip.sources import KnownSubmission, SyncState
-from kobo_tip.worker import RemoteTraceback, worker, worker_available
+from kobo_tip.worker import RemoteTraceback, pack, unpack, worker, worker_available
 
 pytestmark = pytest.mark.skipif(not worker_available(), reason="the sync worker needs fork (Linux)")
 
@@ -43,6 +43,29 @@ def reading(state: SyncState) -> Iterator[Any]:
     yield ("known", {sid: (k.version_id, k.review_status) for sid, k in known.items()})
     assert state.known() is known  # read once
     yield ("odd", {1, 2}, KnownSubmission("v", "s"))  # not plain data: travels pickled
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        ("1", "v", None, "", "", '{"a":"é"}', ["no", None, "", 1.5, float("inf"), [1, {"k": "v"}]]),
+        {"statuses": {"7": "approved"}, "deleted": ["8"], "reconciled": True, "fetched": 2**70},
+        (b"\x80 starts like pickle", "\x80"),
+        {"odd", "set"},  # marshal-able too
+    ],
+)
+def test_plain_data_packs_as_marshal_and_comes_back_equal(data: Any) -> None:
+    packed = pack(data)
+    assert packed[:1] != b"\x80" and unpack(packed) == data
+
+
+@pytest.mark.parametrize("data", [KnownSubmission("v", "s"), ServerError("x", status=1), [1, object]])
+def test_other_data_packs_as_pickle_and_comes_back(data: Any) -> None:
+    packed = pack(data)
+    assert packed[:1] == b"\x80"
+    back = unpack(packed)
+    assert type(back) is type(data) and repr(back) == repr(data)
 
 
 def test_items_arrive_in_order_and_state_reads_are_answered_by_the_parent() -> None:

@@ -33,7 +33,7 @@ Produce = Callable[[SyncState], Iterator[T]]
 
 # What travels: parent to child _START, _ANSWER; child to parent _ITEM, _CALL, _ERROR, _DONE.
 _START, _ANSWER, _ITEM, _CALL, _ERROR, _DONE = "start", "answer", "item", "call", "error", "done"
-_PICKLED = "pickled"
+_PICKLE_PROTO = pickle.PROTO  # b"\x80"
 _PIPE_BYTES = 1 << 20
 _MESSAGES_IN_HAND = 4  # a few pages: the worker may run ahead, memory stays bounded
 _CLOSE_WAIT = 5.0  # seconds close() gives the worker, then the reader thread, to end
@@ -61,10 +61,10 @@ class _Channel:
         self._outgoing = outgoing
 
     def send(self, message: Any) -> None:
-        self._outgoing.send_bytes(_dumps(message))
+        self._outgoing.send_bytes(pack(message))
 
     def receive(self) -> Any:
-        return _loads(self.receive_bytes())
+        return unpack(self.receive_bytes())
 
     def receive_bytes(self) -> bytes:
         return self._incoming.recv_bytes()
@@ -132,7 +132,7 @@ class Worker(Generic[T]):
                     f"The sync's worker process stopped unexpectedly (exit code {self._process.exitcode}); "
                     "the batches committed so far are kept: run the sync again."
                 )
-            kind, payload = _loads(data)
+            kind, payload = unpack(data)
             if kind == _ITEM:
                 yield payload
             elif kind == _CALL:
@@ -209,17 +209,18 @@ def _child(produce: Produce[Any], channel: _Channel, parent: _Channel) -> None:
             channel.send((_ERROR, (_portable(exc), "".join(traceback.format_exception(exc)))))
 
 
-def _dumps(message: tuple[str, Any]) -> bytes:
-    # marshal writes plain data (what items are) in half pickle's time; anything else is pickled inside.
+def pack(data: Any) -> bytes:
+    """``data`` as bytes for the other process: marshal, in half pickle's time, for plain data
+    (tuples, lists, dicts, strings, numbers, None); pickle for anything else."""
     try:
-        return marshal.dumps(message)
+        return marshal.dumps(data)
     except ValueError:
-        return marshal.dumps((_PICKLED, pickle.dumps(message, pickle.HIGHEST_PROTOCOL)))
+        return pickle.dumps(data, pickle.HIGHEST_PROTOCOL)
 
 
-def _loads(data: bytes) -> Any:
-    message = marshal.loads(data)
-    return pickle.loads(message[1]) if message[0] == _PICKLED else message
+def unpack(packed: bytes) -> Any:
+    """What ``pack`` was given. Pickle starts with its PROTO opcode, a byte no marshal type code is."""
+    return pickle.loads(packed) if packed[:1] == _PICKLE_PROTO else marshal.loads(packed)
 
 
 def _portable(exc: BaseException) -> BaseException:
