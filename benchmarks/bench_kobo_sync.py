@@ -26,7 +26,6 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import _replace_sections  # noqa: E402
 from fakes.kobo_server import FakeKobo  # noqa: E402
 from kobo_tip.config import load_settings  # noqa: E402
-from kobo_tip.sources.kobo import KoboSource  # noqa: E402
 
 # Runs the command line in a child process and prints its own wall time and peak RSS, and the
 # sync worker's. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent.
@@ -59,19 +58,6 @@ while True:
     last = page[-1]["_id"]
 print("BARE", rows, time.perf_counter() - started)
 """
-
-
-class _Empty:
-    """A SyncState of an empty store that wants no reconcile."""
-
-    full = False
-    reconcile_due = False
-
-    def watermark(self, name: str) -> str | None:
-        return None
-
-    def known(self) -> dict[str, object]:
-        return {}
 
 
 def bare_loop(kobo: FakeKobo) -> tuple[int, float]:
@@ -128,14 +114,6 @@ def main() -> None:
         kobo.add_submissions(n)
         print(f"generated {n} submissions in {time.perf_counter() - started:.1f} s")
         bare_loop(kobo)  # warm the fake server's JSON cache so every run pays the same server cost
-
-        os.environ["KOBO_TOKEN"] = kobo.token
-        started = time.perf_counter()
-        rows = sum(len(batch.submissions) for batch in KoboSource(kobo.url, kobo.asset_uid).batches(_Empty()))
-        print(
-            f"KoboSource alone (no store, in this process): {rows} rows in "
-            f"{time.perf_counter() - started:.2f} s"
-        )
 
         root = Path(folder)
         (root / "forms").mkdir()

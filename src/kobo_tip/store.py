@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import orjson
 
 from kobo_tip import indicator as ind
@@ -652,6 +651,8 @@ class Store:
         makes a few objects per column rather than one per value. One read transaction keeps the
         rows and the answer codes consistent.
         """
+        import numpy as np  # here: a sync never needs numpy, and importing it costs a tenth of a second
+
         columns: dict[str, list[Any]] = {name: [] for name in (*_TABLE_TEXTS, "codes", "deleted")}
         with self._reading():
             values = self._saved_codes().values  # in this transaction: another process may sync
