@@ -21,10 +21,9 @@ import json
 import os
 import sqlite3
 import tempfile
-import time
 from pathlib import Path
 
-from measure import cpu_seconds, peak_mb
+from measure import Timer, peak_mb
 
 from kobo_tip.config import load_settings
 from kobo_tip.store import Store
@@ -34,10 +33,13 @@ from kobo_tip.synthetic import iter_submissions
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _report(label: str, rows: int, wall: float, cpu: float) -> None:
+def _report(label: str, rows: int, timer: Timer) -> None:
     # CPU time next to wall time: on a shared machine the wall time also measures the neighbours.
-    rate = rows / cpu
-    print(f"{label:15s} {rows:>9,} rows  wall {wall:6.1f} s  cpu {cpu:6.1f} s  ({rate:,.0f} rows per cpu-s)")
+    rate = rows / timer.cpu
+    print(
+        f"{label:15s} {rows:>9,} rows  wall {timer.wall:6.1f} s  cpu {timer.cpu:6.1f} s  "
+        f"({rate:,.0f} rows per cpu-s)"
+    )
 
 
 def _project(folder: Path) -> Path:
@@ -98,19 +100,19 @@ def main() -> None:
         print(f"export: {args.rows:,} submissions, {size_mb:.0f} MB JSON")
 
         for label in ("first sync", "unchanged sync"):
-            cpu = cpu_seconds()  # the sync's worker process included
-            summary = run_sync(settings, progress=False)
-            _report(label, args.rows, summary.seconds, cpu_seconds() - cpu)
+            with Timer() as syncing:  # the sync's worker process included
+                run_sync(settings, progress=False)
+            _report(label, args.rows, syncing)
         print(f"store file: {settings.store_path.stat().st_size / 1e6:.0f} MB for {args.rows:,} rows")
 
         total = _grow(settings.store_path, args.read_rows)
         with Store.open(settings.store_path) as store:
-            started, cpu = time.perf_counter(), time.process_time()
-            streamed = sum(1 for _ in store.submissions())
-            _report("read whole", streamed, time.perf_counter() - started, time.process_time() - cpu)
-            started, cpu = time.perf_counter(), time.process_time()
-            table = store.answer_table()
-            _report("read counted", len(table), time.perf_counter() - started, time.process_time() - cpu)
+            with Timer() as reading:
+                streamed = sum(1 for _ in store.submissions())
+            _report("read whole", streamed, reading)
+            with Timer() as reading:
+                table = store.answer_table()
+            _report("read counted", len(table), reading)
         assert streamed == len(table) == total
         print(f"peak memory (max RSS): {peak_mb():.0f} MB")
 

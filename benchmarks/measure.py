@@ -13,7 +13,7 @@ def peak_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def cpu_seconds() -> float:
+def _cpu_seconds() -> float:
     """CPU time of this process and of its children that have ended (a sync's worker process)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
@@ -23,11 +23,11 @@ class Timer:
     """Wall and CPU seconds of a block (CPU time stays meaningful on a busy machine)."""
 
     def __enter__(self) -> Timer:
-        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+        self.wall, self.cpu = time.perf_counter(), _cpu_seconds()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, cpu_seconds() - self.cpu
+        self.wall, self.cpu = time.perf_counter() - self.wall, _cpu_seconds() - self.cpu
 
     def __str__(self) -> str:
         return f"{self.wall:.1f} s wall, {self.cpu:.1f} s CPU"

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -14,33 +15,42 @@ from kobo_tip import store as store_module
 from kobo_tip import synthetic
 from kobo_tip.answers import find_answers
 from kobo_tip.cases import build_cases, cases_from_table
-from kobo_tip.config import load_settings
+from kobo_tip.config import Settings, load_settings
 from kobo_tip.store import Store
 from kobo_tip.sync import run_sync
 
 
-def test_cases_from_answers_equal_cases_from_full_data(
-    make_project: Callable[..., Path], secret: str
-) -> None:
-    settings = load_settings(make_project())
-    subs = synthetic.generate_submissions(
-        600,
-        seed=7,
+def _submissions(settings: Settings, count: int, *, seed: int) -> list[dict[str, Any]]:
+    return synthetic.generate_submissions(
+        count,
+        seed=seed,
         roster=list(settings.form.roster),
         locations=settings.form.locations,
         start_date=settings.project.start_date,
         end_date=settings.project.end_date,
         as_of=dt.date(2026, 11, 1),
     )
+
+
+def _sync(settings: Settings, subs: list[dict[str, Any]]) -> None:
+    """Write ``subs`` as the project's export file and sync it into the store."""
+    assert settings.source.path is not None
+    settings.source.path.parent.mkdir(parents=True, exist_ok=True)
+    settings.source.path.write_text(json.dumps(subs), encoding="utf-8")
+    run_sync(settings, progress=False)
+
+
+def test_cases_from_answers_equal_cases_from_full_data(
+    make_project: Callable[..., Path], secret: str
+) -> None:
+    settings = load_settings(make_project())
+    subs = _submissions(settings, 600, seed=7)
     # Values that are not plain strings must survive the coding as they are.
     subs[0]["person/age_years"] = ["12"]
     subs[1]["person/gender"] = {"nested": "female"}
     subs[2]["person/age_years"] = 12  # a number, as Central sends it
     subs[3]["person/age_years"] = True
-    assert settings.source.path is not None
-    settings.source.path.parent.mkdir(parents=True, exist_ok=True)
-    settings.source.path.write_text(json.dumps(subs), encoding="utf-8")
-    run_sync(settings, progress=False)
+    _sync(settings, subs)
 
     with Store.open(settings.store_path) as store:
         full = build_cases(store.submissions(), settings)
@@ -60,20 +70,9 @@ def test_the_table_is_read_in_chunks_in_row_order(
     make_project: Callable[..., Path], secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = load_settings(make_project())
-    subs = synthetic.generate_submissions(
-        50,
-        seed=3,
-        roster=list(settings.form.roster),
-        locations=settings.form.locations,
-        start_date=settings.project.start_date,
-        end_date=settings.project.end_date,
-        as_of=dt.date(2026, 11, 1),
-    )
+    subs = _submissions(settings, 50, seed=3)
     subs[7]["form_version"] = "odd\x1fversion"  # the separator of joined text: read row by row
-    assert settings.source.path is not None
-    settings.source.path.parent.mkdir(parents=True, exist_ok=True)
-    settings.source.path.write_text(json.dumps(subs), encoding="utf-8")
-    run_sync(settings, progress=False)
+    _sync(settings, subs)
     monkeypatch.setattr(store_module, "_READ_ROWS", 7)
 
     with Store.open(settings.store_path) as store:

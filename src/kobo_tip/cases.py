@@ -259,10 +259,11 @@ def _columns(settings: Settings) -> dict[str, _Column]:
 class _Findings:
     """The findings of one build, each kept with the row it is about (they come out in row order)."""
 
-    def __init__(self, ids: list[str]) -> None:
+    def __init__(self, ids: list[str], notes: Iterable[tuple[int, Finding]]) -> None:
         self.ids = ids
-        self.found: list[tuple[int, Finding]] = []
+        self.found: list[tuple[int, Finding]] = list(notes)  # made earlier about whole submissions
         self.noted = np.zeros(len(ids), dtype=bool)  # rows with a finding about the whole submission
+        self.noted[[index for index, _ in self.found]] = True
 
     def find(self, index: Any, rule: str, field: str, detail: str) -> None:
         index = int(index)
@@ -309,10 +310,7 @@ def cases_from_table(
     ``notes``: (row index, finding) already made about whole submissions, kept with their rows.
     """
     ids = table.submission_id
-    findings = _Findings(ids)
-    for index, note in notes:
-        findings.found.append((index, note))
-        findings.noted[index] = True
+    findings = _Findings(ids, notes)
     _structure_findings(table, findings)
     submitted = pd.to_datetime(
         pd.Series(table.submitted_at, dtype=object), format="%Y-%m-%dT%H:%M:%S", utc=True, errors="coerce"

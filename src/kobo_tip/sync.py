@@ -34,12 +34,12 @@ logger = logging.getLogger("kobo_tip")
 # (Kobo _validation_status, Central CSV ReviewState, OData __system/reviewState and the updatedAt a
 # review bumps). The review_status column holds the state, so a review never looks like an edit.
 _NOT_STORED = frozenset({*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt"})
-# An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
 _NOT_STORED_MARKS = tuple(f'{name}":'.encode() for name in _NOT_STORED)
 # What prepare_row finds in a submission: the answers the store codes, then the rest of the key's.
 _FOUND_FIELDS = (*ind.COUNTED_FIELDS, *(name for name in KEY_FIELDS if name not in ind.COUNTED_FIELDS))
 _KEY_VALUES = operator.itemgetter(*(_FOUND_FIELDS.index(name) for name in KEY_FIELDS))
 _COUNTED = len(ind.COUNTED_FIELDS)
+# An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
 _FINGERPRINT = "secret_fingerprint"
 _FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
 _LOG_EVERY = 5.0  # seconds between progress log lines when not on a terminal
