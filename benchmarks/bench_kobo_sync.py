@@ -28,11 +28,14 @@ from fakes.kobo_server import FakeKobo  # noqa: E402
 from kobo_tip.config import load_settings  # noqa: E402
 
 # Runs the command line in a child process and prints its own wall time and peak RSS, and the
-# sync worker's. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent.
+# sync worker's. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent. The
+# modules a sync uses are imported before the clock starts, as the bare loop imports requests
+# before its own: both clocks time the work, not Python loading libraries.
 _CHILD = """
 import re, resource, sys, time
 from pathlib import Path
 from kobo_tip.cli import main
+import kobo_tip.sync, kobo_tip.sources.kobo
 started = time.perf_counter()
 code = main(sys.argv[1:])
 seconds = time.perf_counter() - started
