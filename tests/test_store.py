@@ -12,12 +12,13 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kobo_tip import store as store_module
 from kobo_tip.errors import StoreError
-from kobo_tip.store import ANSWER_COLUMNS, Store, SubmissionRow, utc_stamp
+from kobo_tip.store import ANSWER_COLUMNS, BatchOutcome, Store, SubmissionRow, utc_stamp
 
 
 def row(sid: str, version: str = "v1", status: str | None = None, content: str = "a") -> SubmissionRow:
@@ -32,13 +33,20 @@ def row(sid: str, version: str = "v1", status: str | None = None, content: str =
         key_basis="uic",
         key_reason="",
         data_json=data,
-        answers=answers_of(event_date="2026-01-02"),
+        answer_codes=answers_of(event_date="2026-01-02"),  # answers until apply() codes them
     )
 
 
 def answers_of(**by_field: str) -> list[str | None]:
-    """A row's answers as the store takes them: one for each of ANSWER_COLUMNS, None unanswered."""
+    """A row's answers: one for each of ANSWER_COLUMNS, None unanswered."""
     return [by_field.get(field) for field in ANSWER_COLUMNS]
+
+
+def apply(store: Store, rows: list[SubmissionRow], **options: Any) -> BatchOutcome:
+    """``store.apply_batch`` with the rows' answers coded as a sync codes them."""
+    codes = store.answer_codes()
+    coded = [row._replace(answer_codes=codes.encode(row.answer_codes)) for row in rows]
+    return store.apply_batch(coded, new_answers=codes.take_added(), **options)
 
 
 def mode(path: Path) -> int:
@@ -57,7 +65,7 @@ def test_the_store_and_its_wal_files_are_private_whatever_the_umask(tmp_path: Pa
         path = tmp_path / "new" / "kobo-tip.sqlite"
         with Store.open(path) as store:
             run = store.begin_run("test")
-            store.apply_batch([row("1")], run_id=run)
+            apply(store, [row("1")], run_id=run)
             wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
             assert wal.exists() and shm.exists()
             assert mode(path) == 0o600 and mode(wal) == 0o600 and mode(shm) == 0o600
@@ -77,7 +85,7 @@ def test_a_file_made_with_another_page_size_keeps_it_and_works(tmp_path: Path) -
     db.execute("CREATE TABLE other (x)")
     db.close()
     with Store.open(path) as store:
-        store.apply_batch([row("1")], run_id=store.begin_run("test"))
+        apply(store, [row("1")], run_id=store.begin_run("test"))
         assert [s.submission_id for s in store.submissions()] == ["1"]
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
@@ -114,9 +122,10 @@ def test_a_store_of_another_schema_version_or_not_a_store_is_refused(tmp_path: P
 
 def test_batches_classify_new_edited_unchanged_deleted_restored(store: Store) -> None:
     run = store.begin_run("test")
-    first = store.apply_batch([row("1"), row("2"), row("3", status="approved")], run_id=run, fetched=3)
+    first = apply(store, [row("1"), row("2"), row("3", status="approved")], run_id=run, fetched=3)
     assert (first.new, first.edited, first.unchanged) == (3, 0, 0)
-    second = store.apply_batch(
+    second = apply(
+        store,
         [row("1"), row("2", version="v2"), row("3", content="b"), row("4")],
         run_id=run,
         deleted=["1", "404"],
@@ -126,10 +135,10 @@ def test_batches_classify_new_edited_unchanged_deleted_restored(store: Store) ->
     assert set(store.known()) == {"2", "3", "4"}
     assert store.known()["2"].version_id == "v2"
     assert store.known()["3"].review_status == "approved"  # None kept the stored status
-    third = store.apply_batch([row("1")], run_id=run, deleted=["1"])
+    third = apply(store, [row("1")], run_id=run, deleted=["1"])
     # "1" reappears (new again), then the same batch deletes it: deletions apply after upserts.
     assert (third.new, third.deleted) == (1, 1)
-    fourth = store.apply_batch([row("1")], run_id=run)
+    fourth = apply(store, [row("1")], run_id=run)
     assert fourth.new == 1
     by_id = {s.submission_id: s for s in store.submissions()}
     assert by_id["1"].deleted is False and by_id["2"].version_id == "v2"
@@ -138,10 +147,30 @@ def test_batches_classify_new_edited_unchanged_deleted_restored(store: Store) ->
     assert (info.fetched, info.new, info.edited, info.unchanged, info.deleted) == (7, 6, 2, 1, 2)
 
 
+@pytest.mark.parametrize("order", ["new first", "stored first"])
+def test_a_batch_of_new_and_stored_ids_after_new_ones_writes_each_row_once(store: Store, order: str) -> None:
+    run = store.begin_run("test")
+    apply(store, [row("1"), row("2")], run_id=run)  # all new: the next batch is first tried as such
+    batch = [row("3"), row("2", version="v2"), row("007")]
+    outcome = apply(store, batch if order == "new first" else batch[::-1], run_id=run)
+    assert (outcome.new, outcome.edited, outcome.unchanged) == (2, 1, 0)
+    db = sqlite3.connect(store.path)
+    stored = db.execute("SELECT row_id, submission_id, id_order, version_id FROM submissions ORDER BY row_id")
+    rows = stored.fetchall()
+    data_ids = [row_id for (row_id,) in db.execute("SELECT row_id FROM submission_data ORDER BY row_id")]
+    db.close()
+    assert [r[0] for r in rows] == [1, 2, 3, 4] == data_ids  # no row or gap left by the first try
+    by_id = {sid: (id_order, version) for _, sid, id_order, version in rows}
+    assert by_id == {"1": (1, "v1"), "2": (2, "v2"), "3": (3, "v1"), "007": (7, "v1")}
+    again = apply(store, [row("5"), row("x-6")], run_id=run)  # after a batch with stored ids
+    assert again.new == 2 and {s.submission_id for s in store.submissions()} >= {"5", "x-6"}
+
+
 def test_review_status_changes_are_counted_apart_from_edits(store: Store) -> None:
     run = store.begin_run("test")
-    store.apply_batch([row("1"), row("2"), row("3")], run_id=run)
-    outcome = store.apply_batch(
+    apply(store, [row("1"), row("2"), row("3")], run_id=run)
+    outcome = apply(
+        store,
         [row("1", status="approved"), row("2", status="unreviewed")],
         run_id=run,
         review_statuses={"3": "rejected", "missing": "approved"},
@@ -149,19 +178,19 @@ def test_review_status_changes_are_counted_apart_from_edits(store: Store) -> Non
     assert (outcome.edited, outcome.unchanged, outcome.status_changed) == (0, 2, 2)
     statuses = {s.submission_id: s.review_status for s in store.submissions()}
     assert statuses == {"1": "approved", "2": "unreviewed", "3": "rejected"}
-    again = store.apply_batch([], run_id=run, review_statuses={"3": "rejected"})
+    again = apply(store, [], run_id=run, review_statuses={"3": "rejected"})
     assert again.status_changed == 0
 
 
 def test_unchanged_rows_are_not_rewritten_but_a_new_person_key_is_applied(store: Store) -> None:
     run = store.begin_run("test")
-    store.apply_batch([row("1"), row("2")], run_id=run)
+    apply(store, [row("1"), row("2")], run_id=run)
     db = sqlite3.connect(store.path)
     before = db.execute("SELECT last_seen FROM submissions WHERE submission_id = '1'").fetchone()
     db.execute("UPDATE submissions SET last_seen = 'marker'")
     db.commit()
     rekeyed = row("2")._replace(person_key="key-new", key_basis="case_ref", key_reason="why")
-    outcome = store.apply_batch([row("1"), rekeyed], run_id=run)
+    outcome = apply(store, [row("1"), rekeyed], run_id=run)
     assert (outcome.unchanged, outcome.edited, outcome.status_changed) == (2, 0, 0)
     by_id = {s.submission_id: s for s in store.submissions()}
     assert (by_id["2"].person_key, by_id["2"].key_basis, by_id["2"].key_reason) == (
@@ -176,14 +205,15 @@ def test_unchanged_rows_are_not_rewritten_but_a_new_person_key_is_applied(store:
 
 def test_a_failure_inside_a_batch_lands_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     run = store.begin_run("test")
-    store.apply_batch([row("1")], run_id=run, watermarks={"_id": "1"}, fetched=1)
+    apply(store, [row("1")], run_id=run, watermarks={"_id": "1"}, fetched=1)
 
     def broken(*args: object) -> None:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(Store, "_mark_deleted", broken)
     with pytest.raises(RuntimeError):
-        store.apply_batch(
+        apply(
+            store,
             [row("2"), row("1", version="v2")],
             run_id=run,
             deleted=["1"],
@@ -201,7 +231,7 @@ def test_answer_codes_made_by_a_failed_batch_are_not_reused(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run = store.begin_run("test")
-    store.apply_batch([answered("1", "female")], run_id=run)
+    apply(store, [answered("1", "female")], run_id=run)
     real = Store._set_statuses
 
     def broken(*args: object) -> None:
@@ -209,9 +239,9 @@ def test_answer_codes_made_by_a_failed_batch_are_not_reused(
 
     monkeypatch.setattr(Store, "_set_statuses", broken)
     with pytest.raises(RuntimeError):  # "male" got a code in memory, then the batch rolled back
-        store.apply_batch([answered("2", "male")], run_id=run, review_statuses={"1": "approved"})
+        apply(store, [answered("2", "male")], run_id=run, review_statuses={"1": "approved"})
     monkeypatch.setattr(Store, "_set_statuses", real)
-    store.apply_batch([answered("3", "unknown"), answered("4", "male")], run_id=run)
+    apply(store, [answered("3", "unknown"), answered("4", "male")], run_id=run)
 
     table = store.answer_table()
     genders = [table.values["gender"][code] for code in table.codes["gender"]]
@@ -219,15 +249,27 @@ def test_answer_codes_made_by_a_failed_batch_are_not_reused(
     assert by_id == {"1": "female", "3": "unknown", "4": "male"}
 
 
+def test_a_batch_whose_new_codes_clash_with_the_saved_ones_is_refused_whole(store: Store) -> None:
+    run = store.begin_run("test")
+    stale = store.answer_codes()  # read before the next batch saved codes of its own
+    apply(store, [answered("1", "female")], run_id=run)
+    late = answered("2", "male")
+    coded = late._replace(answer_codes=stale.encode(late.answer_codes))
+    with pytest.raises(StoreError, match="clash with those saved"):
+        store.apply_batch([coded], run_id=run, new_answers=stale.take_added())
+    assert [s.submission_id for s in store.submissions()] == ["1"]
+    assert store.answer_codes().values["gender"] == [None, "female"]
+
+
 def answered(sid: str, gender: str) -> SubmissionRow:
-    return row(sid)._replace(answers=answers_of(event_date="2026-01-02", gender=gender))
+    return row(sid)._replace(answer_codes=answers_of(event_date="2026-01-02", gender=gender))
 
 
 def test_watermarks_and_reconcile_time_are_saved_with_the_batch(store: Store) -> None:
     run = store.begin_run("test")
     assert store.watermark("_id") is None
-    store.apply_batch([row("7")], run_id=run, watermarks={"_id": "7"})
-    store.apply_batch([], run_id=run, watermarks={"_id": "9", "other": "x"}, reconciled=True)
+    apply(store, [row("7")], run_id=run, watermarks={"_id": "7"})
+    apply(store, [], run_id=run, watermarks={"_id": "9", "other": "x"}, reconciled=True)
     assert store.watermark("_id") == "9" and store.watermark("other") == "x"
     reconciled = store.last_reconcile()
     assert reconciled is not None and reconciled <= utc_stamp()
@@ -235,7 +277,7 @@ def test_watermarks_and_reconcile_time_are_saved_with_the_batch(store: Store) ->
 
 def test_submissions_stream_and_filter_deleted(store: Store) -> None:
     run = store.begin_run("test")
-    store.apply_batch([row(str(i)) for i in range(5000)], run_id=run, deleted=["10", "20"])
+    apply(store, [row(str(i)) for i in range(5000)], run_id=run, deleted=["10", "20"])
     streamed = store.submissions()
     first = next(streamed)
     assert first.submission_id == "0" and first.person_key == "key-0" and first.key_basis == "uic"
@@ -247,7 +289,7 @@ def test_submissions_stream_and_filter_deleted(store: Store) -> None:
 def test_counts_summarise_the_store(store: Store) -> None:
     run = store.begin_run("test")
     rows = [row("1", status="approved"), row("2"), row("3", status="rejected")]
-    store.apply_batch(rows, run_id=run, deleted=["3"], watermarks={"_id": "3"})
+    apply(store, rows, run_id=run, deleted=["3"], watermarks={"_id": "3"})
     counts = store.counts()
     assert (counts.submissions, counts.deleted) == (2, 1)
     assert counts.by_review_status == {"approved": 1, "unreviewed": 1}
@@ -343,7 +385,7 @@ def test_a_second_sync_lock_gets_it_when_the_first_ends_in_time(tmp_path: Path) 
 
 def test_readers_see_the_last_commit_while_a_writer_holds_a_transaction(store: Store) -> None:
     run = store.begin_run("test")
-    store.apply_batch([row("1")], run_id=run)
+    apply(store, [row("1")], run_id=run)
     writer = sqlite3.connect(store.path, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
     writer.execute("UPDATE submissions SET version_id = 'uncommitted'")
@@ -369,7 +411,7 @@ def test_a_write_while_another_writer_holds_the_store_waits_for_it(
 
 def test_answer_codes_past_the_surrogate_block_read_back_exactly(store: Store) -> None:
     run = store.begin_run("test")
-    store.apply_batch([row("1"), row("2"), row("3")], run_id=run)
+    apply(store, [row("1"), row("2"), row("3")], run_id=run)
     db = sqlite3.connect(store.path)
     # 60,000 distinct answers to one field: codes cross U+D800..U+DFFF, which UTF-8 cannot carry.
     db.executemany(

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from kobo_tip.errors import ServerError, SourceError
-from kobo_tip.sources import KnownSubmission, SyncState
-from kobo_tip.worker import RemoteTraceback, pack, unpack, worker, worker_available
+from kobo_tip.sources import KnownSubmission
+from kobo_tip.worker import PrepareState, RemoteTraceback, pack, unpack, worker, worker_available
 
 pytestmark = pytest.mark.skipif(not worker_available(), reason="the sync worker needs fork (Linux)")
 
@@ -35,13 +35,18 @@ class CountingState:
         self.reads.append("known")
         return {"7": KnownSubmission("v7", "approved")}
 
+    def answer_values(self) -> dict[str, list[Any]]:
+        self.reads.append("answer_values")
+        return {"gender": [None, "female", "male"], "age_years": [None, 17]}
 
-def reading(state: SyncState) -> Iterator[Any]:
+
+def reading(state: PrepareState) -> Iterator[Any]:
     yield ("flags", state.full, state.reconcile_due)
     yield ("mark", state.watermark("kobo_last_id"), state.watermark("other"))
     known = state.known()
     yield ("known", {sid: (k.version_id, k.review_status) for sid, k in known.items()})
     assert state.known() is known  # read once
+    yield ("answers", state.answer_values())
     yield ("odd", {1, 2}, KnownSubmission("v", "s"))  # not plain data: travels pickled
 
 
@@ -76,15 +81,16 @@ def test_items_arrive_in_order_and_state_reads_are_answered_by_the_parent() -> N
         ("flags", True, False),
         ("mark", "41", None),
         ("known", {"7": ("v7", "approved")}),
+        ("answers", {"gender": [None, "female", "male"], "age_years": [None, 17]}),
         ("odd", {1, 2}, KnownSubmission("v", "s")),
     ]
-    assert state.reads == ["watermark kobo_last_id", "watermark other", "known"]
+    assert state.reads == ["watermark kobo_last_id", "watermark other", "known", "answer_values"]
 
 
 def test_a_state_read_sees_what_the_parent_did_after_the_items_before_it() -> None:
     state = CountingState()
 
-    def produce(state: SyncState) -> Iterator[str | None]:
+    def produce(state: PrepareState) -> Iterator[str | None]:
         yield "first"
         yield state.watermark("kobo_last_id")
 
@@ -96,7 +102,7 @@ def test_a_state_read_sees_what_the_parent_did_after_the_items_before_it() -> No
     assert seen == ["first", "99"]
 
 
-def failing(state: SyncState) -> Iterator[int]:
+def failing(state: PrepareState) -> Iterator[int]:
     yield 1
     raise ServerError("HTTP 502 from the server.", status=502, url="http://127.0.0.1/x", detail="bad gateway")
 
@@ -123,7 +129,7 @@ class Unpicklable(Exception):
 
 
 def test_an_error_that_cannot_cross_becomes_a_source_error_naming_its_type() -> None:
-    def produce(state: SyncState) -> Iterator[int]:
+    def produce(state: PrepareState) -> Iterator[int]:
         raise Unpicklable("a", "b")
         yield 0
 
@@ -132,7 +138,7 @@ def test_an_error_that_cannot_cross_becomes_a_source_error_naming_its_type() -> 
 
 
 def test_a_worker_that_dies_is_reported_and_nothing_waits_forever() -> None:
-    def produce(state: SyncState) -> Iterator[int]:
+    def produce(state: PrepareState) -> Iterator[int]:
         yield 1
         os._exit(3)
 
@@ -144,7 +150,7 @@ def test_a_worker_that_dies_is_reported_and_nothing_waits_forever() -> None:
 
 
 def test_leaving_early_stops_the_child() -> None:
-    def endless(state: SyncState) -> Iterator[int]:
+    def endless(state: PrepareState) -> Iterator[int]:
         number = 0
         while True:
             number += 1

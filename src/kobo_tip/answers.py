@@ -245,6 +245,15 @@ class AnswerCodes:
             encoded.append(code)
         return encoded
 
+    @classmethod
+    def of_values(cls, fields: Iterable[str], values: Mapping[str, Sequence[Any]]) -> AnswerCodes:
+        """The codes whose ``values`` (as the attribute holds them) are given: a copy made elsewhere."""
+        codes = cls(fields)
+        for field, field_values in values.items():
+            for code, value in enumerate(field_values[1:], start=1):
+                codes.restore(field, code, value)
+        return codes
+
     def restore(self, field: str, code: int, value: Any) -> None:
         """Take back a code saved earlier; codes of a field come back in order 1, 2, 3..."""
         values = self.values[field]

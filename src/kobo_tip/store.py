@@ -101,15 +101,11 @@ CREATE TABLE publications (
 CREATE INDEX publications_by_audience ON publications (audience, published_at);
 """
 _ANSWER_NAMES = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
-# Numeric ids (Kobo _id) also as integers, so they sort as numbers: computed by SQLite from the id.
-_ID_ORDER = (
-    "CASE WHEN ?2 GLOB '[0-9]*' AND NOT ?2 GLOB '*[^0-9]*' AND length(?2) <= 18 THEN CAST(?2 AS INTEGER) END"
-)
 _ANSWER_UPDATES = ", ".join(f'"{field}" = ?' for field in ANSWER_COLUMNS)
 _INSERT_SUBMISSION = (
     "INSERT INTO submissions (row_id, submission_id, id_order, version_id, review_status, submitted_at, "
     "form_version, person_key, key_basis, key_reason, first_seen, last_seen, "
-    f"{_ANSWER_NAMES}) VALUES (?, ?, {_ID_ORDER}, {', '.join('?' * (9 + len(ANSWER_COLUMNS)))})"
+    f"{_ANSWER_NAMES}) VALUES ({', '.join('?' * (12 + len(ANSWER_COLUMNS)))})"
 )
 _UPDATE_SUBMISSION = (
     "UPDATE submissions SET version_id = ?, review_status = ?, submitted_at = ?, form_version = ?, "
@@ -193,7 +189,10 @@ class SubmissionRow(NamedTuple):  # a tuple: made once per submission, and pickl
     key_basis: str
     key_reason: str
     data_json: str
-    answers: Sequence[Any]  # the answers of ANSWER_COLUMNS in that order, None unanswered (find_values)
+    answer_codes: Sequence[int]  # the codes of the answers of ANSWER_COLUMNS, in that order (AnswerCodes)
+
+
+NewAnswer = tuple[str, int, Any]  # field, code, answer: AnswerCodes.take_added
 
 
 @dataclass
@@ -249,7 +248,7 @@ class Store:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
-        self._answer_codes: AnswerCodes | None = None  # loaded by the first batch
+        self._expect_new = True  # the last batch held only new submissions: try the next as such first
 
     # --- opening ------------------------------------------------------------------------
 
@@ -430,6 +429,7 @@ class Store:
         rows: Sequence[SubmissionRow],
         *,
         run_id: int,
+        new_answers: Sequence[NewAnswer] = (),
         review_statuses: Mapping[str, str] | None = None,
         deleted: Iterable[str] = (),
         watermarks: Mapping[str, str] | None = None,
@@ -440,45 +440,44 @@ class Store:
 
         A row whose id is new, or was deleted and reappears, counts as new; a changed version or
         content counts as edited; anything else as unchanged. The run's counters move with it.
+        ``new_answers`` are the codes the rows use for the first time, made by an ``AnswerCodes``
+        that continues ``answer_codes()``.
         """
         now = utc_stamp()
         outcome = BatchOutcome()
-        try:
-            with self._transaction():
-                self._upsert(rows, now, outcome)
-                if review_statuses:
-                    self._set_statuses(review_statuses, outcome)
-                if deleted:
-                    self._mark_deleted(deleted, now, run_id, outcome)
-                for name, value in (watermarks or {}).items():
-                    self._db.execute(
-                        "INSERT INTO watermarks VALUES (?, ?, ?) ON CONFLICT (name) "
-                        "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                        (name, value, now),
-                    )
-                if reconciled:
-                    self._db.execute(
-                        "INSERT INTO sync_state VALUES (?, ?) "
-                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        (_LAST_RECONCILE, now),
-                    )
+        with self._transaction():
+            self._save_codes(new_answers)
+            self._upsert(rows, now, outcome)
+            if review_statuses:
+                self._set_statuses(review_statuses, outcome)
+            if deleted:
+                self._mark_deleted(deleted, now, run_id, outcome)
+            for name, value in (watermarks or {}).items():
                 self._db.execute(
-                    "UPDATE runs SET fetched = fetched + ?, new = new + ?, edited = edited + ?, "
-                    "unchanged = unchanged + ?, deleted = deleted + ?, status_changed = status_changed + ? "
-                    "WHERE id = ?",
-                    (
-                        fetched,
-                        outcome.new,
-                        outcome.edited,
-                        outcome.unchanged,
-                        outcome.deleted,
-                        outcome.status_changed,
-                        run_id,
-                    ),
+                    "INSERT INTO watermarks VALUES (?, ?, ?) ON CONFLICT (name) "
+                    "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    (name, value, now),
                 )
-        except BaseException:
-            self._answer_codes = None  # codes made by the rolled-back batch: reload the saved ones
-            raise
+            if reconciled:
+                self._db.execute(
+                    "INSERT INTO sync_state VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (_LAST_RECONCILE, now),
+                )
+            self._db.execute(
+                "UPDATE runs SET fetched = fetched + ?, new = new + ?, edited = edited + ?, "
+                "unchanged = unchanged + ?, deleted = deleted + ?, status_changed = status_changed + ? "
+                "WHERE id = ?",
+                (
+                    fetched,
+                    outcome.new,
+                    outcome.edited,
+                    outcome.unchanged,
+                    outcome.deleted,
+                    outcome.status_changed,
+                    run_id,
+                ),
+            )
         return outcome
 
     def _existing(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
@@ -504,13 +503,8 @@ class Store:
             )
         return texts
 
-    def _codes(self) -> AnswerCodes:
-        """The answer dictionary, loaded once per open store (and again after a failed batch)."""
-        if self._answer_codes is None:
-            self._answer_codes = self._saved_codes()
-        return self._answer_codes
-
-    def _saved_codes(self) -> AnswerCodes:
+    def answer_codes(self) -> AnswerCodes:
+        """The saved answer dictionary: what a sync continues (``apply_batch``), what counting decodes."""
         codes = AnswerCodes(ANSWER_COLUMNS)
         for field, code, value in self._db.execute(
             "SELECT field, code, value FROM answer_values ORDER BY field, code"
@@ -520,36 +514,19 @@ class Store:
 
     def _upsert(self, rows: Sequence[SubmissionRow], now: str, outcome: BatchOutcome) -> None:
         latest = {row.submission_id: row for row in rows}  # a repeated id: the last one wins
+        if self._expect_new and self._insert_if_new(latest, now):
+            outcome.new += len(latest)
+            return
         existing = self._existing(list(latest))
+        self._expect_new = not existing
         # Same id, same version: only the content can tell an edit (a file source's rows have no version).
         texts = self._stored_texts(
             [facts[0] for sid, facts in existing.items() if facts[1] == latest[sid].version_id]
         )
-        encode = self._codes().encode
-        (next_row,) = self._db.execute("SELECT ifnull(max(row_id), 0) + 1 FROM submissions").fetchone()
-        inserts, updates, touches, data = [], [], [], []
+        updates, touches, data = [], [], []
         for sid, row in latest.items():
             before = existing.get(sid)
             if before is None:
-                outcome.new += 1
-                inserts.append(
-                    [
-                        next_row,
-                        sid,
-                        row.version_id,
-                        row.review_status or "unreviewed",
-                        row.submitted_at,
-                        row.form_version,
-                        row.person_key,
-                        row.key_basis,
-                        row.key_reason,
-                        now,
-                        now,
-                        *encode(row.answers),
-                    ]
-                )
-                data.append((next_row, row.data_json))
-                next_row += 1
                 continue
             row_id, old_version, old_status, deleted_at, *old_key = before
             key = [row.person_key, row.key_basis, row.key_reason]
@@ -574,13 +551,14 @@ class Store:
                     row.form_version,
                     *key,
                     now,
-                    *encode(row.answers),
+                    *row.answer_codes,
                     row_id,
                 ]
             )
             data.append((row_id, row.data_json))
-        self._save_codes()
-        self._db.executemany(_INSERT_SUBMISSION, inserts)
+        new = {sid: row for sid, row in latest.items() if sid not in existing}
+        outcome.new += len(new)
+        self._insert(new, now)
         self._db.executemany(_UPDATE_SUBMISSION, updates)
         self._db.executemany("INSERT OR REPLACE INTO submission_data VALUES (?, ?)", data)
         self._db.executemany(
@@ -589,18 +567,67 @@ class Store:
             touches,
         )
 
-    def _save_codes(self) -> None:
-        added = self._codes().take_added()
-        overflowing = next((field for field, code, _ in added if code > _MAX_CODE), None)
+    def _insert_if_new(self, rows: Mapping[str, SubmissionRow], now: str) -> bool:
+        """Insert ``rows`` if none of them is stored; if one is, write nothing and return False.
+
+        A page of new submissions, a sync's usual batch, then costs no look-up of its ids before
+        the insert (which looks each one up in the unique index anyway).
+        """
+        self._db.execute("SAVEPOINT new_rows")
+        try:
+            self._insert(rows, now)
+        except sqlite3.IntegrityError:
+            self._db.execute("ROLLBACK TO new_rows")
+            return False
+        finally:
+            self._db.execute("RELEASE new_rows")
+        return True
+
+    def _insert(self, rows: Mapping[str, SubmissionRow], now: str) -> None:
+        (first,) = self._db.execute("SELECT ifnull(max(row_id), 0) + 1 FROM submissions").fetchone()
+        self._db.executemany(
+            _INSERT_SUBMISSION,
+            (
+                [
+                    row_id,
+                    sid,
+                    _id_order(sid),
+                    row.version_id,
+                    row.review_status or "unreviewed",
+                    row.submitted_at,
+                    row.form_version,
+                    row.person_key,
+                    row.key_basis,
+                    row.key_reason,
+                    now,
+                    now,
+                    *row.answer_codes,
+                ]
+                for row_id, (sid, row) in enumerate(rows.items(), start=first)
+            ),
+        )
+        self._db.executemany(
+            "INSERT INTO submission_data VALUES (?, ?)",
+            ((row_id, row.data_json) for row_id, row in enumerate(rows.values(), start=first)),
+        )
+
+    def _save_codes(self, new_answers: Sequence[NewAnswer]) -> None:
+        overflowing = next((field for field, code, _ in new_answers if code > _MAX_CODE), None)
         if overflowing:
             raise StoreError(
                 f"The store {self.path} holds more distinct answers to {overflowing} than it can code: "
                 "the source is not sending this form's answers."
             )
-        self._db.executemany(
-            "INSERT INTO answer_values VALUES (?, ?, ?)",
-            ((field, code, answer_key(value)) for field, code, value in added),
-        )
+        try:
+            self._db.executemany(
+                "INSERT INTO answer_values VALUES (?, ?, ?)",
+                ((field, code, answer_key(value)) for field, code, value in new_answers),
+            )
+        except sqlite3.IntegrityError:
+            raise StoreError(
+                f"The answer codes of a batch clash with those saved in {self.path}: another program "
+                "wrote to the store during this sync; run the sync again."
+            ) from None
 
     def _set_statuses(self, statuses: Mapping[str, str], outcome: BatchOutcome) -> None:
         for sid, status in statuses.items():
@@ -655,7 +682,7 @@ class Store:
 
         columns: dict[str, list[Any]] = {name: [] for name in (*_TABLE_TEXTS, "codes", "deleted")}
         with self._reading():
-            values = self._saved_codes().values  # in this transaction: another process may sync
+            values = self.answer_codes().values  # in this transaction: another process may sync
             shifted = [
                 index
                 for index, field in enumerate(ANSWER_COLUMNS)
@@ -799,3 +826,10 @@ def _create_private(path: Path) -> None:
 def _stored_answer(value: str | bytes) -> Any:
     """An answer saved as ``answer_key`` gives it: a string as TEXT, anything else its JSON BLOB."""
     return json.loads(value) if isinstance(value, bytes) else value
+
+
+def _id_order(submission_id: str) -> int | None:
+    """Numeric ids (Kobo ``_id``) as integers, so they sort as numbers."""
+    if len(submission_id) <= 18 and submission_id.isascii() and submission_id.isdigit():
+        return int(submission_id)
+    return None

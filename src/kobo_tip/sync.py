@@ -20,13 +20,13 @@ import orjson
 from tqdm import tqdm
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import find_values, without_fields, without_top_fields
+from kobo_tip.answers import AnswerCodes, find_values, without_fields, without_top_fields
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError, StoreError
 from kobo_tip.person_key import KEY_FIELDS, key_of_values
-from kobo_tip.sources import KnownSubmission, RawSubmission, Source, SyncState, open_source
-from kobo_tip.store import BatchOutcome, Store, SubmissionRow
-from kobo_tip.worker import pack, unpack, worker, worker_available
+from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
+from kobo_tip.store import BatchOutcome, NewAnswer, Store, SubmissionRow
+from kobo_tip.worker import PrepareState, pack, unpack, worker, worker_available
 
 logger = logging.getLogger("kobo_tip")
 
@@ -35,7 +35,7 @@ logger = logging.getLogger("kobo_tip")
 # review bumps). The review_status column holds the state, so a review never looks like an edit.
 _NOT_STORED = frozenset({*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt"})
 _NOT_STORED_MARKS = tuple(f'{name}":'.encode() for name in _NOT_STORED)
-# What prepare_row finds in a submission: the answers the store codes, then the rest of the key's.
+# What unkeyed_row finds in a submission: the answers the store codes, then the rest of the key's.
 _FOUND_FIELDS = (*ind.COUNTED_FIELDS, *(name for name in KEY_FIELDS if name not in ind.COUNTED_FIELDS))
 _KEY_VALUES = operator.itemgetter(*(_FOUND_FIELDS.index(name) for name in KEY_FIELDS))
 _COUNTED = len(ind.COUNTED_FIELDS)
@@ -85,6 +85,9 @@ class _StoreState:
             self._known = self._store.known()
         return self._known
 
+    def answer_values(self) -> dict[str, list[Any]]:
+        return self._store.answer_codes().values
+
 
 def reconcile_is_due(last_reconcile: str | None, hours: float, now: dt.datetime | None = None) -> bool:
     """True when no reconcile pass was ever committed, or the last is older than ``hours``."""
@@ -118,20 +121,20 @@ def _dumps(data: Mapping[str, Any]) -> bytes:
 
 
 # A submission on its way to the store, not keyed yet, packed (worker.pack) into one bytes object:
-# submission_id, version_id, review_status, submitted_at, form_version, the stored JSON, and the
-# answers of _FOUND_FIELDS (the UIC parts among them, dropped by keyed_row). Packed as soon as it is
-# made, while it is fresh in the processor's cache, a row costs the worker process a fifth less
-# than when whole pages are packed.
+# submission_id, version_id, review_status, submitted_at, form_version, the stored JSON, the answers
+# of KEY_FIELDS (the UIC parts among them, dropped by keyed_row) and the codes of the counted
+# answers. Packed as soon as it is made, while it is fresh in the processor's cache, a row costs
+# the worker process a fifth less than when whole pages are packed.
 UnkeyedRow = bytes
-# What a batch says besides its rows: review statuses, deletions, watermarks, reconciled, rows fetched.
-BatchFacts = tuple[dict[str, str], list[str], dict[str, str], bool, int]
+# What a batch says besides its rows: review statuses, deletions, watermarks, reconciled, rows
+# fetched, and the answers its rows coded for the first time (Store.apply_batch's new_answers).
+BatchFacts = tuple[dict[str, str], list[str], dict[str, str], bool, int, list[NewAnswer]]
 Prepared = tuple[BatchFacts, list[UnkeyedRow]]
 
 
-def unkeyed_row(raw: RawSubmission) -> UnkeyedRow:
-    """Find the answers and encode the JSON the store keeps (no UIC parts in it)."""
+def unkeyed_row(raw: RawSubmission, codes: AnswerCodes) -> UnkeyedRow:
+    """Find and code the answers, and encode the JSON the store keeps (no UIC parts in it)."""
     values = find_values(raw.data, _FOUND_FIELDS)  # one walk serves the key and the answers columns
-    text = stored_json(raw.data).decode("utf-8")
     return pack(
         (
             raw.submission_id,
@@ -139,16 +142,20 @@ def unkeyed_row(raw: RawSubmission) -> UnkeyedRow:
             raw.review_status,
             raw.submitted_at,
             raw.form_version,
-            text,
-            values,
+            stored_json(raw.data).decode("utf-8"),
+            _KEY_VALUES(values),
+            # Coded here: small integers cost less to pack, unpack and store than the answers.
+            codes.encode(values[:_COUNTED]),
         )
     )
 
 
 def keyed_row(row: UnkeyedRow, secret: bytes) -> SubmissionRow:
-    """Key the person and keep only the answers the store codes (the UIC parts go here)."""
-    submission_id, version_id, review_status, submitted_at, form_version, text, values = unpack(row)
-    key = key_of_values(_KEY_VALUES(values), submission_id, secret)
+    """Key the person; the UIC parts go no further."""
+    submission_id, version_id, review_status, submitted_at, form_version, text, key_values, answer_codes = (
+        unpack(row)
+    )
+    key = key_of_values(key_values, submission_id, secret)
     return SubmissionRow(
         submission_id,
         version_id,
@@ -159,13 +166,16 @@ def keyed_row(row: UnkeyedRow, secret: bytes) -> SubmissionRow:
         key.basis,
         key.reason,
         text,
-        values[:_COUNTED],
+        answer_codes,
     )
 
 
-def prepare_row(raw: RawSubmission, secret: bytes) -> SubmissionRow:
-    """Key the person, drop the UIC parts and encode what will be stored."""
-    return keyed_row(unkeyed_row(raw), secret)
+def prepare_row(raw: RawSubmission, secret: bytes, codes: AnswerCodes) -> SubmissionRow:
+    """Key the person, drop the UIC parts, code the answers and encode what will be stored.
+
+    ``codes`` continues the store's (``Store.answer_codes``); its ``take_added`` goes with the batch.
+    """
+    return keyed_row(unkeyed_row(raw, codes), secret)
 
 
 class _Progress:
@@ -223,7 +233,7 @@ def run_sync(
     secret = settings.secret()  # before anything touches a server or the store
     source = source or open_source(settings)
     description = source.describe()
-    produce: Callable[[SyncState], Iterator[Prepared]] = functools.partial(_unkeyed_batches, source)
+    produce: Callable[[PrepareState], Iterator[Prepared]] = functools.partial(_unkeyed_batches, source)
     # The collector settings hold for both processes: the child inherits them.
     with _few_collections(), contextlib.ExitStack() as stack:
         if worker_available() if parallel is None else parallel:
@@ -236,16 +246,18 @@ def run_sync(
     return summary
 
 
-def _unkeyed_batches(source: Source, state: SyncState) -> Iterator[Prepared]:
+def _unkeyed_batches(source: Source, state: PrepareState) -> Iterator[Prepared]:
     """Each batch of ``source`` as plain data: what it says, and its rows ready to be keyed.
 
     The producing half of a sync, which may run in the worker process. Keying stays with the
     consumer: the work then splits about evenly between the two processes.
     """
+    codes = AnswerCodes.of_values(ind.COUNTED_FIELDS, state.answer_values())
     for batch in source.batches(state):
-        rows = [unkeyed_row(raw) for raw in batch.submissions]
+        rows = [unkeyed_row(raw, codes) for raw in batch.submissions]
         fetched = max(batch.fetched, len(rows))
-        yield (batch.review_statuses, batch.deleted, batch.watermarks, batch.reconciled, fetched), rows
+        facts = (batch.review_statuses, batch.deleted, batch.watermarks, batch.reconciled, fetched)
+        yield (*facts, codes.take_added()), rows
 
 
 def _sync_into(
@@ -255,7 +267,7 @@ def _sync_into(
     full: bool,
     progress: bool | None,
     description: str,
-    produce: Callable[[SyncState], Iterator[Prepared]],
+    produce: Callable[[PrepareState], Iterator[Prepared]],
 ) -> SyncSummary:
     _check_secret(store, secret, settings.privacy.secret_env)
     due = full or reconcile_is_due(store.last_reconcile(), settings.source.reconcile_hours)
@@ -266,9 +278,10 @@ def _sync_into(
     fetched = 0
     meter = _Progress(progress, description)
     try:
-        for (statuses, deleted, watermarks, reconciled, batch_fetched), unkeyed in produce(state):
+        for (statuses, deleted, watermarks, reconciled, batch_fetched, new), unkeyed in produce(state):
             outcome = store.apply_batch(
                 [keyed_row(row, secret) for row in unkeyed],
+                new_answers=new,
                 run_id=run_id,
                 review_statuses=statuses,
                 deleted=deleted,

@@ -23,13 +23,21 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from multiprocessing.connection import Connection
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from kobo_tip.errors import SourceError
 from kobo_tip.sources.base import KnownSubmission, SyncState
 
 T = TypeVar("T")
-Produce = Callable[[SyncState], Iterator[T]]
+
+
+class PrepareState(SyncState, Protocol):
+    """What the producing half reads of the store: the source's state and the saved answer codes."""
+
+    def answer_values(self) -> dict[str, list[Any]]: ...
+
+
+Produce = Callable[[PrepareState], Iterator[T]]
 
 # What travels: parent to child _START, _ANSWER; child to parent _ITEM, _CALL, _ERROR, _DONE.
 _START, _ANSWER, _ITEM, _CALL, _ERROR, _DONE = "start", "answer", "item", "call", "error", "done"
@@ -37,7 +45,7 @@ _PICKLE_PROTO = pickle.PROTO  # b"\x80"
 _PIPE_BYTES = 1 << 20
 _MESSAGES_IN_HAND = 4  # a few pages: the worker may run ahead, memory stays bounded
 _CLOSE_WAIT = 5.0  # seconds close() gives the worker, then the reader thread, to end
-_STATE_CALLS = frozenset({"watermark", "known"})
+_STATE_CALLS = frozenset({"watermark", "known", "answer_values"})
 
 
 def worker_available() -> bool:
@@ -75,7 +83,7 @@ class _Channel:
 
 
 class _ParentState:
-    """The ``SyncState`` the child sees: each read is a call answered by the parent."""
+    """The ``PrepareState`` the child sees: each read is a call answered by the parent."""
 
     def __init__(self, channel: _Channel, full: bool, reconcile_due: bool) -> None:
         self.full = full
@@ -95,6 +103,9 @@ class _ParentState:
             facts: dict[str, tuple[str, str]] = self._call("known")
             self._known = {sid: KnownSubmission(*pair) for sid, pair in facts.items()}
         return self._known
+
+    def answer_values(self) -> dict[str, list[Any]]:
+        return self._call("answer_values")  # type: ignore[no-any-return]
 
 
 class Worker(Generic[T]):
@@ -119,7 +130,7 @@ class Worker(Generic[T]):
             target=_read_into, args=(self._channel, self._inbox), name="kobo-tip-inbox", daemon=True
         )
 
-    def items(self, state: SyncState) -> Iterator[T]:
+    def items(self, state: PrepareState) -> Iterator[T]:
         """What the child produced, in order; its error re-raised here, with its traceback as cause."""
         channel = self._channel
         channel.send((_START, (state.full, state.reconcile_due)))
@@ -185,13 +196,13 @@ def _widen(pipe: Connection) -> None:
             fcntl.fcntl(pipe.fileno(), set_size, _PIPE_BYTES)
 
 
-def _state_answer(state: SyncState, name: str, args: tuple[Any, ...]) -> Any:
+def _state_answer(state: PrepareState, name: str, args: tuple[Any, ...]) -> Any:
     if name not in _STATE_CALLS:
         raise ValueError(f"the sync worker asked for an unknown state call {name!r}")
     if name == "known":
         # Pairs, not objects: a reconcile sends every stored id, and plain tuples travel as marshal.
         return {sid: (known.version_id, known.review_status) for sid, known in state.known().items()}
-    return state.watermark(*args)
+    return getattr(state, name)(*args)
 
 
 def _child(produce: Produce[Any], channel: _Channel, parent: _Channel) -> None:
