@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -45,6 +46,22 @@ def test_session_sends_user_agent_accept_and_token_with_scheme() -> None:
     assert headers["User-Agent"] == f"kobo-tip/{__version__}"
     assert headers["Accept"] == "application/json"
     assert headers["Authorization"] == "Bearer abc"
+
+
+@pytest.mark.parametrize("token", ["abc", None])
+def test_credentials_in_a_netrc_file_are_never_sent(
+    token: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine kf.example.org login someone password netrc-password\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with responses.RequestsMock() as mock:
+        mock.get("https://kf.example.org/api/v2/assets/", json={})
+        request(new_session(token=token), "GET", "https://kf.example.org/api/v2/assets/")
+        headers = mock.calls[0].request.headers
+    # Secrets come from the environment only: the file's Basic credentials would replace the token.
+    assert headers.get("Authorization") == (f"Token {token}" if token else None)
 
 
 def test_session_without_token_sends_no_authorization() -> None:

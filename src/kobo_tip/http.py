@@ -51,6 +51,22 @@ class _Retry(Retry):
         return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
+class _HeaderAuth(requests.auth.AuthBase):
+    """Sets ``Authorization`` (or nothing) on every request.
+
+    As the session's auth it also stops requests from reading ~/.netrc, whose credentials would
+    replace the token: kobo-tip takes secrets from environment variables only.
+    """
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value
+
+    def __call__(self, prepared: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._value is not None:
+            prepared.headers["Authorization"] = self._value
+        return prepared
+
+
 class TimeoutSession(requests.Session):
     """A Session that applies a default (connect, read) timeout to every request."""
 
@@ -80,8 +96,7 @@ def new_session(
     session = TimeoutSession(timeout, token_name)
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
-    if token:
-        session.headers["Authorization"] = f"{token_scheme} {token}"
+    session.auth = _HeaderAuth(f"{token_scheme} {token}" if token else None)
     retry = _Retry(
         total=retries,
         connect=retries,
