@@ -31,7 +31,7 @@ from kobo_tip.errors import SecretMissingError, SourceError, StoreError
 from kobo_tip.person_key import person_key
 from kobo_tip.sources import Batch, RawSubmission, SyncState
 from kobo_tip.store import ANSWER_COLUMNS, Store, StoredSubmission, utc_stamp
-from kobo_tip.sync import SyncSummary, prepare_row, reconcile_is_due, run_sync
+from kobo_tip.sync import SyncSummary, prepare_row, reconcile_is_due, run_sync, stored_json
 from test_files_source import kobo_submission
 
 UIC_VALUES = ("Xylophona", "Quokkamum")  # distinctive, so a byte scan cannot match by chance
@@ -353,6 +353,13 @@ def test_prepare_row_stores_one_json_whatever_the_review_state(secret: str) -> N
     )
     assert first.data_json == second.data_json
     assert json.loads(second.data_json)["__system"] == {"submissionDate": "2026-01-01T00:00:00Z"}
+
+
+def test_stored_json_keeps_the_servers_key_order_and_writes_any_key_or_value() -> None:
+    assert stored_json({"b": 1, "person/uic_given": "Ma", "a": [None]}) == b'{"b":1,"a":[null]}'
+    # Not from a parsed JSON, but a hand-made export could hold them: numbers as keys, odd values.
+    odd = {"when": dt.date(2026, 1, 2), 2: {1.5: "x"}}
+    assert json.loads(stored_json(odd)) == {"when": "2026-01-02", "2": {"1.5": "x"}}
 
 
 def _codes() -> AnswerCodes:

@@ -42,6 +42,9 @@ Produce = Callable[[PrepareState], Iterator[T]]
 # What travels: parent to child _START, _ANSWER; child to parent _ITEM, _CALL, _ERROR, _DONE.
 _START, _ANSWER, _ITEM, _CALL, _ERROR, _DONE = "start", "answer", "item", "call", "error", "done"
 _PICKLE_PROTO = pickle.PROTO  # b"\x80"
+# Version 2: no back-references. A packed row shares nothing, and building the reference table
+# made packing a fifth slower and unpacking a sixth (2.96 against 2.30 us a Kobo row to pack).
+_MARSHAL_VERSION = 2
 _PIPE_BYTES = 1 << 20
 _MESSAGES_IN_HAND = 4  # a few pages: the worker may run ahead, memory stays bounded
 _CLOSE_WAIT = 5.0  # seconds close() gives the worker, then the reader thread, to end
@@ -224,7 +227,7 @@ def pack(data: Any) -> bytes:
     """``data`` as bytes for the other process: marshal, in half pickle's time, for plain data
     (tuples, lists, dicts, strings, numbers, None); pickle for anything else."""
     try:
-        return marshal.dumps(data)
+        return marshal.dumps(data, _MARSHAL_VERSION)
     except ValueError:
         return pickle.dumps(data, pickle.HIGHEST_PROTOCOL)
 
