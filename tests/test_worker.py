@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import threading
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 
 from kobo_tip.errors import ServerError, SourceError
 from kobo_tip.sources import KnownSubmission
-from kobo_tip.worker import PrepareState, RemoteTraceback, pack, unpack, worker, worker_available
+from kobo_tip.worker import PrepareState, RemoteTraceback, _Channel, pack, unpack, worker, worker_available
 
 pytestmark = pytest.mark.skipif(not worker_available(), reason="the sync worker needs fork (Linux)")
 
@@ -162,6 +163,18 @@ def test_leaving_early_stops_the_child() -> None:
                 break
         process, reader = running._process, running._reader
     assert not process.is_alive() and not reader.is_alive()
+
+
+def test_a_worker_whose_parent_has_gone_gets_broken_pipe_and_never_blocks() -> None:
+    incoming, outgoing = multiprocessing.Pipe(duplex=False)
+    channel = _Channel(incoming, outgoing)
+    incoming.close()  # the parent's end
+    channel.write_behind()
+    with pytest.raises(BrokenPipeError):
+        for number in range(1000):  # far more than the writer thread keeps in hand
+            channel.send(("item", number, "x" * 10_000))
+    channel.flush()  # returns: the writer thread has drained and ended
+    outgoing.close()
 
 
 def test_no_reader_thread_outlives_its_sync() -> None:

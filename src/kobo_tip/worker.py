@@ -70,9 +70,42 @@ class _Channel:
     def __init__(self, incoming: Connection, outgoing: Connection) -> None:
         self._incoming = incoming
         self._outgoing = outgoing
+        self._outbox: queue.Queue[bytes | None] | None = None
+        self._writer: threading.Thread | None = None
+        self._broken = False
+
+    def write_behind(self) -> None:
+        """From now on ``send`` hands messages to a writer thread and returns (the worker's side).
+
+        Writing a page into the pipe waited, 2 to 3 ms a page, for the parent's reader thread to
+        get the GIL and take the first part; the worker now prepares the next page meanwhile.
+        """
+        self._outbox = queue.Queue(_MESSAGES_IN_HAND)
+        self._writer = threading.Thread(target=self._write_out, name="kobo-tip-outbox", daemon=True)
+        self._writer.start()
+
+    def _write_out(self) -> None:
+        assert self._outbox is not None
+        while (data := self._outbox.get()) is not None:
+            if not self._broken:  # once the parent has gone, drain: a put must never block
+                try:
+                    self._outgoing.send_bytes(data)
+                except OSError:  # BrokenPipeError: the parent has gone
+                    self._broken = True
 
     def send(self, message: Any) -> None:
-        self._outgoing.send_bytes(pack(message))
+        if self._outbox is None:
+            self._outgoing.send_bytes(pack(message))
+            return
+        if self._broken:
+            raise BrokenPipeError("the parent has closed the channel")
+        self._outbox.put(pack(message))
+
+    def flush(self) -> None:
+        """Wait until the writer thread has written every message sent."""
+        if self._outbox is not None and self._writer is not None:
+            self._outbox.put(None)
+            self._writer.join()
 
     def receive(self) -> Any:
         return unpack(self.receive_bytes())
@@ -211,6 +244,7 @@ def _state_answer(state: PrepareState, name: str, args: tuple[Any, ...]) -> Any:
 def _child(produce: Produce[Any], channel: _Channel, parent: _Channel) -> None:
     parent.close()  # the parent's ends: its exit then shows here as a closed pipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches both; the parent ends the sync
+    channel.write_behind()
     try:
         _, (full, reconcile_due) = channel.receive()
         for item in produce(_ParentState(channel, full, reconcile_due)):
@@ -221,6 +255,8 @@ def _child(produce: Produce[Any], channel: _Channel, parent: _Channel) -> None:
     except BaseException as exc:  # handed to the parent, which decides what the user sees
         with contextlib.suppress(BrokenPipeError, EOFError):
             channel.send((_ERROR, (_portable(exc), "".join(traceback.format_exception(exc)))))
+    finally:
+        channel.flush()
 
 
 def pack(data: Any) -> bytes:
