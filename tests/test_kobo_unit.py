@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import responses
 from fakes import Mirror
 from kobo_tip.errors import ConfigError, SecretMissingError, ServerError, SourceError
 from kobo_tip.sources.base import Batch, FormFiles
-from kobo_tip.sources.kobo import KoboSource, raw_submission, review_status
+from kobo_tip.sources.kobo import KoboSource, _ReadAhead, raw_submission, review_status
 
 BASE = "https://kf.example.org"
 UID = "aUnitTest000000000000a"
@@ -448,3 +450,34 @@ def test_a_store_without_watermark_but_with_rows_gets_a_full_reconcile(
     batches = mirror.pull(_source())
     assert sorted(mirror.rows) == ["1", "2"]
     assert batches[-1].deleted == ["99"] and batches[-1].reconciled
+
+
+def test_read_ahead_keeps_order_and_raises_an_error_after_the_items_before_it() -> None:
+    def pages() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ServerError("the third page failed")
+
+    received: list[int] = []
+    with pytest.raises(ServerError, match="third page"):
+        for page in _ReadAhead(pages()):
+            received.append(page)
+    assert received == [1, 2]
+
+
+def test_read_ahead_stops_soon_after_its_caller_does() -> None:
+    produced: list[int] = []
+
+    def endless() -> Iterator[int]:
+        while True:
+            produced.append(len(produced) + 1)
+            yield produced[-1]
+
+    for page in _ReadAhead(endless()):
+        if page == 3:
+            break
+    deadline = time.monotonic() + 5
+    while any(t.name == "kobo-tip-pages" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name == "kobo-tip-pages" for t in threading.enumerate())
+    assert len(produced) <= 5  # the pages taken, one waiting, one on the way

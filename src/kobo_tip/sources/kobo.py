@@ -8,16 +8,16 @@ the database, and an import is asynchronous and must be polled.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import itertools
 import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -32,6 +32,7 @@ from kobo_tip.sources.base import Batch, DeployResult, FormFiles, RawSubmission,
 if TYPE_CHECKING:
     from kobo_tip.config import Settings
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 WATERMARK = "kobo_last_id"
@@ -180,9 +181,7 @@ class KoboSource:
         announced: int | None = None
         received = 0
         last = after
-        pending = _Prefetch(functools.partial(self._data_page, {"_id": {"$gt": after}}, fields=fields))
-        while True:
-            page = pending.result()
+        for page in _ReadAhead(self._server_pages(after, fields)):
             rows = page["results"]
             count = page.get("count")
             if announced is None and isinstance(count, int):
@@ -197,19 +196,25 @@ class KoboSource:
                 )
             last = ids[-1]
             received += len(rows)
-            # The last page: no `next`, and the page holds all the rows the server counted for it.
-            final = page.get("next") is None and count == len(rows)
-            if not final:  # fetched while the caller stores this page
-                pending = _Prefetch(functools.partial(self._data_page, {"_id": {"$gt": last}}, fields=fields))
             yield rows
-            if final:
-                break
         if announced is not None and received < announced:
             log.info(
                 "Received %d rows where the server first counted %d (rows deleted while paging).",
                 received,
                 announced,
             )
+
+    def _server_pages(self, after: int, fields: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+        """The data pages as the server sends them, each asked for with the last ``_id`` of the one before."""
+        last = after
+        while True:
+            page = self._data_page({"_id": {"$gt": last}}, fields=fields)
+            yield page
+            rows = page["results"]
+            # The last page: no `next`, and the page holds all the rows the server counted for it.
+            if not rows or (page.get("next") is None and page.get("count") == len(rows)):
+                return
+            last = _row_id(rows[-1])
 
     def batches(self, state: SyncState) -> Iterator[Batch]:
         """New submissions after the ``_id`` watermark, one batch per page; then a reconcile pass if due.
@@ -393,28 +398,46 @@ class KoboSource:
             raise
 
 
-class _Prefetch:
-    """One page fetched in a background thread; ``result`` waits for it and re-raises its error.
+class _ReadAhead(Generic[T]):
+    """Iterates ``items`` in a thread of its own, ``depth`` items ahead of the caller.
 
-    A daemon thread: an interrupted sync exits without waiting for the request in flight.
+    For data pages: the next page is requested, received and parsed while the caller stores
+    this one, so neither the server's time nor the parse waits for the other. Errors arrive in
+    order, after the items before them. A daemon thread: an interrupted sync exits without
+    waiting for the request in flight; a caller that stops early stops it after that request.
     """
 
-    def __init__(self, fetch: Callable[[], dict[str, Any]]) -> None:
-        self._done: queue.Queue[tuple[dict[str, Any] | None, BaseException | None]] = queue.Queue(1)
-        threading.Thread(target=self._run, args=(fetch,), name="kobo-tip-page", daemon=True).start()
+    def __init__(self, items: Iterator[T], depth: int = 1) -> None:
+        self._queue: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(depth)
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, args=(items,), name="kobo-tip-pages", daemon=True).start()
 
-    def _run(self, fetch: Callable[[], dict[str, Any]]) -> None:
+    def _run(self, items: Iterator[T]) -> None:
         try:
-            self._done.put((fetch(), None))
+            while not self._stop.is_set():
+                item = next(items, _END)
+                self._queue.put((item, None))
+                if item is _END:
+                    return
         except BaseException as exc:  # handed to the caller's thread
-            self._done.put((None, exc))
+            self._queue.put((None, exc))
 
-    def result(self) -> dict[str, Any]:
-        page, error = self._done.get()
-        if error is not None:
-            raise error
-        assert page is not None
-        return page
+    def __iter__(self) -> Iterator[T]:
+        try:
+            while True:
+                item, error = self._queue.get()
+                if error is not None:
+                    raise error
+                if item is _END:
+                    return
+                yield item
+        finally:
+            self._stop.set()
+            with contextlib.suppress(queue.Empty):
+                self._queue.get_nowait()  # frees a put the thread may be waiting in
+
+
+_END = object()
 
 
 def _json_object(response: requests.Response) -> dict[str, Any]:
