@@ -23,6 +23,7 @@ test: lint pytest pyxform3
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from kobo_tip import __version__
 from kobo_tip.config import DEFAULT_CONFIG_NAME, Settings, load_settings
@@ -40,11 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kobo-tip {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     # --debug is accepted before or after the command.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def add(name: str, **kwargs: str) -> argparse.ArgumentParser:
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return commands.add_parser(name, parents=[common], **kwargs)
 
     def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     form = add("form", help="build or deploy the field form")
     form_commands = form.add_subparsers(dest="form_command", metavar="ACTION", parser_class=_Parser)
 
-    def form_add(name: str, **kwargs: str) -> argparse.ArgumentParser:
+    def form_add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return form_commands.add_parser(name, parents=[common], **kwargs)
 
     build = with_config(form_add("build", help="write forms/<form_id>.xlsx and .xml"))

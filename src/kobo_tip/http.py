@@ -75,7 +75,7 @@ class TimeoutSession(requests.Session):
         self.timeout = timeout
         self.token_name = token_name  # where the token came from, for error messages
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, *args, **kwargs)
 

@@ -395,7 +395,7 @@ class _Scenario:
             for kind in _CHOICES["stakeholder_type"]
         }
         # Someone not on the roster, through the web form link: no account, a browser's device id.
-        self.unlisted_heads = {
+        self.unlisted_heads: dict[str, dict[str, Any]] = {
             kind: {
                 "formhub/uuid": self.formhub_uuid,
                 "deviceid": f"ee.kobotoolbox.org:{_token(rng, 16)}",

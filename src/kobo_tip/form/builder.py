@@ -122,7 +122,7 @@ def _groups(settings: Settings) -> list[_Group]:
     if form.ethnicities:
         person.append(_Question(ind.ETHNICITY))
     if form.disability:
-        wg = [_Question(name) for name in ind.WG_FIELDS]
+        wg: list[_Question | _Group] = [_Question(name) for name in ind.WG_FIELDS]
         person.append(_Group(ind.GROUP_WG, wg, relevant=f"${{{ind.AGE_YEARS}}} >= 5"))
     person.append(_Question(ind.REPORTED_ELSEWHERE))
     return [

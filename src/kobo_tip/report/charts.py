@@ -45,7 +45,7 @@ def stacked_bars(
     for index, (quarter, total) in enumerate(zip(quarters, totals, strict=True)):
         x = LEFT + index * slot + slot * BAR_GAP / 2
         width = slot * (1 - BAR_GAP)
-        base = TOP + PLOT_HEIGHT
+        base: float = TOP + PLOT_HEIGHT
         if total.is_number:
             visible = [
                 (colour, int(s.cells[index].text))

@@ -189,7 +189,8 @@ def _is_split_column(name: str, header: set[str]) -> bool:
 
 def to_raw_submission(data: dict[str, Any]) -> RawSubmission:
     """The sync facts of one Kobo, Central OData or CSV row."""
-    system = data.get("__system") if isinstance(data.get("__system"), Mapping) else {}
+    system_value = data.get("__system")
+    system: Mapping[str, Any] = system_value if isinstance(system_value, Mapping) else {}
     found = find_answers(data, _LOOKED_UP)
     version = _text(data.get("_uuid")) or _text(found.get("instanceID")) or _content_id(data)
     return RawSubmission(
