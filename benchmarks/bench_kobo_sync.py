@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -36,11 +37,12 @@ import re, resource, sys, time
 from pathlib import Path
 from kobo_tip.cli import main
 import kobo_tip.sync, kobo_tip.sources.kobo
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 code = main(sys.argv[1:])
-seconds = time.perf_counter() - started
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
 peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]
-print("BENCH", code, seconds, peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+worker = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("BENCH", code, seconds, peak, worker.ru_maxrss, cpu, worker.ru_utime + worker.ru_stime)
 """
 
 # The physical reference: keyset pages of 1000 with requests and json, nothing kept.
@@ -50,7 +52,7 @@ import requests
 url, token = sys.argv[1:]
 session = requests.Session()
 session.headers["Authorization"] = f"Token {token}"
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 last, rows = 0, 0
 while True:
     params = {"query": json.dumps({"_id": {"$gt": last}}), "sort": '{"_id":1}', "limit": "1000"}
@@ -59,31 +61,48 @@ while True:
         break
     rows += len(page)
     last = page[-1]["_id"]
-print("BARE", rows, time.perf_counter() - started)
+print("BARE", rows, time.perf_counter() - started, time.process_time() - cpu)
 """
 
 
-def bare_loop(kobo: FakeKobo) -> tuple[int, float]:
-    """(rows, seconds) of the bare loop over every page, in its own process."""
+class BareRun(NamedTuple):
+    rows: int
+    seconds: float
+    cpu: float
+
+
+class SyncRun(NamedTuple):
+    seconds: float
+    cpu: float  # the main process's, then the worker's
+    worker_cpu: float
+    rss: int  # MiB
+    worker_rss: int
+    summary: str
+
+
+def bare_loop(kobo: FakeKobo) -> BareRun:
+    """The bare loop over every page, in its own process."""
     url = f"{kobo.url}/api/v2/assets/{kobo.asset_uid}/data/"
     done = subprocess.run([sys.executable, "-c", _BARE, url, kobo.token], capture_output=True, text=True)
     line = next((line for line in done.stdout.splitlines() if line.startswith("BARE")), None)
     if line is None:
         raise SystemExit(f"bare loop failed:\n{done.stderr}")
-    _, rows, seconds = line.split()
-    return int(rows), float(seconds)
+    _, rows, seconds, cpu = line.split()
+    return BareRun(int(rows), float(seconds), float(cpu))
 
 
-def sync(config: Path, env: dict[str, str]) -> tuple[float, int, int, str]:
-    """(seconds, peak RSS MiB, worker's peak RSS MiB, summary line) of one ``kobo-tip sync``."""
+def sync(config: Path, env: dict[str, str]) -> SyncRun:
+    """One ``kobo-tip sync`` in its own process."""
     command = [sys.executable, "-c", _CHILD, "sync", "-c", str(config), "--no-report"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     bench = next((line for line in done.stdout.splitlines() if line.startswith("BENCH")), None)
     if bench is None or bench.split()[1] != "0":
         raise SystemExit(f"sync failed:\n{done.stdout}\n{done.stderr}")
-    _, _, seconds, rss_kib, worker_kib = bench.split()
+    _, _, seconds, rss_kib, worker_kib, cpu, worker_cpu = bench.split()
     summary = next(line for line in done.stdout.splitlines() if line.startswith("Synced"))
-    return float(seconds), int(rss_kib) // 1024, int(worker_kib) // 1024, summary
+    return SyncRun(
+        float(seconds), float(cpu), float(worker_cpu), int(rss_kib) // 1024, int(worker_kib) // 1024, summary
+    )
 
 
 def new_store(config: Path) -> None:
@@ -93,16 +112,22 @@ def new_store(config: Path) -> None:
 
 
 def full_round(kobo: FakeKobo, config: Path, env: dict[str, str]) -> float:
-    """The bare loop, then a full sync into a new store; prints both, returns their ratio."""
-    rows, bare = bare_loop(kobo)
+    """The bare loop, then a full sync into a new store; prints both, returns their ratio.
+
+    CPU times are printed too: on a shared machine they move less than wall times, and the sync's
+    two processes need both cores, which a busy host does not always give.
+    """
+    bare = bare_loop(kobo)
     new_store(config)
-    seconds, rss, worker_rss, summary = sync(config, env)
-    new = summary.split(": ", 1)[1].split(",")[0]
+    run = sync(config, env)
+    new = run.summary.split(": ", 1)[1].split(",")[0]
     print(
-        f"  bare loop {rows} rows in {bare:.2f} s; full sync {seconds:.2f} s = {seconds / bare:.2f}x, "
-        f"({new}), peak RSS {rss} MiB (worker {worker_rss} MiB)"
+        f"  bare loop {bare.rows} rows in {bare.seconds:.2f} s; full sync {run.seconds:.2f} s = "
+        f"{run.seconds / bare.seconds:.2f}x ({new}); CPU {bare.cpu:.2f} s against "
+        f"{run.cpu:.2f} + {run.worker_cpu:.2f} s (main + worker); peak RSS {run.rss} MiB "
+        f"(worker {run.worker_rss} MiB)"
     )
-    return seconds / bare
+    return run.seconds / bare.seconds
 
 
 def main() -> None:
@@ -150,12 +175,12 @@ def main() -> None:
                 kobo.before_data_request = None
         kobo.add_submissions(100)
         served = kobo.rows_served
-        seconds, rss, _, summary = sync(config, env)
+        run = sync(config, env)
         print(
-            f"incremental sync (100 new among {n}): {seconds:.2f} s, {kobo.rows_served - served} rows "
-            f"served, peak RSS {rss} MiB"
+            f"incremental sync (100 new among {n}): {run.seconds:.2f} s, {kobo.rows_served - served} rows "
+            f"served, peak RSS {run.rss} MiB"
         )
-        print(f"  {summary}")
+        print(f"  {run.summary}")
 
 
 if __name__ == "__main__":
