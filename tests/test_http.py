@@ -58,10 +58,25 @@ def test_credentials_in_a_netrc_file_are_never_sent(
     monkeypatch.setenv("NETRC", str(netrc))
     with responses.RequestsMock() as mock:
         mock.get("https://kf.example.org/api/v2/assets/", json={})
-        request(new_session(token=token), "GET", "https://kf.example.org/api/v2/assets/")
-        headers = mock.calls[0].request.headers
+        # A server that moves http to https: requests looks ~/.netrc up again on a redirect.
+        mock.get("http://kf.example.org/api/v2/assets/", status=301, headers={"Location": _HTTPS_ASSETS})
+        for url in (_HTTPS_ASSETS, "http://kf.example.org/api/v2/assets/"):
+            request(new_session(token=token), "GET", url)
+        sent = [call.request.headers.get("Authorization") for call in mock.calls]
     # Secrets come from the environment only: the file's Basic credentials would replace the token.
-    assert headers.get("Authorization") == (f"Token {token}" if token else None)
+    assert sent == [f"Token {token}" if token else None] * 3
+
+
+_HTTPS_ASSETS = "https://kf.example.org/api/v2/assets/"
+
+
+def test_a_redirect_to_another_host_does_not_carry_the_token() -> None:
+    with responses.RequestsMock() as mock:
+        mock.get(_HTTPS_ASSETS, status=302, headers={"Location": "https://elsewhere.example.net/files/1"})
+        mock.get("https://elsewhere.example.net/files/1", json={})
+        request(new_session(token="abc"), "GET", _HTTPS_ASSETS)
+        sent = [call.request.headers.get("Authorization") for call in mock.calls]
+    assert sent == ["Token abc", None]
 
 
 def test_session_without_token_sends_no_authorization() -> None:

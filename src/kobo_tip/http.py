@@ -79,6 +79,14 @@ class TimeoutSession(requests.Session):
         kwargs.setdefault("timeout", self.timeout)
         return super().request(method, url, *args, **kwargs)
 
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """On a redirect, drop the token where requests would (another host), but never read ~/.netrc."""
+        original = response.request.url or ""
+        if "Authorization" in prepared_request.headers and self.should_strip_auth(
+            original, prepared_request.url or ""
+        ):
+            del prepared_request.headers["Authorization"]
+
 
 def new_session(
     *,
