@@ -523,10 +523,12 @@ class Store:
         texts = self._stored_texts(
             [facts[0] for sid, facts in existing.items() if facts[1] == latest[sid].version_id]
         )
+        new: dict[str, SubmissionRow] = {}
         updates, touches, data = [], [], []
         for sid, row in latest.items():
             before = existing.get(sid)
             if before is None:
+                new[sid] = row
                 continue
             row_id, old_version, old_status, deleted_at, *old_key = before
             key = [row.person_key, row.key_basis, row.key_reason]
@@ -556,7 +558,6 @@ class Store:
                 ]
             )
             data.append((row_id, row.data_json))
-        new = {sid: row for sid, row in latest.items() if sid not in existing}
         outcome.new += len(new)
         self._insert(new, now)
         self._db.executemany(_UPDATE_SUBMISSION, updates)
