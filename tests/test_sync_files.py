@@ -25,13 +25,13 @@ from hypothesis import strategies as st
 
 from kobo_tip import store as store_module
 from kobo_tip import sync as sync_module
-from kobo_tip.answers import AnswerCodes
+from kobo_tip.answers import AnswerCodes, SubmissionReader
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import SecretMissingError, SourceError, StoreError
 from kobo_tip.person_key import person_key
 from kobo_tip.sources import Batch, RawSubmission, SyncState
 from kobo_tip.store import ANSWER_COLUMNS, Store, StoredSubmission, utc_stamp
-from kobo_tip.sync import SyncSummary, prepare_row, reconcile_is_due, run_sync, stored_json
+from kobo_tip.sync import SyncSummary, prepare_row, reconcile_is_due, run_sync, stored_json, submission_reader
 from test_files_source import kobo_submission
 
 UIC_VALUES = ("Xylophona", "Quokkamum")  # distinctive, so a byte scan cannot match by chance
@@ -340,16 +340,16 @@ def test_progress_bar_on_request_and_log_lines_otherwise(
 def test_prepare_row_stores_one_json_whatever_the_review_state(secret: str) -> None:
     approved = kobo_submission(1, status="approved")
     plain = kobo_submission(1)
-    a = prepare_row(_raw_of(approved), secret.encode(), _codes())
-    b = prepare_row(_raw_of(plain), secret.encode(), _codes())
+    a = prepare_row(_raw_of(approved), secret.encode(), _reader())
+    b = prepare_row(_raw_of(plain), secret.encode(), _reader())
     assert a.data_json == b.data_json
-    edited = prepare_row(_raw_of(kobo_submission(1, event_date="2026-03-01")), secret.encode(), _codes())
+    edited = prepare_row(_raw_of(kobo_submission(1, event_date="2026-03-01")), secret.encode(), _reader())
     assert edited.data_json != a.data_json
     assert json.loads(a.data_json)["event/event_date"] == plain["event/event_date"]
     odata = {"__id": "uuid:1", "__system": {"submissionDate": "2026-01-01T00:00:00Z"}, "meta": {}}
     reviewed = {**odata, "__system": {**odata["__system"], "reviewState": "hasIssues", "updatedAt": "x"}}
     first, second = (
-        prepare_row(RawSubmission("uuid:1", "v", None, "", "", d), b"k", _codes()) for d in (odata, reviewed)
+        prepare_row(RawSubmission("uuid:1", "v", None, "", "", d), b"k", _reader()) for d in (odata, reviewed)
     )
     assert first.data_json == second.data_json
     assert json.loads(second.data_json)["__system"] == {"submissionDate": "2026-01-01T00:00:00Z"}
@@ -362,8 +362,8 @@ def test_stored_json_keeps_the_servers_key_order_and_writes_any_key_or_value() -
     assert json.loads(stored_json(odd)) == {"when": "2026-01-02", "2": {"1.5": "x"}}
 
 
-def _codes() -> AnswerCodes:
-    return AnswerCodes(ANSWER_COLUMNS)
+def _reader() -> SubmissionReader:
+    return submission_reader(AnswerCodes(ANSWER_COLUMNS))
 
 
 def _raw_of(data: dict[str, Any]) -> RawSubmission:

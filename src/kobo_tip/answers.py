@@ -8,8 +8,9 @@ unique in the form and hold neither ``/`` nor ``-``, so the last path segment na
 from __future__ import annotations
 
 import json
+import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,24 +61,28 @@ class _KeyMap:
 
     Submissions of one form reuse a few dozen keys, so once they are known a submission is read
     with one lookup per wanted field instead of a walk over all its keys. Anything unusual (an
-    unseen key, a group object, two keys for one field in one submission) returns None: the
-    caller walks it all.
+    unseen key, a group object, two keys for one field in one submission) needs the walk.
     """
 
-    def __init__(self, names: tuple[str, ...]) -> None:
+    def __init__(self, names: tuple[str, ...], drop: frozenset[str] = frozenset()) -> None:
+        self.names = names
         self.position = {name: index for index, name in enumerate(names)}
+        self.drop = drop
+        self.dropped: set[str] = set()  # the keys seen that address a field of `drop`
         self.known: set[str] = set()
         self.keys: list[Any] = [_NO_KEY] * len(names)  # the first key seen for each field
         self.keys_of: dict[str, list[str]] = {}
         self.maybe_groups: list[str] = []  # keys of no wanted field: a group object could be there
         self.shared: list[tuple[int, list[str]]] = []  # fields addressed by more than one key
 
-    def learn(self, data: dict[Any, Any]) -> None:
+    def learn(self, data: Mapping[Any, Any]) -> None:
         for key in data:
             if key in self.known or not isinstance(key, str) or len(self.known) >= _KEYS_MAX:
                 continue
             self.known.add(key)
             name = field_name(key)
+            if name in self.drop:
+                self.dropped.add(key)
             index = self.position.get(name)
             if index is not None:
                 keys = self.keys_of.setdefault(name, [])
@@ -89,21 +94,33 @@ class _KeyMap:
             elif not key.startswith("_"):
                 self.maybe_groups.append(key)
 
-    def read(self, data: dict[Any, Any]) -> list[Any] | None:
+    def keys_in(self, data: Mapping[Any, Any]) -> list[Any] | None:
+        """The key holding each field's answer in ``data`` (one it lacks where unanswered), or None
+        when only ``walk`` can tell; ``data``'s keys are then learnt for the next submission."""
         # Set operations over maps: the checks run in C, as this runs for every submission.
-        plain = _PLAIN.issuperset(map(type, map(data.get, self.maybe_groups)))
-        if not plain or not self.known.issuperset(data):
+        if (
+            type(data) is not dict
+            or not _PLAIN.issuperset(map(type, map(data.get, self.maybe_groups)))
+            or not self.known.issuperset(data)
+        ):
+            self.learn(data)
             return None
-        values = list(map(data.get, self.keys))
-        for index, keys in self.shared:
-            present = [key for key in keys if key in data]
+        if not self.shared:
+            return self.keys
+        keys = self.keys.copy()
+        for index, shared in self.shared:
+            present = [key for key in shared if key in data]
             if len(present) > 1:
                 return None  # which of two keys comes first decides: leave it to the walk
             if present:
-                values[index] = data[present[0]]
-        if "" in values:  # a blank answer is no answer
-            values = [None if value == "" else value for value in values]
-        return values
+                keys[index] = present[0]
+        return keys
+
+    def walk(self, data: Mapping[str, Any]) -> list[Any]:
+        """The answers of the fields in ``data``, found by walking all of it."""
+        found: dict[str, Any] = {}
+        _collect(data, frozenset(self.names), found)
+        return [found.get(name) for name in self.names]
 
 
 _NO_KEY = object()  # the key of a field not seen yet: never in a submission
@@ -112,19 +129,22 @@ _KEY_MAPS: dict[tuple[str, ...], _KeyMap] = {}
 _KEY_MAPS_MAX = 64
 
 
+def _unblank(values: Sequence[Any]) -> list[Any]:
+    """A blank answer is no answer."""
+    return [None if value == "" else value for value in values] if "" in values else list(values)
+
+
 def find_values(data: Mapping[str, Any], names: tuple[str, ...]) -> list[Any]:
     """The answers of ``names`` in ``data`` in that order, None where unanswered; the first non-empty wins."""
     key_map = _KEY_MAPS.get(names)
-    if key_map is None and len(_KEY_MAPS) < _KEY_MAPS_MAX:
-        key_map = _KEY_MAPS[names] = _KeyMap(names)
-    if key_map is not None and type(data) is dict:
-        quick = key_map.read(data)
-        if quick is not None:
-            return quick
-        key_map.learn(data)
-    found: dict[str, Any] = {}
-    _collect(data, frozenset(names), found)
-    return [found.get(name) for name in names]
+    if key_map is None:
+        key_map = _KeyMap(names)
+        if len(_KEY_MAPS) < _KEY_MAPS_MAX:
+            _KEY_MAPS[names] = key_map
+    keys = key_map.keys_in(data)
+    if keys is None:
+        return key_map.walk(data)
+    return _unblank(list(map(data.get, keys)))
 
 
 def find_answers(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
@@ -211,6 +231,16 @@ def answer_key(value: Any) -> str | bytes:
         return json.dumps(value, default=repr).encode()
 
 
+_Pick = Callable[[Sequence[Any]], Sequence[Any]]
+
+
+def _picker(positions: list[int]) -> _Pick:
+    """The items at ``positions`` of a sequence, as a tuple, picked in C."""
+    if len(positions) > 1:
+        return operator.itemgetter(*positions)
+    return lambda items: tuple(items[i] for i in positions)
+
+
 class AnswerCodes:
     """Dictionary encoding of answers: each distinct answer of a field gets a code, 0 is unanswered.
 
@@ -227,12 +257,9 @@ class AnswerCodes:
 
     def encode(self, values: Sequence[Any]) -> list[int]:
         """The codes of ``values`` (answers in field order, None unanswered); a new answer gets a new code."""
-        try:  # known strings and blanks: every lookup in C
-            known: list[int | None] = list(map(dict.get, self._code_maps, values))
-        except TypeError:  # an unhashable answer (a list, an object)
-            known = [None]
-        if None not in known:
-            return known  # type: ignore[return-value]  # no None in it
+        known = self.encode_known(values)
+        if known is not None:
+            return known
         encoded: list[int] = []
         for field, codes, value in zip(self.fields, self._code_maps, values, strict=True):
             key = value if value is None or type(value) is str else answer_key(value)
@@ -244,6 +271,15 @@ class AnswerCodes:
                 self.added.append((field, code, value))
             encoded.append(code)
         return encoded
+
+    def encode_known(self, values: Sequence[Any]) -> list[int] | None:
+        """The codes of ``values`` if each has one already, else None. Values past the fields are ignored."""
+        try:  # known strings and blanks: every lookup in C
+            known = list(map(dict.get, self._code_maps, values))
+            sum(known)  # type: ignore[arg-type]  # a TypeError if one is None: fewer steps than `in`
+        except TypeError:  # a new answer, one that needs answer_key, or an unhashable one
+            return None
+        return known  # type: ignore[return-value]  # no None in it
 
     @classmethod
     def of_values(cls, fields: Iterable[str], values: Mapping[str, Sequence[Any]]) -> AnswerCodes:
@@ -266,6 +302,43 @@ class AnswerCodes:
         """The codes made since the last call, for the store to save with its batch."""
         added, self.added = self.added, []
         return added
+
+
+class SubmissionReader:
+    """Reads the submissions of one form: the codes of ``codes``' fields, the answers of ``also``, and
+    a copy without the top-level keys of ``drop``.
+
+    One look at a submission's keys serves all three; where they are known (most submissions), each
+    answer goes from its key to its code in C.
+    """
+
+    def __init__(self, codes: AnswerCodes, also: tuple[str, ...] = (), drop: Iterable[str] = ()) -> None:
+        names = (*codes.fields, *(name for name in also if name not in codes.fields))
+        self.codes = codes
+        self._drop = frozenset(drop)
+        self._key_map = _KeyMap(names, self._drop)
+        self._pick_also = _picker([names.index(name) for name in also])
+
+    def read(self, data: Mapping[str, Any]) -> tuple[list[int], list[Any], Mapping[str, Any]]:
+        """``codes.encode(find_values(data, codes.fields))``, ``find_values(data, also)`` and
+        ``without_top_fields(data, drop)`` (``data`` itself when nothing is dropped)."""
+        key_map = self._key_map
+        keys = key_map.keys_in(data)
+        kept = data
+        if keys is None:
+            values = key_map.walk(data)
+            if self._drop:
+                kept = without_top_fields(data, self._drop)
+        else:
+            values = list(map(data.get, keys))
+            if self._drop:
+                kept = dict(data)
+                for key in data.keys() & key_map.dropped:  # keys_in found every key of data known
+                    del kept[key]
+        codes = self.codes.encode_known(values)
+        if codes is None:
+            codes = self.codes.encode(values[: len(self.codes.fields)])
+        return codes, _unblank(self._pick_also(values)), kept
 
 
 @dataclass(frozen=True)

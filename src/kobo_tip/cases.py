@@ -22,7 +22,7 @@ import pandas as pd
 import pycountry
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import AnswerCodes, AnswerTable, find_values
+from kobo_tip.answers import AnswerCodes, AnswerTable, SubmissionReader
 
 if TYPE_CHECKING:
     from kobo_tip.config import Settings
@@ -373,7 +373,7 @@ def disability_status(frame: pd.DataFrame) -> pd.Categorical:
 def answer_table(rows: Iterable[StoredRow]) -> tuple[AnswerTable, list[tuple[int, Finding]]]:
     """Submissions held in memory as the column table the store gives, and the findings about data
     that is not an object at all."""
-    codes = AnswerCodes(READ_FIELDS)
+    reader = SubmissionReader(AnswerCodes(READ_FIELDS))
     meta: dict[str, list[Any]] = {name: [] for name in META_COLUMNS}
     encoded: list[list[int]] = []
     notes: list[tuple[int, Finding]] = []
@@ -386,7 +386,7 @@ def answer_table(rows: Iterable[StoredRow]) -> tuple[AnswerTable, list[tuple[int
                 (index, (str(row.submission_id), "malformed", "data", f"{shown(data)} is not an object"))
             )
             data = {}
-        encoded.append(codes.encode(find_values(data, READ_FIELDS)))
+        encoded.append(reader.read(data)[0])
     matrix = np.array(encoded, dtype=np.int32).reshape(len(encoded), len(READ_FIELDS))
     table = AnswerTable(
         submission_id=[str(sid) for sid in meta["submission_id"]],
@@ -398,7 +398,7 @@ def answer_table(rows: Iterable[StoredRow]) -> tuple[AnswerTable, list[tuple[int
         key_reason=[str(reason or "") for reason in meta["key_reason"]],
         deleted=np.array([bool(flag) for flag in meta["deleted"]], dtype=bool),
         codes={field: matrix[:, index] for index, field in enumerate(READ_FIELDS)},
-        values=codes.values,
+        values=reader.codes.values,
     )
     return table, notes
 

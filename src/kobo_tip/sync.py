@@ -9,7 +9,6 @@ import gc
 import hashlib
 import hmac
 import logging
-import operator
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,7 +19,7 @@ import orjson
 from tqdm import tqdm
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import AnswerCodes, find_values, without_fields, without_top_fields
+from kobo_tip.answers import AnswerCodes, SubmissionReader, without_fields, without_top_fields
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError, StoreError
 from kobo_tip.person_key import KEY_FIELDS, key_of_values
@@ -35,10 +34,6 @@ logger = logging.getLogger("kobo_tip")
 # review bumps). The review_status column holds the state, so a review never looks like an edit.
 _NOT_STORED = frozenset({*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt"})
 _NOT_STORED_MARKS = tuple(f'{name}":'.encode() for name in _NOT_STORED)
-# What unkeyed_row finds in a submission: the answers the store codes, then the rest of the key's.
-_FOUND_FIELDS = (*ind.COUNTED_FIELDS, *(name for name in KEY_FIELDS if name not in ind.COUNTED_FIELDS))
-_KEY_VALUES = operator.itemgetter(*(_FOUND_FIELDS.index(name) for name in KEY_FIELDS))
-_COUNTED = len(ind.COUNTED_FIELDS)
 # An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
 _FINGERPRINT = "secret_fingerprint"
 _FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
@@ -108,7 +103,12 @@ def stored_json(data: Mapping[str, Any]) -> bytes:
     Keys stay in the server's order: a server sends one submission's keys in one order, so a copy
     that is sent again is stored as the same text, which is how an edit without a new version shows.
     """
-    text = _dumps(without_top_fields(data, _NOT_STORED))
+    return _stored_text(data, without_top_fields(data, _NOT_STORED))
+
+
+def _stored_text(data: Mapping[str, Any], kept: Mapping[str, Any]) -> bytes:
+    """``stored_json(data)``, given ``data`` without its top-level fields that are not stored."""
+    text = _dumps(kept)
     # Only an object further down (an ODK group, a repeat) can still hold a dropped field, and a key
     # naming one shows in the text as `name":` (inside a string value that quote would be escaped).
     if text.find(b"{", 1) != -1 and any(mark in text for mark in _NOT_STORED_MARKS):
@@ -136,9 +136,15 @@ BatchFacts = tuple[dict[str, str], list[str], dict[str, str], bool, int, list[Ne
 Prepared = tuple[BatchFacts, list[UnkeyedRow]]
 
 
-def unkeyed_row(raw: RawSubmission, codes: AnswerCodes) -> UnkeyedRow:
+def submission_reader(codes: AnswerCodes) -> SubmissionReader:
+    """What reads a submission for the store: its counted answers coded, the person key's answers,
+    and a copy without the fields never stored. ``codes`` continues the store's (``Store.answer_codes``)."""
+    return SubmissionReader(codes, KEY_FIELDS, _NOT_STORED)
+
+
+def unkeyed_row(raw: RawSubmission, reader: SubmissionReader) -> UnkeyedRow:
     """Find and code the answers, and encode the JSON the store keeps (no UIC parts in it)."""
-    values = find_values(raw.data, _FOUND_FIELDS)  # one walk serves the key and the answers columns
+    answer_codes, key_values, kept = reader.read(raw.data)
     return pack(
         (
             raw.submission_id,
@@ -146,10 +152,9 @@ def unkeyed_row(raw: RawSubmission, codes: AnswerCodes) -> UnkeyedRow:
             raw.review_status,
             raw.submitted_at,
             raw.form_version,
-            stored_json(raw.data).decode("utf-8"),
-            _KEY_VALUES(values),
-            # Coded here: small integers cost less to pack, unpack and store than the answers.
-            codes.encode(values[:_COUNTED]),
+            _stored_text(raw.data, kept).decode("utf-8"),
+            key_values,
+            answer_codes,  # coded here: small integers cost less to pack, unpack and store than answers
         )
     )
 
@@ -174,12 +179,12 @@ def keyed_row(row: UnkeyedRow, secret: bytes) -> SubmissionRow:
     )
 
 
-def prepare_row(raw: RawSubmission, secret: bytes, codes: AnswerCodes) -> SubmissionRow:
+def prepare_row(raw: RawSubmission, secret: bytes, reader: SubmissionReader) -> SubmissionRow:
     """Key the person, drop the UIC parts, code the answers and encode what will be stored.
 
-    ``codes`` continues the store's (``Store.answer_codes``); its ``take_added`` goes with the batch.
+    The answers coded for the first time (``reader.codes.take_added``) go with the batch.
     """
-    return keyed_row(unkeyed_row(raw, codes), secret)
+    return keyed_row(unkeyed_row(raw, reader), secret)
 
 
 class _Progress:
@@ -257,8 +262,9 @@ def _unkeyed_batches(source: Source, state: PrepareState) -> Iterator[Prepared]:
     consumer: the work then splits about evenly between the two processes.
     """
     codes = AnswerCodes.of_values(ind.COUNTED_FIELDS, state.answer_values())
+    reader = submission_reader(codes)
     for batch in source.batches(state):
-        rows = [unkeyed_row(raw, codes) for raw in batch.submissions]
+        rows = [unkeyed_row(raw, reader) for raw in batch.submissions]
         fetched = max(batch.fetched, len(rows))
         facts = (batch.review_statuses, batch.deleted, batch.watermarks, batch.reconciled, fetched)
         yield (*facts, codes.take_added()), rows

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import json
 import logging
+import operator
 import queue
 import threading
 import time
@@ -66,14 +67,15 @@ def raw_submission(row: dict[str, Any]) -> RawSubmission:
     form_version = row.get(indicator.FORM_VERSION) or next(
         (value for key, value in row.items() if field_name(key) == indicator.FORM_VERSION and value), None
     )
-    return RawSubmission(
-        submission_id=submission_id,
-        version_id=version_id,
-        review_status=review_status(row),
+    submitted_at = row.get("_submission_time")
+    return RawSubmission(  # positional: a sync makes one per row
+        submission_id,
+        version_id,
+        review_status(row),
         # Stored as naive UTC 'YYYY-MM-DDTHH:MM:SS'; some servers add a fraction or a 'Z'.
-        submitted_at=str(row.get("_submission_time") or "")[:19],
-        form_version=str(form_version or row.get("__version__") or ""),
-        data=row,
+        submitted_at[:19] if type(submitted_at) is str else str(submitted_at or "")[:19],
+        form_version if type(form_version) is str else str(form_version or row.get("__version__") or ""),
+        row,
     )
 
 
@@ -188,8 +190,8 @@ class KoboSource:
                 announced = count
             if not rows:
                 break
-            ids = [_row_id(row) for row in rows]
-            if ids[0] <= last or any(a >= b for a, b in itertools.pairwise(ids)):
+            ids = _row_ids(rows)
+            if ids[0] <= last or not all(map(operator.lt, ids, itertools.islice(ids, 1, None))):
                 raise SourceError(
                     f"{self._what()} returned rows out of _id order: the server ignores the "
                     "query/sort parameters and cannot be synced safely."
@@ -447,6 +449,17 @@ def _json_object(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _row_ids(rows: list[Any]) -> list[int]:
+    """The ``_id`` of each row, read in C; the first row without one raises the SourceError."""
+    try:
+        return list(map(int, map(_ID, rows)))
+    except (KeyError, TypeError, ValueError):
+        return [_row_id(row) for row in rows]
+
+
+_ID = operator.itemgetter("_id")
 
 
 def _row_id(row: Mapping[str, Any]) -> int:
