@@ -95,7 +95,7 @@ def test_a_file_made_with_another_page_size_keeps_it_and_works(tmp_path: Path) -
 def test_wal_mode_and_schema_version(store: Store) -> None:
     db = sqlite3.connect(store.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("PRAGMA page_size").fetchone()[0] == 8192
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
         store_module.SCHEMA_VERSION
     )
