@@ -100,20 +100,25 @@ def person_key(data: Mapping[str, Any], submission_id: str, secret: bytes) -> Pe
 
 def key_of_values(values: Sequence[Any], submission_id: str, secret: bytes) -> PersonKey:
     """The person key from the answers of ``KEY_FIELDS``, in that order (None: unanswered)."""
+    return PersonKey(*key_parts(values, submission_id, secret))
+
+
+def key_parts(values: Sequence[Any], submission_id: str, secret: bytes) -> tuple[str, str, str]:
+    """``key_of_values`` as a plain tuple (key, basis, reason): what sync makes for every submission."""
     consent, given_answer, mother_answer, year_answer, gender, stakeholder_id, case_ref_answer = values
     given = _as_text(given_answer)
     mother = _as_text(mother_answer)
     year = _as_year(year_answer)
     if given and mother and year is not None and consent == "yes":
         uic = uic_string(given, mother, year, gender if isinstance(gender, str) else None)
-        return PersonKey(_hmac(secret, uic), "uic")
+        return _hmac(secret, uic), "uic", ""
     reason = _unlinkable_reason(consent, given_answer, mother_answer, year_answer)
     case_ref = _as_text(case_ref_answer)
     if case_ref:
         stakeholder = _as_text(stakeholder_id) or ""
         ref = unicodedata.normalize("NFKC", case_ref).upper()
-        return PersonKey(_hmac(secret, f"{stakeholder}|{ref}"), "case_ref", reason)
-    return PersonKey(_hmac(secret, f"submission:{submission_id}"), "submission", reason)
+        return _hmac(secret, f"{stakeholder}|{ref}"), "case_ref", reason
+    return _hmac(secret, f"submission:{submission_id}"), "submission", reason
 
 
 def _unlinkable_reason(consent: Any, given: Any, mother: Any, year: Any) -> str:

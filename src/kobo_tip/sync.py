@@ -22,7 +22,7 @@ from kobo_tip import indicator as ind
 from kobo_tip.answers import AnswerCodes, SubmissionReader, without_fields, without_top_fields
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError, StoreError
-from kobo_tip.person_key import KEY_FIELDS, key_of_values
+from kobo_tip.person_key import KEY_FIELDS, key_parts
 from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
 from kobo_tip.store import BatchOutcome, NewAnswer, Store, SubmissionRow
 from kobo_tip.worker import PrepareState, pack, unpack, worker, worker_available
@@ -164,19 +164,27 @@ def keyed_row(row: UnkeyedRow, secret: bytes) -> SubmissionRow:
     submission_id, version_id, review_status, submitted_at, form_version, text, key_values, answer_codes = (
         unpack(row)
     )
-    key = key_of_values(key_values, submission_id, secret)
-    return SubmissionRow(
-        submission_id,
-        version_id,
-        review_status,
-        submitted_at,
-        form_version,
-        key.key,
-        key.basis,
-        key.reason,
-        text.decode("utf-8"),
-        answer_codes,
+    key, basis, reason = key_parts(key_values, submission_id, secret)
+    # tuple.__new__ makes the very tuple SubmissionRow(...) would, without the Python frame of its
+    # generated __new__; with key_parts' plain tuple, keying a row costs a tenth less.
+    return _new_row(
+        SubmissionRow,
+        (
+            submission_id,
+            version_id,
+            review_status,
+            submitted_at,
+            form_version,
+            key,
+            basis,
+            reason,
+            text.decode("utf-8"),
+            answer_codes,
+        ),
     )
+
+
+_new_row = tuple.__new__
 
 
 def prepare_row(raw: RawSubmission, secret: bytes, reader: SubmissionReader) -> SubmissionRow:
