@@ -139,8 +139,9 @@ def find_values(data: Mapping[str, Any], names: tuple[str, ...]) -> list[Any]:
     key_map = _KEY_MAPS.get(names)
     if key_map is None:
         key_map = _KeyMap(names)
-        if len(_KEY_MAPS) < _KEY_MAPS_MAX:
-            _KEY_MAPS[names] = key_map
+        if len(_KEY_MAPS) >= _KEY_MAPS_MAX:
+            return key_map.walk(data)  # no room to remember what it would learn
+        _KEY_MAPS[names] = key_map
     keys = key_map.keys_in(data)
     if keys is None:
         return key_map.walk(data)
