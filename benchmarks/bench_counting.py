@@ -24,7 +24,7 @@ from kobo_tip.config import Settings, load_settings
 from kobo_tip.counting import count_indicator
 from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import Store
-from kobo_tip.sync import prepare_row
+from kobo_tip.sync import prepare_row, submission_reader
 from kobo_tip.synthetic import iter_submissions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,10 +44,10 @@ def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
     )
     secret = b"benchmark-secret"
     run_id = store.begin_run("benchmark")
-    codes = store.answer_codes()
+    reader = submission_reader(store.answer_codes())
     while batch := list(itertools.islice(submissions, BATCH)):
-        rows = [prepare_row(raw_submission(row), secret, codes) for row in batch]
-        store.apply_batch(rows, run_id=run_id, new_answers=codes.take_added())
+        rows = [prepare_row(raw_submission(row), secret, reader) for row in batch]
+        store.apply_batch(rows, run_id=run_id, new_answers=reader.codes.take_added())
     store.finish_run(run_id, seconds=0.0)
 
 

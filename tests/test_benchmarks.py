@@ -1,0 +1,39 @@
+"""The benchmark scripts still run, on a few rows: they are run by hand, so nothing else would notice
+an API change that breaks one. Nothing here is timed."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "expected"),
+    [
+        ("bench_counting.py", ["--rows", "300"], r"identified_or_referred\s+\d+"),
+        ("bench_store.py", ["--rows", "300", "--read-rows", "600"], r"read counted\s+600 rows"),
+        ("bench_report.py", ["--rows", "300"], r"render_reports end to end"),
+        ("bench_kobo_sync.py", ["2000", "--rounds", "1"], r"full sync .* \(2000 new\).*\n.*median"),
+        ("bench_synthetic.py", ["--rows", "300"], r"300 submissions in"),
+    ],
+)
+def test_a_benchmark_runs_on_a_few_rows(script: str, args: list[str], expected: str, tmp_path: Path) -> None:
+    env = {**os.environ, "KOBO_TIP_SECRET": "benchmark-smoke-test"}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(expected, done.stdout), done.stdout[-2000:]
