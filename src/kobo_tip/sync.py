@@ -125,10 +125,10 @@ def _dumps(data: Mapping[str, Any]) -> bytes:
 
 
 # A submission on its way to the store, not keyed yet, packed (worker.pack) into one bytes object:
-# submission_id, version_id, review_status, submitted_at, form_version, the stored JSON (bytes), the answers
-# of KEY_FIELDS (the UIC parts among them, dropped by keyed_row) and the codes of the counted
-# answers. Packed as soon as it is made, while it is fresh in the processor's cache, a row costs
-# the worker process a fifth less than when whole pages are packed.
+# submission_id, version_id, review_status, submitted_at, form_version, the stored JSON (bytes),
+# the answers of KEY_FIELDS (the UIC parts among them, dropped by keyed_row) and the codes of the
+# counted answers. Packed as soon as it is made, while it is fresh in the processor's cache, a row
+# costs the worker an eighth less than when whole pages are packed (11.5 against 13.0 us).
 UnkeyedRow = bytes
 # What a batch says besides its rows: review statuses, deletions, watermarks, reconciled, rows
 # fetched, and the answers its rows coded for the first time (Store.apply_batch's new_answers).
