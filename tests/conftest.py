@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-FIXTURES = SHARED / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 SECRET = "test-secret-not-for-production"
+
+# The project must work in a clone with nothing beside it: a test that opens a file in a folder
+# next to the checkout (a ``../shared`` of the developers', say) fails, in every test of this run.
+_BESIDE = str(REPO.parent) + os.sep
+_INSIDE = str(REPO) + os.sep
+_OPENED_BESIDE: list[str] = []
+
+
+def _refuse_files_beside_the_repository(event: str, args: tuple[Any, ...]) -> None:
+    if event != "open" or not args or isinstance(args[0], int):
+        return
+    path = os.path.abspath(os.fsdecode(args[0]))
+    if path.startswith(_BESIDE) and not path.startswith(_INSIDE):
+        _OPENED_BESIDE.append(path)
+        raise PermissionError(f"a test opened {path}, outside the repository")
+
+
+# Where the checkout sits in the home folder or at the root, its neighbours are the machine's own.
+if REPO.parent not in (Path.home(), Path(REPO.anchor)):
+    sys.addaudithook(_refuse_files_beside_the_repository)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _OPENED_BESIDE:
+        print(f"\nfiles opened outside the repository: {sorted(set(_OPENED_BESIDE))}")
+        session.exitstatus = 1
 
 
 @pytest.fixture

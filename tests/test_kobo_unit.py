@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
+from conftest import FIXTURES
 from fakes import Mirror
 from kobo_tip.errors import ConfigError, SecretMissingError, ServerError, SourceError
 from kobo_tip.sources.base import Batch, FormFiles
@@ -23,7 +24,7 @@ BASE = "https://kf.example.org"
 UID = "aUnitTest000000000000a"
 TOKEN = "unit-test-token-9f8e7d"
 DATA = f"{BASE}/api/v2/assets/{UID}/data/"
-RECORDED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "kobo-recorded-responses.json"
+RECORDED = FIXTURES / "kobo-recorded-responses.json"
 
 
 @pytest.fixture
