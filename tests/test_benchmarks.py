@@ -22,6 +22,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("bench_report.py", ["--rows", "300"], r"render_reports end to end"),
         ("bench_kobo_sync.py", ["2000", "--rounds", "1"], r"full sync .* \(2000 new\).*\n.*median"),
         ("bench_synthetic.py", ["--rows", "300"], r"300 submissions in"),
+        (
+            "bench_disclosure.py",
+            ["--rows", "300"],
+            r"old rule: \d+ donor cells.*\n(.*\n)*  public: cells hidden",
+        ),
     ],
 )
 def test_a_benchmark_runs_on_a_few_rows(script: str, args: list[str], expected: str, tmp_path: Path) -> None:

@@ -563,7 +563,8 @@ def test_every_category_and_period_is_present_with_zeros(settings):
     per_period = counts.groupby("period", sort=False).size()
     assert per_period.nunique() == 1 and len(per_period) == 8
     assert value(result, "identified", "FY2026 Q3", "gender", "male") == 0
-    assert not counts[counts.dimension.isin(ind.MULTI_RESPONSE_DIMENSIONS)].additive.any()
+    assert not counts[counts.dimension.isin(ind.AT_LEAST_ONE_DIMENSIONS)].additive.any()
+    assert counts[counts.dimension == "gbv_type"].additive.all(), "a select_one: sums to the total"
     assert counts[~counts.dimension.isin(ind.MULTI_RESPONSE_DIMENSIONS)].additive.all()
 
 

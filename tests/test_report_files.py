@@ -12,10 +12,10 @@ import pandas as pd
 
 from counts_factory import Person, counts_table
 from kobo_tip import indicator
-from kobo_tip.privacy import publish
+from kobo_tip.privacy import internal_view
 from kobo_tip.report import files
 from kobo_tip.report.document import markdown_text
-from kobo_tip.report.restatements import changed_cells, publication_cells, reason
+from kobo_tip.report.restatements import changed_cells, published_cells, reason
 from kobo_tip.store import RunInfo
 
 
@@ -82,11 +82,11 @@ def test_reason_names_syncs_statuses_and_a_changed_merges_file(tmp_path: Path) -
 
 def test_only_cells_covering_the_same_days_are_compared() -> None:
     early = counts_table([Person(0, frozenset({"identified"}))] * 6, quarters=2)
-    previous = publication_cells(publish(early, "internal"), dt.date(2026, 2, 15))  # Q2 was running
+    previous = published_cells(internal_view(early))  # counted through 2026-02-15: Q2 was running
     later = counts_table(
         [Person(0, frozenset({"identified"}))] * 7 + [Person(1, frozenset({"identified"}))] * 3, quarters=2
     )
-    changes = changed_cells(previous, publish(later, "internal"), dt.date(2026, 4, 15))
+    changes = changed_cells(previous, dt.date(2026, 2, 15), internal_view(later), dt.date(2026, 4, 15))
     periods = {change[1] for change in changes}
     assert periods == {"FY2026 Q1"}, "Q2, FY2026 and LOP covered fewer days before"
     total = next(c for c in changes if c[2] == "total" and c[0] == "identified")

@@ -18,7 +18,7 @@ import pytest
 
 from kobo_tip import store as store_module
 from kobo_tip.errors import StoreError
-from kobo_tip.store import ANSWER_COLUMNS, BatchOutcome, Store, SubmissionRow, utc_stamp
+from kobo_tip.store import ANSWER_COLUMNS, SCHEMA_VERSION, BatchOutcome, Store, SubmissionRow, utc_stamp
 
 
 def row(sid: str, version: str = "v1", status: str | None = None, content: str = "a") -> SubmissionRow:
@@ -315,18 +315,47 @@ def test_run_log_keeps_every_run_newest_first(store: Store) -> None:
     assert len(store.runs(1)) == 1
 
 
-def test_publications_return_the_latest_per_audience(store: Store) -> None:
-    assert store.last_publication("donor") == {} and store.last_published_at("donor") is None
-    cell = ("identified_or_referred", "FY2026 Q1", "total", "total")
-    store.save_publication("donor", {cell: "12"}, "2026-01-05T10:00:00Z")
-    store.save_publication("donor", {cell: "13", (*cell[:3], "x"): "<5"}, "2026-04-05T10:00:00Z")
-    store.save_publication("public", {cell: "<10"}, "2026-04-06T10:00:00Z")
-    assert store.last_publication("donor") == {cell: "13", (*cell[:3], "x"): "<5"}
-    assert store.last_publication("public") == {cell: "<10"}
-    assert store.last_published_at("donor") == "2026-04-05T10:00:00Z"
-    # Publishing twice at the same second replaces that publication instead of mixing the two.
-    store.save_publication("public", {cell: "10"}, "2026-04-06T10:00:00Z")
-    assert store.last_publication("public") == {cell: "10"}
+def test_releases_come_back_oldest_first_and_internal_keeps_the_last_few(store: Store) -> None:
+    assert store.releases("donor") == [] and store.releases("donor", last=True) == []
+    cells = {"indicator": ["identified"], "value": [3], "published": ["<5"]}
+    store.save_release(
+        "donor", k=5, through="2026-03-31", last_run=1, cells=cells, released_at="2026-04-05T10:00:00Z"
+    )
+    store.save_release("donor", k=5, through="2026-06-30", last_run=2, cells={**cells, "value": [4]})
+    store.save_release(
+        "public", k=10, through="2026-06-30", last_run=2, cells={**cells, "published": ["<10"]}
+    )
+    first, second = store.releases("donor")
+    assert (first.k, first.through, first.last_run, first.released_at) == (
+        5,
+        "2026-03-31",
+        1,
+        "2026-04-05T10:00:00Z",
+    )
+    assert first.cells == cells and second.cells["value"] == [4]
+    assert store.releases("donor", last=True) == [second]
+    assert store.releases("public")[0].cells["published"] == ["<10"]
+    for run in range(8):  # an outside release is history the audit needs: all are kept; internal ones are not
+        store.save_release("internal", k=0, through="2026-06-30", last_run=run, cells=cells)
+    kept = store.releases("internal")
+    assert [r.last_run for r in kept] == [3, 4, 5, 6, 7]
+
+
+def test_a_version_2_store_is_refused_until_migrated_and_loses_its_publications(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    Store.open(path).close()
+    with sqlite3.connect(path) as db:  # as kobo-tip 0.1 left it: a publications table, version 2
+        db.execute("DROP TABLE releases")
+        db.execute("CREATE TABLE publications (id INTEGER PRIMARY KEY, audience TEXT, value TEXT)")
+        db.execute("INSERT INTO publications (audience, value) VALUES ('donor', '<5')")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match=r"schema version 2.*run 'kobo-tip store migrate'"):
+        Store.open(path)
+    with Store.open(path, migrate=True) as store:
+        assert store.schema_version() == SCHEMA_VERSION and store.releases("donor") == []
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "publications" not in tables and "releases" in tables
 
 
 def test_a_second_sync_lock_waits_then_names_the_holder(tmp_path: Path) -> None:

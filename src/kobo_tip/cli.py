@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     status = with_config(add("status", help="what the store holds, last syncs"))
     status.add_argument("--assets", action="store_true", help="list the server's survey assets")
 
+    store = add("store", help="the local store's schema")
+    store_commands = store.add_subparsers(dest="store_command", metavar="ACTION", parser_class=_Parser)
+    with_config(
+        store_commands.add_parser(
+            "migrate", parents=[common], help="upgrade the store to this kobo-tip's schema version"
+        )
+    )
+
     demo = add("demo", help="the whole pipeline on generated data, no server needed")
     demo.add_argument("dir", nargs="?", default="kobo-tip-demo", help="folder for the demo project")
     return parser
@@ -192,6 +200,16 @@ def _cmd_status(args: argparse.Namespace) -> None:
     print(describe_status(settings, assets=args.assets))
 
 
+def _cmd_store(args: argparse.Namespace) -> None:
+    if args.store_command is None:
+        raise UsageError("'kobo-tip store' needs an action: migrate.")
+    from kobo_tip.store import Store
+
+    settings = _settings(args)
+    with Store.open(settings.store_path, create=False, migrate=True) as store:
+        print(f"{settings.store_path} is at schema version {store.schema_version()}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from kobo_tip.demo import run_demo
 
@@ -206,6 +224,7 @@ _COMMANDS = {
     "sync": _cmd_sync,
     "report": _cmd_report,
     "status": _cmd_status,
+    "store": _cmd_store,
     "demo": _cmd_demo,
 }
 

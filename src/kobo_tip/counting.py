@@ -370,10 +370,8 @@ def dimensions(
     ):
         names, matrix = _mask_matrix(events[field].to_numpy(), list_name)
         result.append(Dimension(list_name, names, False, matrix))
-    gbv = _single("gbv_type", events[ind.GBV_TYPE], ind.CHOICES["gbv_type"])
-    result.append(
-        Dimension("gbv_type", gbv.categories, False, gbv.codes[:, None] == np.arange(len(gbv.categories)))
-    )
+    # gbv_type is a select_one: every person is in one of its categories (``unknown`` when not asked).
+    result.append(_single("gbv_type", events[ind.GBV_TYPE], ind.CHOICES["gbv_type"]))
     if variant == "referred":
         names, matrix = _mask_matrix(events[ind.SERVICES].to_numpy(), "service")
         result.append(Dimension("services", names, False, matrix))

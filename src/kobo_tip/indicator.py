@@ -282,6 +282,15 @@ MULTI_RESPONSE_DIMENSIONS: Final = (
     "gbv_type",
     "services",
 )
+# Dimensions in which each counted person is in exactly one category, so the categories sum to the
+# period total (spec section 6): the additive ones and gbv_type, a select_one whose ``unknown``
+# holds everyone it was not asked of.
+SINGLE_RESPONSE_DIMENSIONS: Final = (
+    *(d for d in DIMENSIONS if d not in ("total", "age_band_x_gender")),
+    "gbv_type",
+)
+# Multi-response dimensions: a person counts in every category selected, in ``unknown`` when none.
+AT_LEAST_ONE_DIMENSIONS: Final = ("person_category", "exploitation_type", "services")
 PERSONAL_DIMENSIONS: Final = frozenset({"age_band", "gender", "country_of_origin", "disability", "ethnicity"})
 DISABILITY_CATEGORIES: Final = ("yes", "no", NOT_ASKED, UNKNOWN, NOT_RECORDED)
 

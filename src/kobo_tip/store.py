@@ -1,4 +1,4 @@
-"""The local SQLite mirror of the server: submissions, watermarks, sync state, run log, publications.
+"""The local SQLite mirror of the server: submissions, watermarks, sync state, run log, releases.
 
 One file, WAL mode, created with permissions 0600. Sync is the only writer and commits each
 batch (submissions, review statuses, deletions, watermarks, run counters) in one transaction,
@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,10 @@ from kobo_tip.answers import AnswerCodes, AnswerTable, answer_key
 from kobo_tip.errors import StoreError
 from kobo_tip.sources.base import KnownSubmission
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SYNC_LOCK_WAIT = 5.0  # seconds a second sync waits for the first before giving up
+RENDER_LOCK_WAIT = 300.0  # seconds a render waits for another render of the same store
+INTERNAL_RELEASES_KEPT = 5  # internal renders are compared with the last one only
 _BUSY_TIMEOUT_MS = 30_000  # readers wait this long for a writer's checkpoint
 _CHUNK = 500  # ids per "IN (...)" query, well below SQLite's variable limit
 _PRIVATE = 0o077  # umask: files readable by their owner only
@@ -88,18 +91,25 @@ CREATE TABLE runs (
     seconds REAL,
     error TEXT
 );
-CREATE TABLE publications (
+-- What each audience was shown: every cell's true value and published text (columns as
+-- compressed JSON), the k it was published at (0: internal) and the day it counted through.
+CREATE TABLE releases (
     id INTEGER PRIMARY KEY,
     audience TEXT NOT NULL,
-    published_at TEXT NOT NULL,
-    indicator TEXT NOT NULL,
-    period TEXT NOT NULL,
-    dimension TEXT NOT NULL,
-    category TEXT NOT NULL,
-    value TEXT NOT NULL
+    released_at TEXT NOT NULL,
+    k INTEGER NOT NULL,
+    through TEXT NOT NULL,
+    last_run INTEGER NOT NULL,
+    cells BLOB NOT NULL
 );
-CREATE INDEX publications_by_audience ON publications (audience, published_at);
+CREATE INDEX releases_by_audience ON releases (audience, id);
 """
+# Each step takes a store from the version before it to the next (``kobo-tip store migrate``).
+_MIGRATIONS: dict[int, str] = {
+    # 2 -> 3: releases replace publications, which kept published text only and cannot be audited;
+    # the release history starts afresh (spec section 6).
+    3: _SCHEMA[_SCHEMA.index("-- What each audience was shown") :] + ";DROP TABLE publications",
+}
 _ANSWER_NAMES = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
 _ANSWER_UPDATES = ", ".join(f'"{field}" = ?' for field in ANSWER_COLUMNS)
 _INSERT_SUBMISSION = (
@@ -239,9 +249,6 @@ class StoreCounts:
     watermarks: dict[str, str]
 
 
-PublicationCell = tuple[str, str, str, str]  # indicator, period, dimension, category
-
-
 class Store:
     """An open store. Use ``Store.open(path)`` as a context manager."""
 
@@ -253,8 +260,9 @@ class Store:
     # --- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> Store:
-        """Open (and with ``create``, create) the store at ``path``."""
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True, migrate: bool = False) -> Store:
+        """Open (and with ``create``, create) the store at ``path``; ``migrate`` upgrades an older
+        schema (``kobo-tip store migrate``), which is otherwise an error."""
         path = Path(path)
         if not path.exists() and not create:
             raise StoreError(f"No store at {path}: run 'kobo-tip sync' first.")
@@ -264,7 +272,7 @@ class Store:
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             store = cls(path, connection)
             try:
-                store._prepare()
+                store._prepare(migrate)
             except sqlite3.DatabaseError as exc:
                 connection.close()
                 raise StoreError(
@@ -277,7 +285,7 @@ class Store:
             os.umask(old_umask)
         return store
 
-    def _prepare(self) -> None:
+    def _prepare(self, migrate: bool = False) -> None:
         self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         # A new store only (set before WAL mode fixes it): a stored submission is about 1 KB, and
         # larger pages hold them with less waste and fewer splits. Measured with Kobo rows: 8 KiB
@@ -294,13 +302,32 @@ class Store:
                         if statement.strip():
                             self._db.execute(statement)
                     self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row else 0
-        if version != SCHEMA_VERSION:
+        version = self.schema_version()
+        if migrate and min(_MIGRATIONS) - 1 <= version < SCHEMA_VERSION:
+            self._migrate(version)
+        elif version < SCHEMA_VERSION and version >= min(_MIGRATIONS) - 1:
+            raise StoreError(
+                f"The store {self.path} has schema version {version}, this kobo-tip reads version "
+                f"{SCHEMA_VERSION}: run 'kobo-tip store migrate' to upgrade it."
+            )
+        elif version != SCHEMA_VERSION:
             raise StoreError(
                 f"The store {self.path} has schema version {version}, this kobo-tip reads version "
                 f"{SCHEMA_VERSION}: use the matching kobo-tip, or move the store away and sync again."
             )
+
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self, version: int) -> None:
+        """Apply each migration after ``version``, each in one transaction with its version number."""
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._transaction():
+                for statement in _MIGRATIONS[target].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(target),))
 
     def _has_schema(self) -> bool:
         found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
@@ -337,16 +364,22 @@ class Store:
                 f"The store {self.path} could not be written ({exc}); check the disk and its permissions."
             ) from exc
 
-    @contextlib.contextmanager
-    def lock_for_sync(self, wait: float | None = None) -> Iterator[None]:
+    def lock_for_sync(self, wait: float | None = None) -> contextlib.AbstractContextManager[None]:
         """Hold the store's sync lock; a second sync waits ``wait`` seconds, then raises StoreError."""
-        wait = SYNC_LOCK_WAIT if wait is None else wait
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        return self._file_lock(".lock", SYNC_LOCK_WAIT if wait is None else wait, "sync")
+
+    def lock_for_render(self, wait: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Hold the store's render lock: one render at a time decides, writes and saves releases."""
+        return self._file_lock(".render.lock", RENDER_LOCK_WAIT if wait is None else wait, "report")
+
+    @contextlib.contextmanager
+    def _file_lock(self, suffix: str, wait: float, what: str) -> Iterator[None]:
+        lock_path = self.path.with_name(self.path.name + suffix)
         old_umask = os.umask(_PRIVATE)
         try:
-            handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held until the sync ends)
+            handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 (held until the work ends)
         except OSError as exc:
-            raise StoreError(f"Cannot create the sync lock file {lock_path}: {exc.strerror}.") from None
+            raise StoreError(f"Cannot create the {what} lock file {lock_path}: {exc.strerror}.") from None
         finally:
             os.umask(old_umask)
         try:
@@ -360,8 +393,8 @@ class Store:
                         handle.seek(0)
                         holder = handle.read().strip() or "unknown"
                         raise StoreError(
-                            f"Another kobo-tip sync (process {holder}) is running on {self.path}; "
-                            "wait for it to finish, then run this sync again."
+                            f"Another kobo-tip {what} (process {holder}) is running on {self.path}; "
+                            f"wait for it to finish, then run this {what} again."
                         ) from None
                     time.sleep(0.1)
             handle.seek(0)
@@ -772,47 +805,60 @@ class Store:
         )
         return [RunInfo(*row) for row in rows]
 
-    # --- publications (restatement log) -----------------------------------------------------
+    # --- releases (what each audience was shown) ---------------------------------------------
 
-    def last_publication(self, audience: str) -> dict[PublicationCell, str]:
-        """The cells of ``audience``'s latest publication; empty if it never published."""
-        row = self._db.execute(
-            "SELECT MAX(published_at) FROM publications WHERE audience = ?", (audience,)
-        ).fetchone()
-        if row[0] is None:
-            return {}
-        cells = self._db.execute(
-            "SELECT indicator, period, dimension, category, value FROM publications "
-            "WHERE audience = ? AND published_at = ?",
-            (audience, row[0]),
-        )
-        return {(ind, period, dim, cat): value for ind, period, dim, cat, value in cells}
-
-    def last_published_at(self, audience: str) -> str | None:
-        """When ``audience`` last published (``utc_stamp`` format), if ever."""
-        row = self._db.execute(
-            "SELECT MAX(published_at) FROM publications WHERE audience = ?", (audience,)
-        ).fetchone()
-        return row[0]
-
-    def save_publication(
+    def save_release(
         self,
         audience: str,
-        cells: Mapping[PublicationCell, str],
-        published_at: dt.datetime | str | None = None,
+        *,
+        k: int,
+        through: str,
+        last_run: int,
+        cells: Mapping[str, list[Any]],
+        released_at: dt.datetime | str | None = None,
     ) -> str:
-        """Record the values published to ``audience``; returns the publication's timestamp."""
-        stamp = utc_stamp(published_at)
+        """Record what ``audience`` was shown (``cells``: column name -> values); returns its time.
+        Internal renders keep only the last few: they are compared with the last one only."""
+        stamp = utc_stamp(released_at)
+        blob = zlib.compress(orjson.dumps(dict(cells)), 6)
         with self._transaction():
             self._db.execute(
-                "DELETE FROM publications WHERE audience = ? AND published_at = ?", (audience, stamp)
+                "INSERT INTO releases (audience, released_at, k, through, last_run, cells) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (audience, stamp, k, through, last_run, blob),
             )
-            self._db.executemany(
-                "INSERT INTO publications (audience, published_at, indicator, period, dimension, category, "
-                "value) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ((audience, stamp, *cell, str(value)) for cell, value in cells.items()),
-            )
+            if k == 0:
+                self._db.execute(
+                    "DELETE FROM releases WHERE audience = ? AND id NOT IN "
+                    "(SELECT id FROM releases WHERE audience = ? ORDER BY id DESC LIMIT ?)",
+                    (audience, audience, INTERNAL_RELEASES_KEPT),
+                )
         return stamp
+
+    def releases(self, audience: str, *, last: bool = False) -> list[StoredRelease]:
+        """``audience``'s releases, oldest first (``last``: the newest only)."""
+        query = (
+            "SELECT id, audience, released_at, k, through, last_run, cells FROM releases WHERE audience = ?"
+        )
+        query += " ORDER BY id DESC LIMIT 1" if last else " ORDER BY id"
+        rows = self._db.execute(query, (audience,)).fetchall()
+        return [
+            StoredRelease(id_, name, at, k, through, last_run, orjson.loads(zlib.decompress(cells)))
+            for id_, name, at, k, through, last_run, cells in rows
+        ]
+
+
+@dataclass(frozen=True)
+class StoredRelease:
+    """One saved release: ``cells`` maps each column name to its values."""
+
+    id: int
+    audience: str
+    released_at: str
+    k: int
+    through: str
+    last_run: int
+    cells: dict[str, list[Any]]
 
 
 def _create_private(path: Path) -> None:

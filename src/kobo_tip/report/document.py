@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
-from kobo_tip import indicator
+from kobo_tip import indicator, privacy
 from kobo_tip.report.charts import Series, stacked_bars
 from kobo_tip.report.tables import cross_tab, dimension_tables, headlines
 
@@ -77,7 +77,7 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
             {
                 "name": name,
                 "title": words.indicator(name),
-                "tables": dimension_tables(counts, words, name),
+                "tables": dimension_tables(counts, words, name, edition.left_out),
                 "cross_tabs": [table for table in crosses if table is not None],
             }
         )
@@ -92,7 +92,11 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
     notes = [words.text(rule) for rule in rules]
     if edition.k is not None:
         notes += [
-            words.text("rule.suppression", k=edition.k, k_minus_1=edition.k - 1),
+            words.text(
+                "rule.suppression", k=edition.k, k_minus_1=edition.k - 1, need=privacy.need_of(edition.k)
+            ),
+            words.text("rule.intruder"),
+            words.text("rule.revisions", k=edition.k),
             words.text("rule.running_quarter"),
         ]
     return {
@@ -105,6 +109,7 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "sections": sections,
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
         "restatements": _restatement_rows(edition) if edition.audience == "internal" else None,
+        "protection": _protection(edition) if edition.disclosure is not None else None,
         "provenance": edition.provenance,
     }
 
@@ -137,6 +142,25 @@ def _data_quality(edition: Edition) -> dict[str, list[FindingGroup]]:
         "excluded": [groups[rule] for rule in indicator.EXCLUSION_RULES if rule in groups],
         "findings": [groups[rule] for rule in indicator.FINDING_RULES if rule in groups],
     }
+
+
+def _protection(edition: Edition) -> dict[str, Any]:
+    """The internal report's account of the outside releases: what suppression hid, per audience
+    and breakdown, and the revisions held back."""
+    words = edition.words
+    loss = edition.disclosure
+    assert loss is not None
+    rows = [
+        {
+            "audience": words.text(f"audience.{row.audience}"),
+            "dimension": words.dimension(row.dimension),
+            "cells": f"{row.hidden_cells / row.cells:.1%}" if row.cells else "–",
+            "persons": f"{row.hidden_persons / row.persons:.1%}" if row.persons else "–",
+        }
+        for row in loss.itertuples()
+    ]
+    held = [{"period": h.period, "changed": h.changed, "reason": h.reason} for h in edition.held]
+    return {"loss": rows, "held": held}
 
 
 def _restatement_rows(edition: Edition) -> list[dict[str, str]]:

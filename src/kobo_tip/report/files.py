@@ -6,8 +6,11 @@ return OWASP lists) is made inert with a leading ``'``.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,35 @@ def inert(value: Any) -> str:
     """``value`` as text that no spreadsheet evaluates: ``=1+1`` -> ``'=1+1``."""
     text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+@contextlib.contextmanager
+def new_folder(folder: Path) -> Iterator[Path]:
+    """A new, empty folder to write ``folder``'s files into; when the block ends without an error,
+    ``folder`` becomes a link to it in one rename, so a reader sees the old files or the new ones,
+    never a mix, and the old version is removed. On an error the new folder is removed instead.
+
+    ``folder`` is a symbolic link to ``.<name>.<time>-<pid>`` beside it (a folder left by an
+    earlier version of kobo-tip is replaced by the link the first time)."""
+    parent = folder.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    version = parent / f".{folder.name}.{stamp}-{os.getpid()}"
+    version.mkdir(mode=0o700)
+    try:
+        yield version
+    except BaseException:
+        shutil.rmtree(version, ignore_errors=True)
+        raise
+    previous = Path(os.readlink(folder)) if folder.is_symlink() else None
+    if folder.is_dir() and not folder.is_symlink():
+        folder.rename(parent / f".{folder.name}.{stamp}-{os.getpid()}.old")
+        previous = parent / f".{folder.name}.{stamp}-{os.getpid()}.old"
+    link = parent / f".{folder.name}.{stamp}-{os.getpid()}.link"
+    link.symlink_to(version.name)
+    os.replace(link, folder)
+    if previous is not None:
+        shutil.rmtree(previous if previous.is_absolute() else parent / previous, ignore_errors=True)
 
 
 def write_text(path: Path, text: str) -> Path:

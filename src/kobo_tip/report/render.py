@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +17,7 @@ from kobo_tip.labels import load_labels
 from kobo_tip.report import cutoff, dhis2, document, files, restatements, workbook
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
 from kobo_tip.report.texts import ReportWords
-from kobo_tip.store import RunInfo, Store, utc_stamp
+from kobo_tip.store import RunInfo, Store, StoredRelease, utc_stamp
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ class Edition:
     restatements: pd.DataFrame
     provenance: Provenance
     words: ReportWords
+    disclosure: pd.DataFrame | None = None  # internal only: information loss of each outside release
+    held: list[privacy.HeldRevision] = field(default_factory=list)  # internal only
+    # Breakdowns published by fiscal year and LOP only ("quarters") or not at all ("all").
+    left_out: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def published(self) -> pd.DataFrame:
@@ -96,40 +100,102 @@ def write_audiences(
     """Publish the counts to each audience, write its folder and save what it was shown.
 
     Outside ``internal`` only ended quarters are counted, so the running quarter stays internal
-    and FY and LOP cover the published quarters only (derived from the one count, see ``cutoff``).
-    What each audience was shown is saved for the next report's restatement log.
+    and FY and LOP cover the published quarters only (derived from the one count, see ``cutoff``),
+    and every outside audience's release is protected against the releases before it
+    (``privacy.protect``). One render at a time holds the store's render lock, so two renders
+    never make two releases unaware of each other. If the guarantee cannot be proven, no file of
+    any outside audience is written and ``DisclosureError`` is raised after the internal report.
     """
     run_date = counted.provenance.run_date
     result = counted.result
     words = ReportWords.for_language(load_labels(settings.project.report_language), settings.form.locations)
     headline = periods.headline_quarter(settings.project, run_date)
+    wanted = list(dict.fromkeys(audiences))
     written: list[Path] = []
-    for audience in dict.fromkeys(audiences):
-        if audience == INTERNAL:
-            counts_table, through = result.counts, result.through
-        else:
+    with store.lock_for_render():
+        outcome: privacy.Outcome | None = None
+        failure: privacy.DisclosureError | None = None
+        if any(audience != INTERNAL for audience in wanted):
             through = _published_through(headline, settings)
-            counts_table = cutoff.counts_through(result.counts, through)
-        k = None if audience == INTERNAL else settings.privacy.min_cell[audience]
-        published = privacy.publish(counts_table, audience, k)
-        counts = PublishedCounts(published)
-        edition = Edition(
-            audience=audience,
-            k=k,
-            project_name=settings.project.name,
-            counts=counts,
-            key_periods=KeyPeriods.of(counts, headline.label if headline else None, run_date),
-            findings=result.findings if audience == INTERNAL else None,
-            restatements=restatements.restatements(
-                store, audience, published, through, settings.indicator.merges_path
-            ),
-            provenance=counted.provenance,
-            words=words,
-        )
-        written += _write(edition, settings, settings.report.out_dir / audience)
-        cells = restatements.publication_cells(published, through, counted.provenance.last_run)
-        store.save_publication(audience, cells)
+            table = cutoff.counts_through(result.counts, through)
+            ks = dict(settings.privacy.min_cell)  # every outside audience, so nesting holds for each
+            history = {a: [stored_release(stored) for stored in store.releases(a)] for a in ks}
+            try:
+                outcome = privacy.protect(table, ks, history, through.isoformat())
+            except privacy.DisclosureError as exc:
+                failure = exc
+        runs = store.runs(restatements.RUNS_LOOKED_AT)
+        for audience in wanted:
+            if audience == INTERNAL:
+                release = privacy.Release(
+                    INTERNAL,
+                    0,
+                    result.through.isoformat(),
+                    result.counts.assign(published=result.counts["value"].astype(str)),
+                )
+            elif outcome is not None:
+                release = outcome.releases[audience]
+            else:
+                continue
+            written += _publish(store, settings, counted, release, outcome, words, headline, runs)
+    if failure is not None:
+        raise failure
     return written
+
+
+def _publish(
+    store: Store,
+    settings: Settings,
+    counted: Counted,
+    release: privacy.Release,
+    outcome: privacy.Outcome | None,
+    words: ReportWords,
+    headline: periods.Period | None,
+    runs: Sequence[RunInfo],
+) -> list[Path]:
+    """Write one audience's folder and save its release (before the folder is swapped in, so no
+    file is ever out without its release on record)."""
+    audience = release.audience
+    internal = audience == INTERNAL
+    through = dt.date.fromisoformat(release.through)
+    published = release.published
+    counts = PublishedCounts(published)
+    previous = store.releases(audience, last=True)
+    last = previous[0] if previous else None
+    edition = Edition(
+        audience=audience,
+        k=None if internal else release.k,
+        project_name=settings.project.name,
+        counts=counts,
+        key_periods=KeyPeriods.of(counts, headline.label if headline else None, counted.provenance.run_date),
+        findings=counted.result.findings if internal else None,
+        restatements=restatements.restatements(
+            last, runs, published, through, settings.indicator.merges_path
+        ),
+        provenance=counted.provenance,
+        words=words,
+        disclosure=privacy.information_loss(outcome.releases.values()) if internal and outcome else None,
+        held=list(outcome.held) if internal and outcome else [],
+        left_out={} if internal else release.omitted(),
+    )
+    with files.new_folder(settings.report.out_dir / audience) as folder:
+        paths = _write(edition, settings, folder)
+        if internal or not release.same_cells(stored_release(last) if last else None):
+            store.save_release(
+                audience,
+                k=release.k,
+                through=release.through,
+                last_run=counted.provenance.last_run,
+                cells={c: release.table[c].tolist() for c in (*privacy.COLUMNS, "published")},
+            )
+    final = settings.report.out_dir / audience
+    return [final / path.name for path in paths]
+
+
+def stored_release(stored: StoredRelease) -> privacy.Release:
+    """A release as the store saved it."""
+    table = pd.DataFrame(stored.cells)
+    return privacy.Release(stored.audience, stored.k, stored.through, table, stored.released_at)
 
 
 def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:

@@ -14,50 +14,45 @@ from pathlib import Path
 import pandas as pd
 
 from kobo_tip import indicator
-from kobo_tip.store import RunInfo, Store
+from kobo_tip.store import RunInfo, StoredRelease
 
 Cell = tuple[str, str, str, str]  # (indicator, period, dimension, category)
-# Saved with each publication's cells (the store keeps cells only): the last day it counted,
-# and the newest sync run it includes, so the next report names exactly the runs after it.
-META = "_publication"
-THROUGH_CELL: Cell = (META, "through", "", "")
-LAST_RUN_CELL: Cell = (META, "last_run", "", "")
 RUNS_LOOKED_AT = 1000  # far more syncs than happen between two reports
 
 
-def publication_cells(published: pd.DataFrame, through: dt.date, last_run: int = 0) -> dict[Cell, str]:
-    """What to save for a publication: every published cell, the day it counted through and
-    the id of the newest sync run it includes."""
+def published_cells(published: pd.DataFrame) -> dict[Cell, str]:
+    """Each published cell's text, by its counts.csv address."""
     columns = (published[c].tolist() for c in ("indicator", "period", "dimension", "category", "value"))
-    cells: dict[Cell, str] = {(n, p, d, c): str(v) for n, p, d, c, v in zip(*columns, strict=True)}
-    cells[THROUGH_CELL] = through.isoformat()
-    cells[LAST_RUN_CELL] = str(last_run)
-    return cells
+    return {(n, p, d, c): str(v) for n, p, d, c, v in zip(*columns, strict=True)}
 
 
 def changed_cells(
-    previous: Mapping[Cell, str], published: pd.DataFrame, through: dt.date
+    previous: Mapping[Cell, str],
+    previous_through: dt.date,
+    published: pd.DataFrame,
+    through: dt.date,
+    *,
+    numbers_only: bool = False,
 ) -> list[tuple[str, str, str, str, str, str]]:
     """(indicator, period, dimension, category, old, new) for each comparable cell that changed.
 
     A category missing on one side (a location no counted person has any more) counts as 0.
+    ``numbers_only``: only cells published as numbers both times (outside internal, a cell hidden
+    in one of two releases is not a revision the reader can compare).
     """
-    if THROUGH_CELL not in previous:
-        return []
-    before = dt.date.fromisoformat(previous[THROUGH_CELL])
     comparable = {
         row.period
         for row in published.drop_duplicates("period").itertuples()
         if min(dt.date.fromisoformat(str(row.period_end)), through)
-        == min(dt.date.fromisoformat(str(row.period_end)), before)
+        == min(dt.date.fromisoformat(str(row.period_end)), previous_through)
     }
-    current = publication_cells(published, through)
-    keys = {key for key in (*previous, *current) if key[0] != META and key[1] in comparable}
+    current = published_cells(published)
+    keys = {key for key in (*previous, *current) if key[1] in comparable}
     position = {key: i for i, key in enumerate(current)}  # table order; cells no longer shown last
     changes = []
     for key in sorted(keys, key=lambda k: (position.get(k, len(position)), k)):
         old, new = previous.get(key, "0"), current.get(key, "0")
-        if old != new:
+        if old != new and (not numbers_only or (old.isdigit() and new.isdigit())):
             changes.append((*key, old, new))
     return changes
 
@@ -86,16 +81,31 @@ def _modified_after(path: Path, stamp: str) -> bool:
 
 
 def restatements(
-    store: Store, audience: str, published: pd.DataFrame, through: dt.date, merges: Path | None
+    previous: StoredRelease | None,
+    runs: Sequence[RunInfo],
+    published: pd.DataFrame,
+    through: dt.date,
+    merges: Path | None,
 ) -> pd.DataFrame:
-    """The restatement rows for ``audience`` against its last saved publication."""
-    previous = store.last_publication(audience)
-    since = store.last_published_at(audience)
-    changes = changed_cells(previous, published, through) if since else []
+    """The restatement rows of ``published`` against the audience's last saved release."""
+    changes: list[tuple[str, str, str, str, str, str]] = []
     why = ""
-    if changes and since:
-        last_run = int(previous.get(LAST_RUN_CELL, "0"))
-        why = reason([r for r in store.runs(RUNS_LOOKED_AT) if r.id > last_run], since, merges)
+    if previous is not None:
+        before = dict(
+            zip(
+                zip(
+                    *(previous.cells[c] for c in ("indicator", "period", "dimension", "category")),
+                    strict=True,
+                ),
+                previous.cells["published"],
+                strict=True,
+            )
+        )
+        changes = changed_cells(
+            before, dt.date.fromisoformat(previous.through), published, through, numbers_only=previous.k > 0
+        )
+        if changes:
+            why = reason([r for r in runs if r.id > previous.last_run], previous.released_at, merges)
     return pd.DataFrame(
         [(*change, why) for change in changes], columns=list(indicator.RESTATEMENT_COLUMNS), dtype=object
     )

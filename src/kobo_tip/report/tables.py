@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -59,6 +60,7 @@ class Table:
     additive: bool
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
+    left_out: str = ""  # "quarters": by fiscal year and LOP only; "all": not published in this release
 
 
 @dataclass(frozen=True)
@@ -113,25 +115,35 @@ class PublishedCounts:
         return [name for name in indicator.VARIANTS if name in present]
 
 
-def dimension_tables(counts: PublishedCounts, words: ReportWords, name: str) -> list[Table]:
-    """One table per dimension of indicator ``name``: categories by periods (quarters, FY, LOP)."""
-    columns = tuple(Column(p.label, p.kind) for p in counts.periods)
+def dimension_tables(
+    counts: PublishedCounts,
+    words: ReportWords,
+    name: str,
+    left_out: Mapping[tuple[str, str], str] | None = None,
+) -> list[Table]:
+    """One table per dimension of indicator ``name``: categories by periods (quarters, FY, LOP).
+
+    ``left_out`` names the breakdowns a release publishes by fiscal year and LOP only (their table
+    has those columns only) or not at all (an empty table, so the report can say why)."""
+    left_out = left_out or {}
     tables = []
     for dimension in TABLE_DIMENSIONS:
         categories = counts.categories.get((name, dimension))
-        if not categories:
+        omitted = left_out.get((name, dimension), "")
+        if not categories and not omitted:
             continue
+        periods = [p for p in counts.periods if omitted == "" or (omitted != "all" and p.kind != QUARTER)]
         rows = tuple(
             Row(
                 category,
                 words.category(dimension, category),
-                tuple(counts.cell(name, p.label, dimension, category) for p in counts.periods),
+                tuple(counts.cell(name, p.label, dimension, category) for p in periods),
             )
-            for category in categories
+            for category in categories or []
         )
-        tables.append(
-            Table(name, dimension, words.dimension(dimension), counts.additive[dimension], columns, rows)
-        )
+        columns = tuple(Column(p.label, p.kind) for p in periods)
+        additive = counts.additive.get(dimension, True)
+        tables.append(Table(name, dimension, words.dimension(dimension), additive, columns, rows, omitted))
     return tables
 
 

@@ -57,8 +57,21 @@ ENGLISH: Final[dict[str, str]] = {
         "both identified and referred counts once in the headline."
     ),
     "rule.suppression": (
-        "Small numbers are hidden to protect the people counted: '<{k}' marks a number from 1 to "
-        "{k_minus_1}, and 'x' a number hidden so that the small ones cannot be worked out from the totals."
+        "Small numbers are hidden to protect the people counted: '<{k}' marks a number from 0 to "
+        "{k_minus_1}, and 'x' a number of {k} or more hidden so that the small ones cannot be worked out. "
+        "What is promised: a reader who solves every sum in this report (categories against totals, "
+        "quarters against fiscal years and the life of project, the three indicators against each other) "
+        "with a computer is still left with at least {need} possible values for every hidden small number."
+    ),
+    "rule.intruder": (
+        "That reader is assumed to hold this report, every earlier edition of it, and every report "
+        "published with more numbers hidden; each edition is checked against all of them before it is "
+        "released, and none is released that cannot be checked."
+    ),
+    "rule.revisions": (
+        "Numbers of a quarter already published change only when late or corrected records move them "
+        "by 0 or by at least {k}, or when the changed number is hidden in the new edition; a smaller "
+        "revision is held back until it can be published under this rule."
     ),
     "rule.running_quarter": (
         "Only quarters that have ended are shown; the fiscal-year and LOP totals cover those quarters only."
@@ -90,6 +103,22 @@ ENGLISH: Final[dict[str, str]] = {
     "dq.malformed": "Values that could not be read",
     "dq.field": "Field",
     "dq.detail": "Detail",
+    "left_out.quarters": (
+        "Shown by fiscal year and for the life of the project only: by quarter, the small numbers of "
+        "this breakdown could not be protected."
+    ),
+    "left_out.all": "Not published in this edition: its small numbers could not be protected.",
+    "section.protection": "Small-cell protection of the outside reports",
+    "protection.about": (
+        "Share of the cells, and of the persons they count, that suppression hides in each outside "
+        "report (the audit proves that no small number can be worked out, see 'What is counted')."
+    ),
+    "protection.audience": "Report",
+    "protection.cells": "Cells hidden",
+    "protection.persons": "Persons in hidden cells",
+    "protection.held": "Revisions held back from the outside reports",
+    "protection.held_none": "No revision is held back.",
+    "protection.changed": "Cells changed",
     "section.restatements": "Restatements since the last report",
     "restatements.none": "No published number changed since the last report.",
     "column.indicator": "Indicator",

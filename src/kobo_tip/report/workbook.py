@@ -15,6 +15,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
+from kobo_tip import privacy
 from kobo_tip.report.files import inert
 from kobo_tip.report.tables import Cell, dimension_tables
 
@@ -51,7 +52,7 @@ def write_workbook(path: Path, edition: Edition) -> Path:
     sheets: dict[str, Worksheet] = {}
     periods = [p.label for p in edition.counts.periods]
     for name in edition.counts.indicators():
-        for table in dimension_tables(edition.counts, words, name):
+        for table in dimension_tables(edition.counts, words, name, edition.left_out):
             sheet = sheets.get(table.dimension)
             if sheet is None:
                 sheet = sheets[table.dimension] = book.create_sheet(table.dimension[:31])
@@ -61,7 +62,11 @@ def write_workbook(path: Path, edition: Edition) -> Path:
                 sheet.column_dimensions["B"].width = 22
                 sheet.column_dimensions["C"].width = 36
             for row in table.rows:
-                sheet.append([name, inert(row.category), inert(row.label), *(_value(c) for c in row.cells)])
+                by_period = {
+                    column.label: cell for column, cell in zip(table.columns, row.cells, strict=True)
+                }
+                values = [_value(by_period[p]) if p in by_period else "" for p in periods]
+                sheet.append([name, inert(row.category), inert(row.label), *values])
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     book.save(temporary)
@@ -83,5 +88,11 @@ def _about_rows(edition: Edition) -> list[tuple[str, str]]:
         ("not additive", ", ".join(d for d, additive in edition.counts.additive.items() if not additive)),
     ]
     if edition.k is not None:
-        rows.append(("suppression", words.text("rule.suppression", k=edition.k, k_minus_1=edition.k - 1)))
+        need = privacy.need_of(edition.k)
+        rows.append(
+            ("suppression", words.text("rule.suppression", k=edition.k, k_minus_1=edition.k - 1, need=need))
+        )
+        rows.append(("revisions", words.text("rule.revisions", k=edition.k)))
+    for (name, dimension), level in sorted(edition.left_out.items()):
+        rows.append((f"{name}: {dimension}", words.text(f"left_out.{level}")))
     return rows

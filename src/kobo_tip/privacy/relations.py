@@ -1,0 +1,237 @@
+"""The intruder's relations among the cells of one counts table (spec section 6).
+
+Every relation is linear: ``sum(coef * cell) (= or <=) rhs``. Equalities: each single-response
+dimension's categories sum to the period total; the age band x gender cross-tab sums to both
+margins; ``not_recorded`` is one count across the personal dimensions; where the age bands split
+at 5, disability ``not_asked`` equals the bands below 5 (lies between the bands wholly and partly
+below 5 otherwise); quarters sum to their fiscal year and fiscal years to LOP, for every cell.
+Inequalities: a multi-response cell is at most its period total and its categories (``unknown``
+included) add up to at least the total; for every run of quarters from the first, ``identified``
+and ``referred`` are at most ``identified_or_referred``, which is at most their sum; a location or
+country of origin that is listed was seen, so its LOP cells sum to at least 1.
+
+The relations know the table's layout only (its indicator, period, dimension and category
+columns), never its values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from kobo_tip import indicator
+
+CellKey = tuple[str, str, str, str]  # (indicator, period, dimension, category)
+
+TOTAL_DIMENSION = "total"
+TOTAL_CATEGORY = "all"
+CROSS_TAB = "age_band_x_gender"
+CROSS_TAB_SEPARATOR = "|"
+QUARTER, FISCAL_YEAR, LOP = "quarter", "fiscal_year", "lop"
+EQUAL, AT_MOST = "=", "<="
+SEEN_DIMENSIONS = ("location", "country_of_origin")  # categories listed only when seen (spec section 7)
+ALWAYS_LISTED = (indicator.UNKNOWN, indicator.NOT_RECORDED)
+IDENTIFIED_OR_REFERRED, IDENTIFIED, REFERRED = "identified_or_referred", "identified", "referred"
+NO_DISABILITY_QUESTIONS_BELOW = 5  # spec section 4: under 5, the Washington Group set is not asked
+
+
+@dataclass
+class Relations:
+    """Linear relations over the rows of a table: row ``r`` is ``sum(coefs * cells) sense rhs``."""
+
+    cells: list[list[int]] = field(default_factory=list)
+    coefs: list[list[float]] = field(default_factory=list)
+    senses: list[str] = field(default_factory=list)
+    rhs: list[float] = field(default_factory=list)
+
+    def add(
+        self, plus: Sequence[int], minus: Sequence[int] = (), *, sense: str = EQUAL, rhs: float = 0.0
+    ) -> None:
+        """Add ``sum(plus) - sum(minus) sense rhs``; cells on both sides cancel."""
+        weight: dict[int, float] = defaultdict(float)
+        for cell in plus:
+            weight[cell] += 1.0
+        for cell in minus:
+            weight[cell] -= 1.0
+        kept = {cell: w for cell, w in weight.items() if w}
+        if not kept:
+            return
+        self.cells.append(list(kept))
+        self.coefs.append(list(kept.values()))
+        self.senses.append(sense)
+        self.rhs.append(rhs)
+
+    def __len__(self) -> int:
+        return len(self.senses)
+
+
+def parent_periods(rows: pd.DataFrame) -> dict[str, str]:
+    """Quarter label -> the fiscal year holding its start; fiscal-year label -> the LOP label."""
+    periods = rows.drop_duplicates("period")
+    by_kind = {kind: group for kind, group in periods.groupby("period_kind")}
+    parent: dict[str, str] = {}
+    years = by_kind.get(FISCAL_YEAR, periods.iloc[0:0])
+    for quarter in by_kind.get(QUARTER, periods.iloc[0:0]).itertuples():
+        start = str(quarter.period_start)
+        for year in years.itertuples():
+            if str(year.period_start) <= start <= str(year.period_end):
+                parent[quarter.period] = year.period
+                break
+    for lop in by_kind.get(LOP, periods.iloc[0:0]).itertuples():
+        parent.update(dict.fromkeys(years["period"], lop.period))
+    return parent
+
+
+def table_relations(table: pd.DataFrame) -> Relations:
+    """Every relation of spec section 6 among the rows of ``table`` (positions 0..len-1)."""
+    keys = list(
+        zip(*(table[name].tolist() for name in ("indicator", "period", "dimension", "category")), strict=True)
+    )
+    position: dict[CellKey, int] = {key: i for i, key in enumerate(keys)}
+    categories: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for name, period, dimension, category in keys:
+        categories[(name, period, dimension)].append(category)
+    kinds = dict(zip(table["period"].tolist(), table["period_kind"].tolist(), strict=True))
+    starts = dict(zip(table["period"].tolist(), table["period_start"].astype(str).tolist(), strict=True))
+    relations = Relations()
+    _category_relations(relations, position, categories)
+    _period_relations(relations, position, parent_periods(table))
+    quarters = sorted((p for p, kind in kinds.items() if kind == QUARTER), key=lambda p: starts[p])
+    lop = next((p for p, kind in kinds.items() if kind == LOP), None)
+    _variant_relations(relations, position, quarters, lop)
+    if lop is not None:
+        _seen_relations(relations, position, categories, lop)
+    return relations
+
+
+def _category_relations(
+    relations: Relations, position: dict[CellKey, int], categories: dict[tuple[str, str, str], list[str]]
+) -> None:
+    """Per indicator and period: dimensions against the total, the cross-tab against its margins,
+    ``not_recorded`` across personal dimensions, disability ``not_asked`` against young age bands."""
+    for (name, period, dimension), listed in categories.items():
+        total = position.get((name, period, TOTAL_DIMENSION, TOTAL_CATEGORY))
+        if total is None or dimension == TOTAL_DIMENSION:
+            continue
+        cells = [position[(name, period, dimension, c)] for c in listed]
+        if dimension in indicator.SINGLE_RESPONSE_DIMENSIONS:
+            relations.add(cells, [total])
+        elif dimension in indicator.AT_LEAST_ONE_DIMENSIONS:
+            for cell in cells:
+                relations.add([cell], [total], sense=AT_MOST)
+            relations.add([total], cells, sense=AT_MOST)
+        elif dimension == CROSS_TAB:
+            _cross_tab_relations(relations, position, name, period, listed)
+        if dimension == "disability":
+            _not_asked_relations(
+                relations, position, name, period, categories.get((name, period, "age_band"), [])
+            )
+    for name, period in {(n, p) for n, p, _ in categories}:
+        not_recorded = [
+            position[key]
+            for dimension in sorted(indicator.PERSONAL_DIMENSIONS)
+            if (key := (name, period, dimension, indicator.NOT_RECORDED)) in position
+        ]
+        for first, second in itertools.pairwise(not_recorded):
+            relations.add([first], [second])
+
+
+def _cross_tab_relations(
+    relations: Relations, position: dict[CellKey, int], name: str, period: str, listed: Sequence[str]
+) -> None:
+    by_margin: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for category in listed:
+        age, _, gender = category.partition(CROSS_TAB_SEPARATOR)
+        cell = position[(name, period, CROSS_TAB, category)]
+        by_margin[("age_band", age)].append(cell)
+        by_margin[("gender", gender)].append(cell)
+    for (dimension, category), cells in by_margin.items():
+        margin = position.get((name, period, dimension, category))
+        if margin is not None:
+            relations.add(cells, [margin])
+
+
+def _lower_bound(band: str) -> int | None:
+    found = re.match(r"(\d+)", band)
+    return int(found.group(1)) if found else None
+
+
+def _not_asked_relations(
+    relations: Relations, position: dict[CellKey, int], name: str, period: str, bands: Sequence[str]
+) -> None:
+    """Disability is not asked under 5: ``not_asked`` lies between the bands wholly below 5 and the
+    bands that start below 5 (equal when a band starts at 5)."""
+    not_asked = position.get((name, period, "disability", indicator.NOT_ASKED))
+    lows = [(band, _lower_bound(band)) for band in bands]
+    numbered = sorted((low, band) for band, low in lows if low is not None)
+    if not_asked is None or not numbered:
+        return
+    starting_below = [band for low, band in numbered if low < NO_DISABILITY_QUESTIONS_BELOW]
+    uppers = {band: nxt for (_, band), (nxt, _) in itertools.pairwise(numbered)}
+    wholly_below = [b for b in starting_below if uppers.get(b, NO_DISABILITY_QUESTIONS_BELOW + 1) <= 5]
+    cell = [position[(name, period, "age_band", band)] for band in starting_below]
+    below = [position[(name, period, "age_band", band)] for band in wholly_below]
+    if cell == below:
+        relations.add([not_asked], cell)
+        return
+    relations.add([not_asked], cell, sense=AT_MOST)
+    relations.add(below, [not_asked], sense=AT_MOST)
+
+
+def _period_relations(relations: Relations, position: dict[CellKey, int], parent: dict[str, str]) -> None:
+    """Quarters -> their fiscal year, fiscal years -> LOP, for every indicator, dimension, category."""
+    parts: dict[CellKey, list[int]] = defaultdict(list)
+    for (name, period, dimension, category), i in position.items():
+        if period in parent:
+            parts[(name, parent[period], dimension, category)].append(i)
+    for margin, cells in parts.items():
+        if margin in position:
+            relations.add(cells, [position[margin]])
+
+
+def _variant_relations(
+    relations: Relations, position: dict[CellKey, int], quarters: Sequence[str], lop: str | None
+) -> None:
+    """Up to the end of every quarter (and at LOP): each of ``identified`` and ``referred`` is at most
+    ``identified_or_referred``, which is at most their sum (a person's first event is one of them)."""
+
+    def totals(name: str, periods: Sequence[str]) -> list[int] | None:
+        cells = [position.get((name, p, TOTAL_DIMENSION, TOTAL_CATEGORY)) for p in periods]
+        return None if any(c is None for c in cells) else [c for c in cells if c is not None]
+
+    spans = [quarters[: n + 1] for n in range(len(quarters))] + ([[lop]] if lop else [])
+    for span in spans:
+        either, identified, referred = (
+            totals(n, span) for n in (IDENTIFIED_OR_REFERRED, IDENTIFIED, REFERRED)
+        )
+        if either is None:
+            continue
+        for one in (identified, referred):
+            if one is not None:
+                relations.add(one, either, sense=AT_MOST)
+        if identified is not None and referred is not None:
+            relations.add(either, identified + referred, sense=AT_MOST)
+
+
+def _seen_relations(
+    relations: Relations,
+    position: dict[CellKey, int],
+    categories: dict[tuple[str, str, str], list[str]],
+    lop: str,
+) -> None:
+    """A listed location or country of origin was seen among counted persons: its LOP cells over
+    the indicators sum to at least 1."""
+    seen: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for (name, period, dimension), listed in categories.items():
+        if period != lop or dimension not in SEEN_DIMENSIONS:
+            continue
+        for category in listed:
+            if category not in ALWAYS_LISTED:
+                seen[(dimension, category)].append(position[(name, period, dimension, category)])
+    for cells in seen.values():
+        relations.add([], cells, sense=AT_MOST, rhs=-1.0)

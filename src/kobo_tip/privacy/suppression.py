@@ -1,0 +1,531 @@
+"""Primary and secondary suppression with the disclosure audit in the loop (spec section 6).
+
+Primary: every count 1..k-1 is hidden as ``<k``. Secondary, as statistical offices do it (the
+audit-then-protect loop of tau-Argus and sdcTable): audit, and for each protected cell that
+still keeps too few values, solve a small linear program that finds the cheapest published
+cells whose hiding lets the cell reach the values it lacks (Fischetti and Salazar's protection
+model): the published cells may move at a cost per unit, the cheapest being zeros (no person
+hidden), then cells the last release hid already, then small counts, a period total last. The
+cells that moved are hidden, which can only widen what the intruder must consider, so cells
+proven safe stay safe and only the exposed ones are audited again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from kobo_tip.errors import KoboTipError
+from kobo_tip.indicator import PERSONAL_DIMENSIONS
+from kobo_tip.privacy.audit import Auditor, Exposure, Need, feasible_values, new_highs
+from kobo_tip.privacy.relations import CROSS_TAB, TOTAL_DIMENSION
+from kobo_tip.privacy.system import HIDDEN, INFINITY, OMITTED, IntruderSystem, View, hidden_bounds
+
+ZERO_COST = 0.05  # a hidden zero hides no one
+MARGIN = 1  # values to spare, where hiding can give them
+STABLE_COST = 0.02  # hidden in the audience's last release already: hiding it again tells nothing new
+TOTAL_COST = 1000.0  # a period total only when nothing else protects
+_MOVED = 1e-6
+_MAX_ROUNDS = 50
+
+
+class DisclosureError(KoboTipError):
+    """The suppression could not prove the guarantee of spec section 6: nothing is published.
+    ``cell``: (indicator, period, dimension, category) of the cell that could not be protected,
+    when it is one of this release's."""
+
+    def __init__(self, message: str, cell: tuple[str, str, str, str] | None = None) -> None:
+        super().__init__(message)
+        self.cell = cell
+        self.audience: str | None = None  # the audience being suppressed, once known
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """One audience's published table: the text of each cell, and which cells are hidden."""
+
+    published: list[str]
+    hidden: np.ndarray  # bool per row
+    solves: int
+
+
+def need_of(k: int) -> int:
+    """The feasible values a protected cell keeps: ceil(k/2) (3 for k = 5, 5 for k = 10)."""
+    return math.ceil(k / 2)
+
+
+def suppress(
+    table: pd.DataFrame,
+    k: int,
+    *,
+    through: str,
+    held: Sequence[View] = (),
+    own: Sequence[View] = (),
+    larger: Sequence[int] = (),
+    forced: np.ndarray | None = None,
+    guarded: np.ndarray | None = None,
+    stable: np.ndarray | None = None,
+    growing: np.ndarray | None = None,
+    omitted: np.ndarray | None = None,
+) -> Suppressed:
+    """Hide cells of ``table`` (LAYOUT columns and true ``value``) until the audit proves every
+    protected cell keeps ``need_of(k)`` values.
+
+    ``held``: the earlier releases the intruder holds (this audience's and those of larger k);
+    ``own``: those of this audience, whose protected cells must stay protected too; ``larger``: the
+    k of every audience with a larger one (they hide whatever this one hides, so their ``<k`` and
+    ``x`` bound its hidden cells). ``forced``: rows to hide whatever their value; ``guarded``: rows
+    that need the protection of a small cell whatever their value (revisions, spec section 6);
+    ``stable``: rows hidden in the last release, cheap to hide again; ``growing``: rows the next
+    release extends (LOP and a running fiscal year); ``omitted``: rows left out of the files
+    (published as ``OMITTED``, bounded by nothing).
+    """
+    n = len(table)
+    none = np.zeros(n, dtype=bool)
+    run = _Suppression(
+        table,
+        k,
+        through,
+        held,
+        {id(view) for view in own},
+        (k, *larger),
+        forced=none if forced is None else forced,
+        guarded=none if guarded is None else guarded,
+        stable=none if stable is None else stable,
+        growing=none if growing is None else growing,
+        omitted=none if omitted is None else omitted,
+    )
+    return run.run()
+
+
+class _Suppression:
+    """One audience's suppression: the intruder's system with this release in it, the needs, and
+    the loop that hides cells until the audit finds no exposed cell."""
+
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        k: int,
+        through: str,
+        held: Sequence[View],
+        own: set[int],
+        thresholds: tuple[int, ...],
+        *,
+        forced: np.ndarray,
+        guarded: np.ndarray,
+        stable: np.ndarray,
+        growing: np.ndarray,
+        omitted: np.ndarray,
+    ) -> None:
+        self.table, self.k = table, k
+        self.values = values = table["value"].astype(int).to_numpy()
+        self.omitted = omitted
+        system = IntruderSystem()
+        history = [system.add_view(view) for view in held]
+        base_lower, base_upper = np.asarray(system.lower), np.asarray(system.upper)
+        self.variables = variables = system.variables_of(table, through)
+        system.add_relations(table, variables)
+        extra = len(system.truth) - len(base_lower)
+        self.lower = np.concatenate([base_lower, np.zeros(extra)])
+        self.upper = np.concatenate([base_upper, np.full(extra, INFINITY)])
+        self.free_lower, self.free_upper = self.lower.copy(), self.upper.copy()  # before this release
+        self.hidden_low, self.hidden_high = np.zeros(len(table)), np.full(len(table), INFINITY)
+        for cutoff in thresholds:
+            low, high = np.array([hidden_bounds(int(v), cutoff) for v in values]).reshape(-1, 2).T
+            self.hidden_low = np.maximum(self.hidden_low, low)
+            self.hidden_high = np.minimum(self.hidden_high, high)
+        self.hidden_low[omitted], self.hidden_high[omitted] = 0.0, INFINITY
+        self.floor = np.where(omitted, 0.0, _growth_floors(values, growing, k, thresholds))
+        self.hidden = (values > 0) & (values < k) | forced | guarded | omitted
+        self.truth = truth = np.asarray(system.truth, dtype=float)
+        a, equal, rhs = system.matrix()
+        self.auditor = Auditor(a, equal, rhs, truth)
+        self.row_of_var = np.full(len(truth), -1, dtype=np.int64)
+        self.row_of_var[variables] = np.arange(len(table))
+        self.identities = system.identities()
+        self._apply(np.arange(len(table)))
+        self.auditor.check_truth(self.lower, self.upper)
+        self.hard, self.protected = self._needs(history, held, own, guarded, growing, thresholds)
+        cost = np.zeros(len(truth))
+        cost[variables] = _costs(table, values, stable)
+        hidden_now = np.zeros(len(truth), dtype=bool)
+        hidden_now[variables[self.hidden]] = True
+        shown_free = np.zeros(len(truth), dtype=bool)
+        shown_free[variables] = ~self.hidden & (self.free_lower[variables] < self.free_upper[variables])
+        self.arrays = _Arrays(
+            a, equal, rhs, truth, self.would_low, self.would_high, shown_free | hidden_now, hidden_now, cost
+        )
+        self.protection = _Protection(self.arrays, _regions(self.identities))
+
+    def _apply(self, rows: np.ndarray) -> None:
+        """The bounds of ``rows``' variables: their value if shown, what hiding says if hidden."""
+        vars_ = self.variables[rows]
+        low = np.maximum(self.hidden_low[rows], self.floor[rows])
+        shown = ~self.hidden[rows]
+        self.lower[vars_] = np.maximum(self.free_lower[vars_], np.where(shown, self.values[rows], low))
+        self.upper[vars_] = np.minimum(
+            self.free_upper[vars_], np.where(shown, self.values[rows], self.hidden_high[rows])
+        )
+
+    @property
+    def would_low(self) -> np.ndarray:
+        """What each variable would be bounded below by if its cell were hidden."""
+        out = self.free_lower.copy()
+        rows = np.arange(len(self.table))
+        out[self.variables] = np.maximum(
+            self.free_lower[self.variables], np.maximum(self.hidden_low[rows], self.floor[rows])
+        )
+        return out
+
+    @property
+    def would_high(self) -> np.ndarray:
+        out = self.free_upper.copy()
+        out[self.variables] = np.minimum(self.free_upper[self.variables], self.hidden_high)
+        return out
+
+    def _needs(
+        self,
+        history: Sequence[np.ndarray],
+        held: Sequence[View],
+        own: set[int],
+        guarded: np.ndarray,
+        growing: np.ndarray,
+        thresholds: tuple[int, ...],
+    ) -> tuple[dict[int, Need], dict[int, Need]]:
+        """The guarantee (hard) for this release's small cells and those of the audience's earlier
+        releases; and, where hiding can give them, a value to spare for this release's small cells
+        and the ranges the next release's quarters will need (soft): later releases tell more about
+        the cells they extend, and a margin keeps what they tell from taking a cell below its need."""
+        need = Need(need_of(self.k))
+        small = ((self.values > 0) & (self.values < self.k) | guarded) & ~self.omitted
+        hard = {int(var): need for var in self.variables[small]}
+        soft = {var: Need(need.values + MARGIN) for var in hard}
+        for view, vars_ in zip(held, history, strict=True):
+            if id(view) in own:
+                view_values = view.table["value"].astype(int).to_numpy()
+                shown = (view.table["published"].astype(str) != OMITTED).to_numpy()
+                for var in vars_[shown & (view_values > 0) & (view_values < view.k)]:
+                    hard.setdefault(int(var), Need(need_of(view.k)))
+        for row, reach in _growth_needs(self.values, growing & ~self.omitted, self.k, thresholds).items():
+            var = int(self.variables[row])
+            soft[var] = soft[var] | reach if var in soft else reach
+        return hard, {var: hard.get(var, Need(1)) | soft.get(var, Need(1)) for var in {*hard, *soft}}
+
+    def run(self) -> Suppressed:
+        exposed = self.auditor.exposures(self.lower, self.upper, self.protected)
+        for _ in range(_MAX_ROUNDS):
+            if not exposed:
+                break
+            seen_low, seen_high = self.truth.copy(), self.truth.copy()
+            for exposure in exposed:
+                var = exposure.variable
+                if var not in self.protected or exposure.need.met(
+                    min(seen_low[var], exposure.low), max(seen_high[var], exposure.high)
+                ):
+                    continue  # a point found for an earlier cell gives this one its values
+                found = self.protection.cells_to_hide(exposure, self.would_low[var], self.would_high[var])
+                if found is None:
+                    self._relax(var)
+                    continue
+                moved, points = found
+                for point in points:
+                    np.minimum(seen_low, point, out=seen_low)
+                    np.maximum(seen_high, point, out=seen_high)
+                rows = self.row_of_var[moved]
+                self.hidden[rows] = True
+                self._apply(rows)
+                self.protection.hide(moved)
+            wanted = {e.variable: self.protected[e.variable] for e in exposed if e.variable in self.protected}
+            exposed = self.auditor.exposures(self.lower, self.upper, wanted)
+        if exposed:
+            raise self._error(
+                exposed[0].variable, f"{len(exposed)} cell(s) stayed exposed after {_MAX_ROUNDS} rounds"
+            )
+        published = [
+            OMITTED if o else (f"<{self.k}" if v < self.k else HIDDEN) if h else str(v)
+            for v, h, o in zip(self.values.tolist(), self.hidden.tolist(), self.omitted.tolist(), strict=True)
+        ]
+        return Suppressed(published, self.hidden, self.auditor.solves + self.protection.solves)
+
+    def _relax(self, var: int) -> None:
+        """No hiding reaches ``var``'s need: give up what is a margin for later releases, first its
+        own soft need, then the lower bounds the next release may tell about the growing cells of its
+        indicator and dimensions; the guarantee itself cannot be given up."""
+        if self.protected[var] != self.hard.get(var):
+            if var in self.hard:
+                self.protected[var] = self.hard[var]
+            else:
+                del self.protected[var]
+            return
+        name, _, dimension = self.identities[var][:3]
+        group = _DIMENSION_GROUPS.get(str(dimension), dimension)
+        floored = self.floor > 0
+        mine = floored & (self.table["indicator"] == name).to_numpy()
+        same_group = (
+            mine & (self.table["dimension"].map(lambda d: _DIMENSION_GROUPS.get(d, d)) == group).to_numpy()
+        )
+        # Nearest first: the cell's own dimensions, then its indicator, then everything.
+        rows = next((np.flatnonzero(rows) for rows in (same_group, mine, floored) if rows.any()), None)
+        if rows is None:
+            raise self._error(var, "no hiding can protect it")
+        self.floor[rows] = 0.0
+        self._apply(rows)
+        self.arrays.would_low = self.would_low
+        self.protection.rebound(self.variables[rows])
+
+    def _error(self, var: int, why: str) -> DisclosureError:
+        name, period, dimension, category = (str(part) for part in self.identities[var][:4])
+        earlier = self.row_of_var[var] < 0
+        where = f"{name}, {period}, {dimension} {category}" + (" (an earlier release)" if earlier else "")
+        return DisclosureError(
+            f"A small cell of {where} cannot be protected: {why}; nothing was published.",
+            (name, period, dimension, category),
+        )
+
+
+def _growth_floors(values: np.ndarray, growing: np.ndarray, k: int, thresholds: Sequence[int]) -> np.ndarray:
+    """The lower bound the next release may reveal of each cell it extends by a quarter: when the
+    cell's value v is within k-1 below a threshold T, a next quarter of 1..k-1 hidden as ``<k`` can
+    carry it to T or more, and the ``x`` then published says v >= T - (k-1)."""
+    floor = np.zeros(len(values))
+    for threshold in thresholds:
+        near = growing & (values >= threshold - (k - 1)) & (values <= threshold - 1)
+        floor[near] = np.maximum(floor[near], threshold - (k - 1))
+    return floor
+
+
+def _growth_needs(
+    values: np.ndarray, growing: np.ndarray, k: int, thresholds: Sequence[int]
+) -> dict[int, Need]:
+    """For each row the next release extends by a quarter, the range it needs now so that quarter
+    can be protected then.
+
+    When the cell's value v is within k-1 below a threshold T (a k this audience's intruder reads),
+    a next quarter q of 1..k-1 can carry it to T or more, and what is published then (``x``, or
+    ``<T``) tells whether v + q >= T: q keeps its ceil(k/2) values only if this release left v free
+    to be as low as T - ceil(k/2) and as high as T - k + ceil(k/2)."""
+    out: dict[int, Need] = {}
+    values_needed = need_of(k)
+    for row in np.flatnonzero(growing):
+        v = int(values[row])
+        need = Need(1)
+        for threshold in thresholds:
+            if threshold - (k - 1) <= v <= threshold - 1:
+                need = need | Need(1, threshold - values_needed, threshold - k + values_needed)
+        if need.high > -INFINITY:
+            out[int(row)] = need
+    return out
+
+
+_DIMENSION_GROUPS = {dimension: "personal" for dimension in (*PERSONAL_DIMENSIONS, CROSS_TAB)}
+
+
+def _regions(identities: Sequence[tuple[object, ...]]) -> list[list[np.ndarray]]:
+    """Per variable, the regions its protection is sought in: the cells of its indicator and group
+    of dimensions (dimensions joined other than through the total) in every release, then its
+    indicator's, then all. ``identities``: each variable's (indicator, period, dimension, ...)."""
+    everything = np.arange(len(identities))
+    names = np.asarray([identity[0] for identity in identities], dtype=object)
+    dimensions = np.asarray([identity[2] for identity in identities], dtype=object)
+    groups = np.asarray([_DIMENSION_GROUPS.get(d, d) for d in dimensions], dtype=object)
+    regions: list[list[np.ndarray]] = [[everything] for _ in everything]
+    for name in np.unique(names):
+        mine = names == name
+        whole = np.flatnonzero(mine)
+        for group in np.unique(groups[mine]):
+            members = np.flatnonzero(mine & (groups == group))
+            for var in members:
+                regions[var] = (
+                    [whole, everything] if group == TOTAL_DIMENSION else [members, whole, everything]
+                )
+    return regions
+
+
+def _costs(table: pd.DataFrame, values: np.ndarray, stable: np.ndarray | None) -> np.ndarray:
+    """What moving a published cell by one costs: the persons it would hide, a total far more."""
+    cost = np.maximum(values, 0).astype(float) + 1.0
+    cost[values == 0] = ZERO_COST
+    if stable is not None:
+        cost[stable] = STABLE_COST
+    cost[(table["dimension"] == TOTAL_DIMENSION).to_numpy()] = (
+        TOTAL_COST + values[(table["dimension"] == TOTAL_DIMENSION).to_numpy()]
+    )
+    return cost
+
+
+class _Region:
+    """The protection model of some variables in one HiGHS model, every other variable held at its
+    true value (so a point found here is feasible in the whole system): each variable ``y`` within
+    the bounds its cell has once hidden, each hideable cell's move from its true value priced by
+    its cost. Hiding a cell makes its moves free; a solve fixes the exposed cell at a target, so
+    successive solves start from the last basis."""
+
+    def __init__(self, system: _Arrays, members: np.ndarray) -> None:
+        self.system = system
+        self.members = members
+        self.local = np.full(len(system.truth), -1, dtype=np.int64)
+        self.local[members] = np.arange(len(members))
+        outside = np.ones(len(system.truth), dtype=bool)
+        outside[members] = False
+        rhs = system.rhs - system.a @ np.where(outside, system.truth, 0.0)
+        sub = system.a[:, members].tocsr()
+        rows = np.flatnonzero(np.diff(sub.indptr) > 0)
+        sub = sub[rows]
+        n, m = len(members), len(rows)
+        dev = np.flatnonzero(system.hideable[members])
+        self.dev_column = np.full(n, -1, dtype=np.int64)
+        self.dev_column[dev] = np.arange(len(dev))
+        d = self.d = len(dev)
+        low, high = system.would_low[members], system.would_high[members]
+        inf = highspy.kHighsInf
+        lp = highspy.HighsLp()
+        # Columns: y (n), then the up and down move of each hideable cell: y - up + down = truth.
+        lp.num_col_, lp.num_row_ = n + 2 * d, m + d
+        unit = system.cost[members[dev]]
+        lp.col_cost_ = np.concatenate([np.zeros(n), unit, unit])
+        lp.col_lower_ = np.concatenate([low, np.zeros(2 * d)])
+        lp.col_upper_ = np.concatenate([np.where(np.isinf(high), inf, high), np.full(2 * d, inf)])
+        link = np.arange(d)
+        moves = sparse.csr_matrix(
+            (
+                np.concatenate([np.ones(d), -np.ones(d), np.ones(d)]),
+                (np.tile(link, 3), np.concatenate([dev, n + link, n + d + link])),
+            ),
+            shape=(d, n + 2 * d),
+        )
+        full = sparse.vstack([sparse.hstack([sub, sparse.csr_matrix((m, 2 * d))]), moves]).tocsc()
+        true_shown = system.truth[members[dev]]
+        lp.row_lower_ = np.concatenate([np.where(system.equal[rows], rhs[rows], -inf), true_shown])
+        lp.row_upper_ = np.concatenate([rhs[rows], true_shown])
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = full.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = full.indices.astype(np.int32)
+        lp.a_matrix_.value_ = full.data.astype(float)
+        self.highs = new_highs()
+        self.highs.passModel(lp)
+        self.hide(np.flatnonzero(system.hidden_now))
+
+    def hide(self, variables: np.ndarray) -> None:
+        """Hidden cells move for free."""
+        local = self.local[variables]
+        columns = self.dev_column[local[local >= 0]]
+        columns = columns[columns >= 0]
+        if len(columns):
+            n = len(self.members)
+            free = np.concatenate([n + columns, n + self.d + columns]).astype(np.int32)
+            self.highs.changeColsCost(len(free), free, np.zeros(len(free)))
+
+    def rebound(self, variables: np.ndarray) -> None:
+        """Take the bounds of ``variables`` afresh (what their cells would say if hidden)."""
+        for var in variables:
+            column = int(self.local[var])
+            if column >= 0:
+                high = self.system.would_high[var]
+                self.highs.changeColBounds(
+                    column, self.system.would_low[var], highspy.kHighsInf if np.isinf(high) else high
+                )
+
+    def solve(self, var: int, target: float) -> np.ndarray | None:
+        """A point of the whole system with ``var`` at ``target`` and the least cost of moves."""
+        column = int(self.local[var])
+        low, high = self.system.would_low[var], self.system.would_high[var]
+        self.highs.changeColBounds(column, target, target)
+        self.highs.run()
+        status = self.highs.getModelStatus()
+        self.highs.changeColBounds(column, low, highspy.kHighsInf if np.isinf(high) else high)
+        if status != highspy.HighsModelStatus.kOptimal:
+            return None
+        point = self.system.truth.copy()
+        point[self.members] = np.asarray(self.highs.getSolution().col_value)[: len(self.members)]
+        return point
+
+
+@dataclass
+class _Arrays:
+    """What every region model is built from."""
+
+    a: sparse.csr_matrix
+    equal: np.ndarray
+    rhs: np.ndarray
+    truth: np.ndarray
+    would_low: np.ndarray
+    would_high: np.ndarray
+    hideable: np.ndarray
+    hidden_now: np.ndarray
+    cost: np.ndarray
+
+
+class _Protection:
+    """Finds the cells to hide for an exposed cell: first among the cells of its own indicator and
+    group of dimensions (the totals held), then its indicator's, then everywhere."""
+
+    def __init__(self, system: _Arrays, regions_of: list[list[np.ndarray]]) -> None:
+        self.system = system
+        self.regions_of = regions_of  # per variable: the member arrays to try, smallest first
+        self.models: dict[int, _Region] = {}
+        self.solves = 0
+
+    def hide(self, variables: np.ndarray) -> None:
+        self.system.hidden_now[variables] = True
+        for model in self.models.values():
+            model.hide(variables)
+
+    def rebound(self, variables: np.ndarray) -> None:
+        for model in self.models.values():
+            model.rebound(variables)
+
+    def cells_to_hide(
+        self, exposure: Exposure, lower: float, upper: float
+    ) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """The variables to hide so the exposed one reaches its need, and the points found (each
+        feasible once they are hidden); None if no hiding can."""
+        var = exposure.variable
+        for members in self.regions_of[var]:
+            for low_target, high_target in _targets(exposure, lower, upper):
+                moved: set[int] = set()
+                points = []
+                for target in (low_target, high_target):
+                    if exposure.low <= target <= exposure.high:
+                        continue
+                    model = self.models.get(id(members))
+                    if model is None:
+                        model = self.models[id(members)] = _Region(self.system, members)
+                    point = model.solve(var, target)
+                    self.solves += 1
+                    if point is None:
+                        break
+                    points.append(point)
+                    changed = self.system.hideable & ~self.system.hidden_now
+                    moved |= set(
+                        np.flatnonzero(changed & (np.abs(point - self.system.truth) > _MOVED)).tolist()
+                    )
+                else:
+                    return np.asarray(sorted(moved), dtype=np.int64), points
+        return None
+
+
+def _targets(exposure: Exposure, low_bound: float, high_bound: float) -> list[tuple[float, float]]:
+    """Ranges [low, high] that would meet the exposed cell's need, within its own bounds, the
+    ones closest to what is already feasible first: the low and high ends are the values to reach."""
+    need = exposure.need
+    known_low, known_high = math.ceil(exposure.low - 1e-6), math.floor(exposure.high + 1e-6)
+    reach_low = min(known_low, need.low) if need.low < INFINITY else known_low
+    reach_high = max(known_high, need.high) if need.high > -INFINITY else known_high
+    floor_bound = max(0, math.ceil(low_bound - 1e-6))
+    options = []
+    for start in range(max(floor_bound, int(reach_low) - need.values + 1), int(reach_low) + 1):
+        end = max(start + need.values - 1, int(reach_high))
+        if end > high_bound + 1e-6:
+            continue
+        extra = max(0, known_low - start) + max(0, end - known_high)
+        options.append((extra, abs(start + end - known_low - known_high), float(start), float(end)))
+    return [(s, e) for _, _, s, e in sorted(options)]
+
+
+__all__ = ["DisclosureError", "Suppressed", "feasible_values", "need_of", "suppress"]
