@@ -26,7 +26,7 @@ def kobo() -> Iterator[FakeKobo]:
 
 def _session(kobo: FakeKobo, **kwargs: object) -> requests.Session:
     options: dict[str, object] = {"token": kobo.token, "timeout": (2.0, 0.5), "backoff": 0.01, **kwargs}
-    return new_session(**options)  # type: ignore[arg-type]
+    return new_session(kobo.url, **options)  # type: ignore[arg-type]
 
 
 def _data_url(kobo: FakeKobo) -> str:
@@ -40,7 +40,7 @@ def _data_requests(kobo: FakeKobo) -> int:
 def test_session_sends_user_agent_accept_and_token_with_scheme() -> None:
     with responses.RequestsMock() as mock:
         mock.get("https://central.example.org/v1/projects", json=[])
-        session = new_session(token="abc", token_scheme="Bearer")
+        session = new_session("https://central.example.org", token="abc", token_scheme="Bearer")
         request(session, "GET", "https://central.example.org/v1/projects")
         headers = mock.calls[0].request.headers
     assert headers["User-Agent"] == f"kobo-tip/{__version__}"
@@ -57,32 +57,71 @@ def test_credentials_in_a_netrc_file_are_never_sent(
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     with responses.RequestsMock() as mock:
-        mock.get("https://kf.example.org/api/v2/assets/", json={})
-        # A server that moves http to https: requests looks ~/.netrc up again on a redirect.
-        mock.get("http://kf.example.org/api/v2/assets/", status=301, headers={"Location": _HTTPS_ASSETS})
-        for url in (_HTTPS_ASSETS, "http://kf.example.org/api/v2/assets/"):
-            request(new_session(token=token), "GET", url)
+        mock.get(_HTTPS_ASSETS, json={})
+        mock.get(f"{_HTTPS_ASSETS}old/", status=302, headers={"Location": _HTTPS_ASSETS})
+        for url in (_HTTPS_ASSETS, f"{_HTTPS_ASSETS}old/"):
+            request(new_session("https://kf.example.org", token=token), "GET", url)
         sent = [call.request.headers.get("Authorization") for call in mock.calls]
-    # Secrets come from the environment only: the file's Basic credentials would replace the token.
+    # Secrets come from the environment only: the file's Basic credentials would replace the token,
+    # and requests looks ~/.netrc up again on every redirect.
     assert sent == [f"Token {token}" if token else None] * 3
 
 
 _HTTPS_ASSETS = "https://kf.example.org/api/v2/assets/"
 
 
-def test_a_redirect_to_another_host_does_not_carry_the_token() -> None:
-    with responses.RequestsMock() as mock:
-        mock.get(_HTTPS_ASSETS, status=302, headers={"Location": "https://elsewhere.example.net/files/1"})
-        mock.get("https://elsewhere.example.net/files/1", json={})
-        request(new_session(token="abc"), "GET", _HTTPS_ASSETS)
-        sent = [call.request.headers.get("Authorization") for call in mock.calls]
-    assert sent == ["Token abc", None]
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "https://elsewhere.example.net/files/1",  # another host
+        "http://kf.example.org/api/v2/assets/",  # the same host, another scheme
+        "https://kf.example.org:8443/api/v2/assets/",  # the same host, another port
+    ],
+)
+def test_a_redirect_to_another_origin_is_refused_and_nothing_goes_there(elsewhere: str) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(_HTTPS_ASSETS, status=302, headers={"Location": elsewhere})
+        mock.get(elsewhere, json={})
+        with pytest.raises(ServerError, match=r"not the configured https://kf\.example\.org:443") as caught:
+            request(new_session("https://kf.example.org", token="abc"), "GET", _HTTPS_ASSETS)
+        assert [call.request.url for call in mock.calls] == [_HTTPS_ASSETS]
+    assert "set [source] url" in str(caught.value)
+
+
+def test_a_url_of_another_origin_is_refused_before_anything_is_sent() -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get("https://evil.example.net/api/v2/assets/?page=2", json={})
+        with pytest.raises(ServerError, match=r"evil\.example\.net:443, which is not the configured"):
+            request(
+                new_session("https://kf.example.org", token="abc"),
+                "GET",
+                "https://evil.example.net/api/v2/assets/?page=2",
+            )
+        assert len(mock.calls) == 0
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirected_post_is_never_sent_again(status: int) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.post(
+            "https://central.example.org/v1/sessions", status=status, headers={"Location": "/v1/sessions2"}
+        )
+        mock.post("https://central.example.org/v1/sessions2", json={"token": "t"})
+        with pytest.raises(ServerError, match="never sends a request body") as caught:
+            request(
+                new_session("https://central.example.org"),
+                "POST",
+                "https://central.example.org/v1/sessions",
+                json={"password": "pw"},
+            )
+        assert len(mock.calls) == 1
+    assert f"answered {status} to a POST" in str(caught.value)
 
 
 def test_session_without_token_sends_no_authorization() -> None:
     with responses.RequestsMock() as mock:
         mock.get("https://kf.example.org/api/v2/assets/", json={})
-        request(new_session(), "GET", "https://kf.example.org/api/v2/assets/")
+        request(new_session("https://kf.example.org"), "GET", "https://kf.example.org/api/v2/assets/")
         assert "Authorization" not in mock.calls[0].request.headers
 
 
@@ -152,7 +191,7 @@ def test_truncated_json_is_re_requested_then_reported(kobo: FakeKobo) -> None:
 
 
 def test_bad_token_says_token_and_names_the_resource_and_variable(kobo: FakeKobo) -> None:
-    session = new_session(token="wrong-token-value", timeout=(2, 2), token_name="KOBO_TOKEN")
+    session = new_session(kobo.url, token="wrong-token-value", timeout=(2, 2), token_name="KOBO_TOKEN")
     with pytest.raises(ServerError) as caught:
         request(session, "GET", _data_url(kobo), what=f"asset {kobo.asset_uid}")
     message = str(caught.value)
@@ -173,7 +212,7 @@ def test_other_errors_carry_status_and_server_message() -> None:
     with responses.RequestsMock() as mock:
         mock.get("https://kf.example.org/api/v2/x/", status=400, json={"detail": "Bad query here"})
         with pytest.raises(ServerError) as caught:
-            request(new_session(), "GET", "https://kf.example.org/api/v2/x/")
+            request(new_session("https://kf.example.org"), "GET", "https://kf.example.org/api/v2/x/")
     assert caught.value.status == 400
     assert caught.value.detail == "Bad query here"
     assert "400" in str(caught.value) and "Bad query here" in str(caught.value)
@@ -181,7 +220,7 @@ def test_other_errors_carry_status_and_server_message() -> None:
 
 def test_unreachable_host_is_a_clear_error_naming_the_host() -> None:
     port = _closed_port()
-    session = new_session(token="t", timeout=(0.5, 0.5), retries=1, backoff=0.01)
+    session = new_session(f"http://127.0.0.1:{port}", token="t", timeout=(0.5, 0.5), retries=1, backoff=0.01)
     with pytest.raises(ServerError) as caught:
         request(session, "GET", f"http://127.0.0.1:{port}/api/v2/assets/?token=s3cr3t")
     message = str(caught.value)

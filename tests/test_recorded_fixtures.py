@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conftest import FIXTURES
 from kobo_tip.config import load_settings
+from kobo_tip.errors import SourceError
 from kobo_tip.sources.files import to_raw_submission
 from kobo_tip.store import Store
 from kobo_tip.sync import run_sync
@@ -28,7 +28,9 @@ def test_the_recording_holds_data_pages() -> None:
 def test_a_recorded_data_page_syncs_into_the_store(
     key: str, make_project: Callable[..., Path], secret: str
 ) -> None:
-    results: list[dict[str, Any]] = DATA_PAGES[key]["results"]
+    # The recorded forms are not the indicator form: each row gets the one answer every submission
+    # of it has (consent), so the server's shapes around it go through the store as they came.
+    results = [{**row, "intro/consent": "no"} for row in DATA_PAGES[key]["results"]]
     settings = load_settings(make_project())
     assert settings.source.path is not None
     settings.source.path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,9 +47,24 @@ def test_a_recorded_data_page_syncs_into_the_store(
         assert stored.version_id == row["_uuid"]
         assert stored.submitted_at == row.get("_submission_time", "")  # a projected page may lack it
         assert stored.review_status in ("approved", "rejected", "on_hold", "unreviewed")
-        assert stored.key_basis == "submission"  # test forms: no consent, so never linkable
+        assert stored.key_basis == "submission"  # no consent: never linkable
     again = run_sync(settings, progress=False)
     assert (again.new, again.edited, again.unchanged, again.deleted) == (0, 0, len(results), 0)
+
+
+@pytest.mark.parametrize("key", sorted(DATA_PAGES)[:3], ids=lambda key: key.split()[0].removesuffix(".yml"))
+def test_a_page_of_another_form_is_refused_whole(
+    key: str, make_project: Callable[..., Path], secret: str
+) -> None:
+    results = DATA_PAGES[key]["results"]
+    settings = load_settings(make_project())
+    assert settings.source.path is not None
+    settings.source.path.parent.mkdir(parents=True, exist_ok=True)
+    settings.source.path.write_text(json.dumps(results), encoding="utf-8")
+    with pytest.raises(SourceError, match="nothing of it was stored"):
+        run_sync(settings, progress=False)
+    with Store.open(settings.store_path) as store:
+        assert list(store.submissions()) == []
 
 
 def test_recorded_validation_statuses_map_to_review_statuses() -> None:

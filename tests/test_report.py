@@ -17,6 +17,7 @@ import pytest
 from conftest import SECRET
 from kobo_tip import indicator
 from kobo_tip.config import Settings
+from kobo_tip.errors import StoreError
 from kobo_tip.labels import FALLBACK, load_labels
 from kobo_tip.report import render_reports
 from report_project import AS_OF, ATTRIBUTE, FIRST_ID, FORMULA, HOSTILE_CASE_REF, SCRIPT, make_project, sync
@@ -309,8 +310,15 @@ def test_dhis2_data_value_set(rendered) -> None:
         assert warnings and f"{suppressed} suppressed" in warnings[0]
 
 
-def test_report_without_any_sync_renders_zeros(tmp_path: Path, secret: str) -> None:
+def test_report_without_any_sync_writes_nothing_and_says_so(tmp_path: Path, secret: str) -> None:
     settings = sync_free_settings(tmp_path)
+    with pytest.raises(StoreError, match=r"No store at .*run 'kobo-tip sync' first"):
+        render_reports(settings, audiences=["donor"], as_of=dt.date(2025, 11, 1))
+    assert not settings.report.out_dir.exists()
+
+
+def test_a_report_before_any_quarter_ended_shows_lop_only(tmp_path: Path, secret: str) -> None:
+    settings = sync(make_project(tmp_path / "p", submissions=300, dhis2=False))
     paths = render_reports(settings, audiences=["donor"], as_of=dt.date(2025, 11, 1))
     counts = next(p for p in paths if p.name == "counts.csv")
     rows = list(csv.DictReader(counts.open(encoding="utf-8")))

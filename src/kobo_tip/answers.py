@@ -1,8 +1,9 @@
 """Find a submission's answers by field name, whatever group path or export style leads there.
 
 Kobo JSON uses ``group/field`` keys, ODK Central nested objects, Kobo CSV ``group/field``
-headers, Central CSV ``group-field`` headers; bare ``field`` keys occur too. Field names are
-unique in the form and hold neither ``/`` nor ``-``, so the last path segment names the field.
+headers, Central CSV ``group-field`` headers, other tools ``group.field`` or ``group:field``; bare
+``field`` keys occur too. Field names are unique in the form and hold none of ``/ - . :``, so the
+last path segment names the field.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # sync codes answers without numpy; only the counting read needs it
     import numpy as np
 
-_SEGMENT = re.compile(r"[/\-]")
+_SEGMENT = re.compile(r"[/\-.:]")
+# No submission of the form nests deeper than this (groups in groups, repeats): a deeper one is
+# not read (``NestedTooDeep``), and would otherwise exhaust Python's recursion.
+MAX_DEPTH = 32
+
+
+class NestedTooDeep(ValueError):
+    """A submission nests objects deeper than any submission of the form can."""
 
 
 _FIELD_NAMES: dict[str, str] = {}  # key -> field name; forms have few distinct keys
@@ -37,7 +45,9 @@ def field_name(key: str) -> str:
 _PLAIN = frozenset({str, int, float, bool, list, type(None)})  # answer types that are never a group
 
 
-def _collect(node: Mapping[str, Any], wanted: frozenset[str], found: dict[str, Any]) -> None:
+def _collect(node: Mapping[str, Any], wanted: frozenset[str], found: dict[str, Any], depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise NestedTooDeep(f"nested more than {MAX_DEPTH} objects deep")
     for key, value in node.items():
         name = _FIELD_NAMES.get(key)  # inlined cache hit: this loop runs for every answer
         if name is None:
@@ -53,7 +63,7 @@ def _collect(node: Mapping[str, Any], wanted: frozenset[str], found: dict[str, A
             and (type(value) is dict or isinstance(value, Mapping))
             and not key.startswith("_")
         ):
-            _collect(value, wanted, found)  # an ODK group object
+            _collect(value, wanted, found, depth + 1)  # an ODK group object
 
 
 class _KeyMap:
@@ -156,11 +166,14 @@ def find_answers(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any
 
 
 def without_fields(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
-    """A copy of ``data`` with every key addressing one of ``names`` removed, at any depth."""
+    """A copy of ``data`` with every key addressing one of ``names`` removed, at any depth, in
+    objects and in lists of them (repeats) alike."""
     return _without(data, frozenset(names))
 
 
-def _without(node: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]:
+def _without(node: Mapping[str, Any], drop: frozenset[str], depth: int = 0) -> dict[str, Any]:
+    if depth > MAX_DEPTH:
+        raise NestedTooDeep(f"nested more than {MAX_DEPTH} objects deep")
     kept: dict[str, Any] = {}
     for key, value in node.items():
         name = _FIELD_NAMES.get(key)  # inlined cache hit, as in _collect
@@ -172,12 +185,25 @@ def _without(node: Mapping[str, Any], drop: frozenset[str]) -> dict[str, Any]:
         if kind in _PLAIN and kind is not list:
             kept[key] = value
         elif kind is list:
-            kept[key] = [_without(item, drop) if isinstance(item, Mapping) else item for item in value]
+            kept[key] = _without_in_list(value, drop, depth + 1)
         elif kind is dict or isinstance(value, Mapping):
-            kept[key] = _without(value, drop)
+            kept[key] = _without(value, drop, depth + 1)
         else:
             kept[key] = value
     return kept
+
+
+def _without_in_list(items: list[Any], drop: frozenset[str], depth: int) -> list[Any]:
+    if depth > MAX_DEPTH:
+        raise NestedTooDeep(f"nested more than {MAX_DEPTH} lists deep")
+    return [
+        _without(item, drop, depth)
+        if isinstance(item, Mapping)
+        else _without_in_list(item, drop, depth + 1)
+        if type(item) is list
+        else item
+        for item in items
+    ]
 
 
 def without_top_fields(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:

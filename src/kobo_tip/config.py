@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import difflib
+import grp
 import itertools
 import os
 import re
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pycountry
 
@@ -113,6 +115,8 @@ class ReportSettings:
     out_dir: Path
     audiences: tuple[str, ...]
     formats: tuple[str, ...]
+    group: str = ""  # a group that may read the reports of share_with_group (empty: owner only)
+    share_with_group: tuple[str, ...] = ("donor", "public")
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
     ),
     "store": ("path",),
     "privacy": ("secret_env", "min_cell"),
-    "report": ("out_dir", "audiences", "formats"),
+    "report": ("out_dir", "audiences", "formats", "group", "share_with_group"),
     "dhis2": (
         "data_elements",
         "org_unit",
@@ -493,6 +497,12 @@ def _source(r: _Reader, form: FormSettings) -> SourceSettings:
         raise ConfigError(
             '[source] path is missing: kind = "file" needs the path of a Kobo JSON or CSV export.'
         )
+    if "@" in urlsplit(settings.url).netloc:
+        variables = "token_env" if kind == "kobo" else "username_env and password_env"
+        raise ConfigError(
+            "[source] url holds a user name or password: write the server's address alone "
+            f"(https://host) and put the credentials in the environment variables named by {variables}."
+        )
     if kind in ("kobo", "odk_central") and not settings.url.startswith(("http://", "https://")):
         raise r.fail("url", "the server's address, starting with https://")
     if kind == "odk_central" and project_id is None:
@@ -538,7 +548,22 @@ def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
     for fmt in formats:
         if fmt not in REPORT_FORMATS:
             raise ConfigError(f"[report] formats: unknown format '{fmt}'{_closest(fmt, REPORT_FORMATS)}.")
-    return ReportSettings(out_dir=out_dir, audiences=audiences, formats=formats)
+    group = r.text("group", "")
+    if group:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            raise r.fail("group", "the name of an existing group of this machine") from None
+    shared = r.text_list("share_with_group", ["donor", "public"])
+    for audience in shared:
+        if audience not in indicator.AUDIENCES:
+            raise ConfigError(
+                f"[report] share_with_group: unknown audience '{audience}'"
+                f"{_closest(audience, indicator.AUDIENCES)}; choose from {', '.join(indicator.AUDIENCES)}."
+            )
+    return ReportSettings(
+        out_dir=out_dir, audiences=audiences, formats=formats, group=group, share_with_group=shared
+    )
 
 
 def _dhis2(r: _Reader) -> Dhis2Settings:

@@ -1,5 +1,12 @@
 """One HTTP session factory for every server kobo-tip talks to, and one way to turn failures into errors.
 
+A session belongs to one origin (scheme, host and port: the configured server). Every request it
+makes, to a URL kobo-tip built or to one the server sent (a ``next`` page, an import's ``url``, an
+OData ``nextLink``), is checked against that origin before anything is sent, so a credential goes
+there only; a URL of another origin is an error that names it. Redirects are followed by the
+session itself, within the origin and for GET and HEAD only: a redirected POST (which may carry a
+password) is an error, never re-sent.
+
 Transient faults (connection errors, read timeouts, 429, 502/503/504, and 500 on GET) are retried
 by urllib3 with exponential backoff, honouring ``Retry-After``. Only idempotent methods are retried
 on a response or a read error: a repeated POST could create a second import on the server.
@@ -10,7 +17,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import orjson
 import requests
@@ -32,6 +39,8 @@ _BODY_ATTEMPTS = 3
 # requests reads a body in 10 KiB pieces, each a pass through urllib3's reader; a data page of a
 # megabyte then costs the sync's worker about a tenth more CPU than read in pieces of this size.
 _BODY_PIECE = 1 << 20
+_MAX_REDIRECTS = 10
+_FOLLOWED = frozenset({"GET", "HEAD"})  # the only methods whose redirects are followed
 
 
 class ServerTimeout(ServerError):
@@ -68,27 +77,68 @@ class _HeaderAuth(requests.auth.AuthBase):
 
 
 class TimeoutSession(requests.Session):
-    """A Session that applies a default (connect, read) timeout to every request."""
+    """A Session bound to one origin, with a default (connect, read) timeout on every request."""
 
-    def __init__(self, timeout: tuple[float, float], token_name: str = "") -> None:
+    def __init__(self, origin: str, timeout: tuple[float, float], token_name: str = "") -> None:
         super().__init__()
+        self.origin = origin_of(origin)
         self.timeout = timeout
         self.token_name = token_name  # where the token came from, for error messages
 
     def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        """Send to the session's origin only, following its redirects within it (GET and HEAD)."""
         kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, url, *args, **kwargs)
+        kwargs["allow_redirects"] = False
+        target = url.decode() if isinstance(url, bytes) else url
+        method = method.upper()
+        for _ in range(_MAX_REDIRECTS):
+            self._check_origin(target, "asked for")
+            response = super().request(method, target, *args, **kwargs)
+            if not response.is_redirect:
+                return response
+            location = urljoin(response.url, response.headers.get("location", ""))
+            self._check_origin(location, f"redirected {method} {urlsplit(safe_url(target)).path} to")
+            if method not in _FOLLOWED:
+                response.close()
+                raise ServerError(
+                    f"{safe_url(target)} answered {response.status_code} to a {method}, redirecting it: "
+                    "kobo-tip never sends a request body (it may hold a password) anywhere it was not "
+                    f"addressed to; set [source] url to {origin_of(location)} if that is the server.",
+                    url=safe_url(target),
+                    detail="redirect",
+                )
+            response.close()
+            target = location
+        raise ServerError(
+            f"{self.origin} redirected more than {_MAX_REDIRECTS} times: check [source] url.",
+            url=safe_url(target),
+            detail="redirect",
+        )
 
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
-        """On a redirect, drop the token where requests would (another host), but never read ~/.netrc."""
-        original = response.request.url or ""
-        if "Authorization" in prepared_request.headers and self.should_strip_auth(
-            original, prepared_request.url or ""
-        ):
-            del prepared_request.headers["Authorization"]
+    def _check_origin(self, url: str, what: str) -> None:
+        if origin_of(url) != self.origin:
+            raise ServerError(
+                f"The server {what} {origin_of(url)}, which is not the configured {self.origin}: "
+                "kobo-tip sends its credentials to the configured server only and went no further; "
+                "if that address is the server's, set [source] url to it.",
+                url=safe_url(url),
+                detail="another origin",
+            )
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of ``url``, the port written out (``https://kf.org`` -> ``:443``)."""
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "").lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:  # a port that is not a number
+        port = None
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def new_session(
+    origin: str,
     *,
     token: str | None = None,
     token_scheme: str = "Token",
@@ -97,11 +147,12 @@ def new_session(
     backoff: float = 0.5,
     token_name: str = "",
 ) -> requests.Session:
-    """A session with kobo-tip's User-Agent, JSON Accept header, timeouts, retries and the token.
+    """A session for the server at ``origin`` (its configured url) with kobo-tip's User-Agent,
+    JSON Accept header, timeouts, retries and the token; it sends to that origin only.
 
     ``token_name`` (the environment variable holding the token) is named in 401/403 errors.
     """
-    session = TimeoutSession(timeout, token_name)
+    session = TimeoutSession(origin, timeout, token_name)
     session.headers["User-Agent"] = USER_AGENT
     session.headers["Accept"] = "application/json"
     session.auth = _HeaderAuth(f"{token_scheme} {token}" if token else None)

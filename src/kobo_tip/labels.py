@@ -103,6 +103,18 @@ def load_labels(language: Language) -> Labels:
     return Labels(language=language, texts=texts, warnings=tuple(warnings), country_names=country_names)
 
 
+@functools.cache
+def field_labels(name: str) -> frozenset[str]:
+    """The label of field ``name`` in every translation shipped (an export with labels as headers
+    names its columns so)."""
+    labels = set()
+    for path in TRANSLATIONS_DIR.glob("*.toml"):
+        text = _flatten(_read_toml(path)).get(f"fields.{name}.label")
+        if text:
+            labels.add(text)
+    return frozenset(labels)
+
+
 def _translation_file(language: Language) -> Path | None:
     for code in dict.fromkeys((language.code, language.code.split("-")[0].lower())):
         path = TRANSLATIONS_DIR / f"{code}.toml"

@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
+import inspect
 import json
 import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,7 +29,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import AnswerCodes, AnswerTable, answer_key
+from kobo_tip.answers import AnswerCodes, AnswerTable, answer_key, without_fields
 from kobo_tip.errors import StoreError
 from kobo_tip.sources.base import KnownSubmission
 
@@ -107,9 +109,11 @@ CREATE INDEX releases_by_audience ON releases (audience, id);
 # Each step takes a store from the version before it to the next (``kobo-tip store migrate``).
 _MIGRATIONS: dict[int, str] = {
     # 2 -> 3: releases replace publications, which kept published text only and cannot be audited;
-    # the release history starts afresh (spec section 6).
+    # the release history starts afresh (spec section 6). Then every stored submission is scrubbed
+    # of UIC parts that older versions let through (keys split by '.' or ':', answers in lists).
     3: _SCHEMA[_SCHEMA.index("-- What each audience was shown") :] + ";DROP TABLE publications",
 }
+_SCRUBBED_AT = 3  # the migration after which stored submissions are scrubbed
 _ANSWER_NAMES = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
 _ANSWER_UPDATES = ", ".join(f'"{field}" = ?' for field in ANSWER_COLUMNS)
 _INSERT_SUBMISSION = (
@@ -249,6 +253,41 @@ class StoreCounts:
     watermarks: dict[str, str]
 
 
+def _damage_told(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A store method whose SQLite failure on a damaged file becomes one sentence (a locked store is
+    told elsewhere)."""
+
+    def damaged(store: Store, exc: sqlite3.DatabaseError) -> StoreError:
+        return StoreError(
+            f"The store {store.path} is damaged ({exc}): move it away and run 'kobo-tip sync' to rebuild it "
+            "from the server."
+        )
+
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generate(self: Store, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                    raise
+                raise damaged(self, exc) from None
+
+        return generate
+
+    @functools.wraps(method)
+    def call(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                raise
+            raise damaged(self, exc) from None
+
+    return call
+
+
 class Store:
     """An open store. Use ``Store.open(path)`` as a context manager."""
 
@@ -293,6 +332,8 @@ class Store:
         # 8 KiB, 5% smaller and 4.6% less CPU, the counting read as fast.
         self._db.execute(f"PRAGMA page_size = {_PAGE_BYTES}")
         self._db.execute("PRAGMA journal_mode = WAL")
+        # What is deleted or replaced (an edit's old copy) is overwritten on disk, not left in free pages.
+        self._db.execute("PRAGMA secure_delete = ON")
         # NORMAL in WAL mode survives a killed process; only a power cut may lose the last commit.
         self._db.execute("PRAGMA synchronous = NORMAL")
         if not self._has_schema():
@@ -327,7 +368,24 @@ class Store:
                 for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():
                         self._db.execute(statement)
+                if target == _SCRUBBED_AT:
+                    self._scrub()
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(target),))
+        # secure_delete zeroes the pages the scrub freed; VACUUM and a truncated WAL leave no copy behind.
+        self._db.execute("VACUUM")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _scrub(self) -> None:
+        """Remove UIC parts from every stored submission, at any depth and in any key style."""
+        rows = self._db.execute("SELECT row_id, data FROM submission_data").fetchall()
+        for row_id, text in rows:
+            data = json.loads(text)
+            kept = without_fields(data, ind.UIC_PARTS) if isinstance(data, dict) else data
+            if kept != data:
+                self._db.execute(
+                    "UPDATE submission_data SET data = ? WHERE row_id = ?",
+                    (json.dumps(kept, ensure_ascii=False, separators=(",", ":")), row_id),
+                )
 
     def _has_schema(self) -> bool:
         found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
@@ -411,11 +469,13 @@ class Store:
 
     # --- sync state -----------------------------------------------------------------------
 
+    @_damage_told
     def meta_value(self, name: str) -> str | None:
         """A value of the store's ``meta`` table (``schema_version``, ``secret_fingerprint``)."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
         return row[0] if row else None
 
+    @_damage_told
     def set_meta_value(self, name: str, value: str) -> None:
         """Save a ``meta`` value in its own transaction."""
         with self._transaction():
@@ -424,16 +484,19 @@ class Store:
                 (name, value),
             )
 
+    @_damage_told
     def watermark(self, name: str) -> str | None:
         """The value saved under ``name`` with the last committed batch, if any."""
         row = self._db.execute("SELECT value FROM watermarks WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
+    @_damage_told
     def last_reconcile(self) -> str | None:
         """When the last complete reconcile pass was committed (``utc_stamp`` format)."""
         row = self._db.execute("SELECT value FROM sync_state WHERE key = ?", (_LAST_RECONCILE,)).fetchone()
         return row[0] if row else None
 
+    @_damage_told
     def known(self) -> dict[str, KnownSubmission]:
         """Every non-deleted submission: id -> version and review status."""
         rows = self._db.execute(
@@ -443,6 +506,7 @@ class Store:
 
     # --- write side (sync only) -------------------------------------------------------------
 
+    @_damage_told
     def begin_run(self, source: str, started: str | None = None) -> int:
         """Write the run-log row of a starting sync; returns its id.
 
@@ -458,6 +522,7 @@ class Store:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
+    @_damage_told
     def apply_batch(
         self,
         rows: Sequence[SubmissionRow],
@@ -537,6 +602,7 @@ class Store:
             )
         return texts
 
+    @_damage_told
     def answer_codes(self) -> AnswerCodes:
         """The saved answer dictionary: what a sync continues (``apply_batch``), what counting decodes."""
         codes = AnswerCodes(ANSWER_COLUMNS)
@@ -681,6 +747,7 @@ class Store:
         )
         outcome.deleted += cursor.rowcount
 
+    @_damage_told
     def finish_run(self, run_id: int, *, seconds: float, error: str | None = None) -> None:
         """Close the run-log row: finish time, duration and, on failure, the error text."""
         with self._transaction():
@@ -691,6 +758,7 @@ class Store:
 
     # --- read side --------------------------------------------------------------------------
 
+    @_damage_told
     def submissions(self, *, include_deleted: bool = True) -> Iterator[StoredSubmission]:
         """Stream every stored submission (deleted ones flagged), one JSON decode per row."""
         where = "" if include_deleted else " WHERE deleted_at IS NULL"
@@ -706,6 +774,7 @@ class Store:
                     sid, version, status, submitted, form_version, key, basis, reason, bool(gone), loads(data)
                 )
 
+    @_damage_told
     def answer_table(self) -> AnswerTable:
         """Every stored submission (deleted ones flagged) column by column: what counting reads.
 
@@ -764,6 +833,7 @@ class Store:
         finally:
             self._db.execute("COMMIT")
 
+    @_damage_told
     def counts(self) -> StoreCounts:
         """Totals for ``kobo-tip status``."""
         db = self._db
@@ -789,10 +859,12 @@ class Store:
             self.path, active, deleted, by_status, by_basis, first, last, self.last_reconcile(), marks
         )
 
+    @_damage_told
     def runs(self, limit: int = 10) -> list[RunInfo]:
         """The latest ``limit`` runs, newest first."""
         return self._runs("ORDER BY id DESC LIMIT ?", (limit,))
 
+    @_damage_told
     def runs_since(self, timestamp: dt.datetime | str) -> list[RunInfo]:
         """Runs started at or after ``timestamp``, oldest first."""
         return self._runs("WHERE started >= ? ORDER BY id", (utc_stamp(timestamp),))
@@ -807,6 +879,7 @@ class Store:
 
     # --- releases (what each audience was shown) ---------------------------------------------
 
+    @_damage_told
     def save_release(
         self,
         audience: str,
@@ -835,6 +908,7 @@ class Store:
                 )
         return stamp
 
+    @_damage_told
     def releases(self, audience: str, *, last: bool = False) -> list[StoredRelease]:
         """``audience``'s releases, oldest first (``last``: the newest only)."""
         query = (

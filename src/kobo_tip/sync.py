@@ -8,6 +8,7 @@ import functools
 import gc
 import hashlib
 import hmac
+import json
 import logging
 import sys
 import time
@@ -19,9 +20,10 @@ import orjson
 from tqdm import tqdm
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import AnswerCodes, SubmissionReader, without_fields, without_top_fields
+from kobo_tip.answers import AnswerCodes, NestedTooDeep, SubmissionReader, without_fields, without_top_fields
 from kobo_tip.config import Settings
-from kobo_tip.errors import KoboTipError, StoreError
+from kobo_tip.errors import KoboTipError, SourceError, StoreError
+from kobo_tip.labels import field_labels
 from kobo_tip.person_key import KEY_FIELDS, key_parts
 from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
 from kobo_tip.store import BatchOutcome, NewAnswer, Store, SubmissionRow
@@ -38,6 +40,29 @@ _NOT_STORED_MARKS = tuple(f'{name}":'.encode() for name in _NOT_STORED)
 _FINGERPRINT = "secret_fingerprint"
 _FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
 _LOG_EVERY = 5.0  # seconds between progress log lines when not on a terminal
+# A key of the stored JSON that ends in a UIC part's name (after any separator a source uses) or is
+# one of its labels: a UIC part that was not stripped. Found in the text, where a key is followed
+# by `":` (in a string value that quote would be escaped); the names alone are looked for first.
+_CLEAR_CODE_NAMES = tuple(
+    name
+    for part in ind.UIC_PARTS
+    for name in (part, *(orjson.dumps(label).decode()[1:-1] for label in field_labels(part)))
+)
+_CLEAR_CODE_MARKS = tuple(
+    f'{start}{name}":' for name in _CLEAR_CODE_NAMES for start in ('"', "/", "-", ".", ":")
+)
+# Answers a submission of the form always has: a page in which no row has any of them is not of it.
+_REQUIRED = tuple(
+    ind.COUNTED_FIELDS.index(name)
+    for name in (
+        ind.CONSENT,
+        ind.EVENT_DATE,
+        ind.ACTION,
+        ind.STAKEHOLDER_TYPE,
+        ind.STAKEHOLDER_ID,
+        ind.PERSON_CATEGORY,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -119,9 +144,14 @@ def _stored_text(data: Mapping[str, Any], kept: Mapping[str, Any]) -> bytes:
 def _dumps(data: Mapping[str, Any]) -> bytes:
     try:
         return orjson.dumps(data, default=str)
-    except orjson.JSONEncodeError:  # a key that is not a string: no parsed JSON has one
+    except orjson.JSONEncodeError:
+        pass
+    try:  # a key that is not a string: no parsed JSON has one
         # OPT_NON_STR_KEYS writes it as a string, but makes every dump 60% slower.
         return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str)
+    except orjson.JSONEncodeError:
+        # An integer beyond 64 bits, or nesting beyond orjson's limit: the standard library writes both.
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
 
 
 # A submission on its way to the store, not keyed yet, packed (worker.pack) into one bytes object:
@@ -143,8 +173,19 @@ def submission_reader(codes: AnswerCodes) -> SubmissionReader:
 
 
 def unkeyed_row(raw: RawSubmission, reader: SubmissionReader) -> UnkeyedRow:
-    """Find and code the answers, and encode the JSON the store keeps (no UIC parts in it)."""
-    answer_codes, key_values, kept = reader.read(raw.data)
+    """Find and code the answers, and encode the JSON the store keeps (no UIC parts in it).
+
+    A submission nested deeper than any of the form is stored without its answers (counting then
+    lists it as having none): reading it would exhaust the recursion."""
+    try:
+        answer_codes, key_values, kept = reader.read(raw.data)
+        text = _stored_text(raw.data, kept)
+    except (NestedTooDeep, RecursionError):
+        logger.warning(
+            "submission %s nests deeper than the form can: stored without its answers", raw.submission_id
+        )
+        answer_codes, key_values, _ = reader.read({})
+        text = b"{}"
     return pack(
         (
             raw.submission_id,
@@ -152,7 +193,7 @@ def unkeyed_row(raw: RawSubmission, reader: SubmissionReader) -> UnkeyedRow:
             raw.review_status,
             raw.submitted_at,
             raw.form_version,
-            _stored_text(raw.data, kept),  # bytes: decoding is left to keyed_row, in the other process
+            text,  # bytes: decoding is left to keyed_row, in the other process
             key_values,
             answer_codes,  # coded here: small integers cost less to pack, unpack and store than answers
         )
@@ -297,8 +338,10 @@ def _sync_into(
     meter = _Progress(progress, description)
     try:
         for (statuses, deleted, watermarks, reconciled, batch_fetched, new), unkeyed in produce(state):
+            rows = [keyed_row(row, secret) for row in unkeyed]
+            _refuse_foreign(rows, description)
             outcome = store.apply_batch(
-                [keyed_row(row, secret) for row in unkeyed],
+                rows,
                 new_answers=new,
                 run_id=run_id,
                 review_statuses=statuses,
@@ -345,6 +388,31 @@ def _few_collections() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+def _refuse_foreign(rows: list[SubmissionRow], description: str) -> None:
+    """Refuse a batch (a page, or a part of a file) before it is stored when no row has an answer
+    the form always has, or a row still holds a UIC part: it is not an export kobo-tip can read by
+    field name (labels as headers, another form), and its codes must not reach the disk."""
+    for row in rows:
+        text = row.data_json
+        if not any(name in text for name in _CLEAR_CODE_NAMES):
+            continue
+        found = next((mark for mark in _CLEAR_CODE_MARKS if mark in text), None)
+        if found is not None:
+            raise SourceError(
+                f"{description}: submission {row.submission_id} holds a name code (a key ending in "
+                f"{found.strip(chr(34) + ':/-.')!r}) where kobo-tip cannot remove it; nothing of this batch "
+                "was stored. Export the data with field names as headers (Kobo: 'XML values and headers'), "
+                "not labels."
+            )
+    if rows and not any(any(row.answer_codes[i] for i in _REQUIRED) for row in rows):
+        raise SourceError(
+            f"{description}: none of its {len(rows)} submissions has an answer of the {ind.FORM_ID} form by "
+            "field name (consent, event_date, action, stakeholder_id, ...); nothing of it was stored. "
+            "Is it an export of another form, or one with labels as headers? Export it with field names "
+            "(Kobo: 'XML values and headers')."
+        )
 
 
 def _check_secret(store: Store, secret: bytes, env_name: str) -> None:

@@ -136,6 +136,7 @@ class FakeCentral:
         self.faults: list[Fault] = []
         self.form_warnings: list[str] = []  # pyxform warnings every uploaded form gets
         self.attachments_expected: tuple[str, ...] = ()
+        self.login_redirect: tuple[int, str] | None = None  # (status, Location) for POST /v1/sessions
         # Called (under the lock) before each OData request is answered, with how many came before.
         self.before_odata: Callable[[int], None] | None = None
         self._odata_served = 0
@@ -761,6 +762,13 @@ def _handler_for(central: FakeCentral) -> type[BaseHTTPRequestHandler]:
                     return
             try:
                 if method == "POST" and parts.path == "/v1/sessions":
+                    if central.login_redirect is not None:  # a hostile server moves the login
+                        status, location = central.login_redirect
+                        self.send_response(status)
+                        self.send_header("Location", location)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                     self._reply(200, central.login(body))
                     return
                 central.check_auth(self.headers.get("Authorization"))

@@ -110,6 +110,8 @@ class FakeKobo:
     before_data_request: Callable[[FakeKobo, int], None] | None = None
     import_error: dict[str, str] | None = None  # the messages of the next import, which fails
     deploy_error: str | None = None  # the {"error": ...} of the next deployment, which fails
+    # A hostile server: the base of the ``next`` links of asset lists and of import ``url``s.
+    foreign_links: str | None = None
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     rows_served: int = 0
     data_requests: int = 0
@@ -355,7 +357,8 @@ class FakeKobo:
             else:
                 result = self._apply_import(fields, base)
             self.imports[uid] = ImportTask(uid, self.import_polls, result)
-            return 201, {"uid": uid, "url": f"{base}/api/v2/imports/{uid}/", "status": "processing"}
+            links = self.foreign_links or base
+            return 201, {"uid": uid, "url": f"{links}/api/v2/imports/{uid}/", "status": "processing"}
 
     def _apply_import(self, fields: dict[str, str], base: str) -> dict[str, Any]:
         # A missing or non-'false' library puts the sheet in the library as a block (kobo-api.md 4.1).
@@ -441,7 +444,7 @@ class FakeKobo:
             items = [item for item in items if item["asset_type"] == q.split(":", 1)[1]]
         limit = min(int(params.get("limit", 100)), 1000)
         start = int(params.get("start", 0))
-        nxt = f"{base}/api/v2/assets/?{urlencode({**params, 'start': start + limit})}"
+        nxt = f"{self.foreign_links or base}/api/v2/assets/?{urlencode({**params, 'start': start + limit})}"
         return 200, {
             "count": len(items),
             "next": nxt if start + limit < len(items) else None,

@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from kobo_tip import indicator, privacy
 from kobo_tip.report.charts import Series, stacked_bars
+from kobo_tip.report.files import readable
 from kobo_tip.report.tables import cross_tab, dimension_tables, headlines
 
 if TYPE_CHECKING:
@@ -36,11 +37,16 @@ class FindingGroup:
     more: int
 
 
+def html_text(value: Any) -> Any:
+    """A value for the HTML page: control characters as U+FFFD (autoescape does the rest)."""
+    return readable(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 def markdown_text(value: Any) -> Any:
     """Escape a value for a Markdown table cell: HTML characters, Markdown syntax, line breaks."""
     if isinstance(value, Markup) or not isinstance(value, str):
         return value
-    text = _HTML_START.sub(lambda match: "&lt;" if match.group() == "<" else "&amp;", value)
+    text = _HTML_START.sub(lambda match: "&lt;" if match.group() == "<" else "&amp;", readable(value))
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
     return " ".join(text.split())
 
@@ -49,7 +55,9 @@ def markdown_text(value: Any) -> Any:
 def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
     loader = jinja2.PackageLoader("kobo_tip", "templates")
     options: dict[str, Any] = {"loader": loader, "trim_blocks": True, "lstrip_blocks": True}
-    html = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, **options)
+    html = jinja2.Environment(
+        autoescape=True, finalize=html_text, undefined=jinja2.StrictUndefined, **options
+    )
     markdown = jinja2.Environment(
         autoescape=False, finalize=markdown_text, undefined=jinja2.StrictUndefined, **options
     )

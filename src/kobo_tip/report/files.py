@@ -1,14 +1,17 @@
 """Tidy files: counts.csv, data_quality.csv, restatements.csv (spec section 7).
 
 Every cell that a spreadsheet could read as a formula (``= + - @``, and the tab and carriage
-return OWASP lists) is made inert with a leading ``'``.
+return OWASP lists) is made inert with a leading ``'``, and control characters (which XLSX cannot
+hold and no reader wants) become U+FFFD, in every output.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import grp
 import os
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,29 +22,42 @@ import pandas as pd
 from kobo_tip import indicator
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The C0 controls but tab, line feed and carriage return, and DEL: what XML 1.0 (XLSX) cannot hold.
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def readable(text: str) -> str:
+    """``text`` with each control character replaced by U+FFFD."""
+    return CONTROL.sub("\ufffd", text)
 
 
 def inert(value: Any) -> str:
-    """``value`` as text that no spreadsheet evaluates: ``=1+1`` -> ``'=1+1``."""
-    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    """``value`` as text that no spreadsheet evaluates: ``=1+1`` -> ``'=1+1``; controls as U+FFFD."""
+    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else readable(str(value))
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
+GROUP_FOLDER, GROUP_FILE = 0o750, 0o640
+
+
 @contextlib.contextmanager
-def new_folder(folder: Path) -> Iterator[Path]:
+def new_folder(folder: Path, *, group: str = "") -> Iterator[Path]:
     """A new, empty folder to write ``folder``'s files into; when the block ends without an error,
     ``folder`` becomes a link to it in one rename, so a reader sees the old files or the new ones,
     never a mix, and the old version is removed. On an error the new folder is removed instead.
 
+    The folder and its files are its owner's only, or with ``group`` that group's to read too.
     ``folder`` is a symbolic link to ``.<name>.<time>-<pid>`` beside it (a folder left by an
     earlier version of kobo-tip is replaced by the link the first time)."""
     parent = folder.parent
-    parent.mkdir(parents=True, exist_ok=True)
+    parent.mkdir(mode=GROUP_FOLDER if group else PRIVATE_FOLDER, parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     version = parent / f".{folder.name}.{stamp}-{os.getpid()}"
-    version.mkdir(mode=0o700)
+    version.mkdir(mode=PRIVATE_FOLDER)
     try:
         yield version
+        _restrict(version, group)
     except BaseException:
         shutil.rmtree(version, ignore_errors=True)
         raise
@@ -54,6 +70,20 @@ def new_folder(folder: Path) -> Iterator[Path]:
     os.replace(link, folder)
     if previous is not None:
         shutil.rmtree(previous if previous.is_absolute() else parent / previous, ignore_errors=True)
+
+
+def _restrict(version: Path, group: str) -> None:
+    """Owner-only modes, or the group's to read: set on the folder and each file before it is shown."""
+    gid = grp.getgrnam(group).gr_gid if group else -1
+    for path in (version, *version.iterdir()):
+        os.chmod(
+            path,
+            (GROUP_FOLDER if group else PRIVATE_FOLDER)
+            if path.is_dir()
+            else (GROUP_FILE if group else PRIVATE_FILE),
+        )
+        if group:
+            os.chown(path, -1, gid)
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -69,7 +99,9 @@ def inert_column(values: pd.Series) -> pd.Series:
     """``inert`` over a whole column (data-quality lists can hold millions of rows)."""
     if pd.api.types.is_numeric_dtype(values):  # only text can hold a formula
         return values
-    text = values.astype(object).where(values.notna(), "")
+    text = (
+        values.astype(object).where(values.notna(), "").astype(str).str.replace(CONTROL, "\ufffd", regex=True)
+    )
     risky = text.str.startswith(FORMULA_STARTS).fillna(False).astype(bool)
     if risky.any():
         text = text.copy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ import pandas as pd
 import kobo_tip
 from kobo_tip import cases, counting, periods, privacy
 from kobo_tip.config import Settings
+from kobo_tip.errors import StoreError
 from kobo_tip.labels import load_labels
 from kobo_tip.report import cutoff, dhis2, document, files, restatements, workbook
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
@@ -76,12 +78,25 @@ def render_reports(
     """Write ``<out_dir>/<audience>/`` for each audience (default: ``[report] audiences``).
 
     Returns the paths written. Counts once (``count_store``), then publishes each audience
-    (``write_audiences``).
+    (``write_audiences``). A store that was never synced is an error; from one that holds no
+    submission only the internal report is written (an outside report of zeros would say that
+    nothing happened, which nobody knows yet).
     """
     run_date = as_of or dt.date.today()
-    with Store.open(settings.store_path) as store:
+    wanted = list(audiences or settings.report.audiences)
+    with Store.open(settings.store_path, create=False) as store:
+        if not any(run.finished and not run.error for run in store.runs(limit=50)):
+            raise StoreError(
+                f"Nothing has been synced into {settings.store_path} yet: run 'kobo-tip sync' first; "
+                "no report was written."
+            )
+        if store.counts().submissions == 0 and any(a != INTERNAL for a in wanted):
+            log.warning(
+                "The store holds no submission yet: no outside report is written until one is synced."
+            )
+            wanted = [a for a in wanted if a == INTERNAL]
         counted = count_store(store, settings, run_date)
-        return write_audiences(store, settings, counted, audiences or settings.report.audiences)
+        return write_audiences(store, settings, counted, wanted)
 
 
 def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
@@ -172,13 +187,14 @@ def _publish(
         restatements=restatements.restatements(
             last, runs, published, through, settings.indicator.merges_path
         ),
-        provenance=counted.provenance,
+        provenance=counted.provenance if internal else _outside(counted.provenance, settings),
         words=words,
         disclosure=privacy.information_loss(outcome.releases.values()) if internal and outcome else None,
         held=list(outcome.held) if internal and outcome else [],
         left_out={} if internal else release.omitted(),
     )
-    with files.new_folder(settings.report.out_dir / audience) as folder:
+    group = settings.report.group if audience in settings.report.share_with_group else ""
+    with files.new_folder(settings.report.out_dir / audience, group=group) as folder:
         paths = _write(edition, settings, folder)
         if internal or not release.same_cells(stored_release(last) if last else None):
             store.save_release(
@@ -225,6 +241,15 @@ def _published_through(headline: periods.Period | None, settings: Settings) -> d
     if headline is None:  # no quarter has ended yet: only empty periods can be published
         return settings.project.start_date - dt.timedelta(days=1)
     return headline.end
+
+
+SOURCE_KINDS = {"kobo": "KoboToolbox", "odk_central": "ODK Central", "file": "an export file"}
+
+
+def _outside(provenance: Provenance, settings: Settings) -> Provenance:
+    """The footer facts an outside audience sees: the tool's and the config's words only, no text a
+    submission or a local path carries (the kind of source, not its address; no form versions)."""
+    return dataclasses.replace(provenance, source=SOURCE_KINDS[settings.source.kind], form_versions=())
 
 
 def _provenance(runs: Sequence[RunInfo], form_versions: tuple[str, ...], run_date: dt.date) -> Provenance:

@@ -83,7 +83,11 @@ def _about_rows(edition: Edition) -> list[tuple[str, str]]:
         (words.text("footer.run_date"), provenance.run_date.isoformat()),
         (words.text("footer.as_of"), provenance.data_as_of or words.text("footer.never_synced")),
         (words.text("footer.source"), provenance.source),
-        (words.text("footer.form_versions"), ", ".join(provenance.form_versions)),
+        *(
+            [(words.text("footer.form_versions"), ", ".join(provenance.form_versions))]
+            if provenance.form_versions
+            else []
+        ),
         (words.text("footer.tool"), provenance.tool_version),
         ("not additive", ", ".join(d for d, additive in edition.counts.additive.items() if not additive)),
     ]

@@ -117,6 +117,7 @@ class KoboSource:
         if self._session is None:
             token = read_secret(self.token_env, "the KoboToolbox API token (Account settings > Security)")
             self._session = new_session(
+                self.url,
                 token=token,
                 timeout=self.timeout,
                 retries=self.retries,

@@ -284,7 +284,7 @@ class CentralSource:
         """POST /v1/sessions with the e-mail and password from the environment; a Bearer session."""
         email = read_secret(self.username_env, "the e-mail of the ODK Central account")
         password = read_secret(self.password_env, "the password of the ODK Central account")
-        plain = new_session(timeout=self.timeout, retries=self.retries, backoff=self.backoff)
+        plain = new_session(self.url, timeout=self.timeout, retries=self.retries, backoff=self.backoff)
         body, _ = self._exchange(
             plain,
             "POST",
@@ -298,6 +298,7 @@ class CentralSource:
                 f"{self.url}/v1/sessions answered without a session token: is this ODK Central?"
             )
         self._session = new_session(
+            self.url,
             token=token,
             token_scheme="Bearer",
             timeout=self.timeout,
