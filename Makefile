@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYXFORM3 := .venv-pyxform3
+WEBFORMS := tests/webforms
+WEBFORMS_STAMP := $(WEBFORMS)/node_modules/.installed
 
-.PHONY: install demo test lint pytest pyxform3 form bench clean
+.PHONY: install demo test lint pytest pyxform3 form bench clean system
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +20,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/kobo-tip demo kobo-tip-demo
 
+# What the tests need from the system, each said in one sentence when it is missing.
+system:
+	@command -v java >/dev/null 2>&1 || { echo "make test needs Java for ODK Validate: apt-get install default-jre-headless"; exit 1; }
+	@command -v node >/dev/null 2>&1 || { echo "make test needs Node.js 20.19.3 or later for the ODK Web Forms check: install it from nodejs.org or your package manager"; exit 1; }
+	@node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && (b > 19 || (b === 19 && c >= 3))) ? 0 : 1)' || { echo "make test needs Node.js 20.19.3 or later for the ODK Web Forms check (this is $$(node --version)): upgrade it"; exit 1; }
+
+# The ODK Web Forms engine, pinned by tests/webforms/package-lock.json.
+$(WEBFORMS_STAMP): $(WEBFORMS)/package-lock.json | system
+	npm ci --prefix $(WEBFORMS) --no-audit --no-fund --loglevel=error
+	touch $@
+
 test: lint pytest pyxform3
 
 lint: $(STAMP)
@@ -25,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(WEBFORMS_STAMP) | system
 	$(BIN)/python -m pytest -q
 
 # The form must also convert without warnings under pyxform 3.0, the version KoboToolbox runs.
@@ -44,4 +57,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_kobo_sync.py 100000 --page-latency 0.2
 
 clean:
-	rm -rf $(VENV) $(PYXFORM3) kobo-tip-demo .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PYXFORM3) $(WEBFORMS)/node_modules kobo-tip-demo .pytest_cache .hypothesis

@@ -221,6 +221,7 @@ def test_question_types_follow_the_spec(example: Built) -> None:
         ind.ACTION,
         ind.STAKEHOLDER_TYPE,
         ind.STAKEHOLDER_ID,
+        ind.STAKEHOLDER_OTHER_ORG,  # when shown: relevant only for a stakeholder not on the roster
         ind.IDENTIFICATION_COUNTRY,
         ind.LOCATION_ADMIN1,
         ind.PERSON_CATEGORY,
@@ -367,10 +368,12 @@ def test_xform_binds_required_and_constraints_with_messages(example: Built) -> N
     expected_constraints = {
         ind.EVENT_DATE: ". <= today() and . >= date('2025-10-01')",
         ind.ACTION: "count-selected(.) >= 1",
-        ind.AGE_YEARS: ". >= 0 and . <= 120",
+        ind.AGE_YEARS: ". >= 0 and . <= 120 and (",  # then the birth year's agreement (test_webforms)
         ind.BIRTH_YEAR: ". >= 1900 and . <= int(format-date(today(), '%Y'))",
-        ind.UIC_GIVEN: "string-length(.) <= 4 and regex(",
-        ind.UIC_MOTHER: ". = '99' or (string-length(.) <= 4 and regex(",
+        ind.UIC_GIVEN: "string-length(.) <= 12 and regex(",
+        ind.UIC_MOTHER: ". = '99' or (string-length(.) <= 12 and regex(",
+        ind.PERSON_CATEGORY: "count-selected(.) >= 1 and not(selected(., 'trafficking_presumed')",
+        ind.STAKEHOLDER_OTHER_ORG: "string-length(.) <= 80",
     }
     for field, constraint in expected_constraints.items():
         bind = example.bind(field)
@@ -429,18 +432,22 @@ def test_xform_carries_the_version_and_the_form_id(example: Built) -> None:
         ("MA", True),
         ("jó", True),
         ("สม", True),
+        ("ที่นี่", True),  # two Thai letters with their vowel and tone marks: six characters
         ("ßa", True),
         ("M1", False),
+        ("๑๒", False),  # Thai digits
         ("o'", False),
         ("A B", False),
         ("A.", False),
-        ("ABCDE", False),
+        ("😀a", False),
+        ("ABCDEFGHIJKLM", False),
     ],
 )
 def test_uic_constraint_accepts_letters_only(example: Built, answer: str, ok: bool) -> None:
     constraint = example.row(ind.UIC_GIVEN)["constraint"]
     pattern = re.search(r"regex\(\., '(.*)'\)", constraint)[1]  # type: ignore[index]
-    assert (len(answer) <= 4 and re.search(pattern, answer) is not None) is ok
+    # Python reads \uXXXX escapes and ranges of them as JavaScript and Java do.
+    assert (len(answer) <= 12 and re.search(pattern, answer) is not None) is ok
 
 
 # --- staleness, versions, failures ----------------------------------------------------------

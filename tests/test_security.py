@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from conftest import version_2_store
 from fakes.central_server import FakeCentral
 from fakes.kobo_server import FakeKobo
 from fakes.listener import Listener
@@ -261,7 +262,7 @@ def test_an_export_with_labels_as_headers_is_refused_whole(
 
 def test_a_version_2_store_holding_name_codes_is_scrubbed_by_the_migration(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
-    Store.open(path).close()
+    version_2_store(path)
     leaked = {
         "_id": 1,
         "person": [{"uic_given": CANARY[0]}],
@@ -270,9 +271,6 @@ def test_a_version_2_store_holding_name_codes_is_scrubbed_by_the_migration(tmp_p
     }
     with sqlite3.connect(path) as db:
         db.execute("INSERT INTO submission_data VALUES (1, ?)", (json.dumps(leaked, ensure_ascii=False),))
-        db.execute("DROP TABLE releases")
-        db.execute("CREATE TABLE publications (id INTEGER PRIMARY KEY)")
-        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     assert scan([p for p in tmp_path.iterdir() if p.is_file()]) != []  # in the file or its WAL
     Store.open(path, migrate=True).close()
     assert scan([p for p in tmp_path.iterdir() if p.is_file()]) == []

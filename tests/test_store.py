@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from conftest import version_2_store
 from kobo_tip import store as store_module
 from kobo_tip.errors import StoreError
 from kobo_tip.store import ANSWER_COLUMNS, SCHEMA_VERSION, BatchOutcome, Store, SubmissionRow, utc_stamp
@@ -343,12 +344,7 @@ def test_releases_come_back_oldest_first_and_internal_keeps_the_last_few(store: 
 
 def test_a_version_2_store_is_refused_until_migrated_and_loses_its_publications(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
-    Store.open(path).close()
-    with sqlite3.connect(path) as db:  # as kobo-tip 0.1 left it: a publications table, version 2
-        db.execute("DROP TABLE releases")
-        db.execute("CREATE TABLE publications (id INTEGER PRIMARY KEY, audience TEXT, value TEXT)")
-        db.execute("INSERT INTO publications (audience, value) VALUES ('donor', '<5')")
-        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    version_2_store(path)
     with pytest.raises(StoreError, match=r"schema version 2.*run 'kobo-tip store migrate'"):
         Store.open(path)
     with Store.open(path, migrate=True) as store:

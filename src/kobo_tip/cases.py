@@ -209,6 +209,20 @@ class _IntegerColumn(_Column):
         return values
 
 
+class _TextColumn(_Column):
+    """text: the answer as written (control characters and all: outputs make it readable), '' missing."""
+
+    dtype, missing = object, ""
+
+    def read(self, value: Any) -> Reading:
+        if isinstance(value, str):
+            return value.strip(), ""
+        return "", f"{shown(value)} is not text"
+
+    def finish(self, values: np.ndarray) -> np.ndarray:
+        return values
+
+
 class _DateColumn(_Column):
     """date: days since 1970-01-01 (NaT missing), read from ``YYYY-MM-DD``."""
 
@@ -239,6 +253,7 @@ def _columns(settings: Settings) -> dict[str, _Column]:
             [*(member.id for member in settings.form.roster), ind.NOT_LISTED],
             "stakeholder id",
         ),
+        _TextColumn(ind.STAKEHOLDER_OTHER_ORG),
         _ChoiceColumn(ind.IDENTIFICATION_COUNTRY, countries, "country code"),
         _ChoiceColumn(ind.COUNTRY_ORIGIN, [*countries, *ind.COUNTRY_EXTRAS], "country code"),
         _ChoiceColumn(ind.LOCATION_ADMIN1, levels[1], "admin1 code", ind.UNKNOWN),

@@ -190,6 +190,7 @@ def _exclusion_findings(
     rule = pd.Series(rules[failed], index=rows.index)
     date = rows["event_date"].dt.strftime("%Y-%m-%d").fillna("")
     stakeholder = rows["stakeholder_id"].astype(object).fillna("")
+    other_org = rows[ind.STAKEHOLDER_OTHER_ORG].astype(object).fillna("")
     roster = {member.id: str(member.trained_on) for member in settings.form.roster}
     trained_on = stakeholder.map(roster).fillna("")
     project = settings.project
@@ -205,9 +206,12 @@ def _exclusion_findings(
         "date_in_future": date + f" is after the run date {as_of.isoformat()}",
         "action_missing": pd.Series("neither identified nor referred", index=rows.index),
         "stakeholder_not_on_roster": pd.Series(
-            np.where(
-                stakeholder == "",
-                "stakeholder_id missing or not an id of the roster",
+            np.select(
+                [stakeholder == "", (stakeholder == ind.NOT_LISTED) & (other_org != "")],
+                [
+                    "stakeholder_id missing or not an id of the roster",
+                    "not on the roster: '" + other_org + "' (add it to the roster if the project trained it)",
+                ],
                 "stakeholder '" + stakeholder + "' is not on the roster",
             ),
             index=rows.index,

@@ -17,6 +17,7 @@ EVENT_DATE: Final = "event_date"
 ACTION: Final = "action"
 STAKEHOLDER_TYPE: Final = "stakeholder_type"
 STAKEHOLDER_ID: Final = "stakeholder_id"
+STAKEHOLDER_OTHER_ORG: Final = "stakeholder_other_org"
 IDENTIFICATION_COUNTRY: Final = "identification_country"
 LOCATION_ADMIN1: Final = "location_admin1"
 LOCATION_ADMIN2: Final = "location_admin2"
@@ -65,6 +66,7 @@ FIELD_GROUPS: Final[dict[str, str]] = {
             ACTION,
             STAKEHOLDER_TYPE,
             STAKEHOLDER_ID,
+            STAKEHOLDER_OTHER_ORG,
             IDENTIFICATION_COUNTRY,
             LOCATION_ADMIN1,
             LOCATION_ADMIN2,
@@ -113,6 +115,7 @@ COUNTED_FIELDS: Final = (
     ETHNICITY,
     *WG_FIELDS,
     SERVICES,
+    STAKEHOLDER_OTHER_ORG,  # not counted: named in the internal data-quality list
 )
 
 NOT_LISTED: Final = "not_listed"

@@ -111,7 +111,9 @@ _MIGRATIONS: dict[int, str] = {
     # 2 -> 3: releases replace publications, which kept published text only and cannot be audited;
     # the release history starts afresh (spec section 6). Then every stored submission is scrubbed
     # of UIC parts that older versions let through (keys split by '.' or ':', answers in lists).
-    3: _SCHEMA[_SCHEMA.index("-- What each audience was shown") :] + ";DROP TABLE publications",
+    3: _SCHEMA[_SCHEMA.index("-- What each audience was shown") :]
+    + ";DROP TABLE publications"
+    + f';ALTER TABLE submissions ADD COLUMN "{ind.STAKEHOLDER_OTHER_ORG}" INTEGER NOT NULL DEFAULT 0',
 }
 _SCRUBBED_AT = 3  # the migration after which stored submissions are scrubbed
 _ANSWER_NAMES = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)

@@ -45,6 +45,7 @@ _K_DATE = _P[ind.EVENT_DATE]
 _K_ACTION = _P[ind.ACTION]
 _K_STYPE = _P[ind.STAKEHOLDER_TYPE]
 _K_SID = _P[ind.STAKEHOLDER_ID]
+_K_OTHER_ORG = _P[ind.STAKEHOLDER_OTHER_ORG]
 _K_COUNTRY = _P[ind.IDENTIFICATION_COUNTRY]
 _K_ADMIN1 = _P[ind.LOCATION_ADMIN1]
 _K_ADMIN2 = _P[ind.LOCATION_ADMIN2]
@@ -64,6 +65,15 @@ _K_WG = tuple(_P[name] for name in ind.WG_FIELDS)
 _K_ELSEWHERE = _P[ind.REPORTED_ELSEWHERE]
 _K_SERVICES = _P[ind.SERVICES]
 _K_OUTCOME = _P[ind.REFERRAL_OUTCOME]
+_UNLISTED_ORGS = {
+    "border_control": "Checkpoint 7 immigration post",
+    "labour_inspector": "Provincial labour office",
+    "ngo_partner": "Women's shelter network",
+    "private_sector": "Harbour fishing cooperative",
+    "community_member": "Village volunteer group",
+    "other_government": "District social welfare office",
+    "other": "Temple committee",
+}
 
 _CHOICES = ind.CHOICES
 _VALIDATION_LABELS: Final = {
@@ -394,13 +404,15 @@ class _Scenario:
             kind: [site for site, row in zip(sites, roster, strict=True) if row.type == kind] or sites
             for kind in _CHOICES["stakeholder_type"]
         }
-        # Someone not on the roster, through the web form link: no account, a browser's device id.
+        # Someone not on the roster, through the web form link: no account, a browser's device id,
+        # and the organisation they typed.
         self.unlisted_heads: dict[str, dict[str, Any]] = {
             kind: {
                 "formhub/uuid": self.formhub_uuid,
                 "deviceid": f"ee.kobotoolbox.org:{_token(rng, 16)}",
                 _K_STYPE: kind,
                 _K_SID: ind.NOT_LISTED,
+                _K_OTHER_ORG: _UNLISTED_ORGS[kind],
                 "_submitted_by": None,
             }
             for kind in _CHOICES["stakeholder_type"]

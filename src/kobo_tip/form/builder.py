@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -9,15 +10,44 @@ from kobo_tip import indicator as ind
 from kobo_tip.config import Settings
 from kobo_tip.labels import Labels, country_codes
 
-# Letters only: no ASCII digit, whitespace or punctuation. Written with ranges so the XPath
-# string needs no quote character; no \p{L}, which Enketo lacks.
-_LETTERS_ONLY = "regex(., '^[^0-9\\s!-/:-@\\[-`{-~]+$')"
-_UIC_CONSTRAINT = f"string-length(.) <= 4 and {_LETTERS_ONLY}"
+
+def _letters_and_marks() -> str:
+    """A regex class of every letter and mark (Unicode categories L and M) of the Basic
+    Multilingual Plane, as ranges of \\uXXXX escapes: the same in JavaScript (Enketo, ODK Web
+    Forms) and Java (ODK Collect), which \\p{L} is not (Enketo lacks it). Digits of every script,
+    punctuation, symbols, spaces and emoji (outside the plane) are not in it."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x10000):
+        if unicodedata.category(chr(code))[0] not in "LM" or 0xD800 <= code <= 0xDFFF:
+            continue
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return "".join(f"\\u{a:04X}" if a == b else f"\\u{a:04X}-\\u{b:04X}" for a, b in ranges)
+
+
+# The first two letters of a name with their vowel and tone marks: a Thai or Burmese letter can
+# carry three marks, so up to 12 characters, all of them letters or marks.
+_UIC_MAX_CHARACTERS = 12
+_UIC_CONSTRAINT = f"string-length(.) <= {_UIC_MAX_CHARACTERS} and regex(., '^[{_letters_and_marks()}]+$')"
 _UIC_UNKNOWN = "99"
 # Choice names the form's logic tests, at their places in the spec's lists.
 _YES = ind.CHOICES["yes_no"][0]
 _REFERRED = ind.CHOICES["action"][1]
 *_EXPLOITATION_CATEGORIES, _GBV = ind.CHOICES["person_category"]
+# Age on the event date against the birth year: one year apart at most, five if the age is estimated.
+_AGE_CONSTRAINT = (
+    f". >= 0 and . <= 120 and (${{{ind.BIRTH_YEAR}}} = '' or ${{{ind.EVENT_DATE}}} = '' or "
+    f"abs(int(format-date(${{{ind.EVENT_DATE}}}, '%Y')) - ${{{ind.BIRTH_YEAR}}} - .) <= "
+    f"if(${{{ind.AGE_ESTIMATED}}} = '{ind.CHOICES['yes_no'][0]}', 5, 1))"
+)
+# Presumed and confirmed trafficking exclude each other (spec section 2).
+_PRESUMED, _CONFIRMED = ind.CHOICES["person_category"][:2]
+_CATEGORY_CONSTRAINT = (
+    f"count-selected(.) >= 1 and not(selected(., '{_PRESUMED}') and selected(., '{_CONFIRMED}'))"
+)
+_OTHER_ORG_MAX = 80
 _FIELD_LIST = "field-list"
 _AUTOCOMPLETE = "autocomplete"
 _META_TYPES = ("start", "end", "today", "deviceid", "username")
@@ -115,7 +145,7 @@ def _groups(settings: Settings) -> list[_Group]:
             constraint=". >= 1900 and . <= int(format-date(today(), '%Y'))",
         ),
         _Question(ind.GENDER, required=True),
-        _Question(ind.AGE_YEARS, "integer", required=True, constraint=". >= 0 and . <= 120"),
+        _Question(ind.AGE_YEARS, "integer", required=True, constraint=_AGE_CONSTRAINT),
         _Question(ind.AGE_ESTIMATED),
         _Question(ind.COUNTRY_ORIGIN, required=True, appearance=_AUTOCOMPLETE),
     ]
@@ -155,6 +185,13 @@ def _event_questions(settings: Settings) -> list[_Question | _Group]:
             choice_filter=f"type=${{{ind.STAKEHOLDER_TYPE}}} or name='{ind.NOT_LISTED}'",
         ),
         _Question(
+            ind.STAKEHOLDER_OTHER_ORG,
+            "text",
+            required=True,
+            constraint=f"string-length(.) <= {_OTHER_ORG_MAX}",
+            relevant=f"${{{ind.STAKEHOLDER_ID}}} = '{ind.NOT_LISTED}'",
+        ),
+        _Question(
             ind.IDENTIFICATION_COUNTRY,
             required=True,
             appearance=_AUTOCOMPLETE,
@@ -184,7 +221,7 @@ def _event_questions(settings: Settings) -> list[_Question | _Group]:
     )
     questions += [
         _Question(ind.CASE_REF, "text"),
-        _Question(ind.PERSON_CATEGORY, required=True),
+        _Question(ind.PERSON_CATEGORY, required=True, constraint=_CATEGORY_CONSTRAINT),
         _Question(ind.EXPLOITATION_TYPE, relevant=exploitation),
         _Question(ind.GBV_TYPE, relevant=f"selected(${{{ind.PERSON_CATEGORY}}}, '{_GBV}')"),
     ]
