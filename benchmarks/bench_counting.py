@@ -42,7 +42,7 @@ def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
         end_date=settings.project.end_date,
         as_of=AS_OF,
     )
-    secret = b"benchmark-secret"
+    secret = b"benchmark-secret-not-for-use"
     run_id = store.begin_run("benchmark")
     reader = submission_reader(store.answer_codes())
     while batch := list(itertools.islice(submissions, BATCH)):

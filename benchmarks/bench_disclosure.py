@@ -166,7 +166,7 @@ def run_demo_case() -> None:
         # The time of the second render's protection: both audiences, against the first release.
         first = {a: history[a][:1] for a in KS}
         second = history["donor"][-1]
-        os.environ["KOBO_TIP_SECRET"] = "benchmark-secret"
+        os.environ["KOBO_TIP_SECRET"] = "benchmark-secret-not-for-use"
         table, through = outside_table(settings, dt.date.today())
         with Timer() as protecting:
             privacy.protect(table, KS, first, through)
@@ -176,7 +176,7 @@ def run_demo_case() -> None:
 
 
 def run_rows_case(rows: int, keep: Path | None) -> None:
-    os.environ.setdefault("KOBO_TIP_SECRET", "benchmark-secret")
+    os.environ.setdefault("KOBO_TIP_SECRET", "benchmark-secret-not-for-use")
     with tempfile.TemporaryDirectory() as temporary:
         folder = keep or Path(temporary)
         folder.mkdir(parents=True, exist_ok=True)

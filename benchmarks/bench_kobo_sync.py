@@ -156,7 +156,7 @@ def main() -> None:
         env = {
             **os.environ,
             "KOBO_TOKEN": kobo.token,
-            "KOBO_TIP_SECRET": "benchmark-secret",
+            "KOBO_TIP_SECRET": "benchmark-secret-not-for-use",
             "PYTHONPATH": str(REPO / "src"),
         }
 

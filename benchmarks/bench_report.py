@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="project folder to keep (and reuse) between runs")
     args = parser.parse_args()
-    os.environ.setdefault("KOBO_TIP_SECRET", "benchmark-secret")
+    os.environ.setdefault("KOBO_TIP_SECRET", "benchmark-secret-not-for-use")
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.keep or Path(temporary)
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Time the store: a file-source sync into a fresh store, a re-sync, and a full read (run by hand).
 
-    KOBO_TIP_SECRET=x .venv/bin/python benchmarks/bench_store.py [--rows 100000] [--read-rows 1000000]
+    .venv/bin/python benchmarks/bench_store.py [--rows 100000] [--read-rows 1000000]
 
 1. ``--rows`` generated submissions (kobo_tip.synthetic, Kobo data-API shape) are written to a
    JSON export and synced into a new store (person key, UIC stripped, answers coded, insert), then
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="submissions synced from a JSON export")
     parser.add_argument("--read-rows", type=int, default=1_000_000, help="rows streamed by submissions()")
     args = parser.parse_args()
-    os.environ.setdefault("KOBO_TIP_SECRET", "benchmark-secret")
+    os.environ.setdefault("KOBO_TIP_SECRET", "benchmark-secret-not-for-use")
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(_project(Path(tmp)))
         assert settings.source.path is not None

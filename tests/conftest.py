@@ -82,8 +82,8 @@ def example_project(make_project: Callable[..., Path]) -> Path:
 
 
 def version_2_store(path: Path) -> None:
-    """A store as kobo-tip 0.1 left it (schema 2): publications instead of releases, and no column for
-    the organisation of a stakeholder not listed."""
+    """A store as kobo-tip 0.1 left it (schema 2): publications instead of releases, no column for
+    the organisation of a stakeholder not listed, no retries in the run log."""
     import sqlite3
 
     from kobo_tip.store import Store
@@ -92,6 +92,7 @@ def version_2_store(path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("DROP TABLE releases")
         db.execute('ALTER TABLE submissions DROP COLUMN "stakeholder_other_org"')
+        db.execute("ALTER TABLE runs DROP COLUMN retries")
         db.execute("CREATE TABLE publications (id INTEGER PRIMARY KEY, audience TEXT, value TEXT)")
         db.execute("INSERT INTO publications (audience, value) VALUES ('donor', '<5')")
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")

@@ -6,14 +6,18 @@ tests can check that every output escapes or neutralises them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import datetime as dt
 import json
 import shutil
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from conftest import REPO, _replace_sections
 from kobo_tip import synthetic
@@ -110,6 +114,19 @@ def write_export(config: Path, rows: list[dict[str, Any]]) -> None:
 
 def read_export(config: Path) -> list[dict[str, Any]]:
     return json.loads((config.parent / "data" / "export.json").read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def rendered_project(root: Path, audiences: tuple[str, ...] = ("internal", "donor")) -> Iterator[Settings]:
+    """A project made, synced and rendered at ``AS_OF`` (for module-scoped fixtures)."""
+    from conftest import SECRET
+    from kobo_tip.report import render_reports
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KOBO_TIP_SECRET", SECRET)
+        settings = sync(make_project(root, dhis2=False))
+        render_reports(settings, audiences=audiences, as_of=AS_OF)
+        yield settings
 
 
 def sync(config: Path) -> Settings:

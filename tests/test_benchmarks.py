@@ -23,6 +23,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("bench_kobo_sync.py", ["2000", "--rounds", "1"], r"full sync .* \(2000 new\).*\n.*median"),
         ("bench_synthetic.py", ["--rows", "300"], r"300 submissions in"),
         (
+            "bench_file_sync.py",
+            ["--rows", "300"],
+            r"300 new.*\n.*ratio sync / bare json(.*\n)*second sync, file unchanged.*\n.*\(0 rows fetched",
+        ),
+        (
             "bench_disclosure.py",
             ["--rows", "300"],
             r"old rule: \d+ donor cells.*\n(.*\n)*  public: cells hidden",

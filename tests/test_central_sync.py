@@ -320,3 +320,12 @@ def test_same_scenario_from_kobo_and_from_central_gives_identical_counts(
         if line.startswith("identified_or_referred,LOP,") and ",total,all," in line
     ]
     assert totals and int(totals[0].rsplit(",", 1)[1]) > 0
+
+
+def test_progress_bar_has_the_total_central_counts(
+    central: FakeCentral, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add(central, 25)
+    source = dataclasses.replace(CentralSource.from_settings(settings), page_size=10)
+    run_sync(settings, progress=True, source=source)
+    assert "25/25" in capsys.readouterr().err, "the bar counts towards @odata.count"

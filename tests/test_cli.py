@@ -116,3 +116,76 @@ def test_status_without_store_says_to_sync(
     code, out, _ = run(capsys, "status", "-c", str(config))
     assert code == 0
     assert "run 'kobo-tip sync'" in out
+
+
+@pytest.mark.parametrize(
+    ("source", "unset", "expected"),
+    [
+        ('kind = "kobo"\nurl = "http://127.0.0.1:9"\nasset_uid = ""', "KOBO_TOKEN", "KOBO_TOKEN is not set"),
+        (
+            'kind = "odk_central"\nurl = "http://127.0.0.1:9"\nproject_id = 1',
+            "ODK_CENTRAL_PASSWORD",
+            "ODK_CENTRAL_PASSWORD is not set",
+        ),
+        ('kind = "file"\npath = "data/export.json"', "", "A file source cannot deploy a form"),
+    ],
+    ids=["kobo without token", "central without password", "file source"],
+)
+def test_form_deploy_checks_what_it_needs_before_building(
+    capsys: pytest.CaptureFixture[str],
+    make_project: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    unset: str,
+    expected: str,
+) -> None:
+    config = make_project(source=source)
+    monkeypatch.setenv("ODK_CENTRAL_USERNAME", "me@example.org")
+    if unset:
+        monkeypatch.delenv(unset, raising=False)
+    code, out, err = run(capsys, "form", "deploy", "-c", str(config))
+    assert code == 2, err
+    assert expected in err
+    assert "wrote" not in out and not (config.parent / "forms" / "tip_victims.xlsx").exists(), "nothing built"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["init"],
+        ["form", "build"],
+        ["form", "deploy"],
+        ["sync"],
+        ["report"],
+        ["status"],
+        ["store", "migrate"],
+        ["demo"],
+    ],
+)
+def test_every_command_has_a_description(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    usage, description = out.split("\n\n")[:2]
+    assert usage.startswith(f"usage: kobo-tip {' '.join(command)}")
+    assert len(description.split()) >= 8 and description.rstrip().endswith(".")
+
+
+def test_report_help_says_what_each_audience_is(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for meaning in ("internal (the M&E team: every number", "donor (small numbers hidden", "public (hidden"):
+        assert meaning in text
+
+
+def test_a_missing_export_file_is_bad_configuration_like_a_missing_roster(
+    capsys: pytest.CaptureFixture[str], make_project: Callable[..., Path], secret: str
+) -> None:
+    config = make_project(source='kind = "file"\npath = "data/nowhere.json"')
+    code, _, err = run(capsys, "sync", "-c", str(config))
+    assert code == 2
+    assert "nowhere.json does not exist; check [source] path" in err
+    (config.parent / "forms" / "stakeholders.csv").unlink()
+    code, _, err = run(capsys, "sync", "-c", str(config))
+    assert code == 2 and "roster" in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -141,3 +143,45 @@ def test_the_example_config_loads(example_project: Path) -> None:
 def test_missing_config_file_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"not found .*kobo-tip init"):
         load_settings(tmp_path / "kobo-tip.toml")
+
+
+ROSTER_ROWS = [
+    ("a1", "Poste de police, Mae Sot", "border_control", "2025-11-03"),
+    ("b2", "ONG Été", "ngo_partner", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("separator", "encoding"),
+    [(";", "utf-8"), (";", "utf-8-sig"), ("\t", "utf-16"), (",", "utf-8-sig")],
+    ids=["semicolons", "semicolons with BOM", "Excel Unicode text", "commas with BOM"],
+)
+def test_a_roster_as_spreadsheets_save_it_is_read(
+    example_project: Path, separator: str, encoding: str
+) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, delimiter=separator)  # quotes a cell holding the separator, as Excel does
+    writer.writerows([ROSTER_HEADER.strip().split(","), *ROSTER_ROWS])
+    path = example_project.parent / "forms" / "stakeholders.csv"
+    path.write_bytes(text.getvalue().encode(encoding))
+    roster = load_settings(example_project).form.roster
+    assert [(s.id, s.name, s.type) for s in roster] == [r[:3] for r in ROSTER_ROWS]
+
+
+def test_a_latin_1_roster_is_told_its_encoding_and_how_to_save_it(example_project: Path) -> None:
+    path = example_project.parent / "forms" / "stakeholders.csv"
+    path.write_bytes((ROSTER_HEADER + "a1,ONG Été,ngo_partner,\n").encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(example_project)
+    message = str(caught.value)
+    assert "is not UTF-8 text: line 2 holds the byte 0xC9, as Latin-1 or Windows-1252 files do" in message
+    assert "CSV UTF-8 (Comma delimited)" in message
+
+
+def test_a_header_that_is_not_the_roster_header_is_quoted(example_project: Path) -> None:
+    path = example_project.parent / "forms" / "stakeholders.csv"
+    path.write_text("ID|Name|Type|Trained\na1|x|other|\n", encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=r"first line must be the header id,name,type,trained_on \(found 'ID\|Name"
+    ):
+        load_settings(example_project)

@@ -86,7 +86,7 @@ def test_a_language_without_a_file_falls_back_to_english_and_names_the_fields() 
     assert thai.texts == english.texts
     (warning,) = thai.warnings
     assert warning.startswith("Thai (th): ")
-    assert "no file th.toml" in warning
+    assert "(no th.toml: copy " in warning and "to translations/th.toml beside the config" in warning
     assert "fields.consent (label, hint, required_message)" in warning
     assert "choices.wg_difficulty (no_difficulty" in warning
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -240,3 +241,38 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _retry_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "kobo_tip.http"]
+
+
+def test_each_retry_is_a_warning_with_the_cause_attempt_and_wait(
+    kobo: FakeKobo, caplog: pytest.LogCaptureFixture
+) -> None:
+    kobo.inject("status", status=503, times=2)
+    with caplog.at_level(logging.WARNING, logger="kobo_tip.http"):
+        get_json(_session(kobo, backoff=0.2, retries=4), _data_url(kobo) + "?limit=3&token=s3cr3t")
+    where = f"{kobo.url}/api/v2/assets/{kobo.asset_uid}/data/?limit=3"
+    assert _retry_lines(caplog) == [
+        f"GET {where}: answered 503; retry 1 of 4 in 0.0 s",
+        f"GET {where}: answered 503; retry 2 of 4 in 0.4 s",
+    ]
+
+
+def test_retries_of_a_broken_body_and_of_a_dead_address_are_said_too(
+    kobo: FakeKobo, caplog: pytest.LogCaptureFixture
+) -> None:
+    kobo.inject("truncate")
+    port = _closed_port()
+    dead = new_session(f"http://127.0.0.1:{port}", timeout=(0.5, 0.5), retries=2, backoff=0.01)
+    with caplog.at_level(logging.WARNING, logger="kobo_tip.http"):
+        get_json(_session(kobo), _data_url(kobo))
+        with pytest.raises(ServerError):
+            request(dead, "GET", f"http://127.0.0.1:{port}/api/v2/assets/")
+    lines = _retry_lines(caplog)
+    assert lines[0].endswith(": the answer is not valid JSON; retry 1 of 2 in 0.0 s")
+    assert lines[1:] == [
+        f"GET http://127.0.0.1:{port}/api/v2/assets/: could not connect; retry 1 of 2 in 0.0 s",
+        f"GET http://127.0.0.1:{port}/api/v2/assets/: could not connect; retry 2 of 2 in 0.0 s",
+    ]

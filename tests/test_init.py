@@ -100,3 +100,27 @@ def test_cli_init_then_init_again(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert load_settings(tmp_path / "kobo-tip.toml").project.country == "mm"
     assert main(["init", str(tmp_path)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_init_says_which_translations_exist_and_a_project_adds_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["init", str(tmp_path), "--country", "kh"]) == 0
+    out = capsys.readouterr().out
+    assert "Form languages: English (en), French (fr) (kobo-tip ships translations for en, fr)" in out
+    assert "To add the language of Cambodia, copy " in out and "to translations/<code>.toml" in out
+    # Following that advice: a Khmer file beside the config with two texts translated.
+    (tmp_path / "translations").mkdir()
+    (tmp_path / "translations" / "km.toml").write_text(
+        '[groups]\nintro = "ការយល់ព្រម"\n\n[fields.consent]\nlabel = "តើបុគ្គលនេះយល់ព្រមទេ?"\n', encoding="utf-8"
+    )
+    config = tmp_path / "kobo-tip.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('"French (fr)"]', '"French (fr)", "Khmer (km)"]', 1), encoding="utf-8")
+    build = build_form(load_settings(config))
+    survey = read_sheet(build.xlsx_path, "survey")
+    consent = next(row for row in survey if row["name"] == ind.CONSENT)
+    assert consent["label::Khmer (km)"] == "តើបុគ្គលនេះយល់ព្រមទេ?"
+    assert consent["label::French (fr)"].startswith("La personne accepte")
+    (warning,) = [w for w in build.warnings if w.startswith("Khmer (km)")]
+    assert "have no translation in " in warning and "km.toml" in warning

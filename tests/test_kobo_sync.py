@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,6 +100,31 @@ def test_25000_submissions_arrive_complete_through_the_command_line(
     assert kobo.rows_served == 25_000  # no row read twice, no reconcile scan after a first pull
     assert _data_calls(kobo) == 25
     assert _watermark(settings) == max(kobo.docs)
+
+
+def test_a_retried_request_is_said_on_the_terminal_and_by_status(
+    kobo: FakeKobo, project: Callable[..., Settings], capfd: pytest.CaptureFixture[str]
+) -> None:
+    # capfd: the page may be fetched in the sync's worker process, which writes to the same stderr.
+    kobo.add_submissions(10)
+    kobo.inject("status", status=503, times=1)
+    settings = project()
+    assert cli.main(["sync", "-c", str(settings.path), "--no-report"]) == 0
+    err = capfd.readouterr().err
+    assert f"GET {kobo.url}/api/v2/assets/{kobo.asset_uid}/data/" in err
+    assert "answered 503; retry 1 of 5 in 0.0 s" in err
+    assert "Retrying (" not in err, "urllib3's own line, which quotes the whole URL, stays quiet"
+    assert cli.main(["status", "-c", str(settings.path)]) == 0
+    assert "1 request(s) retried; last: GET" in capfd.readouterr().out
+
+
+def test_progress_bar_has_the_total_kobo_counts(
+    kobo: FakeKobo, project: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    kobo.add_submissions(1000)
+    settings = project()
+    run_sync(settings, progress=True, source=_source(kobo, page_size=250))
+    assert "1000/1000" in capsys.readouterr().err, "the bar counts towards the first page's count"
 
 
 def test_incremental_sync_fetches_only_what_is_new(kobo: FakeKobo, project: Callable[..., Settings]) -> None:
@@ -215,6 +241,11 @@ def test_a_transient_fault_mid_sync_ends_in_a_complete_sync(
     assert not kobo.faults  # the fault was served
     assert summary.new == 1000
     assert_mirrors(settings, kobo)
+    with Store.open(settings.store_path, create=False) as store:
+        retried = store.runs(1)[0].retries
+    # The run log says what was retried, whether the page was fetched in this process or the worker.
+    assert retried and all(f"/api/v2/assets/{kobo.asset_uid}/data/" in line for line in retried)
+    assert all(re.search(r"; retry \d of \d in \d+\.\d s$", line) for line in retried), retried
 
 
 PERSISTENT = {
@@ -243,6 +274,7 @@ def test_a_lasting_fault_ends_in_an_error_with_every_committed_page_kept(
     with Store.open(settings.store_path, create=False) as store:
         last_run = store.runs(1)[0]
     assert last_run.error and str(caught.value) in last_run.error
+    assert last_run.retries and re.search(r"; retry (\d) of \1 in", last_run.retries[-1]), last_run.retries
     kobo.faults.clear()
     kobo.before_data_request = None
     assert _sync(settings, kobo).new == 500  # the re-run resumes after the last committed page

@@ -48,7 +48,7 @@ def test_a_recorded_data_page_syncs_into_the_store(
         assert stored.submitted_at == row.get("_submission_time", "")  # a projected page may lack it
         assert stored.review_status in ("approved", "rejected", "on_hold", "unreviewed")
         assert stored.key_basis == "submission"  # no consent: never linkable
-    again = run_sync(settings, progress=False)
+    again = run_sync(settings, progress=False, full=True)  # --full: the unchanged file read again
     assert (again.new, again.edited, again.unchanged, again.deleted) == (0, 0, len(results), 0)
 
 

@@ -127,3 +127,40 @@ def test_edit_and_deletion_are_reasons(published_once: Settings) -> None:
     cells = zip(*(saved.cells[c] for c in ("indicator", "period", "dimension", "category")), strict=True)
     published = dict(zip(cells, saved.cells["published"], strict=True))
     assert published[TOTAL_Q2] == value(settings, "internal", TOTAL_Q2)
+
+
+def test_donor_report_says_published_figures_were_revised(published_once: Settings) -> None:
+    """Ten late persons alike move every cell they touch by 10: a revision the donor is shown,
+    and its report says so, pointing at the list."""
+    settings = published_once
+    rows = read_export(settings.path)
+    first = late_submission(rows, settings)
+    late = []
+    for number in range(10):
+        row = copy.deepcopy(first)
+        row.update(
+            {
+                "_id": first["_id"] + number,
+                "_uuid": f"late-{number:04d}",
+                "meta/instanceID": f"uuid:late-{number:04d}",
+                "person/uic_given": "Zq",
+                "person/uic_mother": f"X{'abcdefghij'[number]}",
+            }
+        )
+        late.append(row)
+    write_export(settings.path, [*rows, *late])
+    sync(settings.path)
+    render_reports(settings, audiences=["internal", "donor"], as_of=AS_OF)
+    revised = restatements(settings, "donor")
+    assert revised, "a revision of 10 in every cell it touches is published"
+    for audience in ("donor",):
+        html = (settings.report.out_dir / audience / "report.html").read_text(encoding="utf-8")
+        banner = (
+            f'<a href="restatements.csv">{len(revised)} figure(s) published in an earlier edition changed'
+        )
+        assert banner in html
+        markdown = (settings.report.out_dir / audience / "report.md").read_text(encoding="utf-8")
+        assert f"> {len(revised)} figure(s) published in an earlier edition changed" in markdown
+    render_reports(settings, audiences=["donor"], as_of=AS_OF)
+    html = (settings.report.out_dir / "donor" / "report.html").read_text(encoding="utf-8")
+    assert "published in an earlier edition changed" not in html, "nothing changed since that edition"

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from kobo_tip import cli
 from kobo_tip import store as store_module
 from kobo_tip import sync as sync_module
 from kobo_tip.answers import AnswerCodes, SubmissionReader
@@ -82,7 +83,8 @@ def test_rerun_edit_delete_status_and_reappearance(project: Settings) -> None:
     rows = [kobo_submission(sid) for sid in range(1, 6)]
     export(project, rows)
     run_sync(project, progress=False)
-    assert counts(run_sync(project, progress=False)) == (0, 0, 5, 0, 0)  # never duplicates
+    # --full: an unchanged file is otherwise not read again
+    assert counts(run_sync(project, progress=False, full=True)) == (0, 0, 5, 0, 0)  # never duplicates
 
     rows[1] = kobo_submission(2, version="v2", event_date="2026-02-14")  # edited on the server
     rows[2] = kobo_submission(3, status="approved")  # reviewed only
@@ -147,13 +149,29 @@ def test_the_secret_is_required_before_anything_is_touched(
     assert not settings.store_path.exists()
 
 
+@pytest.mark.parametrize("weak", ["a", "s3cr3t-short", "x" * 19])
+def test_a_short_secret_is_refused_with_how_to_make_one(
+    project: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], weak: str
+) -> None:
+    export(project, [kobo_submission(1)])
+    monkeypatch.setenv("KOBO_TIP_SECRET", weak)
+    assert cli.main(["sync", "-c", str(project.path), "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert f"KOBO_TIP_SECRET holds {len(weak)} characters" in err and "at least 20" in err
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in err
+    assert "s3cr3t" not in err, "the secret is never echoed"
+    assert not project.store_path.exists(), "nothing is keyed with a weak secret"
+    monkeypatch.setenv("KOBO_TIP_SECRET", "x" * 20)
+    assert cli.main(["sync", "-c", str(project.path), "--no-report"]) == 0
+
+
 def test_a_different_secret_is_refused_instead_of_mixing_person_keys(
     project: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     export(project, [kobo_submission(sid) for sid in range(1, 4)])
     run_sync(project, progress=False)
     before = {sid: s.person_key for sid, s in stored(project).items()}
-    monkeypatch.setenv("KOBO_TIP_SECRET", "another-secret")
+    monkeypatch.setenv("KOBO_TIP_SECRET", "another-secret-of-20-or-more")
     with pytest.raises(StoreError, match="KOBO_TIP_SECRET is not the one the store"):
         run_sync(project, progress=False)
     assert {sid: s.person_key for sid, s in stored(project).items()} == before
@@ -328,10 +346,10 @@ def test_progress_bar_on_request_and_log_lines_otherwise(
 ) -> None:
     export(project, [kobo_submission(sid) for sid in range(1, 4)])
     run_sync(project, progress=True)
-    assert "3 rows" in capsys.readouterr().err
+    assert "3/3" in capsys.readouterr().err  # the file source tells how many rows: a bar with a total
     monkeypatch.setattr(sync_module, "_LOG_EVERY", 0.0)
     caplog.set_level(logging.DEBUG, logger="kobo_tip")
-    summary = run_sync(project, progress=False)
+    summary = run_sync(project, progress=False, full=True)  # the unchanged file read again
     assert f"sync file {project.source.path}: 3 rows so far" in caplog.text
     assert summary.line() in caplog.messages
     assert "rows" not in capsys.readouterr().err  # no bar

@@ -16,6 +16,7 @@ from kobo_tip.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from kobo_tip.errors import KoboTipError, UsageError
 
 log = logging.getLogger("kobo_tip")
+urllib3_log = logging.getLogger("urllib3")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,6 +33,26 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date written YYYY-MM-DD") from None
 
 
+_DESCRIPTIONS = {
+    "init": "Write a starter kobo-tip.toml, a stakeholder roster and a locations file for a country, "
+    "then edit them for the project.",
+    "form": "Build the field form (XLSForm and XForm, validated) or deploy it to the configured server.",
+    "form build": "Write forms/<form_id>.xlsx and .xml from the config, roster and locations, and "
+    "validate them with pyxform and ODK Validate.",
+    "form deploy": "Build the form, then create or replace it on the configured KoboToolbox or ODK "
+    "Central server and deploy the new version.",
+    "sync": "Pull new and changed submissions from the configured source into the local store "
+    "(reconciling edits, review statuses and deletions when due), then render the reports.",
+    "report": "Count the stored submissions and write each audience's report folder (HTML, Markdown, "
+    "CSV, XLSX, DHIS2), outside audiences with small numbers hidden.",
+    "status": "Show what the local store holds and the last syncs; --assets lists the server's forms.",
+    "store": "Manage the local store.",
+    "store migrate": "Upgrade the local store to the schema version of this kobo-tip (a copy is not "
+    "kept: back the file up first if you want one).",
+    "demo": "Run the whole pipeline on generated data in a new folder: no server and no secret needed.",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kobo-tip",
@@ -46,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", _DESCRIPTIONS.get(name, kwargs.get("help")))
         return commands.add_parser(name, parents=[common], **kwargs)
 
     def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -65,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     form_commands = form.add_subparsers(dest="form_command", metavar="ACTION", parser_class=_Parser)
 
     def form_add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", _DESCRIPTIONS.get(f"form {name}", kwargs.get("help")))
         return form_commands.add_parser(name, parents=[common], **kwargs)
 
     build = with_config(form_add("build", help="write forms/<form_id>.xlsx and .xml"))
@@ -78,7 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--no-report", action="store_true", help="skip rendering the reports")
 
     report = with_config(add("report", help="render reports from the store"))
-    report.add_argument("--audience", choices=("internal", "donor", "public"), help="one audience")
+    report.add_argument(
+        "--audience",
+        choices=("internal", "donor", "public"),
+        help="render one audience only: internal (the M&E team: every number, the data-quality and "
+        "revision lists), donor (small numbers hidden below [privacy] min_cell.donor), public "
+        "(hidden below min_cell.public); default: [report] audiences",
+    )
     report.add_argument("--as-of", type=_date, help="run date YYYY-MM-DD (default: today)")
 
     status = with_config(add("status", help="what the store holds, last syncs"))
@@ -88,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     store_commands = store.add_subparsers(dest="store_command", metavar="ACTION", parser_class=_Parser)
     with_config(
         store_commands.add_parser(
-            "migrate", parents=[common], help="upgrade the store to this kobo-tip's schema version"
+            "migrate",
+            parents=[common],
+            help="upgrade the store to this kobo-tip's schema version",
+            description=_DESCRIPTIONS["store migrate"],
         )
     )
 
@@ -114,16 +146,19 @@ def _logging_to_stderr(debug: bool) -> Iterator[None]:
     """Plain log lines on stderr for the duration of one command, then the logger as it was."""
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    saved = (log.level, log.propagate)
+    saved = (log.level, log.propagate, urllib3_log.level)
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if debug else logging.INFO)
     log.propagate = False
+    # kobo_tip.http says each retry without the query's secrets; urllib3's own line quotes the URL.
+    urllib3_log.setLevel(logging.ERROR)
     try:
         yield
     finally:
         log.removeHandler(handler)
         log.setLevel(saved[0])
         log.propagate = saved[1]
+        urllib3_log.setLevel(saved[2])
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -131,10 +166,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_init(args: argparse.Namespace) -> None:
-    from kobo_tip.init_project import write_starter
+    from kobo_tip.init_project import translations_note, write_starter
 
     for path in write_starter(Path(args.dir), country=args.country):
         print(f"wrote {path}")
+    print(translations_note(args.country.strip().lower()))
     print("Next: edit kobo-tip.toml and forms/stakeholders.csv, then run 'kobo-tip form build'.")
 
 
@@ -153,12 +189,15 @@ def _cmd_form(args: argparse.Namespace) -> None:
     if args.form_command is None:
         raise UsageError("'kobo-tip form' needs an action: build or deploy.")
     settings = _settings(args)
-    build = _build_form(settings, args.ignore_warnings)
     if args.form_command == "build":
+        _build_form(settings, args.ignore_warnings)
         return
     from kobo_tip.sources import open_source
 
-    result = open_source(settings).deploy(build.files, ignore_warnings=args.ignore_warnings)
+    source = open_source(settings)
+    source.ready_to_deploy()  # before the form is built and its version moves on
+    build = _build_form(settings, args.ignore_warnings)
+    result = source.deploy(build.files, ignore_warnings=args.ignore_warnings)
     for message in result.messages:
         print(message)
     print(f"deployed {result.uid} version {result.version}: {result.url}")

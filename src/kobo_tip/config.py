@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import dataclasses
 import datetime as dt
 import difflib
 import grp
+import io
 import itertools
 import os
 import re
@@ -19,7 +22,7 @@ from urllib.parse import urlsplit
 import pycountry
 
 from kobo_tip import indicator
-from kobo_tip.errors import ConfigError, SecretMissingError
+from kobo_tip.errors import ConfigError, SecretMissingError, WeakSecretError
 
 DEFAULT_CONFIG_NAME = "kobo-tip.toml"
 
@@ -34,6 +37,9 @@ class Language:
     label: str  # "English (en)", the XLSForm column suffix
     name: str  # "English"
     code: str  # "en"
+    # The project's own translations (``translations/`` beside the config), read before the ones
+    # kobo-tip ships: a team adds a language without touching the package.
+    folder: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,7 @@ class ReportSettings:
     formats: tuple[str, ...]
     group: str = ""  # a group that may read the reports of share_with_group (empty: owner only)
     share_with_group: tuple[str, ...] = ("donor", "public")
+    stale_after_days: int = 7  # a report says how old its data are when the last sync is older
 
 
 @dataclass(frozen=True)
@@ -142,8 +149,22 @@ class Settings:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def secret(self) -> bytes:
-        """The person-key secret, read from the environment when needed."""
-        return read_secret(self.privacy.secret_env, "the person-key secret").encode("utf-8")
+        """The person-key secret, read from the environment when needed; a short one is refused."""
+        env_name = self.privacy.secret_env
+        value = read_secret(env_name, "the person-key secret")
+        if len(value) < MIN_SECRET_CHARS:
+            raise WeakSecretError(
+                f"{env_name} holds {len(value)} characters: a person-key secret needs at least "
+                f"{MIN_SECRET_CHARS}, or anyone holding the store could find it by trying secrets and "
+                "link the keys back to name codes. Make one with "
+                "'python -c \"import secrets; print(secrets.token_urlsafe(32))\"', keep it safe and never "
+                "change it (a store keyed with a short secret must be synced anew)."
+            )
+        return value.encode("utf-8")
+
+
+TRANSLATIONS_FOLDER = "translations"  # beside the config: the project's own form translations
+MIN_SECRET_CHARS = 20  # a random 20-character secret is far beyond guessing; "a" is not
 
 
 def read_secret(env_name: str, what: str) -> str:
@@ -193,7 +214,7 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
     ),
     "store": ("path",),
     "privacy": ("secret_env", "min_cell"),
-    "report": ("out_dir", "audiences", "formats", "group", "share_with_group"),
+    "report": ("out_dir", "audiences", "formats", "group", "share_with_group", "stale_after_days"),
     "dhis2": (
         "data_elements",
         "org_unit",
@@ -381,11 +402,13 @@ def _project(r: _Reader) -> ProjectSettings:
     if not language_texts:
         raise r.fail("languages", 'a non-empty list such as ["English (en)"]')
     languages = []
+    own = r.base / TRANSLATIONS_FOLDER
     for text in language_texts:
         try:
-            languages.append(parse_language(text))
+            language = parse_language(text)
         except ValueError as exc:
             raise ConfigError(f"[project] languages: {exc}.") from None
+        languages.append(dataclasses.replace(language, folder=own) if own.is_dir() else language)
     if len({lang.code for lang in languages}) != len(languages):
         raise ConfigError("[project] languages lists the same language code twice.")
     report_text = r.text("report_language", language_texts[0])
@@ -562,7 +585,12 @@ def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
                 f"{_closest(audience, indicator.AUDIENCES)}; choose from {', '.join(indicator.AUDIENCES)}."
             )
     return ReportSettings(
-        out_dir=out_dir, audiences=audiences, formats=formats, group=group, share_with_group=shared
+        out_dir=out_dir,
+        audiences=audiences,
+        formats=formats,
+        group=group,
+        share_with_group=shared,
+        stale_after_days=r.integer("stale_after_days", 7, low=0, high=3650),
     )
 
 
@@ -593,22 +621,42 @@ def _dhis2(r: _Reader) -> Dhis2Settings:
 
 
 def _read_csv(path: Path, columns: tuple[str, ...], what: str) -> list[dict[str, str]]:
+    """The rows of a small CSV file saved by a spreadsheet: UTF-8 (with or without BOM) or UTF-16,
+    separated by commas, semicolons (Excel in many locales) or tabs, as its header line shows."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-            header = (
-                rows[0].keys() if rows else (csv.DictReader(path.open(encoding="utf-8-sig")).fieldnames or [])
-            )
-    except UnicodeDecodeError:
-        raise ConfigError(f"{what} {path} is not UTF-8 text.") from None
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{what} {path} cannot be read: {exc.strerror}.") from None
+    text = decode_text(data, f"{what} {path}")
+    first = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first.count)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows = list(reader)
+    header = reader.fieldnames or []
     missing = [c for c in columns if c not in header]
     if missing:
         raise ConfigError(
-            f"{what} {path} lacks the column(s) {', '.join(missing)}; expected {','.join(columns)}."
+            f"{what} {path} lacks the column(s) {', '.join(missing)}; its first line must be the header "
+            f"{','.join(columns)} (found {first.strip()[:80]!r})."
         )
     return [{k: (v or "").strip() for k, v in row.items() if k} for row in rows]
+
+
+def decode_text(data: bytes, what: str) -> str:
+    """``data`` as text: UTF-8 (a BOM is dropped) or UTF-16 with its BOM; anything else is an
+    error that says what the file seems to be and how to save it as UTF-8."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        looks = "UTF-16 without a byte-order mark" if b"\x00" in data[:200] else "Latin-1 or Windows-1252"
+        raise ConfigError(
+            f"{what} is not UTF-8 text: line {line} holds the byte 0x{data[exc.start]:02X}, as {looks} "
+            "files do. Save it again as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; LibreOffice: "
+            "character set 'Unicode (UTF-8)')."
+        ) from None
 
 
 ROSTER_COLUMNS = ("id", "name", "type", "trained_on")

@@ -34,6 +34,10 @@ class SecretMissingError(ConfigError):
     """An environment variable the config names is not set."""
 
 
+class WeakSecretError(ConfigError):
+    """The person-key secret is too short to resist guessing."""
+
+
 class FormError(KoboTipError):
     """The form could not be built, converted or validated."""
 

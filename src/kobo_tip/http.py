@@ -15,6 +15,7 @@ A body that breaks off mid-way or is not valid JSON is re-requested by :func:`ge
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -28,6 +29,7 @@ from urllib3.util.retry import Retry
 from kobo_tip import __version__
 from kobo_tip.errors import ServerError
 
+log = logging.getLogger(__name__)
 USER_AGENT = f"kobo-tip/{__version__}"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -48,7 +50,30 @@ class ServerTimeout(ServerError):
 
 
 class _Retry(Retry):
-    """urllib3 Retry that retries 500 only on GET and caps ``Retry-After``."""
+    """urllib3 Retry that retries 500 only on GET, caps ``Retry-After`` and says each retry
+    (what failed, the attempt, the wait) in a warning: a sync that waits is never silent."""
+
+    def increment(  # type: ignore[override]
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: urllib3.BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
+        new = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when spent
+        attempt = len(new.history)
+        wait = new.get_retry_after(response) if response is not None else None
+        if wait is None:
+            wait = new.get_backoff_time()
+        where = url or ""
+        if _pool is not None:
+            where = f"{_pool.scheme}://{_pool.host}:{_pool.port}{where}"
+        cause = f"answered {response.status}" if response is not None else _cause(error)
+        limit = attempt + new.total if isinstance(new.total, int) else attempt
+        say_retry(method or "", where, cause, attempt, limit, wait)
+        return new
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         if status_code == 500 and method.upper() not in ("GET", "HEAD"):
@@ -58,6 +83,24 @@ class _Retry(Retry):
     def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
         seconds = super().get_retry_after(response)
         return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
+
+
+def say_retry(method: str, url: str, cause: str, attempt: int, limit: int, wait: float) -> None:
+    """The warning of one retry (the run log keeps these lines): no secret of the URL."""
+    log.warning("%s %s: %s; retry %d of %d in %.1f s", method, safe_url(url), cause, attempt, limit, wait)
+
+
+def _cause(error: Exception | None) -> str:
+    """What went wrong, in words: the exception's own text may quote headers."""
+    if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+        return "no answer within the read timeout"
+    if isinstance(error, urllib3.exceptions.NewConnectionError):  # a ConnectTimeoutError subclass
+        return "could not connect"
+    if isinstance(error, urllib3.exceptions.ConnectTimeoutError):
+        return "no connection within the connect timeout"
+    if isinstance(error, urllib3.exceptions.ProtocolError):
+        return "the connection broke off"
+    return f"failed ({type(error).__name__})"
 
 
 class _HeaderAuth(requests.auth.AuthBase):
@@ -276,7 +319,9 @@ def request(
             _read_body(response)  # here, so a broken body is caught here
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
             if attempt + 1 < attempts:
-                time.sleep(_pause(session, attempt))
+                wait = _pause(session, attempt)
+                say_retry(method, url, "the answer broke off mid-way", attempt + 1, attempts - 1, wait)
+                time.sleep(wait)
                 continue
             raise _failure(exc, method, url) from None
         except requests.RequestException as exc:
@@ -303,7 +348,9 @@ def get_json(session: requests.Session, url: str, *, what: str = "", **kwargs: A
             return orjson.loads(response.content)  # a data page parses in a third of json's time
         except orjson.JSONDecodeError:
             if attempt + 1 < _BODY_ATTEMPTS:
-                time.sleep(_pause(session, attempt))
+                wait = _pause(session, attempt)
+                say_retry("GET", url, "the answer is not valid JSON", attempt + 1, _BODY_ATTEMPTS - 1, wait)
+                time.sleep(wait)
     clean = safe_url(response.url)
     raise ServerError(
         f"{clean} sent a body that is not valid JSON {_BODY_ATTEMPTS} times: the server or a proxy "

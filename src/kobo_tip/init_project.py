@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import tomllib
 from pathlib import Path
 
 import pycountry
@@ -17,6 +18,7 @@ from kobo_tip.config import (
     write_roster,
 )
 from kobo_tip.errors import ConfigError
+from kobo_tip.labels import TRANSLATIONS_DIR, shipped_languages
 
 STARTER_CONFIG = Path(__file__).resolve().parent / "starter" / "kobo-tip.toml"
 ROSTER_NAME = "forms/stakeholders.csv"
@@ -76,6 +78,20 @@ def write_starter(folder: Path, country: str = "th") -> list[Path]:
     except OSError as exc:
         raise ConfigError(f"Cannot write the starter files in {folder}: {exc.strerror}.") from None
     return [config, roster, locations]
+
+
+def translations_note(country: str) -> str:
+    """What the starter's form languages are, which translations kobo-tip ships, and how to add
+    the country's language."""
+    shipped = ", ".join(shipped_languages())
+    country_name = pycountry.countries.get(alpha_2=country.upper()).name  # type: ignore[union-attr]
+    starter = tomllib.loads(STARTER_CONFIG.read_text(encoding="utf-8"))["project"]["languages"]
+    return (
+        f"Form languages: {', '.join(starter)} (kobo-tip ships translations for {shipped}). To add the "
+        f"language of {country_name}, copy {TRANSLATIONS_DIR / 'en.toml'} to translations/<code>.toml "
+        'beside kobo-tip.toml, translate its texts, and add "Name (code)" to [project] languages; '
+        "'kobo-tip form build' names any text left untranslated."
+    )
 
 
 def subdivision_locations(country: str) -> list[Location]:

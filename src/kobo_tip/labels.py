@@ -84,7 +84,7 @@ def load_labels(language: Language) -> Labels:
     if language.code != FALLBACK.code:
         missing = [key for key in english if key not in own]
         if missing:
-            where = f"in {path.name}" if path else f"(no file {language.code}.toml in {TRANSLATIONS_DIR})"
+            where = f"in {path.name}" if path else f"(no {language.code}.toml: {how_to_translate(language)})"
             warnings.append(
                 f"{language.label}: {len(missing)} text(s) have no translation {where}; English used for "
                 f"{_describe(missing)}."
@@ -116,11 +116,26 @@ def field_labels(name: str) -> frozenset[str]:
 
 
 def _translation_file(language: Language) -> Path | None:
-    for code in dict.fromkeys((language.code, language.code.split("-")[0].lower())):
-        path = TRANSLATIONS_DIR / f"{code}.toml"
-        if path.is_file():
-            return path
+    folders = [language.folder] if language.folder else []
+    for folder in (*folders, TRANSLATIONS_DIR):
+        for code in dict.fromkeys((language.code, language.code.split("-")[0].lower())):
+            path = folder / f"{code}.toml"
+            if path.is_file():
+                return path
     return None
+
+
+def shipped_languages() -> tuple[str, ...]:
+    """The codes of the translations kobo-tip ships."""
+    return tuple(sorted(path.stem for path in TRANSLATIONS_DIR.glob("*.toml")))
+
+
+def how_to_translate(language: Language) -> str:
+    """How a team adds ``language``: a copy of the English texts in a folder beside the config."""
+    return (
+        f"copy {TRANSLATIONS_DIR / 'en.toml'} to translations/{language.code}.toml beside the config "
+        "and translate its texts"
+    )
 
 
 def _country_catalogue(language: Language) -> gettext.NullTranslations | None:

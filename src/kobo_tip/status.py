@@ -52,4 +52,6 @@ def _run_line(run: RunInfo) -> str:
             f"fetched {run.fetched}: {run.new} new, {run.edited} edited, {run.deleted} deleted, "
             f"{run.status_changed} status changes in {run.seconds or 0:.1f}s"
         )
+    if run.retries:
+        outcome += f" ({len(run.retries)} request(s) retried; last: {run.retries[-1]})"
     return f"{run.started} {run.source}: {outcome}"

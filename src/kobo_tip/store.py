@@ -12,6 +12,7 @@ distinct answer of a field once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import functools
@@ -33,10 +34,11 @@ from kobo_tip.answers import AnswerCodes, AnswerTable, answer_key, without_field
 from kobo_tip.errors import StoreError
 from kobo_tip.sources.base import KnownSubmission
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SYNC_LOCK_WAIT = 5.0  # seconds a second sync waits for the first before giving up
 RENDER_LOCK_WAIT = 300.0  # seconds a render waits for another render of the same store
-INTERNAL_RELEASES_KEPT = 5  # internal renders are compared with the last one only
+INTERNAL_RELEASES_KEPT = 5
+RETRIES_KEPT = 50  # retry lines a run-log row keeps  # internal renders are compared with the last one only
 _BUSY_TIMEOUT_MS = 30_000  # readers wait this long for a writer's checkpoint
 _CHUNK = 500  # ids per "IN (...)" query, well below SQLite's variable limit
 _PRIVATE = 0o077  # umask: files readable by their owner only
@@ -91,7 +93,8 @@ CREATE TABLE runs (
     deleted INTEGER NOT NULL DEFAULT 0,
     status_changed INTEGER NOT NULL DEFAULT 0,
     seconds REAL,
-    error TEXT
+    error TEXT,
+    retries TEXT  -- the requests retried during the run, one line each (what failed, the wait)
 );
 -- What each audience was shown: every cell's true value and published text (columns as
 -- compressed JSON), the k it was published at (0: internal) and the day it counted through.
@@ -114,6 +117,8 @@ _MIGRATIONS: dict[int, str] = {
     3: _SCHEMA[_SCHEMA.index("-- What each audience was shown") :]
     + ";DROP TABLE publications"
     + f';ALTER TABLE submissions ADD COLUMN "{ind.STAKEHOLDER_OTHER_ORG}" INTEGER NOT NULL DEFAULT 0',
+    # 3 -> 4: the run log says which requests were retried.
+    4: "ALTER TABLE runs ADD COLUMN retries TEXT",
 }
 _SCRUBBED_AT = 3  # the migration after which stored submissions are scrubbed
 _ANSWER_NAMES = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
@@ -238,6 +243,7 @@ class RunInfo:
     status_changed: int
     seconds: float | None
     error: str | None
+    retries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -750,12 +756,18 @@ class Store:
         outcome.deleted += cursor.rowcount
 
     @_damage_told
-    def finish_run(self, run_id: int, *, seconds: float, error: str | None = None) -> None:
-        """Close the run-log row: finish time, duration and, on failure, the error text."""
+    def finish_run(
+        self, run_id: int, *, seconds: float, error: str | None = None, retries: Sequence[str] = ()
+    ) -> None:
+        """Close the run-log row: finish time, duration, the retried requests and, on failure, the
+        error text."""
+        kept = list(retries[:RETRIES_KEPT])
+        if len(retries) > RETRIES_KEPT:
+            kept.append(f"and {len(retries) - RETRIES_KEPT} more")
         with self._transaction():
             self._db.execute(
-                "UPDATE runs SET finished = ?, seconds = ?, error = ? WHERE id = ?",
-                (utc_stamp(), round(seconds, 3), error, run_id),
+                "UPDATE runs SET finished = ?, seconds = ?, error = ?, retries = ? WHERE id = ?",
+                (utc_stamp(), round(seconds, 3), error, "\n".join(kept) or None, run_id),
             )
 
     # --- read side --------------------------------------------------------------------------
@@ -874,10 +886,13 @@ class Store:
     def _runs(self, clause: str, params: tuple[Any, ...]) -> list[RunInfo]:
         rows = self._db.execute(
             "SELECT id, started, finished, source, fetched, new, edited, unchanged, deleted, "
-            f"status_changed, seconds, error FROM runs {clause}",
+            f"status_changed, seconds, error, retries FROM runs {clause}",
             params,
         )
-        return [RunInfo(*row) for row in rows]
+        return [
+            dataclasses.replace(RunInfo(*row[:-1]), retries=tuple(row[-1].split("\n")) if row[-1] else ())
+            for row in rows
+        ]
 
     # --- releases (what each audience was shown) ---------------------------------------------
 

@@ -30,6 +30,7 @@ from kobo_tip.store import BatchOutcome, NewAnswer, Store, SubmissionRow
 from kobo_tip.worker import PrepareState, pack, unpack, worker, worker_available
 
 logger = logging.getLogger("kobo_tip")
+http_log = logging.getLogger("kobo_tip.http")
 
 # Never stored: the raw UIC parts (spec section 3), and the keys where servers put the review state
 # (Kobo _validation_status, Central CSV ReviewState, OData __system/reviewState and the updatedAt a
@@ -161,8 +162,11 @@ def _dumps(data: Mapping[str, Any]) -> bytes:
 # costs the worker an eighth less than when whole pages are packed (11.5 against 13.0 us).
 UnkeyedRow = bytes
 # What a batch says besides its rows: review statuses, deletions, watermarks, reconciled, rows
-# fetched, and the answers its rows coded for the first time (Store.apply_batch's new_answers).
-BatchFacts = tuple[dict[str, str], list[str], dict[str, str], bool, int, list[NewAnswer]]
+# fetched, the answers its rows coded for the first time (Store.apply_batch's new_answers), the
+# rows its pass expects (Batch.expected) and the requests retried while it was fetched.
+BatchFacts = tuple[
+    dict[str, str], list[str], dict[str, str], bool, int, list[NewAnswer], int | None, list[str]
+]
 Prepared = tuple[BatchFacts, list[UnkeyedRow]]
 
 
@@ -244,7 +248,17 @@ class _Progress:
         self._bar = tqdm(unit=" rows", desc="sync", file=sys.stderr, dynamic_ncols=True) if use_bar else None
         self._description = description
         self._rows = 0
+        self._total: int | None = None
         self._started = self._logged = time.monotonic()
+
+    def expect(self, rows: int | None) -> None:
+        """A pass starts that brings ``rows`` more (None: unknown): the bar gets a total and an ETA."""
+        if rows is None:
+            return
+        self._total = self._rows + rows
+        if self._bar is not None:
+            self._bar.total = self._total
+            self._bar.refresh()
 
     def advance(self, rows: int) -> None:
         self._rows += rows
@@ -255,7 +269,18 @@ class _Progress:
         if now - self._logged >= _LOG_EVERY:
             self._logged = now
             rate = self._rows / max(now - self._started, 1e-9)
-            logger.info("sync %s: %d rows so far (%.0f rows/s)", self._description, self._rows, rate)
+            if self._total and self._rows < self._total:
+                left = (self._total - self._rows) / max(rate, 1e-9)
+                logger.info(
+                    "sync %s: %d of %d rows (%.0f rows/s, about %.0f s left)",
+                    self._description,
+                    self._rows,
+                    self._total,
+                    rate,
+                    left,
+                )
+            else:
+                logger.info("sync %s: %d rows so far (%.0f rows/s)", self._description, self._rows, rate)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -308,15 +333,40 @@ def _unkeyed_batches(source: Source, state: PrepareState) -> Iterator[Prepared]:
     """Each batch of ``source`` as plain data: what it says, and its rows ready to be keyed.
 
     The producing half of a sync, which may run in the worker process. Keying stays with the
-    consumer: the work then splits about evenly between the two processes.
+    consumer: the work then splits about evenly between the two processes. The retry warnings
+    of ``kobo_tip.http`` travel with the batches (or as notes of the error) to the run log.
     """
     codes = AnswerCodes.of_values(ind.COUNTED_FIELDS, state.answer_values())
     reader = submission_reader(codes)
-    for batch in source.batches(state):
-        rows = [unkeyed_row(raw, reader) for raw in batch.submissions]
-        fetched = max(batch.fetched, len(rows))
-        facts = (batch.review_statuses, batch.deleted, batch.watermarks, batch.reconciled, fetched)
-        yield (*facts, codes.take_added()), rows
+    retries = _RetryLines()
+    http_log.addHandler(retries)
+    try:
+        for batch in source.batches(state):
+            rows = [unkeyed_row(raw, reader) for raw in batch.submissions]
+            fetched = max(batch.fetched, len(rows))
+            facts = (batch.review_statuses, batch.deleted, batch.watermarks, batch.reconciled, fetched)
+            yield (*facts, codes.take_added(), batch.expected, retries.take()), rows
+    except BaseException as exc:
+        for line in retries.take():
+            exc.add_note(line)
+        raise
+    finally:
+        http_log.removeHandler(retries)
+
+
+class _RetryLines(logging.Handler):
+    """Collects the retry warnings of ``kobo_tip.http``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def take(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
 
 
 def _sync_into(
@@ -335,9 +385,13 @@ def _sync_into(
     started = time.monotonic()
     totals = BatchOutcome()
     fetched = 0
+    retried: list[str] = []
     meter = _Progress(progress, description)
     try:
-        for (statuses, deleted, watermarks, reconciled, batch_fetched, new), unkeyed in produce(state):
+        for facts, unkeyed in produce(state):
+            statuses, deleted, watermarks, reconciled, batch_fetched, new, expected, retries = facts
+            retried += retries
+            meter.expect(expected)
             rows = [keyed_row(row, secret) for row in unkeyed]
             _refuse_foreign(rows, description)
             outcome = store.apply_batch(
@@ -355,11 +409,12 @@ def _sync_into(
             meter.advance(batch_fetched)
     except BaseException as exc:
         meter.close()
-        _record_failure(store, run_id, time.monotonic() - started, exc)
+        retried += getattr(exc, "__notes__", [])
+        _record_failure(store, run_id, time.monotonic() - started, exc, retried)
         raise
     meter.close()
     seconds = time.monotonic() - started
-    store.finish_run(run_id, seconds=seconds)
+    store.finish_run(run_id, seconds=seconds, retries=retried)
     return SyncSummary(
         description,
         fetched,
@@ -436,9 +491,11 @@ def _add(totals: BatchOutcome, outcome: BatchOutcome) -> None:
     totals.status_changed += outcome.status_changed
 
 
-def _record_failure(store: Store, run_id: int, seconds: float, exc: BaseException) -> None:
+def _record_failure(
+    store: Store, run_id: int, seconds: float, exc: BaseException, retries: list[str]
+) -> None:
     try:
-        store.finish_run(run_id, seconds=seconds, error=_error_text(exc))
+        store.finish_run(run_id, seconds=seconds, error=_error_text(exc), retries=retries)
     except StoreError:
         # The original failure matters more than a run-log row that could not be closed.
         logger.warning("sync failed and its run-log row could not be closed")

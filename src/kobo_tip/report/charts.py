@@ -1,7 +1,15 @@
-"""Charts as inline SVG, drawn here so the report needs no script and no network."""
+"""Charts as inline SVG, drawn here so the report needs no script and no network.
+
+Every chart is drawn from published cells only: a hidden cell (``<k`` or ``x``) is drawn as
+hidden, never with a length or a position that would say its value, and axis scales come from
+the published numbers alone. Colours are Okabe-Ito's (safe for the common colour-vision
+deficiencies, and in print); text is 12 or 13 units in a 400-unit-wide drawing, so at least 11 px
+on a 390 px phone and no more than about 16 px on a desktop.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,71 +17,249 @@ from markupsafe import Markup, escape
 
 from kobo_tip.report.tables import Cell
 
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies, and in print.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
-HIDDEN_COLOUR = "#BBBBBB"
-WIDTH, PLOT_HEIGHT, LEFT, TOP, BAR_GAP = 640, 220, 40, 16, 0.3
+HIDDEN_PATTERN = "hidden-hatch"
+_HATCH = f"url(#{HIDDEN_PATTERN})"
+WIDTH, FONT, SMALL = 400, 13, 12
+LEFT, RIGHT, TOP = 44, 8, 12
+BAR_GAP = 0.3
+LEGEND_CHARS = 46  # characters of a legend line that fit beside its swatch
 
 
 @dataclass(frozen=True)
 class Series:
     label: str
-    cells: Sequence[Cell]  # one per quarter
+    cells: Sequence[Cell]  # one per column (quarter, age band...)
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    cell: Cell
+
+
+def _number(cell: Cell) -> int | None:
+    return int(cell.text) if cell.is_number else None
+
+
+def _svg(height: float, title: str, body: list[str]) -> Markup:
+    hatch = (
+        f'<defs><pattern id="{HIDDEN_PATTERN}" width="6" height="6" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="6" height="6" fill="#eeeeee"/>'
+        '<line x1="0" y1="0" x2="0" y2="6" stroke="#999999" stroke-width="3"/></pattern></defs>'
+    )
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height:.0f}" role="img" '
+        f'class="chart" font-family="system-ui, sans-serif"><title>{escape(title)}</title>{hatch}'
+    )
+    return Markup(head + "".join(body) + "</svg>")
+
+
+def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = FONT, weight: str = "") -> str:
+    bold = ' font-weight="600"' if weight else ""
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}"{bold}>{escape(text)}</text>'
+    )
+
+
+def _legend(entries: Sequence[tuple[str, str]], y: float) -> tuple[list[str], float]:
+    """One entry a line, a long label wrapped onto the next ones; the height it takes."""
+    parts = []
+    row = y
+    for fill, label in entries:
+        parts.append(f'<rect x="{LEFT}" y="{row:.1f}" width="11" height="11" fill="{fill}"/>')
+        for line in textwrap.wrap(label, LEGEND_CHARS) or [""]:
+            parts.append(_text(LEFT + 16, row + 10, line))
+            row += FONT + 6
+    return parts, row - y
 
 
 def stacked_bars(
-    quarters: Sequence[str], totals: Sequence[Cell], series: Sequence[Series], hidden_label: str
+    columns: Sequence[str], totals: Sequence[Cell], series: Sequence[Series], hidden_label: str
 ) -> Markup:
-    """Stacked bars of the visible parts per quarter; the part hidden by suppression is grey.
-
-    The grey part is the published total minus the visible parts, which a reader of the tables
-    can already work out; a quarter whose total is hidden gets no bar, only its label.
-    """
+    """Stacked bars per column (the visible parts of each published total); the part hidden by
+    suppression is hatched. That part is the published total minus the visible parts, which a
+    reader of the tables can already work out; a column whose total is hidden gets no bar."""
+    plot = 180
+    count = max(len(columns), 1)
+    slot = (WIDTH - LEFT - RIGHT) / count
+    scale, _, body = _value_axis(totals, plot)
     colours = [PALETTE[number % len(PALETTE)] for number in range(len(series))]
-    count = max(len(quarters), 1)
-    slot = (WIDTH - LEFT) / count
-    top = max([int(c.text) for c in totals if c.is_number] + [1])
-    scale = PLOT_HEIGHT / top
-    legend_rows = len(series) + 1  # one entry a row: long (translated) labels keep the full width
-    height = TOP + PLOT_HEIGHT + 40 + 18 * legend_rows
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" class="chart">',
-        f'<line x1="{LEFT}" y1="{TOP + PLOT_HEIGHT}" x2="{WIDTH}" y2="{TOP + PLOT_HEIGHT}" stroke="#444"/>',
-        f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end" font-size="10">{top}</text>',
-        f'<text x="{LEFT - 4}" y="{TOP + PLOT_HEIGHT}" text-anchor="end" font-size="10">0</text>',
-    ]
-    for index, (quarter, total) in enumerate(zip(quarters, totals, strict=True)):
+    hatched = False
+    for index, total in enumerate(totals):
         x = LEFT + index * slot + slot * BAR_GAP / 2
         width = slot * (1 - BAR_GAP)
-        base: float = TOP + PLOT_HEIGHT
-        if total.is_number:
+        base: float = TOP + plot
+        value = _number(total)
+        if value is not None:
             visible = [
-                (colour, int(s.cells[index].text))
+                (colour, n)
                 for colour, s in zip(colours, series, strict=True)
-                if s.cells[index].is_number
+                if (n := _number(s.cells[index])) is not None
             ]
-            segments = [*visible, (HIDDEN_COLOUR, int(total.text) - sum(v for _, v in visible))]
-            for colour, value in segments:
-                if value <= 0:
+            rest = value - sum(v for _, v in visible)
+            segments = [*((fill, n, str(n)) for fill, n in visible), (_HATCH, rest, hidden_label)]
+            for fill, part, title in segments:
+                if part <= 0:
                     continue
-                base -= value * scale
+                hatched = hatched or fill == _HATCH
+                base -= part * scale
+                body.append(_rect(x, base, width, part * scale, fill, title))
+        body.append(_text(x + width / 2, base - 3, total.text, anchor="middle", size=SMALL))
+    body += _period_axis(columns, [LEFT + (i + 0.5) * slot for i in range(len(columns))], TOP + plot + 14)
+    entries = list(zip(colours, (s.label for s in series), strict=True))
+    legend, used = _legend([*entries, (_HATCH, hidden_label)] if hatched else entries, TOP + plot + 40)
+    return _svg(TOP + plot + 40 + used, hidden_label, body + legend)
+
+
+def _value_axis(cells: Sequence[Cell], plot: float) -> tuple[float, float, list[str]]:
+    """(units a person, the baseline's y, the axis): scaled to the largest published number, whose
+    label tops the axis (none when nothing is above 0)."""
+    top = max([n for c in cells if (n := _number(c)) is not None], default=0)
+    base = TOP + plot
+    axis = [
+        f'<line x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}" stroke="#444"/>',
+        _text(LEFT - 4, base, "0", anchor="end", size=SMALL),
+    ]
+    if top:
+        axis.append(_text(LEFT - 4, TOP + 4, str(top), anchor="end", size=SMALL))
+    return plot / max(top, 1), base, axis
+
+
+def _period_axis(columns: Sequence[str], centres: Sequence[float], y: float) -> list[str]:
+    """Quarter labels (``Q1``) at their centres, and under them each fiscal year once, centred on
+    its quarters: eight quarters fit a phone."""
+    parts = []
+    runs: list[tuple[str, list[float]]] = []
+    for label, x in zip(columns, centres, strict=True):
+        year, _, quarter = label.rpartition(" ")
+        parts.append(_text(x, y, quarter or label, anchor="middle", size=SMALL))
+        if runs and runs[-1][0] == year:
+            runs[-1][1].append(x)
+        else:
+            runs.append((year, [x]))
+    for year, xs in runs:
+        if year:
+            parts.append(_text((xs[0] + xs[-1]) / 2, y + SMALL + 3, year, anchor="middle", size=SMALL))
+            if len(xs) > 1:
+                line_y = y + 4
                 parts.append(
-                    f'<rect x="{x:.1f}" y="{base:.1f}" width="{width:.1f}" height="{value * scale:.1f}" '
-                    f'fill="{colour}"><title>{value}</title></rect>'
+                    f'<line x1="{xs[0] - 8:.1f}" y1="{line_y:.1f}" x2="{xs[-1] + 8:.1f}" y2="{line_y:.1f}" '
+                    'stroke="#bbb"/>'
                 )
-        parts.append(
-            f'<text x="{x + width / 2:.1f}" y="{base - 3:.1f}" text-anchor="middle" font-size="10">'
-            f"{escape(total.text)}</text>"
-        )
-        parts.append(
-            f'<text x="{x + width / 2:.1f}" y="{TOP + PLOT_HEIGHT + 14}" text-anchor="middle" font-size="10">'
-            f"{escape(quarter)}</text>"
-        )
-    entries = [*zip(colours, (s.label for s in series), strict=True), (HIDDEN_COLOUR, hidden_label)]
-    for number, (colour, label) in enumerate(entries):
-        x = LEFT
-        y = TOP + PLOT_HEIGHT + 30 + number * 18
-        parts.append(f'<rect x="{x:.1f}" y="{y}" width="12" height="12" fill="{colour}"/>')
-        parts.append(f'<text x="{x + 16:.1f}" y="{y + 10}" font-size="11">{escape(label)}</text>')
-    parts.append("</svg>")
-    return Markup("".join(parts))
+    return parts
+
+
+def trend(columns: Sequence[str], series: Sequence[Series], hidden_label: str) -> Markup:
+    """One line per series over the columns (quarters); a hidden point breaks its line and is
+    drawn as a hollow marker on the baseline, saying nothing of its value."""
+    plot = 160
+    count = max(len(columns), 1)
+    slot = (WIDTH - LEFT - RIGHT) / count
+    scale, base, body = _value_axis([c for s in series for c in s.cells], plot)
+    body += _period_axis(columns, [LEFT + (i + 0.5) * slot for i in range(len(columns))], base + 14)
+    hollow = False
+    entries = []
+    dashes = ("", "6 3", "2 3")
+    for number, s in enumerate(series):
+        colour = PALETTE[number % len(PALETTE)]
+        entries.append((colour, s.label))
+        runs: list[list[tuple[float, float, int]]] = [[]]
+        for index, cell in enumerate(s.cells):
+            x = LEFT + (index + 0.5) * slot
+            value = _number(cell)
+            if value is None:
+                runs.append([])
+                hollow = True
+                body.append(
+                    f'<circle cx="{x:.1f}" cy="{base - 4:.1f}" r="3.5" fill="white" stroke="{colour}">'
+                    f"<title>{escape(cell.text)}</title></circle>"
+                )
+                continue
+            runs[-1].append((x, base - value * scale, value))
+        dash = f' stroke-dasharray="{dashes[number % len(dashes)]}"' if dashes[number % len(dashes)] else ""
+        for run in runs:
+            if len(run) > 1:
+                points = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in run)
+                body.append(
+                    f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
+                )
+            for x, y, value in run:
+                body.append(
+                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{value}</title></circle>'
+                )
+    legend, used = _legend([*entries, ("white", hidden_label)] if hollow else entries, base + 40)
+    if hollow:  # the hidden entry's swatch is the hollow marker the chart draws
+        swatch = next(i for i in range(len(legend) - 1, -1, -1) if legend[i].startswith("<rect"))
+        centre = base + 40 + used - FONT - 0.5
+        legend[swatch] = f'<circle cx="{LEFT + 5.5}" cy="{centre:.1f}" r="4" fill="white" stroke="#444"/>'
+
+    return _svg(base + 40 + used, hidden_label, body + legend)
+
+
+def horizontal_bars(bars: Sequence[Bar], hidden_label: str, more: str = "") -> Markup:
+    """One bar per published number, longest first, scaled to the largest published number; the
+    hidden ones after them, each drawn as a short hatched mark of the same length whatever its
+    value, with its text (``<k`` or ``x``). ``more``: a last line saying what was left out."""
+    row_height, label_width = FONT + 10, 150
+    top = max([n for b in bars if (n := _number(b.cell)) is not None], default=0)
+    room = WIDTH - LEFT - label_width - RIGHT - 30
+    body = []
+    y = TOP
+    for bar in bars:
+        value = _number(bar.cell)
+        x0 = LEFT + label_width
+        body.append(_text(x0 - 6, y + FONT, _shorten(bar.label), anchor="end"))
+        if value is None:
+            body.append(_rect(x0, y + 2, 18, FONT + 2, _HATCH))
+            body.append(_text(x0 + 24, y + FONT, bar.cell.text, size=SMALL))
+        else:
+            length = room * value / max(top, 1)
+            body.append(_rect(x0, y + 2, length, FONT + 2, PALETTE[0], str(value)))
+            body.append(_text(x0 + length + 4, y + FONT, str(value), size=SMALL))
+        y += row_height
+    if more:
+        body.append(_text(LEFT, y + FONT, more, size=SMALL))
+        y += row_height
+    body.append(
+        f'<line x1="{LEFT + label_width}" y1="{TOP}" x2="{LEFT + label_width}" y2="{y:.1f}" stroke="#444"/>'
+    )
+    return _svg(y + TOP, hidden_label, body)
+
+
+def grouped_bars(groups: Sequence[str], series: Sequence[Series], hidden_label: str) -> Markup:
+    """Bars side by side per group (an age band), one colour per series (a gender); a hidden cell
+    is a short hatched mark on the baseline, the same for every hidden value."""
+    plot = 160
+    count = max(len(groups), 1)
+    slot = (WIDTH - LEFT - RIGHT) / count
+    inner = slot * (1 - BAR_GAP) / max(len(series), 1)
+    scale, base, body = _value_axis([c for s in series for c in s.cells], plot)
+    for index, group in enumerate(groups):
+        x0 = LEFT + index * slot + slot * BAR_GAP / 2
+        for number, s in enumerate(series):
+            cell = s.cells[index]
+            value = _number(cell)
+            x = x0 + number * inner
+            if value is None:
+                body.append(_rect(x, base - 6, inner, 6, _HATCH, cell.text))
+            elif value:
+                colour = PALETTE[number % len(PALETTE)]
+                body.append(_rect(x, base - value * scale, inner, value * scale, colour, str(value)))
+        body.append(_text(x0 + slot * (1 - BAR_GAP) / 2, base + 14, group, anchor="middle", size=SMALL))
+    entries = [(PALETTE[n % len(PALETTE)], s.label) for n, s in enumerate(series)]
+    if any(c.text and not c.is_number for s in series for c in s.cells):
+        entries.append((_HATCH, hidden_label))
+    legend, used = _legend(entries, base + 30)
+    return _svg(base + 30 + used, hidden_label, body + legend)
+
+
+def _rect(x: float, y: float, width: float, height: float, fill: str, title: str = "") -> str:
+    tip = f"<title>{escape(title)}</title>" if title else ""
+    return (
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{fill}">{tip}</rect>'
+    )
+
+
+def _shorten(label: str, width: int = 22) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"

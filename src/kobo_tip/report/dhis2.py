@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kobo_tip.config import Settings
 from kobo_tip.periods import QUARTER, dhis2_period
+from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import write_text
-
-if TYPE_CHECKING:
-    from kobo_tip.report.render import Edition
 
 
 def data_value_set(edition: Edition, settings: Settings) -> tuple[dict[str, Any], int]:

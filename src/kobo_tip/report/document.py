@@ -6,21 +6,29 @@ environment's ``finalize``), so no submission or config text can inject markup i
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
 from kobo_tip import indicator, privacy
-from kobo_tip.report.charts import Series, stacked_bars
+from kobo_tip.report.charts import Bar, Series, grouped_bars, horizontal_bars, stacked_bars, trend
+from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import readable
-from kobo_tip.report.tables import cross_tab, dimension_tables, headlines
-
-if TYPE_CHECKING:
-    from kobo_tip.report.render import Edition
+from kobo_tip.report.tables import (
+    CROSS_TAB,
+    CROSS_TAB_SEPARATOR,
+    KeyPeriods,
+    PublishedCounts,
+    cross_tab,
+    dimension_tables,
+    headlines,
+)
+from kobo_tip.report.texts import ReportWords
 
 LIST_LIMIT = 200  # ids shown per data-quality rule; the rest are in data_quality.csv
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
@@ -29,11 +37,20 @@ _HTML_START = re.compile(r"<(?=[A-Za-z/!?])|&(?=[A-Za-z#])")
 
 
 @dataclass(frozen=True)
+class FindingLine:
+    field: str
+    detail: str
+    count: int  # submissions with this field and detail (a detail many share is one line)
+    ids: list[str]  # the first of them
+
+
+@dataclass(frozen=True)
 class FindingGroup:
     rule: str
     title: str
     count: int
-    rows: list[tuple[str, str, str]]  # (submission_id, field, detail)
+    lines: list[FindingLine]
+    ids: list[str]  # every id the lines show, in the order of the findings
     more: int
 
 
@@ -77,7 +94,10 @@ def render_markdown(edition: Edition) -> str:
 
 
 def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
-    words, counts, key = edition.words, edition.counts, edition.key_periods
+    words, key = edition.words, edition.key_periods
+    run_date = edition.provenance.run_date
+    counts = edition.counts.without_empty_running(run_date) if edition.k is None else edition.counts
+    key = KeyPeriods.of(counts, key.headline, run_date)
     sections = []
     for name in counts.indicators():
         crosses = [cross_tab(counts, words, name, p) for p in (key.headline, key.fiscal_year, key.lop) if p]
@@ -85,7 +105,9 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
             {
                 "name": name,
                 "title": words.indicator(name),
-                "tables": dimension_tables(counts, words, name, edition.left_out),
+                "tables": dimension_tables(
+                    counts, words, name, edition.left_out, fold=True, by_count=edition.k is not None
+                ),
                 "cross_tabs": [table for table in crosses if table is not None],
             }
         )
@@ -112,40 +134,134 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "t": words.text,
         "audience_title": words.text(f"audience.{edition.audience}"),
         "notes": notes,
+        "stale": _staleness(edition),
+        "revised": len(edition.restatements) if edition.k is not None else 0,
         "headlines": headlines(counts, words, key),
-        "chart": _chart(edition) if chart else None,
+        "charts": _charts(counts, words, key) if chart else [],
         "sections": sections,
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
-        "restatements": _restatement_rows(edition) if edition.audience == "internal" else None,
+        "restatements": _restatement_groups(edition) if edition.audience == "internal" else None,
         "protection": _protection(edition) if edition.disclosure is not None else None,
         "provenance": edition.provenance,
     }
 
 
-def _chart(edition: Edition) -> Markup:
-    words, counts = edition.words, edition.counts
+def _staleness(edition: Edition) -> str:
+    """A warning when the last sync is older than ``[report] stale_after_days``; else ''."""
+    stamp = edition.provenance.data_as_of
+    if not stamp:
+        return ""
+    synced = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).date()
+    days = (edition.provenance.run_date - synced).days
+    return (
+        edition.words.text("stale", days=days, date=synced.isoformat())
+        if days > edition.stale_after_days
+        else ""
+    )
+
+
+def _charts(counts: PublishedCounts, words: ReportWords, key: KeyPeriods) -> list[dict[str, Any]]:
+    """The charts of the report, each drawn from published cells only (see ``charts``)."""
     name = indicator.HEADLINE_VARIANT
+    hidden = words.text("chart.hidden")
     quarters = [p.label for p in counts.of_kind("quarter")]
+    out: list[dict[str, Any]] = []
+    if quarters:
+        trend_series = [
+            Series(words.indicator(variant), [counts.cell(variant, q, "total", "all") for q in quarters])
+            for variant in counts.indicators()
+        ]
+        out.append({"title": words.text("chart.trend"), "svg": trend(quarters, trend_series, hidden)})
+        series = []
+        for category in counts.categories.get((name, "stakeholder_type"), []):
+            cells = [counts.cell(name, q, "stakeholder_type", category) for q in quarters]
+            if any(c.is_number and c.text != "0" for c in cells):
+                series.append(Series(words.category("stakeholder_type", category), cells))
+        totals = [counts.cell(name, q, "total", "all") for q in quarters]
+        out.append(
+            {"title": words.text("section.chart"), "svg": stacked_bars(quarters, totals, series, hidden)}
+        )
+    if key.lop:
+        charts = [
+            _age_gender_chart(counts, words, name, key.lop, hidden),
+            *(
+                _ranking_chart(counts, words, name, key.lop, d, hidden)
+                for d in ("location", "country_of_origin")
+            ),
+        ]
+        out += [chart for chart in charts if chart]
+    return out
+
+
+def _age_gender_chart(
+    counts: PublishedCounts, words: ReportWords, name: str, period: str, hidden: str
+) -> dict[str, Any] | None:
+    """Bars by age band and gender, drawn when some published number of them is above 0."""
+    categories = counts.categories.get((name, CROSS_TAB), [])
+    pairs = [c.partition(CROSS_TAB_SEPARATOR)[::2] for c in categories]
+    ages = [
+        a for a in dict.fromkeys(a for a, _ in pairs) if a not in (indicator.NOT_RECORDED, indicator.UNKNOWN)
+    ]
+    genders = [g for g in dict.fromkeys(g for _, g in pairs) if g != indicator.NOT_RECORDED]
     series = []
-    for category in counts.categories.get((name, "stakeholder_type"), []):
-        cells = [counts.cell(name, q, "stakeholder_type", category) for q in quarters]
+    for gender in genders:
+        cells = [counts.cell(name, period, CROSS_TAB, f"{age}{CROSS_TAB_SEPARATOR}{gender}") for age in ages]
         if any(c.is_number and c.text != "0" for c in cells):
-            series.append(Series(words.category("stakeholder_type", category), cells))
-    totals = [counts.cell(name, q, "total", "all") for q in quarters]
-    return stacked_bars(quarters, totals, series, words.text("chart.hidden"))
+            series.append(Series(words.category("gender", gender), cells))
+    if not series:
+        return None
+    title = words.text("chart.age_gender", period=period)
+    return {
+        "title": title,
+        "svg": grouped_bars([words.category("age_band", a) for a in ages], series, hidden),
+    }
+
+
+RANKED = 10  # bars in a ranking chart
+
+
+def _ranking_chart(
+    counts: PublishedCounts, words: ReportWords, name: str, period: str, dimension: str, hidden: str
+) -> dict[str, Any] | None:
+    """The categories with the largest published counts, then the hidden ones (code order)."""
+    categories = [
+        c
+        for c in counts.categories.get((name, dimension), [])
+        if c not in (indicator.UNKNOWN, indicator.NOT_RECORDED)
+    ]
+    cells = [(c, counts.cell(name, period, dimension, c)) for c in categories]
+    numbers = sorted(
+        ((c, cell) for c, cell in cells if cell.is_number and cell.text != "0"), key=lambda x: -int(x[1].text)
+    )
+    masked = [(c, cell) for c, cell in cells if cell.text and not cell.is_number]
+    if not numbers and not masked:
+        return None
+    chosen = (numbers + masked)[:RANKED]
+    left = len(numbers) + len(masked) - len(chosen)
+    bars = [Bar(words.category(dimension, c), cell) for c, cell in chosen]
+    more = words.text("chart.more", n=left) if left else ""
+    title = words.text(f"chart.{dimension}", period=period)
+    return {"title": title, "svg": horizontal_bars(bars, hidden, more)}
 
 
 def _data_quality(edition: Edition) -> dict[str, list[FindingGroup]]:
-    """The first ``LIST_LIMIT`` findings of each rule, and how many more data_quality.csv holds."""
+    """Each rule's findings, one line per field and detail with its count and the first of its
+    submission ids (``LIST_LIMIT`` a rule; the rest are in data_quality.csv)."""
     findings = edition.findings
     assert findings is not None
-    totals = findings["rule"].value_counts()
-    shown = findings.groupby("rule", sort=False).head(LIST_LIMIT).fillna("").astype(str)
     groups = {}
-    for rule, rows in shown.groupby("rule", sort=False):
-        listed = list(zip(rows["submission_id"], rows["field"], rows["detail"], strict=True))
-        title = rule if rule in indicator.EXCLUSION_RULES else edition.words.text(f"dq.{rule}")
-        groups[rule] = FindingGroup(rule, title, int(totals[rule]), listed, int(totals[rule]) - len(listed))
+    for rule, rows in findings.fillna("").astype(str).groupby("rule", sort=False):
+        lines, room = [], LIST_LIMIT
+        for (field, detail), same in rows.groupby(["field", "detail"], sort=False):
+            if room == 0:
+                break
+            ids = same["submission_id"].tolist()
+            lines.append(FindingLine(field, detail, len(ids), ids[:room]))
+            room -= len(lines[-1].ids)
+        shown = {i for line in lines for i in line.ids}
+        ids = [i for i in rows["submission_id"] if i in shown]
+        title = edition.words.text(f"dq.{rule}")
+        groups[rule] = FindingGroup(rule, title, len(rows), lines, ids, len(rows) - len(ids))
     return {
         "excluded": [groups[rule] for rule in indicator.EXCLUSION_RULES if rule in groups],
         "findings": [groups[rule] for rule in indicator.FINDING_RULES if rule in groups],
@@ -171,17 +287,30 @@ def _protection(edition: Edition) -> dict[str, Any]:
     return {"loss": rows, "held": held}
 
 
-def _restatement_rows(edition: Edition) -> list[dict[str, str]]:
+def _restatement_groups(edition: Edition) -> list[dict[str, Any]]:
+    """The restatements by reason, then by period in time order, each with its rows (folded)."""
     words = edition.words
+    groups: dict[str, dict[str, list[dict[str, str]]]] = {}
+    for row in edition.restatements.itertuples():
+        groups.setdefault(row.reason, {}).setdefault(row.period, []).append(
+            {
+                "indicator": words.indicator(row.indicator),
+                "dimension": words.dimension(row.dimension),
+                "category": words.category(row.dimension, row.category),
+                "old": row.old,
+                "new": row.new,
+            }
+        )
     return [
         {
-            "indicator": words.indicator(row.indicator),
-            "period": row.period,
-            "dimension": words.dimension(row.dimension),
-            "category": words.category(row.dimension, row.category),
-            "old": row.old,
-            "new": row.new,
-            "reason": row.reason,
+            "reason": reason,
+            "periods": [{"period": p, "rows": by_period[p]} for p in sorted(by_period, key=_period_order)],
         }
-        for row in edition.restatements.itertuples()
+        for reason, by_period in groups.items()
     ]
+
+
+def _period_order(label: str) -> tuple[str, int, str]:
+    """FY2025 Q1 .. Q4, then FY2025, then FY2026 Q1 ...; LOP last."""
+    year, _, quarter = label.partition(" ")
+    return ("~" if year == "LOP" else year, 0 if quarter else 1, quarter)

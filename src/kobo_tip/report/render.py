@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +17,7 @@ from kobo_tip.config import Settings
 from kobo_tip.errors import StoreError
 from kobo_tip.labels import load_labels
 from kobo_tip.report import cutoff, dhis2, document, files, restatements, workbook
+from kobo_tip.report.edition import Edition, Provenance
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
 from kobo_tip.report.texts import ReportWords
 from kobo_tip.store import RunInfo, Store, StoredRelease, utc_stamp
@@ -24,41 +25,6 @@ from kobo_tip.store import RunInfo, Store, StoredRelease, utc_stamp
 log = logging.getLogger(__name__)
 
 INTERNAL = "internal"
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Where the numbers come from, for the report's footer."""
-
-    data_as_of: str | None  # end of the last successful sync (UTC), None if never synced
-    last_run: int  # id of the newest sync run in the store (0: none)
-    source: str
-    form_versions: tuple[str, ...]
-    tool_version: str
-    run_date: dt.date
-
-
-@dataclass(frozen=True)
-class Edition:
-    """Everything one audience's report shows."""
-
-    audience: str
-    k: int | None  # None for internal
-    project_name: str
-    counts: PublishedCounts
-    key_periods: KeyPeriods
-    findings: pd.DataFrame | None  # internal only
-    restatements: pd.DataFrame
-    provenance: Provenance
-    words: ReportWords
-    disclosure: pd.DataFrame | None = None  # internal only: information loss of each outside release
-    held: list[privacy.HeldRevision] = field(default_factory=list)  # internal only
-    # Breakdowns published by fiscal year and LOP only ("quarters") or not at all ("all").
-    left_out: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    @property
-    def published(self) -> pd.DataFrame:
-        return self.counts.frame
 
 
 @dataclass(frozen=True)
@@ -192,6 +158,7 @@ def _publish(
         disclosure=privacy.information_loss(outcome.releases.values()) if internal and outcome else None,
         held=list(outcome.held) if internal and outcome else [],
         left_out={} if internal else release.omitted(),
+        stale_after_days=settings.report.stale_after_days,
     )
     group = settings.report.group if audience in settings.report.share_with_group else ""
     with files.new_folder(settings.report.out_dir / audience, group=group) as folder:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -41,6 +41,8 @@ class Cell:
 class Column:
     label: str
     kind: str  # quarter | fiscal_year | lop, or "category" for a cross-tab column
+    group: str = ""  # the header above it: the fiscal year of a quarter or of its own total
+    short: str = ""  # its label under that header ("Q1", "Total"); empty: ``label``
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,23 @@ class Table:
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
     left_out: str = ""  # "quarters": by fiscal year and LOP only; "all": not published in this release
+    folded: tuple[Row, ...] = ()  # rows with no count above 0 to show, kept out of the way
+    note: str = ""  # a line under the table
+
+    def header_groups(self) -> list[tuple[str, int, str]]:
+        """The first header row: (text, columns it spans, kind) for each run of one group."""
+        groups: list[tuple[str, int, str]] = []
+        for column in self.columns:
+            if groups and column.group and groups[-1][0] == column.group:
+                text, span, kind = groups[-1]
+                groups[-1] = (text, span + 1, kind)
+            else:
+                groups.append((column.group, 1, column.kind))
+        return groups
+
+    @property
+    def grouped(self) -> bool:
+        return any(column.group for column in self.columns)
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,25 @@ class PublishedCounts:
             zip(published["dimension"].tolist(), published["additive"].astype(bool).tolist(), strict=True)
         )
 
+    def without_empty_running(self, as_of: dt.date) -> PublishedCounts:
+        """These counts without a running quarter in which nothing is counted yet (and a fiscal
+        year of that quarter alone): an empty column reads as "nothing happened"."""
+        quarters = self.of_kind(QUARTER)
+        if not quarters or quarters[-1].end <= as_of:
+            return self
+        running = quarters[-1]
+        frame = self.frame
+        totals = frame[(frame["period"] == running.label) & (frame["dimension"] == "total")]["value"]
+        if not (totals.astype(str) == "0").all():
+            return self
+        alone = [
+            year.label
+            for year in self.of_kind(FISCAL_YEAR)
+            if year.start <= running.start <= year.end
+            and not any(q is not running and year.start <= q.start <= year.end for q in quarters)
+        ]
+        return PublishedCounts(frame[~frame["period"].isin([running.label, *alone])].reset_index(drop=True))
+
     def cell(self, name: str, period: str, dimension: str, category: str) -> Cell:
         key = (name, period, dimension, category)
         text = self.values.get(key)
@@ -115,16 +153,45 @@ class PublishedCounts:
         return [name for name in indicator.VARIANTS if name in present]
 
 
+# Breakdowns with many codes, most of them empty in a quarter: ordered by count, empty rows folded.
+LONG_DIMENSIONS = ("location", "country_of_origin")
+ALWAYS_SHOWN = ("all", indicator.UNKNOWN, indicator.NOT_RECORDED)
+
+
+def period_columns(periods: Sequence[Period], words: ReportWords) -> tuple[Column, ...]:
+    """Quarters grouped under their fiscal year with its total after them, then LOP: the header
+    says the year once, so every column is narrow."""
+    columns = []
+    for period in periods:
+        if period.kind == QUARTER:
+            year, _, quarter = period.label.rpartition(" ")
+            columns.append(Column(period.label, period.kind, year or period.label, quarter or period.label))
+        elif period.kind == FISCAL_YEAR:
+            columns.append(
+                Column(period.label, period.kind, period.label, words.text("column.fiscal_year_total"))
+            )
+        else:
+            columns.append(Column(period.label, period.kind, period.label, ""))
+    return tuple(columns)
+
+
 def dimension_tables(
     counts: PublishedCounts,
     words: ReportWords,
     name: str,
     left_out: Mapping[tuple[str, str], str] | None = None,
+    *,
+    fold: bool = False,
+    by_count: bool = False,
 ) -> list[Table]:
     """One table per dimension of indicator ``name``: categories by periods (quarters, FY, LOP).
 
     ``left_out`` names the breakdowns a release publishes by fiscal year and LOP only (their table
-    has those columns only) or not at all (an empty table, so the report can say why)."""
+    has those columns only) or not at all (an empty table, so the report can say why). With ``fold``
+    (the pages people read), the rows of the long breakdowns (locations, countries) without a count
+    above 0 are folded and, with ``by_count`` (outside internal), the others are ordered by their
+    published LOP count, hidden ones last in code order: an order that says nothing the numbers do
+    not."""
     left_out = left_out or {}
     tables = []
     for dimension in TABLE_DIMENSIONS:
@@ -133,28 +200,59 @@ def dimension_tables(
         if not categories and not omitted:
             continue
         periods = [p for p in counts.periods if omitted == "" or (omitted != "all" and p.kind != QUARTER)]
-        rows = tuple(
+        rows = [
             Row(
                 category,
                 words.category(dimension, category),
                 tuple(counts.cell(name, p.label, dimension, category) for p in periods),
             )
             for category in categories or []
+        ]
+        folded: list[Row] = []
+        if fold and dimension in LONG_DIMENSIONS:
+            rows, folded = _fold(rows, [p.kind for p in periods], by_count)
+        tables.append(
+            Table(
+                name,
+                dimension,
+                words.dimension(dimension),
+                counts.additive.get(dimension, True),
+                period_columns(periods, words),
+                tuple(rows),
+                omitted,
+                tuple(folded),
+            )
         )
-        columns = tuple(Column(p.label, p.kind) for p in periods)
-        additive = counts.additive.get(dimension, True)
-        tables.append(Table(name, dimension, words.dimension(dimension), additive, columns, rows, omitted))
     return tables
 
 
+def _fold(rows: list[Row], kinds: Sequence[str], by_count: bool) -> tuple[list[Row], list[Row]]:
+    """(rows to show, rows to fold): a row is folded when none of its cells is a count above 0."""
+    shown = [
+        r for r in rows if r.category in ALWAYS_SHOWN or any(c.is_number and c.text != "0" for c in r.cells)
+    ]
+    folded = [r for r in rows if r not in shown]
+    if by_count and LOP in kinds:
+        at = list(kinds).index(LOP)
+
+        def rank(row: Row) -> tuple[int, int]:
+            cell = row.cells[at]
+            return (0, -int(cell.text)) if cell.is_number else (1, 0)
+
+        named = sorted((r for r in shown if r.category not in ALWAYS_SHOWN), key=rank)
+        shown = named + [r for r in shown if r.category in ALWAYS_SHOWN]
+    return shown, folded
+
+
 def cross_tab(counts: PublishedCounts, words: ReportWords, name: str, period: str) -> Table | None:
-    """The age band x gender table of one period: age bands as rows, genders as columns."""
+    """The age band x gender table of one period: age bands as rows, genders as columns. Persons
+    without consent have neither (``not_recorded|not_recorded``): they are a line under the table."""
     categories = counts.categories.get((name, CROSS_TAB))
     if not categories:
         return None
     pairs = [category.partition(CROSS_TAB_SEPARATOR)[::2] for category in categories]
-    ages = list(dict.fromkeys(age for age, _ in pairs))
-    genders = list(dict.fromkeys(gender for _, gender in pairs))
+    ages = list(dict.fromkeys(age for age, _ in pairs if age != indicator.NOT_RECORDED))
+    genders = list(dict.fromkeys(gender for _, gender in pairs if gender != indicator.NOT_RECORDED))
     rows = tuple(
         Row(
             age,
@@ -164,7 +262,9 @@ def cross_tab(counts: PublishedCounts, words: ReportWords, name: str, period: st
         for age in ages
     )
     columns = tuple(Column(words.category("gender", gender), "category") for gender in genders)
-    return Table(name, CROSS_TAB, f"{words.dimension(CROSS_TAB)}: {period}", True, columns, rows)
+    unrecorded = counts.cell(name, period, CROSS_TAB, f"{indicator.NOT_RECORDED}|{indicator.NOT_RECORDED}")
+    note = words.text("cross_tab.not_recorded", n=unrecorded.text) if unrecorded.text else ""
+    return Table(name, CROSS_TAB, f"{words.dimension(CROSS_TAB)}: {period}", True, columns, rows, note=note)
 
 
 @dataclass(frozen=True)
@@ -175,6 +275,7 @@ class KeyPeriods:
     fiscal_year: str | None
     lop: str | None
     running: str | None  # the running quarter, internal only
+    fiscal_year_running: bool = False  # the fiscal year has not ended: its figure is "to date"
 
     @classmethod
     def of(cls, counts: PublishedCounts, headline: str | None, as_of: dt.date) -> KeyPeriods:
@@ -186,6 +287,7 @@ class KeyPeriods:
             fiscal_year=years[-1].label if years else None,
             lop=lops[-1].label if lops else None,
             running=running,
+            fiscal_year_running=bool(years) and years[-1].end > as_of,
         )
 
 
@@ -194,7 +296,10 @@ def headlines(counts: PublishedCounts, words: ReportWords, periods: KeyPeriods) 
     wanted = [
         ("headline.quarter", periods.headline),
         ("headline.running", periods.running),
-        ("headline.fiscal_year", periods.fiscal_year),
+        (
+            "headline.fiscal_year" if periods.fiscal_year_running else "headline.fiscal_year_ended",
+            periods.fiscal_year,
+        ),
         ("headline.lop", periods.lop),
     ]
     result = []

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 
 from kobo_tip import privacy
+from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import inert
 from kobo_tip.report.tables import Cell, dimension_tables
-
-if TYPE_CHECKING:
-    from kobo_tip.report.render import Edition
 
 HEADER_FONT = Font(bold=True, color="FFFFFF")
 HEADER_FILL = PatternFill("solid", fgColor="1F4E79")

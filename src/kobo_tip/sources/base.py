@@ -49,6 +49,9 @@ class Batch:
     watermarks: dict[str, str] = field(default_factory=dict)
     reconciled: bool = False
     fetched: int = 0
+    # On the first batch of a pass over the server or file: the rows the pass will bring in all,
+    # where the source knows (Kobo's count, Central's @odata.count, a file's estimate); for progress.
+    expected: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,11 @@ class Source(Protocol):
     def describe(self) -> str: ...
 
     def batches(self, state: SyncState) -> Iterator[Batch]: ...
+
+    def ready_to_deploy(self) -> None:
+        """Raise the error ``deploy`` would meet before it sends anything (a missing credential,
+        a source that cannot deploy), so a command fails before building or bumping a form."""
+        ...
 
     def deploy(self, form: FormFiles, *, ignore_warnings: bool = False) -> DeployResult: ...
 

@@ -109,6 +109,9 @@ class KoboSource:
     def describe(self) -> str:
         return f"KoboToolbox {self.url}/ asset {self.asset_uid or '(none yet)'}"
 
+    def ready_to_deploy(self) -> None:
+        _ = self.session  # reads the token
+
     # --- transport ---------------------------------------------------------------------------
 
     @property
@@ -175,8 +178,11 @@ class KoboSource:
                 )
             return page
 
-    def _pages(self, *, after: int, fields: tuple[str, ...] = ()) -> Iterator[list[dict[str, Any]]]:
-        """Pages of rows with ``_id > after``, in ``_id`` order, until the server has no more.
+    def _pages(
+        self, *, after: int, fields: tuple[str, ...] = ()
+    ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+        """Pages of rows with ``_id > after``, in ``_id`` order, until the server has no more; each
+        with the rows the server counted for the query on the first page (None after).
 
         Keyset paging: each request asks for ``_id`` above the last one received, so rows arriving
         or vanishing while paging can neither shift a page nor be read twice.
@@ -198,8 +204,8 @@ class KoboSource:
                     "query/sort parameters and cannot be synced safely."
                 )
             last = ids[-1]
+            yield rows, announced if received == 0 else None
             received += len(rows)
-            yield rows
         if announced is not None and received < announced:
             log.info(
                 "Received %d rows where the server first counted %d (rows deleted while paging).",
@@ -227,12 +233,13 @@ class KoboSource:
         mark = state.watermark(WATERMARK)
         first_pull = mark is None and not state.known()
         last = int(mark) if mark else 0
-        for rows in self._pages(after=last):
+        for rows, expected in self._pages(after=last):
             last = _row_id(rows[-1])
             yield Batch(
                 submissions=[raw_submission(row) for row in rows],
                 watermarks={WATERMARK: str(last)},
                 fetched=len(rows),
+                expected=expected,
             )
         if first_pull:
             yield Batch(reconciled=True)
@@ -247,7 +254,7 @@ class KoboSource:
         """
         known = state.known()
         seen: set[str] = set()
-        for rows in self._pages(after=0, fields=RECONCILE_FIELDS):
+        for rows, expected in self._pages(after=0, fields=RECONCILE_FIELDS):
             refetch: list[int] = []
             statuses: dict[str, str] = {}
             for row in rows:
@@ -265,6 +272,7 @@ class KoboSource:
                 review_statuses=statuses,
                 watermarks={WATERMARK: str(last)},
                 fetched=len(rows),
+                expected=expected,
             )
         deleted = sorted((sid for sid in known if sid not in seen), key=int)
         yield Batch(deleted=deleted, reconciled=True)

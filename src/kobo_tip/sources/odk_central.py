@@ -280,6 +280,10 @@ class CentralSource:
     def _odata_url(self) -> str:
         return self._api("projects", self.project_id, "forms", f"{self.form_id}.svc", "Submissions")
 
+    def ready_to_deploy(self) -> None:
+        read_secret(self.username_env, "the e-mail of the ODK Central account")
+        read_secret(self.password_env, "the password of the ODK Central account")
+
     def _login(self) -> requests.Session:
         """POST /v1/sessions with the e-mail and password from the environment; a Bearer session."""
         email = read_secret(self.username_env, "the e-mail of the ODK Central account")
@@ -364,8 +368,11 @@ class CentralSource:
             {key: value for key, value in params.items() if value}, safe="$*,'/:()", quote_via=quote
         )
 
-    def _pages(self, query: str) -> Iterator[tuple[list[dict[str, Any]], str, dt.datetime | None]]:
-        """Follow ``@odata.nextLink`` to the end: (rows, query of the next page or '', server time).
+    def _pages(
+        self, query: str
+    ) -> Iterator[tuple[list[dict[str, Any]], str, dt.datetime | None, int | None]]:
+        """Follow ``@odata.nextLink`` to the end: (rows, query of the next page or '', server time,
+        and on the first page the ``@odata.count`` of a query that asks for it).
 
         The link is rebased onto the configured url: Central builds it from its own domain
         setting, which need not be the address this machine reaches it by.
@@ -376,12 +383,18 @@ class CentralSource:
             page, response = self._get(f"{self._odata_url()}?{query}", what=what)
             if not isinstance(page, Mapping) or not isinstance(page.get("value"), list):
                 raise SourceError(f"ODK Central sent {what} without an OData 'value' list.")
-            if first_page and isinstance(page.get("@odata.count"), int):
-                log.info("ODK Central: %d rows to fetch for form %s", page["@odata.count"], self.form_id)
+            count = page.get("@odata.count") if first_page else None
+            if isinstance(count, int):
+                log.info("ODK Central: %d rows to fetch for form %s", count, self.form_id)
             first_page = False
             next_link = page.get("@odata.nextLink")
             query = urlsplit(next_link).query if isinstance(next_link, str) and next_link else ""
-            yield list(page["value"]), query, _server_time(response)
+            yield (
+                list(page["value"]),
+                query,
+                _server_time(response),
+                count if isinstance(count, int) else None,
+            )
             if not query:
                 return
 
@@ -416,10 +429,10 @@ class CentralSource:
                 "$top": str(self.page_size),
             }
         )
-        for rows, next_query, server_now in self._pages(query):
+        for rows, next_query, server_now, expected in self._pages(query):
             if progress.started is None:
                 progress.started = server_now
-            batch = Batch(fetched=len(rows))
+            batch = Batch(fetched=len(rows), expected=expected)
             for row in rows:
                 raw = raw_submission(row)
                 system = row["__system"]
@@ -444,7 +457,7 @@ class CentralSource:
             **{"$filter": deletions_filter(since), "$select": "__id,__system", "$top": str(self.page_size)}
         )
         progress = _Pass()
-        for rows, next_query, server_now in self._pages(query):
+        for rows, next_query, server_now, _ in self._pages(query):
             progress.started = progress.started or server_now
             ids = [str(row.get("__id")) for row in rows if row.get("__id")]
             progress.see(*(parse_time((row.get("__system") or {}).get("deletedAt")) for row in rows))
@@ -458,7 +471,7 @@ class CentralSource:
         on_server: dict[str, tuple[Any, Any]] = {}  # __id -> (reviewState, meta/instanceID)
         started: dt.datetime | None = None
         select = f"__id,__system,meta/{INSTANCE_ID}"
-        for rows, _, server_now in self._pages(
+        for rows, _, server_now, _ in self._pages(
             self._query(**{"$select": select, "$top": str(self.page_size)})
         ):
             started = started or server_now
@@ -496,7 +509,7 @@ class CentralSource:
         found: list[RawSubmission] = []
         for start in range(0, len(ids), REFETCH_CHUNK):
             query = self._query(**{"$filter": ids_filter(ids[start : start + REFETCH_CHUNK]), "$expand": "*"})
-            for rows, _, _ in self._pages(query):
+            for rows, _, _, _ in self._pages(query):
                 found.extend(raw_submission(row) for row in rows)
         return found
 
