@@ -180,13 +180,20 @@ def _write_relations(unknowns: _Unknowns, table: pd.DataFrame, cell: dict[tuple,
             unknowns.relation(either, ident + ref, "<=")
 
 
-def attack(held: list[Held], k: int, cells: set[tuple] | None = None) -> list[Finding]:
+# A sum the intruder reads elsewhere (a cumulative actual of the IPTT): (index of the held
+# table, the cells it adds up, its value).
+Sum = tuple[int, list[tuple[str, str, str, str]], int]
+
+
+def attack(
+    held: list[Held], k: int, cells: set[tuple] | None = None, sums: list[Sum] | None = None
+) -> list[Finding]:
     """Every cell of true value 1..k-1 (or of ``cells``) with a feasible range in the linear program
-    of all ``held`` tables: exact where it is narrower than ceil(k/2) values (``exposed``), else
-    at least that wide."""
+    of all ``held`` tables and ``sums``: exact where it is narrower than ceil(k/2) values
+    (``exposed``), else at least that wide."""
     unknowns = _Unknowns()
     watched: dict[int, tuple] = {}
-    for item in held:
+    for index, item in enumerate(held):
         merged = item.published.merge(
             item.truth[["indicator", "period", "dimension", "category", "value"]],
             on=["indicator", "period", "dimension", "category"],
@@ -205,6 +212,9 @@ def attack(held: list[Held], k: int, cells: set[tuple] | None = None) -> list[Fi
             if (cells is None and 0 < int(row.value_true) < k) or (cells is not None and key[:4] in cells):
                 watched[u] = key
         _write_relations(unknowns, merged, cell)
+        for at, added, value in sums or []:
+            if at == index:
+                unknowns.relation([cell[c] for c in added], [], "=", float(value))
     return _solve(unknowns, watched, math.ceil(k / 2))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, _replace_sections
-from kobo_tip import synthetic
+from kobo_tip import synthetic, targets
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.sync import run_sync
 
@@ -34,6 +34,7 @@ HOSTILE_NAMES = (SCRIPT, ATTRIBUTE, FORMULA)  # given to the three busiest locat
 DHIS2 = """data_set = "dsUid"
 org_unit = "ouUid"
 attribute_option_combo = "aocUid"
+target_attribute_option_combo = "aocTarget"
 [dhis2.data_elements]
 identified_or_referred = "deHeadline"
 identified = "deIdentified"
@@ -45,10 +46,33 @@ referred = "deReferred"
 """
 
 
+# Targets for the headline total and two gender cells; a note carries a spreadsheet formula.
+TARGETS: list[list[object]] = [
+    *(["identified_or_referred", f"FY2026 Q{q}", "total", "all", 60, ""] for q in (1, 2, 3, 4)),
+    ["identified_or_referred", "FY2026", "total", "all", 240, FORMULA],
+    ["identified_or_referred", "FY2027 Q1", "total", "all", 60, ""],
+    ["identified_or_referred", "LOP", "total", "all", 720, "plan"],
+    ["identified_or_referred", "LOP", "gender", "female", 300, ""],
+    ["identified_or_referred", "FY2027 Q1", "gender", "male", 3, ""],
+]
+
+
+def write_targets(path: Path, rows: list[list[object]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([list(targets.COLUMNS), *rows])
+    return path
+
+
 def make_project(
-    root: Path, *, submissions: int = 600, dhis2: bool = True, report_language: str = "English (en)"
+    root: Path,
+    *,
+    submissions: int = 600,
+    dhis2: bool = True,
+    report_language: str = "English (en)",
+    with_targets: bool = False,
 ) -> Path:
-    """Write config, roster, locations (the busiest with hostile names) and a synthetic export."""
+    """Write config, roster, locations (the busiest with hostile names) and a synthetic export;
+    ``with_targets`` adds ``TARGETS`` as the project's targets file."""
     (root / "forms").mkdir(parents=True)
     (root / "data").mkdir()
     shutil.copy(REPO / "forms" / "stakeholders.csv", root / "forms" / "stakeholders.csv")
@@ -64,6 +88,9 @@ def make_project(
     }
     if dhis2:
         sections["dhis2"] = DHIS2
+    if with_targets:
+        sections["targets"] = 'path = "targets.csv"'
+        write_targets(root / "targets.csv", TARGETS)
     text = _replace_sections((REPO / "config.example.toml").read_text(encoding="utf-8"), sections)
     config = root / "kobo-tip.toml"
     config.write_text(text, encoding="utf-8")
@@ -117,14 +144,16 @@ def read_export(config: Path) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def rendered_project(root: Path, audiences: tuple[str, ...] = ("internal", "donor")) -> Iterator[Settings]:
+def rendered_project(
+    root: Path, audiences: tuple[str, ...] = ("internal", "donor"), *, with_targets: bool = False
+) -> Iterator[Settings]:
     """A project made, synced and rendered at ``AS_OF`` (for module-scoped fixtures)."""
     from conftest import SECRET
     from kobo_tip.report import render_reports
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KOBO_TIP_SECRET", SECRET)
-        settings = sync(make_project(root, dhis2=False))
+        settings = sync(make_project(root, dhis2=with_targets, with_targets=with_targets))
         render_reports(settings, audiences=audiences, as_of=AS_OF)
         yield settings
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from attack import Held, attack, exposed
+from attack import Held, Sum, attack, exposed
 from kobo_tip import demo
 from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
@@ -71,8 +71,14 @@ def assert_nothing_narrowed(settings: Settings) -> dict[str, list[Release]]:
         assert [r["value"] for r in on_file] == published["value"].tolist(), (
             "the files are the audited release"
         )
-    donor = attack([held(r) for a in ("donor", "public") for r in made[a]], K["donor"])
-    public = attack([held(r) for r in made["public"]], K["public"])
+    donor_held = [held(r) for a in ("donor", "public") for r in made[a]]
+    public_held = [held(r) for r in made["public"]]
+    # The intruder also reads every figure of the latest IPTTs (spec section 6: nothing new from them).
+    donor_sums = iptt_sums(settings, "donor", len(made["donor"]) - 1, donor_held[len(made["donor"]) - 1])
+    donor_sums += iptt_sums(settings, "public", len(donor_held) - 1, donor_held[-1])
+    public_sums = iptt_sums(settings, "public", len(public_held) - 1, public_held[-1])
+    donor = attack(donor_held, K["donor"], sums=donor_sums)
+    public = attack(public_held, K["public"], sums=public_sums)
     for name, findings, k in (("donor", donor, K["donor"]), ("public", public, K["public"])):
         assert findings, f"the {name} releases hold small cells to attack"
         broken = exposed(findings, k)
@@ -80,6 +86,42 @@ def assert_nothing_narrowed(settings: Settings) -> dict[str, list[Release]]:
             f"{len(broken)} {name} cells narrowed below {math.ceil(k / 2)} values: {broken[:3]}"
         )
     return made
+
+
+def iptt_sums(settings: Settings, audience: str, index: int, table: Held) -> list[Sum]:
+    """Each published actual of ``audience``'s iptt.csv as the sum of counts cells it stands for
+    (a cumulative row: the quarters through its quarter); a hidden actual has no percentage or
+    flag beside it."""
+    path = settings.report.out_dir / audience / "iptt.csv"
+    if not path.exists():
+        return []
+    periods = table.published.drop_duplicates("period").set_index("period")
+    spans = periods["period_start"].to_dict()
+    ends = periods["period_end"].to_dict()
+    quarters = sorted((p for p in spans if " Q" in p), key=lambda p: spans[p])
+    years = [p for p in spans if " Q" not in p and p != "LOP"]
+    sums: list[Sum] = []
+    for row in read_counts(path):
+        key = (row["indicator"], row["period"], row["dimension"], row["category"])
+        if not row["actual"].isdigit():
+            assert row["percent_achieved"] == row["flag"] == "", row
+            continue
+        if row["period"].startswith("LOP through "):
+            # Whole fiscal years by their total (their quarters may be left out), then the quarters
+            # of the year the row ends in.
+            last = row["period"].removeprefix("LOP through ")
+            whole = [y for y in years if ends[y] < spans[last]]
+            cells = [(key[0], y, key[2], key[3]) for y in whole]
+            cells += [
+                (key[0], q, key[2], key[3])
+                for q in quarters
+                if spans[q] <= spans[last] and not any(spans[y] <= spans[q] <= ends[y] for y in whole)
+            ]
+        else:
+            cells = [key]
+        sums.append((index, cells, int(row["actual"])))
+    assert sums, f"the {audience} IPTT has published actuals"
+    return sums
 
 
 def assert_nested(made: dict[str, list[Release]]) -> None:

@@ -95,7 +95,7 @@ def run_chromium(*arguments: str, profile: Path) -> str:
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    with rendered_project(tmp_path_factory.mktemp("layout")) as settings:
+    with rendered_project(tmp_path_factory.mktemp("layout"), with_targets=True) as settings:
         yield settings
 
 

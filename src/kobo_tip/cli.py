@@ -49,6 +49,9 @@ _DESCRIPTIONS = {
     "store": "Manage the local store.",
     "store migrate": "Upgrade the local store to the schema version of this kobo-tip (a copy is not "
     "kept: back the file up first if you want one).",
+    "targets": "Targets of the M&E plan, which the reports compare with the actuals ([targets] path).",
+    "targets template": "Write a targets file with a row per indicator and project period (quarters, "
+    "fiscal years, LOP) for the total, to fill in and name in [targets] path.",
     "demo": "Run the whole pipeline on generated data in a new folder: no server and no secret needed.",
 }
 
@@ -113,15 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
     status = with_config(add("status", help="what the store holds, last syncs"))
     status.add_argument("--assets", action="store_true", help="list the server's survey assets")
 
-    store = add("store", help="the local store's schema")
-    store_commands = store.add_subparsers(dest="store_command", metavar="ACTION", parser_class=_Parser)
-    with_config(
-        store_commands.add_parser(
-            "migrate",
-            parents=[common],
-            help="upgrade the store to this kobo-tip's schema version",
-            description=_DESCRIPTIONS["store migrate"],
+    def actions(name: str, help: str) -> argparse._SubParsersAction[_Parser]:
+        """A command whose actions (``kobo-tip NAME ACTION``) each take ``-c``."""
+        return add(name, help=help).add_subparsers(
+            dest=f"{name}_command", metavar="ACTION", parser_class=_Parser
         )
+
+    def action(
+        group: argparse._SubParsersAction[_Parser], command: str, name: str, help: str
+    ) -> argparse.ArgumentParser:
+        key = f"{command} {name}"
+        return with_config(
+            group.add_parser(name, parents=[common], help=help, description=_DESCRIPTIONS[key])
+        )
+
+    store = actions("store", "the local store's schema")
+    action(store, "store", "migrate", "upgrade the store to this kobo-tip's schema version")
+
+    targets = actions("targets", "targets of the M&E plan: a template to fill in")
+    template = action(targets, "targets", "template", "write a targets file to fill in")
+    template.add_argument(
+        "--out",
+        default="forms/targets.xlsx",
+        help="file to write, .xlsx or .csv, relative to the config (default: forms/targets.xlsx)",
     )
 
     demo = add("demo", help="the whole pipeline on generated data, no server needed")
@@ -249,6 +266,16 @@ def _cmd_store(args: argparse.Namespace) -> None:
         print(f"{settings.store_path} is at schema version {store.schema_version()}")
 
 
+def _cmd_targets(args: argparse.Namespace) -> None:
+    if args.targets_command is None:
+        raise UsageError("'kobo-tip targets' needs an action: template.")
+    from kobo_tip.targets import write_template
+
+    settings = _settings(args)
+    path = write_template(settings.path.parent / args.out, settings)
+    print(f'wrote {path}: fill in the target column, then set [targets] path = "{args.out}".')
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from kobo_tip.demo import run_demo
 
@@ -264,6 +291,7 @@ _COMMANDS = {
     "report": _cmd_report,
     "status": _cmd_status,
     "store": _cmd_store,
+    "targets": _cmd_targets,
     "demo": _cmd_demo,
 }
 

@@ -133,6 +133,15 @@ class Dhis2Settings:
     attribute_option_combo: str
     category_option_combos: dict[str, str]
     data_set: str = ""
+    # The attribute option combo of targets (DHIS2 keeps targets as their own attribute option).
+    target_attribute_option_combo: str = ""
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    path: Path  # CSV, or an XLSX workbook
+    sheet: str = ""  # the XLSX sheet; empty: the first
+    margin_percent: int = 10  # achievement off target by more than this is flagged
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,7 @@ class Settings:
     privacy: PrivacySettings
     report: ReportSettings
     dhis2: Dhis2Settings | None = None
+    targets: TargetSettings | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def secret(self) -> bytes:
@@ -221,7 +231,9 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
         "attribute_option_combo",
         "category_option_combos",
         "data_set",
+        "target_attribute_option_combo",
     ),
+    "targets": ("path", "sheet", "margin_percent"),
 }
 _REQUIRED_SECTIONS = ("project", "form")
 REPORT_FORMATS = ("html", "md", "csv", "xlsx")
@@ -347,6 +359,7 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
     privacy = _privacy(reader("privacy"))
     report = _report(reader("report"), privacy)
     dhis2 = _dhis2(reader("dhis2")) if "dhis2" in raw else None
+    targets = _targets(reader("targets")) if "targets" in raw else None
     return Settings(
         path=config_path,
         project=project,
@@ -357,6 +370,7 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
         privacy=privacy,
         report=report,
         dhis2=dhis2,
+        targets=targets,
         raw=raw,
     )
 
@@ -614,6 +628,20 @@ def _dhis2(r: _Reader) -> Dhis2Settings:
         attribute_option_combo=r.text("attribute_option_combo", ""),
         category_option_combos=text_table("category_option_combos"),
         data_set=r.text("data_set", ""),
+        target_attribute_option_combo=r.text("target_attribute_option_combo", ""),
+    )
+
+
+def _targets(r: _Reader) -> TargetSettings:
+    path = r.path("path", must_exist=True, what="targets file")
+    if path is None:
+        raise r.fail(
+            "path", "the path of the targets CSV or XLSX file ('kobo-tip targets template' writes one)"
+        )
+    return TargetSettings(
+        path=path,
+        sheet=r.text("sheet", ""),
+        margin_percent=r.integer("margin_percent", 10, low=0, high=100),
     )
 
 

@@ -9,6 +9,7 @@ never written or printed.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import logging
 import os
@@ -21,17 +22,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kobo_tip import periods, synthetic
-from kobo_tip.config import DEFAULT_CONFIG_NAME, Settings, load_settings, write_locations, write_roster
+from kobo_tip.config import (
+    DEFAULT_CONFIG_NAME,
+    ProjectSettings,
+    Settings,
+    load_settings,
+    write_locations,
+    write_roster,
+)
 from kobo_tip.errors import KoboTipError, UsageError
 from kobo_tip.form import build_form
 from kobo_tip.init_project import LOCATIONS_NAME, ROSTER_NAME, STARTER_CONFIG, subdivision_locations
+from kobo_tip.periods import FISCAL_YEAR, QUARTER
 from kobo_tip.report import render_reports
 from kobo_tip.sync import SyncSummary, run_sync
+from kobo_tip.targets import COLUMNS as TARGET_COLUMNS
+from kobo_tip.targets import project_periods
 
 logger = logging.getLogger("kobo_tip")
 
 DEFAULT_FOLDER = Path("kobo-tip-demo")
 EXPORT_NAME = "data/export.json"
+TARGETS_NAME = "forms/targets.csv"
 COUNTRY = "th"
 QUARTERS = 8
 ROSTER_SIZE = 30
@@ -204,7 +216,35 @@ def _write_config(root: Path, *, start: dt.date, end: dt.date) -> Settings:
             raise KoboTipError(f"The starter config {STARTER_CONFIG} has no line matching {pattern}.")
     config = root / DEFAULT_CONFIG_NAME
     config.write_text(text, encoding="utf-8")
+    _write_targets(root / TARGETS_NAME, load_settings(config).project)
+    config.write_text(text + f'\n[targets]\npath = "{TARGETS_NAME}"\nmargin_percent = 10\n', encoding="utf-8")
     return load_settings(config)
+
+
+# The demo's M&E plan: per quarter, fiscal year and LOP, for the three indicators, and a LOP
+# target for women and girls (about what the generator produces, so some periods are flagged).
+_QUARTER_TARGETS = {"identified_or_referred": 150, "identified": 130, "referred": 110}
+
+
+def _write_targets(path: Path, project: ProjectSettings) -> None:
+    rows = []
+    for name, per_quarter in _QUARTER_TARGETS.items():
+        quarters = 0
+        for period in project_periods(project):
+            if period.kind == QUARTER:
+                quarters += 1
+                rows.append((name, period.label, "total", "all", per_quarter, ""))
+            elif period.kind == FISCAL_YEAR:
+                rows.append((name, period.label, "total", "all", 4 * per_quarter, "M&E plan, revision 2"))
+            else:
+                rows.append(
+                    (name, period.label, "total", "all", quarters * per_quarter, "M&E plan, revision 2")
+                )
+    rows.append(("identified_or_referred", "LOP", "gender", "female", 900, "donor priority: women and girls"))
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(TARGET_COLUMNS)
+        writer.writerows(rows)
 
 
 @contextmanager

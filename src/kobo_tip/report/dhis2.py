@@ -16,6 +16,7 @@ from kobo_tip.config import Settings
 from kobo_tip.periods import QUARTER, dhis2_period
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import write_text
+from kobo_tip.targets import project_periods
 
 
 def data_value_set(edition: Edition, settings: Settings) -> tuple[dict[str, Any], int]:
@@ -49,10 +50,39 @@ def data_value_set(edition: Edition, settings: Settings) -> tuple[dict[str, Any]
                 if mapping.attribute_option_combo:
                     value["attributeOptionCombo"] = mapping.attribute_option_combo
                 values.append(value)
+    values += _target_values(edition, settings)
     payload: dict[str, Any] = {"dataValues": values}
     if mapping.data_set:
         payload = {"dataSet": mapping.data_set, **payload}
     return payload, left_out
+
+
+def _target_values(edition: Edition, settings: Settings) -> list[dict[str, str]]:
+    """The quarter targets, under ``[dhis2] target_attribute_option_combo`` (DHIS2 keeps targets
+    as an attribute option of the same data elements); none without that combo."""
+    mapping = settings.dhis2
+    assert mapping is not None
+    if not mapping.target_attribute_option_combo:
+        return []
+    quarters = {p.label: p for p in project_periods(settings.project) if p.kind == QUARTER}
+    values = []
+    for row in edition.performance.rows:
+        element = mapping.data_elements.get(row.indicator)
+        combo = mapping.category_option_combos.get(f"{row.dimension}:{row.category}")
+        target = row.full_target if row.full_target is not None else row.target
+        if row.cumulative or row.period not in quarters or not element or not combo or target is None:
+            continue
+        values.append(
+            {
+                "dataElement": element,
+                "period": dhis2_period(quarters[row.period]),
+                "orgUnit": mapping.org_unit,
+                "categoryOptionCombo": combo,
+                "attributeOptionCombo": mapping.target_attribute_option_combo,
+                "value": str(target),
+            }
+        )
+    return values
 
 
 def write_data_value_set(path: Path, edition: Edition, settings: Settings) -> tuple[Path, int]:

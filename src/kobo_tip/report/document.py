@@ -16,12 +16,14 @@ import jinja2
 from markupsafe import Markup
 
 from kobo_tip import indicator, privacy
+from kobo_tip.report import iptt
 from kobo_tip.report.charts import Bar, Series, grouped_bars, horizontal_bars, stacked_bars, trend
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import readable
 from kobo_tip.report.tables import (
     CROSS_TAB,
     CROSS_TAB_SEPARATOR,
+    Cell,
     KeyPeriods,
     PublishedCounts,
     cross_tab,
@@ -137,7 +139,10 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "stale": _staleness(edition),
         "revised": len(edition.restatements) if edition.k is not None else 0,
         "headlines": headlines(counts, words, key),
-        "charts": _charts(counts, words, key) if chart else [],
+        "summary": edition.performance.summary,
+        "iptt": _iptt(edition),
+        "iptt_about": words.text("iptt.about", margin=edition.performance.margin),
+        "charts": (_charts(counts, words, key) + _target_chart(edition)) if chart else [],
         "sections": sections,
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
         "restatements": _restatement_groups(edition) if edition.audience == "internal" else None,
@@ -242,6 +247,71 @@ def _ranking_chart(
     more = words.text("chart.more", n=left) if left else ""
     title = words.text(f"chart.{dimension}", period=period)
     return {"title": title, "svg": horizontal_bars(bars, hidden, more)}
+
+
+def _iptt(edition: Edition) -> list[dict[str, Any]]:
+    """The IPTT as the page shows it: one table per indicator, a row per target, then the
+    cumulative rows; every text in the report language."""
+    words = edition.words
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for row in edition.performance.rows:
+        if row.dimension == "total":
+            breakdown = words.dimension("total")
+        else:
+            breakdown = f"{words.dimension(row.dimension)}: {words.category(row.dimension, row.category)}"
+        if row.target is None:
+            target = str(row.full_target) if row.full_target is not None else ""
+        elif row.full_target is not None:
+            target = words.text("iptt.target_to_date", target=row.target, full=row.full_target)
+        else:
+            target = str(row.target)
+        period = row.period
+        if row.cumulative:
+            period = f"{row.period.removeprefix('LOP through ')} ({words.text('iptt.cumulative')})"
+        tables.setdefault(row.indicator, []).append(
+            {
+                "period": period,
+                "breakdown": breakdown,
+                "target": target,
+                "actual": _iptt_actual(row.actual, words),
+                "hidden": bool(row.actual.text) and not row.actual.is_number,
+                "percent": f"{row.percent}%" if row.percent not in ("", "n/a") else row.percent,
+                "flag": words.text(f"iptt.{row.flag}") if row.flag else "",
+                "notes": row.notes,
+                "cumulative": row.cumulative,
+            }
+        )
+    return [{"title": words.indicator(name), "rows": rows} for name, rows in tables.items()]
+
+
+def _iptt_actual(actual: Cell, words: ReportWords) -> str:
+    if not actual.text:
+        return words.text("iptt.not_yet")
+    return words.text("iptt.not_published") if actual.text == iptt.NOT_PUBLISHED else actual.text
+
+
+def _target_chart(edition: Edition) -> list[dict[str, Any]]:
+    """Cumulative actual against the target over the quarters, for the headline total: the
+    cumulative quarter targets where every quarter has one, else the LOP target."""
+    words = edition.words
+    name = indicator.HEADLINE_VARIANT
+    mine = [r for r in edition.performance.rows if (r.indicator, r.dimension) == (name, "total")]
+    cumulative = [r for r in mine if r.cumulative]
+    if not cumulative:
+        return []
+    quarters = [r.period.removeprefix("LOP through ") for r in cumulative]
+    by_quarter = {r.period: r.target for r in mine if not r.cumulative and r.period in quarters}
+    steps = [by_quarter.get(quarter) for quarter in quarters]
+    if all(step is not None for step in steps):
+        targets = [Cell(str(sum(s or 0 for s in steps[: n + 1]))) for n in range(len(steps))]
+    else:
+        targets = [Cell(str(row.target)) for row in cumulative]
+    series = [
+        Series(words.text("chart.actual_cumulative"), [r.actual for r in cumulative]),
+        Series(words.text("chart.target_cumulative"), targets),
+    ]
+    title = words.text("chart.cumulative", indicator=words.indicator(name))
+    return [{"title": title, "svg": trend(quarters, series, words.text("chart.hidden"))}]
 
 
 def _data_quality(edition: Edition) -> dict[str, list[FindingGroup]]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from kobo_tip import privacy
+from kobo_tip.report.iptt import IpttRow
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
 from kobo_tip.report.texts import ReportWords
 
@@ -26,6 +27,15 @@ class Provenance:
     form_versions: tuple[str, ...]
     tool_version: str
     run_date: dt.date
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Targets against actuals (``iptt``) and the summary paragraph of the report."""
+
+    rows: list[IpttRow]
+    summary: str
+    margin: int  # percent off target that is flagged
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class Edition:
     # Breakdowns published by fiscal year and LOP only ("quarters") or not at all ("all").
     left_out: dict[tuple[str, str], str] = field(default_factory=dict)
     stale_after_days: int = 7
+    performance: Performance = field(default_factory=lambda: Performance([], "", 0))
 
     @property
     def published(self) -> pd.DataFrame:

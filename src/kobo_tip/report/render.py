@@ -10,17 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pycountry
 
 import kobo_tip
-from kobo_tip import cases, counting, periods, privacy
+from kobo_tip import cases, counting, indicator, periods, privacy
 from kobo_tip.config import Settings
 from kobo_tip.errors import StoreError
 from kobo_tip.labels import load_labels
-from kobo_tip.report import cutoff, dhis2, document, files, restatements, workbook
-from kobo_tip.report.edition import Edition, Provenance
+from kobo_tip.report import cutoff, dhis2, document, files, iptt, restatements, workbook
+from kobo_tip.report.edition import Edition, Performance, Provenance
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
 from kobo_tip.report.texts import ReportWords
 from kobo_tip.store import RunInfo, Store, StoredRelease, utc_stamp
+from kobo_tip.targets import Targets, check_targets, read_targets
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +95,13 @@ def write_audiences(
     headline = periods.headline_quarter(settings.project, run_date)
     wanted = list(dict.fromkeys(audiences))
     written: list[Path] = []
+    through = _published_through(headline, settings)
+    table = cutoff.counts_through(result.counts, through)
+    targets = load_targets(settings, result.counts)
     with store.lock_for_render():
         outcome: privacy.Outcome | None = None
         failure: privacy.DisclosureError | None = None
         if any(audience != INTERNAL for audience in wanted):
-            through = _published_through(headline, settings)
-            table = cutoff.counts_through(result.counts, through)
             ks = dict(settings.privacy.min_cell)  # every outside audience, so nesting holds for each
             history = {a: [stored_release(stored) for stored in store.releases(a)] for a in ks}
             try:
@@ -118,7 +121,15 @@ def write_audiences(
                 release = outcome.releases[audience]
             else:
                 continue
-            written += _publish(store, settings, counted, release, outcome, words, headline, runs)
+            # The IPTT compares ended quarters only, in every audience: from the release outside
+            # internal, from the same cut of the true counts inside.
+            ended = release.published if audience != INTERNAL else privacy.internal_view(table)
+            performance = _performance(
+                PublishedCounts(ended), targets, headline, settings, words, audience == INTERNAL
+            )
+            written += _publish(
+                store, settings, counted, release, outcome, words, headline, runs, performance
+            )
     if failure is not None:
         raise failure
     return written
@@ -133,6 +144,7 @@ def _publish(
     words: ReportWords,
     headline: periods.Period | None,
     runs: Sequence[RunInfo],
+    performance: Performance,
 ) -> list[Path]:
     """Write one audience's folder and save its release (before the folder is swapped in, so no
     file is ever out without its release on record)."""
@@ -159,6 +171,7 @@ def _publish(
         held=list(outcome.held) if internal and outcome else [],
         left_out={} if internal else release.omitted(),
         stale_after_days=settings.report.stale_after_days,
+        performance=performance,
     )
     group = settings.report.group if audience in settings.report.share_with_group else ""
     with files.new_folder(settings.report.out_dir / audience, group=group) as folder:
@@ -175,6 +188,41 @@ def _publish(
     return [final / path.name for path in paths]
 
 
+def load_targets(settings: Settings, counts: pd.DataFrame) -> Targets | None:
+    """The checked targets of ``[targets]`` (None without one); their warnings are logged."""
+    if settings.targets is None:
+        return None
+    categories: dict[str, set[str]] = {}
+    for dimension, category in counts[["dimension", "category"]].drop_duplicates().itertuples(index=False):
+        categories.setdefault(dimension, set()).add(category)
+    # Targets may name a place or a country with no person counted yet.
+    places = {loc.code for loc in settings.form.locations if loc.level == settings.indicator.location_level}
+    countries = {c.alpha_2.lower() for c in pycountry.countries}
+    categories.setdefault("location", set()).update(places | countries)
+    categories.setdefault("country_of_origin", set()).update(countries)
+    path = settings.targets.path
+    found = check_targets(
+        read_targets(path, settings.targets.sheet), settings, categories, f"Targets file {path}"
+    )
+    for warning in found.warnings:
+        log.warning("%s", warning)
+    return found
+
+
+def _performance(
+    counts: PublishedCounts,
+    targets: Targets | None,
+    headline: periods.Period | None,
+    settings: Settings,
+    words: ReportWords,
+    internal: bool,
+) -> Performance:
+    margin = settings.targets.margin_percent if settings.targets else 0
+    absent = "0" if internal else iptt.NOT_PUBLISHED
+    rows = iptt.iptt_rows(counts, targets, headline, margin, absent) if targets else []
+    return Performance(rows, iptt.summary(counts, words, rows, indicator.HEADLINE_VARIANT), margin)
+
+
 def stored_release(stored: StoredRelease) -> privacy.Release:
     """A release as the store saved it."""
     table = pd.DataFrame(stored.cells)
@@ -189,6 +237,9 @@ def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
     ]
     if edition.findings is not None:
         written.append(files.write_data_quality(folder / "data_quality.csv", edition.findings))
+    if settings.targets is not None:
+        table = iptt.iptt_frame(edition.performance.rows)
+        written.append(files.write_table(folder / "iptt.csv", table, iptt.IPTT_COLUMNS))
     if "html" in formats:
         written.append(files.write_text(folder / "report.html", document.render_html(edition)))
     if "md" in formats:

@@ -85,6 +85,37 @@ ENGLISH: Final[dict[str, str]] = {
     "headline.none": "no quarter has ended yet",
     "section.chart": "New persons per quarter by stakeholder type",
     "section.charts": "At a glance",
+    "section.iptt": "Performance against targets",
+    "iptt.about": (
+        "Target, actual and achievement per period; a fiscal year or the life of the project still "
+        "running is compared with the targets of its quarters ended so far. Achievement more than "
+        "{margin}% off target is flagged. Cumulative rows show the persons counted from the start "
+        "against the life-of-project target."
+    ),
+    "iptt.target_to_date": "{target} to date (of {full})",
+    "iptt.above": "above target",
+    "iptt.below": "below target",
+    "iptt.not_yet": "not yet",
+    "iptt.not_published": "not published",
+    "iptt.cumulative": "cumulative",
+    "column.target": "Target",
+    "column.actual": "Actual",
+    "column.percent_achieved": "% achieved",
+    "column.flag": "Flag",
+    "column.notes": "Notes",
+    "chart.cumulative": "Persons counted since the start against the target, {indicator}",
+    "chart.actual_cumulative": "Counted since the start",
+    "chart.target_cumulative": "Target",
+    "summary.none": "No quarter of the project has ended yet.",
+    "summary.quarter": "In {quarter}, the last ended quarter, {value} new persons were counted.",
+    "summary.hidden": "a number hidden to protect small counts",
+    "summary.up": "That is {n} more than in {previous} ({value}).",
+    "summary.down": "That is {n} fewer than in {previous} ({value}).",
+    "summary.same": "That is as many as in {previous}.",
+    "summary.target": "{period}: {value} against a target of {target} ({percent}%).",
+    "summary.target_to_date": (
+        "{period} so far: {value} against the {target} planned through {quarter} ({percent}%; {full} in all)."
+    ),
     "chart.hidden": "hidden (small numbers)",
     "chart.trend": "New persons per quarter, the three indicators",
     "chart.age_gender": "Age band by gender, {period}",

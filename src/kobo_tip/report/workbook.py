@@ -17,6 +17,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from kobo_tip import privacy
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import inert
+from kobo_tip.report.iptt import IPTT_COLUMNS
 from kobo_tip.report.tables import Cell, dimension_tables
 
 HEADER_FONT = Font(bold=True, color="FFFFFF")
@@ -64,11 +65,29 @@ def write_workbook(path: Path, edition: Edition) -> Path:
                 }
                 values = [_value(by_period[p]) if p in by_period else "" for p in periods]
                 sheet.append([name, inert(row.category), inert(row.label), *values])
+    if edition.performance.rows:
+        sheet = book.create_sheet("iptt")
+        _header(sheet, list(IPTT_COLUMNS))
+        sheet.freeze_panes = "A2"
+        for target_row in edition.performance.rows:
+            sheet.append([_iptt_value(value) for value in target_row.csv_row()])
+        for letter, width in zip("ABCDEFGHI", (24, 24, 18, 16, 8, 8, 10, 8, 40), strict=True):
+            sheet.column_dimensions[letter].width = width
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     book.save(temporary)
     os.replace(temporary, path)
     return path
+
+
+def _iptt_value(text: str) -> str | int | float:
+    """Numbers as numbers (a spreadsheet sums them), the rest as inert text."""
+    if text.isdigit():
+        return int(text)
+    try:
+        return float(text) if "." in text else inert(text)
+    except ValueError:
+        return inert(text)
 
 
 def _about_rows(edition: Edition) -> list[tuple[str, str]]:

@@ -1,0 +1,258 @@
+"""Targets against actuals (the IPTT donors read first), and the summary paragraph of a report.
+
+Every figure here is computed from the audience's published cells and the targets, which are
+not sensitive: an actual is a published cell; a cumulative actual is a sum of published numbers
+(quarters, or a fiscal year's total, or the LOP itself) and is hidden when no such sum gives it;
+a percentage and a flag exist only beside a published actual. So nothing a reader can work out
+from this section goes beyond what the tables already say, and the disclosure audit of spec
+section 6 holds for it unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from kobo_tip.indicator import VARIANTS
+from kobo_tip.periods import FISCAL_YEAR, LOP, QUARTER, Period
+from kobo_tip.report.tables import Cell, PublishedCounts
+from kobo_tip.report.texts import ReportWords
+from kobo_tip.targets import Target, Targets
+
+IPTT_COLUMNS = (
+    "indicator",
+    "period",
+    "dimension",
+    "category",
+    "target",
+    "actual",
+    "percent_achieved",
+    "flag",
+    "notes",
+)
+ABOVE, BELOW = "above", "below"
+NOT_APPLICABLE = "n/a"
+NOT_PUBLISHED = "not published"  # outside internal: a cell the release does not hold
+HEADLINE = ("total", "all")
+
+
+@dataclass(frozen=True)
+class IpttRow:
+    indicator: str
+    period: str  # a period label, or "LOP through <quarter>" for a cumulative row
+    dimension: str
+    category: str
+    target: int | None  # the target the actual is compared with (to date for a running period)
+    full_target: int | None  # the period's whole target, when the comparison is to date
+    actual: Cell  # empty text: not reached yet (a future period)
+    percent: str  # "97.5", "n/a", or "" beside a hidden or future actual
+    flag: str  # above | below | ""
+    notes: str  # the officer's words from the targets file
+    cumulative: bool = False
+
+    def csv_row(self) -> list[str]:
+        target = "" if self.target is None else str(self.target)
+        return [
+            self.indicator,
+            self.period,
+            self.dimension,
+            self.category,
+            target,
+            self.actual.text,
+            self.percent,
+            self.flag,
+            self.notes,
+        ]
+
+
+def iptt_frame(rows: Iterable[IpttRow]) -> pd.DataFrame:
+    """iptt.csv as a table (``IPTT_COLUMNS``)."""
+    return pd.DataFrame([row.csv_row() for row in rows], columns=list(IPTT_COLUMNS))
+
+
+def iptt_rows(
+    counts: PublishedCounts, targets: Targets, through: Period | None, margin: int, absent: str
+) -> list[IpttRow]:
+    """A row per target (period order), then the cumulative actual against each LOP target,
+    quarter by quarter. ``counts`` holds the ended quarters only; ``through`` is the last of them.
+    ``absent`` is the actual of a cell ``counts`` lacks: "0" in the true counts (nobody counted
+    there), ``NOT_PUBLISHED`` in a release."""
+    periods = {p.label: p for p in counts.periods}
+    quarters = counts.of_kind(QUARTER)
+    rows = []
+    for target in sorted(targets.by_key.values(), key=_order):
+        period = periods.get(target.period)
+        if period is None or through is None:  # not started, or nothing ended yet
+            rows.append(_row(target, target.target, None, Cell(""), "", ""))
+            continue
+        actual = _actual(counts, absent, target.indicator, target.period, target.dimension, target.category)
+        compared: int | None = target.target
+        full: int | None = None
+        running = period.end > through.end and period.kind != QUARTER  # a fiscal year or the LOP
+        if running:
+            ended = [q for q in quarters if period.start <= q.start and q.end <= through.end]
+            parts = [
+                targets.get((target.indicator, q.label, target.dimension, target.category)) for q in ended
+            ]
+            if parts and all(parts):  # compared with the targets of its quarters ended so far
+                compared, full = sum(p.target for p in parts if p), target.target
+        percent, flag = _achievement(actual, compared, margin)
+        if running and full is None:
+            flag = ""  # progress towards the whole target: no deviation to explain yet
+        rows.append(_row(target, compared, full, actual, percent, flag))
+    for target in sorted(targets.by_key.values(), key=_order):
+        if target.period == "LOP" and through is not None:
+            rows += _cumulative(counts, absent, target, quarters)
+    return rows
+
+
+def _order(target: Target) -> tuple[int, bool, str, str, int]:
+    """Indicators in report order, the total first, then each breakdown, periods as in the file."""
+    variant = list(VARIANTS).index(target.indicator)
+    return (variant, target.dimension != "total", target.dimension, target.category, target.line)
+
+
+def _row(
+    target: Target, compared: int | None, full: int | None, actual: Cell, percent: str, flag: str
+) -> IpttRow:
+    return IpttRow(
+        target.indicator,
+        target.period,
+        target.dimension,
+        target.category,
+        compared,
+        full,
+        actual,
+        percent,
+        flag,
+        target.notes,
+    )
+
+
+def _achievement(actual: Cell, target: int | None, margin: int) -> tuple[str, str]:
+    """(percent, flag) beside a published actual; nothing beside a hidden one."""
+    if not actual.is_number:
+        return "", ""
+    if not target:
+        return NOT_APPLICABLE, ""
+    share = int(actual.text) / target
+    flag = ABOVE if share > 1 + margin / 100 else BELOW if share < 1 - margin / 100 else ""
+    return f"{100 * share:.1f}", flag
+
+
+def _actual(counts: PublishedCounts, absent: str, *key: str) -> Cell:
+    cell = counts.cell(*key)
+    return cell if cell.text else Cell(absent)
+
+
+def _cumulative(
+    counts: PublishedCounts, absent: str, target: Target, quarters: list[Period]
+) -> list[IpttRow]:
+    rows = []
+    for quarter in quarters:
+        key = (target.indicator, target.dimension, target.category)
+        total = cumulative_actual(counts, absent, *key, quarter)
+        actual = Cell(str(total)) if total is not None else Cell("x")
+        percent, _ = _achievement(actual, target.target, 100)
+        rows.append(
+            IpttRow(
+                target.indicator,
+                f"LOP through {quarter.label}",
+                target.dimension,
+                target.category,
+                target.target,
+                None,
+                actual,
+                percent,
+                "",
+                target.notes,
+                cumulative=True,
+            )
+        )
+    return rows
+
+
+def cumulative_actual(
+    counts: PublishedCounts, absent: str, name: str, dimension: str, category: str, quarter: Period
+) -> int | None:
+    """Persons counted from the project start through ``quarter``, when published numbers give it
+    exactly: the LOP itself for the last ended quarter, else each fiscal year's total (or the sum
+    of its quarters) and the quarters of the current year; None when a hidden cell stands between."""
+    quarters = counts.of_kind(QUARTER)
+    if quarters and quarter == quarters[-1]:
+        lop = (
+            _actual(counts, absent, name, counts.of_kind(LOP)[0].label, dimension, category)
+            if counts.of_kind(LOP)
+            else Cell("")
+        )
+        if lop.is_number:
+            return int(lop.text)
+    total = 0
+    for year in counts.of_kind(FISCAL_YEAR):
+        if year.start > quarter.start:
+            break
+        inside = [q for q in quarters if year.start <= q.start <= min(year.end, quarter.end)]
+        whole = inside and inside[-1] == _last_in(quarters, year)
+        year_cell = _actual(counts, absent, name, year.label, dimension, category)
+        part = (
+            int(year_cell.text)
+            if whole and year_cell.is_number
+            else _sum(_actual(counts, absent, name, q.label, dimension, category) for q in inside)
+        )
+        if part is None:
+            return None
+        total += part
+    return total
+
+
+def _last_in(quarters: list[Period], year: Period) -> Period | None:
+    inside = [q for q in quarters if year.start <= q.start <= year.end]
+    return inside[-1] if inside else None
+
+
+def _sum(cells: Iterable[Cell]) -> int | None:
+    values = [int(c.text) if c.is_number else None for c in cells]
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
+def summary(counts: PublishedCounts, words: ReportWords, rows: list[IpttRow], name: str) -> str:
+    """The paragraph at the top of a report: the last ended quarter's headline, its change from
+    the quarter before, and the fiscal year and LOP against their targets; each number a
+    published one or a difference of two."""
+    quarters = [q for q in counts.of_kind(QUARTER)]
+    if not quarters:
+        return words.text("summary.none")
+    last = quarters[-1]
+    cell = counts.cell(name, last.label, *HEADLINE)
+    parts = [words.text("summary.quarter", quarter=last.label, value=_said(cell, words))]
+    if len(quarters) > 1:
+        before = counts.cell(name, quarters[-2].label, *HEADLINE)
+        if cell.is_number and before.is_number:
+            change = int(cell.text) - int(before.text)
+            key = "summary.up" if change > 0 else "summary.down" if change < 0 else "summary.same"
+            parts.append(words.text(key, n=abs(change), previous=quarters[-2].label, value=before.text))
+    years = counts.of_kind(FISCAL_YEAR)
+    latest = {*(p.label for p in years[-1:]), *(p.label for p in counts.of_kind(LOP))}
+    for row in rows:
+        if (row.indicator, row.dimension, row.category) != (name, *HEADLINE) or row.cumulative:
+            continue
+        if row.period in latest and row.actual.is_number and row.target is not None and row.percent:
+            key = "summary.target" if row.full_target is None else "summary.target_to_date"
+            parts.append(
+                words.text(
+                    key,
+                    period=row.period,
+                    value=row.actual.text,
+                    target=row.target,
+                    full=row.full_target,
+                    quarter=last.label,
+                    percent=row.percent,
+                )
+            )
+    return " ".join(parts)
+
+
+def _said(cell: Cell, words: ReportWords) -> str:
+    return cell.text if cell.is_number else words.text("summary.hidden")

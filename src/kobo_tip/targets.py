@@ -1,0 +1,230 @@
+"""Targets of the M&E plan, as the officer keeps them: a CSV or an XLSX sheet, checked, and a
+pre-filled template to start from (``kobo-tip targets template``).
+
+A target is for one cell of ``counts.csv`` (indicator, period, dimension, category): a target
+for a sum of categories ("children") is refused, since its actual would be a new figure that
+the disclosure audit has not seen. Rows with an empty target are the template's blanks and are
+skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Font, PatternFill
+
+from kobo_tip import indicator
+from kobo_tip.config import ProjectSettings, Settings, decode_text
+from kobo_tip.errors import ConfigError
+from kobo_tip.periods import FISCAL_YEAR, LOP_LABEL, QUARTER, Period, reporting_periods
+
+COLUMNS = ("indicator", "period", "dimension", "category", "target", "notes")
+TOTAL = ("total", "all")
+_HEADER_FILL = PatternFill("solid", fgColor="1F4E79")
+
+TargetKey = tuple[str, str, str, str]  # indicator, period, dimension, category
+
+
+@dataclass(frozen=True)
+class Target:
+    indicator: str
+    period: str
+    dimension: str
+    category: str
+    target: int
+    notes: str  # the officer's own words
+    line: int  # where it is in the file, for messages
+
+    @property
+    def key(self) -> TargetKey:
+        return (self.indicator, self.period, self.dimension, self.category)
+
+
+@dataclass(frozen=True)
+class Targets:
+    by_key: dict[TargetKey, Target]
+    warnings: tuple[str, ...]
+
+    def get(self, key: TargetKey) -> Target | None:
+        return self.by_key.get(key)
+
+
+def project_periods(project: ProjectSettings) -> list[Period]:
+    """Every quarter, fiscal year and the LOP of the whole project (targets may be for the future)."""
+    return reporting_periods(project, project.end_date)
+
+
+def read_targets(path: Path, sheet: str = "") -> list[tuple[int, dict[str, str]]]:
+    """The rows of the targets file with their line numbers (header checked, blanks dropped)."""
+    what = f"Targets file {path}"
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        rows = _xlsx_rows(path, sheet, what)
+    else:
+        try:
+            text = decode_text(path.read_bytes(), what)
+        except OSError as exc:
+            raise ConfigError(f"{what} cannot be read: {exc.strerror}.") from None
+        first = text.split("\n", 1)[0]
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=max(",;\t", key=first.count)))
+    if not rows:
+        raise ConfigError(f"{what} is empty: its first line must be the header {','.join(COLUMNS)}.")
+    header = [cell.strip().lower() for cell in rows[0]]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise ConfigError(
+            f"{what} lacks the column(s) {', '.join(missing)}: its first line must be the header "
+            f"{','.join(COLUMNS)} ('kobo-tip targets template' writes one)."
+        )
+    out = []
+    for number, cells in enumerate(rows[1:], start=2):
+        row = {name: (cells[i].strip() if i < len(cells) else "") for i, name in enumerate(header)}
+        if any(row.get(c) for c in COLUMNS):
+            out.append((number, row))
+    return out
+
+
+def _xlsx_rows(path: Path, sheet: str, what: str) -> list[list[str]]:
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile, KeyError and its own errors on bad files
+        raise ConfigError(f"{what} is not a readable XLSX workbook ({type(exc).__name__}).") from None
+    try:
+        if sheet and sheet not in book.sheetnames:
+            raise ConfigError(f"{what} has no sheet '{sheet}' (it has {', '.join(book.sheetnames)}).")
+        worksheet = book[sheet] if sheet else book.worksheets[0]
+        return [[_cell_text(value) for value in row] for row in worksheet.iter_rows(values_only=True)]
+    finally:
+        book.close()
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Excel keeps every number as a float
+    return str(value)
+
+
+def check_targets(
+    rows: Iterable[tuple[int, dict[str, str]]],
+    settings: Settings,
+    categories: Mapping[str, set[str]],
+    what: str,
+) -> Targets:
+    """Targets from ``rows``, each checked against the project's periods and ``categories`` (the
+    categories of each dimension); an error names the line and the fix. Warnings: quarter targets
+    that do not add up to their fiscal year's, a fiscal year without quarter targets."""
+    periods = {p.label: p for p in project_periods(settings.project)}
+    found: dict[TargetKey, Target] = {}
+    for line, row in rows:
+        if not row.get("target", ""):
+            continue  # a blank of the template: no target for that period
+        where = f"{what} line {line}"
+        name, period, dimension, category = (row.get(c, "") for c in COLUMNS[:4])
+        if name not in indicator.VARIANTS:
+            raise ConfigError(f"{where}: indicator '{name}' is not one of {', '.join(indicator.VARIANTS)}.")
+        if period not in periods:
+            raise ConfigError(
+                f"{where}: period '{period}' is not a quarter, fiscal year or LOP of the project "
+                f"(such as '{next(iter(periods))}', or 'LOP')."
+            )
+        if dimension not in categories:
+            raise ConfigError(
+                f"{where}: dimension '{dimension}' is not a breakdown of counts.csv "
+                f"({', '.join(categories)})."
+            )
+        if category not in categories[dimension]:
+            raise ConfigError(
+                f"{where}: category '{category}' is not a category of {dimension} (a target is for one "
+                "category of counts.csv; for a group of them, such as children, set one per category)."
+            )
+        text = row.get("target", "")
+        if not re.fullmatch(r"\d+", text):
+            raise ConfigError(f"{where}: target '{text}' must be a whole number of persons, 0 or more.")
+        target = Target(name, period, dimension, category, int(text), row.get("notes", ""), line)
+        if target.key in found:
+            raise ConfigError(
+                f"{where}: a second target for {name} {period} {dimension}={category} "
+                f"(the first is on line {found[target.key].line}); keep one."
+            )
+        found[target.key] = target
+    return Targets(found, tuple(_warnings(found, periods, what)))
+
+
+def _warnings(found: Mapping[TargetKey, Target], periods: Mapping[str, Period], what: str) -> list[str]:
+    quarters: dict[TargetKey, list[Target]] = defaultdict(list)
+    for target in found.values():
+        period = periods[target.period]
+        if period.kind == QUARTER:
+            year = next(
+                p for p in periods.values() if p.kind == FISCAL_YEAR and p.start <= period.start <= p.end
+            )
+            quarters[(target.indicator, year.label, target.dimension, target.category)].append(target)
+    warnings = []
+    for key, target in found.items():
+        if periods[target.period].kind != FISCAL_YEAR:
+            continue
+        parts = quarters.get(key, [])
+        cell = f"{target.indicator} {target.dimension}={target.category}"
+        if not parts:
+            warnings.append(
+                f"{what} line {target.line}: {target.period} has a target for {cell} but none of its "
+                "quarters has: quarter by quarter, the report shows actuals only."
+            )
+        elif sum(p.target for p in parts) != target.target:
+            warnings.append(
+                f"{what} line {target.line}: the quarter targets of {target.period} for {cell} add up to "
+                f"{sum(p.target for p in parts)}, not the year's {target.target}."
+            )
+    return warnings
+
+
+def write_template(path: Path, settings: Settings) -> Path:
+    """A targets file to fill in: a row per indicator and project period for the total, and one
+    example row of a breakdown; XLSX (header styled, columns sized) or CSV by the suffix."""
+    rows: list[list[object]] = []
+    for name in indicator.VARIANTS:
+        for period in project_periods(settings.project):
+            rows.append([name, period.label, *TOTAL, None, ""])
+    rows.append(
+        [
+            indicator.HEADLINE_VARIANT,
+            LOP_LABEL,
+            "gender",
+            "female",
+            None,
+            "example of a breakdown target: edit or delete",
+        ]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        raise ConfigError(
+            f"{path} already exists: the template never overwrites a file; choose another name."
+        )
+    if path.suffix.lower() == ".xlsx":
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "targets"
+        sheet.append(list(COLUMNS))
+        for cell in sheet[1]:
+            cell.font = Font(bold=True, color="FFFFFF")
+            cell.fill = _HEADER_FILL
+        for row in rows:
+            sheet.append(row)
+        for letter, width in zip("ABCDEF", (24, 12, 18, 14, 10, 50), strict=True):
+            sheet.column_dimensions[letter].width = width
+        sheet.freeze_panes = "A2"
+        book.save(path)
+    else:
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(COLUMNS)
+            writer.writerows([["" if v is None else v for v in row] for row in rows])
+    return path

@@ -1,0 +1,349 @@
+"""Targets against actuals: the targets file, the IPTT arithmetic, and the IPTT in every format."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import html5lib
+import openpyxl
+import pandas as pd
+import pytest
+
+from conftest import SECRET
+from kobo_tip.cli import main
+from kobo_tip.config import Settings, load_settings
+from kobo_tip.errors import ConfigError
+from kobo_tip.report import render_reports
+from kobo_tip.report.iptt import NOT_PUBLISHED, iptt_rows
+from kobo_tip.report.tables import PublishedCounts
+from kobo_tip.targets import COLUMNS, Targets, check_targets, project_periods, read_targets, write_template
+from report_project import AS_OF, make_project, sync, write_targets
+
+XHTML = "{http://www.w3.org/1999/xhtml}"
+NAME = "identified_or_referred"
+CATEGORIES = {
+    "total": {"all"},
+    "gender": {"female", "male", "unknown", "not_recorded"},
+    "location": {"th-63"},
+}
+
+
+@pytest.fixture
+def settings(make_project: Callable[..., Path]) -> Settings:
+    return load_settings(make_project())  # project 2025-10-01 .. 2028-09-30, fiscal year from October
+
+
+def checked(settings: Settings, path: Path) -> Targets:
+    return check_targets(read_targets(path), settings, CATEGORIES, f"Targets file {path}")
+
+
+# -- the targets file ----------------------------------------------------------------------------
+
+
+BAD_ROWS = {
+    "unknown indicator": (
+        [["victims", "LOP", "total", "all", 10, ""]],
+        r"line 2: indicator 'victims' is not one of",
+    ),
+    "unknown period": (
+        [[NAME, "FY2031 Q1", "total", "all", 10, ""]],
+        r"line 2: period 'FY2031 Q1' is not a quarter",
+    ),
+    "unknown dimension": (
+        [[NAME, "LOP", "age", "all", 10, ""]],
+        r"line 2: dimension 'age' is not a breakdown",
+    ),
+    "sum of categories": (
+        [[NAME, "LOP", "gender", "women_and_girls", 10, ""]],
+        r"category 'women_and_girls' is not a category of gender .*for a group of them, such as children",
+    ),
+    "negative": ([[NAME, "LOP", "total", "all", -3, ""]], r"line 2: target '-3' must be a whole number"),
+    "fraction": (
+        [[NAME, "LOP", "total", "all", "12.5", ""]],
+        r"line 2: target '12.5' must be a whole number",
+    ),
+    "duplicate": (
+        [[NAME, "LOP", "total", "all", 10, ""], [NAME, "LOP", "total", "all", 12, ""]],
+        r"line 3: a second target for identified_or_referred LOP total=all \(the first is on line 2\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ROWS.values(), ids=BAD_ROWS.keys())
+def test_a_bad_row_is_one_sentence_naming_its_line(settings: Settings, tmp_path: Path, case: tuple) -> None:
+    rows, message = case
+    with pytest.raises(ConfigError, match=message):
+        checked(settings, write_targets(tmp_path / "targets.csv", rows))
+
+
+def test_a_file_without_the_header_says_which_columns_it_lacks(tmp_path: Path) -> None:
+    path = tmp_path / "targets.csv"
+    path.write_text("indicator,period,target\nidentified,LOP,3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"lacks the column\(s\) dimension, category, notes"):
+        read_targets(path)
+
+
+def test_quarters_that_miss_their_year_and_a_year_without_quarters_are_warned(
+    settings: Settings, tmp_path: Path
+) -> None:
+    rows = [[NAME, f"FY2026 Q{q}", "total", "all", 20, ""] for q in (1, 2, 3, 4)]
+    rows += [[NAME, "FY2026", "total", "all", 100, ""], [NAME, "FY2027", "total", "all", 90, ""]]
+    rows += [[NAME, "FY2027 Q1", "total", "all", "", "a blank target is skipped"]]
+    found = checked(settings, write_targets(tmp_path / "targets.csv", rows))
+    assert len(found.by_key) == 6
+    assert found.warnings == (
+        f"Targets file {tmp_path / 'targets.csv'} line 6: the quarter targets of FY2026 for "
+        "identified_or_referred total=all add up to 80, not the year's 100.",
+        f"Targets file {tmp_path / 'targets.csv'} line 7: FY2027 has a target for identified_or_referred "
+        "total=all but none of its quarters has: quarter by quarter, the report shows actuals only.",
+    )
+
+
+def test_the_template_round_trips_through_excel(settings: Settings, tmp_path: Path) -> None:
+    path = write_template(tmp_path / "targets.xlsx", settings)
+    book = openpyxl.load_workbook(path)
+    sheet = book["targets"]
+    assert [c.value for c in sheet[1]] == list(COLUMNS)
+    periods = [p.label for p in project_periods(settings.project)]
+    assert [row[1].value for row in sheet.iter_rows(min_row=2, max_row=1 + len(periods))] == periods
+    assert checked(settings, path).by_key == {}, "an untouched template holds no target"
+    sheet["E2"] = 30  # FY2026 Q1 of the headline indicator, as Excel stores a typed number
+    sheet["E2"].number_format = "0"
+    sheet["F2"] = "=agreed with the donor"  # a note that looks like a formula stays text
+    book.save(path)
+    found = checked(settings, path)
+    (target,) = found.by_key.values()
+    assert (target.indicator, target.period, target.target) == (NAME, "FY2026 Q1", 30)
+    with pytest.raises(ConfigError, match="already exists"):
+        write_template(path, settings)
+
+
+def test_targets_template_command_writes_a_csv_beside_the_config(
+    make_project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_project()
+    assert main(["targets", "template", "-c", str(config), "--out", "forms/targets.csv"]) == 0
+    assert 'set [targets] path = "forms/targets.csv"' in capsys.readouterr().out
+    rows = list(csv.reader((config.parent / "forms" / "targets.csv").open(encoding="utf-8")))
+    assert rows[0] == list(COLUMNS) and rows[1][:4] == [NAME, "FY2026 Q1", "total", "all"]
+
+
+# -- the arithmetic ------------------------------------------------------------------------------
+
+
+def counts(values: dict[tuple[str, str], str]) -> PublishedCounts:
+    """A published table of the headline indicator: (period, category of gender or 'all') -> text."""
+    spans = {
+        "FY2026 Q1": ("2025-10-01", "2025-12-31", "quarter"),
+        "FY2026 Q2": ("2026-01-01", "2026-03-31", "quarter"),
+        "FY2026 Q3": ("2026-04-01", "2026-06-30", "quarter"),
+        "FY2026 Q4": ("2026-07-01", "2026-09-30", "quarter"),
+        "FY2026": ("2025-10-01", "2026-09-30", "fiscal_year"),
+        "FY2027 Q1": ("2026-10-01", "2026-12-31", "quarter"),
+        "FY2027": ("2026-10-01", "2027-09-30", "fiscal_year"),
+        "LOP": ("2025-10-01", "2028-09-30", "lop"),
+    }
+    rows = []
+    for (period, category), text in values.items():
+        start, end, kind = spans[period]
+        dimension = "total" if category == "all" else "gender"
+        rows.append((NAME, period, start, end, dimension, category, text, True, kind))
+    columns = ["indicator", "period", "period_start", "period_end", "dimension", "category", "value"]
+    return PublishedCounts(pd.DataFrame(rows, columns=[*columns, "additive", "period_kind"]))
+
+
+def targets(settings: Settings, tmp_path: Path, rows: list[list[object]]) -> Targets:
+    return checked(settings, write_targets(tmp_path / "targets.csv", rows))
+
+
+QUARTERS = ("FY2026 Q1", "FY2026 Q2", "FY2026 Q3", "FY2026 Q4", "FY2027 Q1")
+TOTALS = dict(zip(QUARTERS, ("40", "50", "60", "70", "30"), strict=True))
+TABLE = {
+    **{(q, "all"): v for q, v in TOTALS.items()},
+    ("FY2026", "all"): "220",
+    ("FY2027", "all"): "30",
+    ("LOP", "all"): "250",
+    **{(q, "female"): v for q, v in zip(QUARTERS, ("20", "<5", "x", "35", "12"), strict=True)},
+    ("FY2026", "female"): "95",
+    ("FY2027", "female"): "12",
+    ("LOP", "female"): "107",
+}
+
+
+def test_achievement_flags_to_date_comparison_and_hidden_actuals(settings: Settings, tmp_path: Path) -> None:
+    table = counts(TABLE)
+    quarter = next(p for p in table.periods if p.label == "FY2027 Q1")
+    found = targets(
+        settings,
+        tmp_path,
+        [
+            [NAME, "FY2026 Q1", "total", "all", 50, ""],  # 80 %: below with a 10 % margin
+            [NAME, "FY2026 Q2", "total", "all", 50, ""],  # exactly on target
+            [NAME, "FY2026 Q3", "total", "all", 0, ""],  # a zero target: n/a
+            [NAME, "FY2026 Q4", "total", "all", 60, ""],  # 116.7 %: above
+            [NAME, "FY2027 Q1", "total", "all", 40, ""],
+            [NAME, "FY2027 Q2", "total", "all", 40, "not reached yet"],
+            [NAME, "FY2027", "total", "all", 160, ""],  # running: against Q1's 40 so far
+            [NAME, "LOP", "total", "all", 600, "M&E plan"],  # every ended quarter has a target: to date
+            [NAME, "FY2026 Q2", "gender", "female", 10, ""],  # the actual is hidden
+            [NAME, "LOP", "gender", "female", 200, ""],
+        ],
+    )
+    rows = {(r.period, r.category): r for r in iptt_rows(table, found, quarter, margin=10, absent="0")}
+    q1, q2, q3, q4 = (rows[(f"FY2026 Q{n}", "all")] for n in (1, 2, 3, 4))
+    assert (q1.percent, q1.flag) == ("80.0", "below")
+    assert (q2.percent, q2.flag) == ("100.0", "")
+    assert (q3.percent, q3.flag) == ("n/a", "")
+    assert (q4.percent, q4.flag) == ("116.7", "above")
+    future = rows[("FY2027 Q2", "all")]
+    assert (future.actual.text, future.percent, future.notes) == ("", "", "not reached yet")
+    year = rows[("FY2027", "all")]
+    assert (year.target, year.full_target, year.percent, year.flag) == (40, 160, "75.0", "below")
+    lop = rows[("LOP", "all")]
+    assert (lop.target, lop.full_target, lop.percent, lop.flag) == (200, 600, "125.0", "above")
+    female = rows[("LOP", "female")]  # a quarter without a target: progress towards the whole
+    assert (female.target, female.full_target, female.percent, female.flag) == (200, None, "53.5", "")
+    hidden = rows[("FY2026 Q2", "female")]
+    assert (hidden.actual.text, hidden.percent, hidden.flag) == ("<5", "", "")
+    # Cumulative female actuals: hidden while a hidden quarter stands between; the fiscal year's
+    # total bridges them at its end, and the LOP gives the last one.
+    cumulative = [rows[(f"LOP through {q}", "female")].actual.text for q in QUARTERS]
+    assert cumulative == ["20", "x", "x", "95", "107"]
+    assert [rows[(f"LOP through {q}", "all")].actual.text for q in QUARTERS] == [
+        "40",
+        "90",
+        "150",
+        "220",
+        "250",
+    ]
+
+
+def test_a_target_for_a_category_nobody_is_counted_in(settings: Settings, tmp_path: Path) -> None:
+    table = counts(TABLE)
+    quarter = next(p for p in table.periods if p.label == "FY2027 Q1")
+    found = targets(settings, tmp_path, [[NAME, "FY2026 Q1", "gender", "unknown", 5, ""]])
+    (true,) = (r for r in iptt_rows(table, found, quarter, 10, absent="0") if not r.cumulative)
+    assert (true.actual.text, true.percent, true.flag) == ("0", "0.0", "below")
+    # A release that holds no such cell says so, and gives no percentage a reader could invert.
+    (outside,) = (r for r in iptt_rows(table, found, quarter, 10, NOT_PUBLISHED) if not r.cumulative)
+    assert (outside.actual.text, outside.percent, outside.flag) == (NOT_PUBLISHED, "", "")
+
+
+# -- every format --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KOBO_TIP_SECRET", SECRET)
+        root = tmp_path_factory.mktemp("targets")
+        config = make_project(root, dhis2=True, with_targets=True)
+        settings = sync(config)
+        render_reports(settings, audiences=("internal", "donor"), as_of=AS_OF)
+        yield settings
+
+
+def iptt_csv(settings: Settings, audience: str) -> list[dict[str, str]]:
+    with (settings.report.out_dir / audience / "iptt.csv").open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_iptt_csv_holds_published_actuals_only(project: Settings) -> None:
+    with (project.report.out_dir / "donor" / "counts.csv").open(encoding="utf-8", newline="") as handle:
+        cells = {
+            (r["indicator"], r["period"], r["dimension"], r["category"]): r["value"]
+            for r in csv.DictReader(handle)
+        }
+    rows = iptt_csv(project, "donor")
+    header = "indicator,period,dimension,category,target,actual,percent_achieved,flag,notes"
+    assert ",".join(rows[0]) == header, "the columns the issue fixes"
+    for row in rows:
+        key = (row["indicator"], row["period"], row["dimension"], row["category"])
+        if key in cells:
+            assert row["actual"] == cells[key], "an actual is the published cell"
+        if not row["actual"].isdigit():
+            assert row["percent_achieved"] == row["flag"] == ""
+    male = next(r for r in rows if r["category"] == "male")
+    assert not male["actual"].isdigit() and male["percent_achieved"] == "", (
+        "a small actual hides its percentage"
+    )
+    year = next(r for r in rows if r["period"] == "FY2026" and r["dimension"] == "total")
+    assert year["notes"] == '\'=HYPERLINK("http://example.invalid")', "a formula in a note is made inert"
+
+
+def test_html_markdown_and_xlsx_show_the_iptt_csv(project: Settings) -> None:
+    for audience in ("internal", "donor"):
+        folder = project.report.out_dir / audience
+        expected = [(r["target"], r["actual"]) for r in iptt_csv(project, audience) if r["indicator"] == NAME]
+        tree = html5lib.HTMLParser(namespaceHTMLElements=True).parse(
+            (folder / "report.html").read_text("utf-8")
+        )
+        section = next(s for s in tree.iter(f"{XHTML}section") if s.get("id") == "iptt")
+        shown = []
+        for tr in section.find(f".//{XHTML}tbody").findall(f"{XHTML}tr"):
+            cells = ["".join(td.itertext()) for td in tr.findall(f"{XHTML}td")]
+            shown.append((cells[1], cells[2]))
+        assert [a for _, a in shown] == [a if a else "not yet" for _, a in expected]
+        assert all(t.startswith(e) or e in t for (t, _), (e, _) in zip(shown, expected, strict=True))
+        markdown = (folder / "report.md").read_text("utf-8")
+        part = markdown.split("## Performance against targets", 1)[1].split("\n## ", 1)[0]
+        md_rows = [
+            line.split("|")[3:5] for line in part.splitlines() if line.startswith("| ") and "---" not in line
+        ][1:]
+        assert [a.strip() for _, a in md_rows[: len(expected)]] == [a or "not yet" for _, a in expected]
+        sheet = openpyxl.load_workbook(folder / "counts.xlsx")["iptt"]
+        assert sheet.max_row == 1 + len(iptt_csv(project, audience))
+
+
+def test_summary_paragraph_says_only_published_numbers(project: Settings) -> None:
+    """Each number of the summary is a published total, a target, a percentage of the two, or the
+    change between two published quarter totals: nothing the tables do not give."""
+    html = (project.report.out_dir / "donor" / "report.html").read_text("utf-8")
+    summary = re.search(r'<p class="summary">(.*?)</p>', html, re.S)
+    assert summary and "the last ended quarter" in summary.group(1)
+    with (project.report.out_dir / "donor" / "counts.csv").open(encoding="utf-8", newline="") as handle:
+        totals = [r for r in csv.DictReader(handle) if (r["indicator"], r["dimension"]) == (NAME, "total")]
+    published = {r["value"] for r in totals}
+    quarters = [int(r["value"]) for r in totals if " Q" in r["period"] and r["value"].isdigit()]
+    changes = {str(abs(b - a)) for a, b in itertools.pairwise(quarters)}
+    plan = {r["target"] for r in iptt_csv(project, "donor")} | {
+        r["percent_achieved"] for r in iptt_csv(project, "donor")
+    }
+    text = re.sub(r"FY\d{4}( Q\d)?", "", summary.group(1))
+    numbers = re.findall(r"\d+(?:\.\d)?", text)
+    assert len(numbers) >= 5
+    for number in numbers:
+        assert number in published | changes | plan, number
+
+
+def test_dhis2_carries_the_quarter_targets(project: Settings) -> None:
+    payload = json.loads((project.report.out_dir / "donor" / "dhis2_datavalueset.json").read_text("utf-8"))
+    sent = [v for v in payload["dataValues"] if v.get("attributeOptionCombo") == "aocTarget"]
+    assert {(v["period"], v["categoryOptionCombo"], v["value"]) for v in sent if v["value"] == "3"} == {
+        ("2026Q4", "cocMale", "3")
+    }
+    targets_sent = [v for v in sent if v["categoryOptionCombo"] == "cocTotal"]
+    assert {(v["period"], v["value"]) for v in targets_sent} == {
+        ("2025Q4", "60"),
+        ("2026Q1", "60"),
+        ("2026Q2", "60"),
+        ("2026Q3", "60"),
+        ("2026Q4", "60"),
+    }
+    assert all(v["dataElement"] == "deHeadline" for v in sent)
+
+
+def test_a_bad_targets_file_stops_the_report_with_its_line(project: Settings, tmp_path: Path) -> None:
+    path = project.targets.path  # type: ignore[union-attr]
+    saved = path.read_text(encoding="utf-8")
+    try:
+        path.write_text(saved + f"{NAME},LOP,total,all,lots,\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"line \d+: target 'lots' must be a whole number"):
+            render_reports(project, audiences=("internal",), as_of=AS_OF)
+    finally:
+        path.write_text(saved, encoding="utf-8")
