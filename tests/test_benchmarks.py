@@ -32,6 +32,12 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
             ["--rows", "300"],
             r"old rule: \d+ donor cells.*\n(.*\n)*  public: cells hidden",
         ),
+        (
+            "bench_serve.py",
+            ["--rows", "300", "--pushes", "200", "--rounds", "2", "--clients", "8"],
+            r"push to updated internal report: median .* s(.*\n)*sustained: 200 pushes .* pushes/s(.*\n)*"
+            r"peak RSS of the service: \d+ MiB(.*\n)*stored exactly once: 200 of 200",
+        ),
     ],
 )
 def test_a_benchmark_runs_on_a_few_rows(script: str, args: list[str], expected: str, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from kobo_tip import __version__
 from kobo_tip.config import DEFAULT_CONFIG_NAME, Settings, load_settings
-from kobo_tip.errors import KoboTipError, UsageError
+from kobo_tip.errors import ConfigError, KoboTipError, UsageError
 
 log = logging.getLogger("kobo_tip")
 urllib3_log = logging.getLogger("urllib3")
@@ -34,6 +34,10 @@ def _date(text: str) -> dt.date:
 
 
 _DESCRIPTIONS = {
+    "serve": "Run until stopped (SIGTERM): receive the submissions KoboToolbox pushes to "
+    "/hooks/kobo/<asset_uid> (its REST Service), sync the source every [serve] poll_minutes and "
+    "render the internal report a moment after each change; outside reports when a quarter ends. "
+    "Put it behind a TLS proxy; see the README.",
     "init": "Write a starter kobo-tip.toml, a stakeholder roster and a locations file for a country, "
     "then edit them for the project.",
     "form": "Build the field form (XLSForm and XForm, validated) or deploy it to the configured server.",
@@ -52,6 +56,9 @@ _DESCRIPTIONS = {
     "targets": "Targets of the M&E plan, which the reports compare with the actuals ([targets] path).",
     "targets template": "Write a targets file with a row per indicator and project period (quarters, "
     "fiscal years, LOP) for the total, to fill in and name in [targets] path.",
+    "hook": "The KoboToolbox REST Service that pushes each new submission to kobo-tip serve.",
+    "hook register": "Create or update the REST Service of the configured KoboToolbox asset that pushes "
+    "each new submission to URL/hooks/kobo/<asset uid>, with the credentials [serve] hook_auth names.",
     "demo": "Run the whole pipeline on generated data in a new folder: no server and no secret needed.",
 }
 
@@ -139,6 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         default="forms/targets.xlsx",
         help="file to write, .xlsx or .csv, relative to the config (default: forms/targets.xlsx)",
+    )
+
+    serve = with_config(add("serve", help="receive Kobo's pushes, poll the source, keep the reports current"))
+    serve.add_argument("--host", help="address to listen on (default: [serve] host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: [serve] port, 8080)")
+
+    hook = actions("hook", "the Kobo REST Service that pushes submissions to kobo-tip serve")
+    register = action(hook, "hook", "register", "create or update the REST Service on the Kobo asset")
+    register.add_argument(
+        "--url",
+        required=True,
+        help="the public https:// base URL where kobo-tip serve is reachable (behind a TLS proxy)",
     )
 
     demo = add("demo", help="the whole pipeline on generated data, no server needed")
@@ -276,6 +295,38 @@ def _cmd_targets(args: argparse.Namespace) -> None:
     print(f'wrote {path}: fill in the target column, then set [targets] path = "{args.out}".')
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from kobo_tip.serve import serve
+
+    serve(_settings(args), host=args.host, port=args.port)
+
+
+def _cmd_hook(args: argparse.Namespace) -> None:
+    if args.hook_command is None:
+        raise UsageError("'kobo-tip hook' needs an action: register.")
+    settings = _settings(args)
+    if settings.source.kind != "kobo":
+        raise ConfigError(
+            f"'kobo-tip hook register' needs a KoboToolbox source, and [source] kind is "
+            f"'{settings.source.kind}': only KoboToolbox has REST Services that push submissions."
+        )
+    from kobo_tip.sources.kobo import KoboSource
+
+    source = KoboSource.from_settings(settings)
+    endpoint = source.hook_endpoint(args.url)  # before any secret is read or anything sent
+    credentials = settings.serve.credentials()
+    hook, created = source.register_hook(endpoint, credentials)
+    serve = settings.serve
+    if credentials.kind == "basic":
+        auth = f"basic auth from {serve.hook_username_env} and {serve.hook_password_env}"
+    else:
+        auth = f"header {credentials.header} from {serve.hook_header_env}"
+    print(
+        f"{'created' if created else 'updated'} REST Service '{hook.name}' ({hook.uid}) of asset "
+        f"{source.asset_uid}: {endpoint}, {auth}"
+    )
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from kobo_tip.demo import run_demo
 
@@ -292,6 +343,8 @@ _COMMANDS = {
     "status": _cmd_status,
     "store": _cmd_store,
     "targets": _cmd_targets,
+    "serve": _cmd_serve,
+    "hook": _cmd_hook,
     "demo": _cmd_demo,
 }
 

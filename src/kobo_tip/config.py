@@ -144,6 +144,54 @@ class TargetSettings:
     margin_percent: int = 10  # achievement off target by more than this is flagged
 
 
+HOOK_AUTH = ("basic", "header")
+
+
+@dataclass(frozen=True)
+class HookCredentials:
+    """What KoboToolbox sends with every push, read from the environment: basic auth (``username``,
+    ``password``) or a custom ``header`` carrying ``token``."""
+
+    kind: str  # basic | header
+    username: str = ""
+    password: str = ""
+    header: str = ""
+    token: str = ""
+
+    def __repr__(self) -> str:  # never the secrets, in a log or a traceback
+        return f"HookCredentials(kind={self.kind!r}, header={self.header!r})"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """``kobo-tip serve``: the push receiver, the poll schedule and the internal report's delay."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    poll_minutes: int = 15  # incremental sync of the source this often (Kobo and Central alike)
+    render_delay_seconds: float = 1.0  # after a change, wait this long for more before rendering
+    max_body_kb: int = 1024  # a pushed submission larger than this is refused (413)
+    queue_limit: int = 1000  # pushes waiting for the store; beyond it the receiver answers 503
+    hook_auth: str = "basic"  # basic | header: how Kobo's REST Service authenticates
+    hook_username_env: str = "KOBO_TIP_HOOK_USERNAME"
+    hook_password_env: str = "KOBO_TIP_HOOK_PASSWORD"
+    hook_header: str = "X-Kobo-Tip-Token"
+    hook_header_env: str = "KOBO_TIP_HOOK_TOKEN"
+    status_token_env: str = "KOBO_TIP_STATUS_TOKEN"  # bearer token of GET /status
+
+    def credentials(self) -> HookCredentials:
+        """The push credentials from the environment; a short secret is refused like the person key's."""
+        if self.hook_auth == "basic":
+            username = read_secret(self.hook_username_env, "the user name Kobo's REST Service sends")
+            password = _strong(self.hook_password_env, "the password Kobo's REST Service sends")
+            return HookCredentials("basic", username=username, password=password)
+        token = _strong(self.hook_header_env, f"the {self.hook_header} header Kobo's REST Service sends")
+        return HookCredentials("header", header=self.hook_header, token=token)
+
+    def status_token(self) -> str:
+        return _strong(self.status_token_env, "the bearer token of the status endpoint")
+
+
 @dataclass(frozen=True)
 class Settings:
     path: Path  # the config file
@@ -156,6 +204,7 @@ class Settings:
     report: ReportSettings
     dhis2: Dhis2Settings | None = None
     targets: TargetSettings | None = None
+    serve: ServeSettings = field(default_factory=ServeSettings)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def secret(self) -> bytes:
@@ -175,6 +224,16 @@ class Settings:
 
 TRANSLATIONS_FOLDER = "translations"  # beside the config: the project's own form translations
 MIN_SECRET_CHARS = 20  # a random 20-character secret is far beyond guessing; "a" is not
+
+
+def _strong(env_name: str, what: str) -> str:
+    value = read_secret(env_name, what)
+    if len(value) < MIN_SECRET_CHARS:
+        raise WeakSecretError(
+            f"{env_name} holds {len(value)} characters: {what} needs at least {MIN_SECRET_CHARS}, or it "
+            "can be guessed. Make one with 'python -c \"import secrets; print(secrets.token_urlsafe(32))\"'."
+        )
+    return value
 
 
 def read_secret(env_name: str, what: str) -> str:
@@ -234,6 +293,7 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
         "target_attribute_option_combo",
     ),
     "targets": ("path", "sheet", "margin_percent"),
+    "serve": tuple(ServeSettings.__dataclass_fields__),
 }
 _REQUIRED_SECTIONS = ("project", "form")
 REPORT_FORMATS = ("html", "md", "csv", "xlsx")
@@ -360,6 +420,7 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
     report = _report(reader("report"), privacy)
     dhis2 = _dhis2(reader("dhis2")) if "dhis2" in raw else None
     targets = _targets(reader("targets")) if "targets" in raw else None
+    serve = _serve(reader("serve"))
     return Settings(
         path=config_path,
         project=project,
@@ -371,6 +432,7 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
         report=report,
         dhis2=dhis2,
         targets=targets,
+        serve=serve,
         raw=raw,
     )
 
@@ -642,6 +704,33 @@ def _targets(r: _Reader) -> TargetSettings:
         path=path,
         sheet=r.text("sheet", ""),
         margin_percent=r.integer("margin_percent", 10, low=0, high=100),
+    )
+
+
+def _serve(r: _Reader) -> ServeSettings:
+    default = ServeSettings()
+    hook_auth = r.text("hook_auth", default.hook_auth)
+    if hook_auth not in HOOK_AUTH:
+        raise r.fail("hook_auth", "'basic' (user name and password) or 'header' (a custom header)")
+    header = r.text("hook_header", default.hook_header)
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", header) or header.lower() in ("authorization", "host"):
+        raise r.fail("hook_header", "an HTTP header name such as X-Kobo-Tip-Token")
+    delay = r.get("render_delay_seconds", (int, float), default.render_delay_seconds, expected="seconds")
+    if not 0 <= delay <= 600:
+        raise r.fail("render_delay_seconds", "a number of seconds from 0 to 600")
+    return ServeSettings(
+        host=r.text("host", default.host),
+        port=r.integer("port", default.port, low=1, high=65535),
+        poll_minutes=r.integer("poll_minutes", default.poll_minutes, low=1, high=24 * 60),
+        render_delay_seconds=float(delay),
+        max_body_kb=r.integer("max_body_kb", default.max_body_kb, low=1, high=64 * 1024),
+        queue_limit=r.integer("queue_limit", default.queue_limit, low=1, high=100_000),
+        hook_auth=hook_auth,
+        hook_username_env=r.text("hook_username_env", default.hook_username_env),
+        hook_password_env=r.text("hook_password_env", default.hook_password_env),
+        hook_header=header,
+        hook_header_env=r.text("hook_header_env", default.hook_header_env),
+        status_token_env=r.text("status_token_env", default.status_token_env),
     )
 
 

@@ -65,3 +65,12 @@ class ServerError(SourceError):
         self.status = status
         self.url = url
         self.detail = detail
+
+
+class SyncStopped(KoboTipError):
+    """A sync was asked to stop (``kobo-tip serve`` shutting down); every committed batch stays."""
+
+
+class CodesClash(StoreError):
+    """A batch coded an answer under a code another writer (a push) saved meanwhile for another
+    answer; nothing of the batch was stored, and a new sync starts from the saved codes."""

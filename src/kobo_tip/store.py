@@ -31,7 +31,7 @@ import orjson
 
 from kobo_tip import indicator as ind
 from kobo_tip.answers import AnswerCodes, AnswerTable, answer_key, without_fields
-from kobo_tip.errors import StoreError
+from kobo_tip.errors import CodesClash, StoreError
 from kobo_tip.sources.base import KnownSubmission
 
 SCHEMA_VERSION = 4
@@ -169,6 +169,7 @@ def _chunk_query(shifted: Sequence[int]) -> str:
 
 
 _LAST_RECONCILE = "last_reconcile"
+_LAST_PUSH, _PUSHES = "last_push", "pushes"  # when the last push was stored; how many so far
 INTERRUPTED = "interrupted: the sync stopped before its end; its committed batches are kept"
 
 
@@ -303,6 +304,8 @@ class Store:
         self.path = path
         self._db = connection
         self._expect_new = True  # the last batch held only new submissions: try the next as such first
+        self._codes: AnswerCodes | None = None  # apply_pushed's answer codes, and how many are saved
+        self._codes_count = 0
 
     # --- opening ------------------------------------------------------------------------
 
@@ -437,6 +440,10 @@ class Store:
     def lock_for_render(self, wait: float | None = None) -> contextlib.AbstractContextManager[None]:
         """Hold the store's render lock: one render at a time decides, writes and saves releases."""
         return self._file_lock(".render.lock", RENDER_LOCK_WAIT if wait is None else wait, "report")
+
+    def lock_for_serve(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the store's service lock: one ``kobo-tip serve`` per store; a second fails at once."""
+        return self._file_lock(".serve.lock", 0, "serve")
 
     @contextlib.contextmanager
     def _file_lock(self, suffix: str, wait: float, what: str) -> Iterator[None]:
@@ -587,6 +594,54 @@ class Store:
             )
         return outcome
 
+    @_damage_told
+    def apply_pushed(
+        self, make_rows: Callable[[AnswerCodes], tuple[list[SubmissionRow], list[NewAnswer]]]
+    ) -> BatchOutcome:
+        """Commit pushed submissions in one transaction, like ``apply_batch`` without a run or a
+        watermark (a push is a hint: the poll still pages from its own ``_id`` mark).
+
+        ``make_rows`` codes the rows inside the transaction, with the answer codes as committed,
+        so a sync writing through another connection never sees its codes taken."""
+        now = utc_stamp()
+        outcome = BatchOutcome()
+        try:
+            with self._transaction():
+                codes = self._pushed_codes()
+                rows, new_answers = make_rows(codes)
+                self._save_codes(new_answers)
+                self._upsert(rows, now, outcome)
+                self._db.execute(
+                    "INSERT INTO sync_state VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (_LAST_PUSH, now),
+                )
+                self._db.execute(
+                    "INSERT INTO sync_state VALUES (?, ?) ON CONFLICT (key) "
+                    "DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+                    (_PUSHES, len(rows)),
+                )
+        except BaseException:
+            self._codes = None  # it may hold codes that were never saved
+            raise
+        self._codes_count += len(new_answers)
+        return outcome
+
+    def _pushed_codes(self) -> AnswerCodes:
+        """The answer codes as committed: kept between pushes, read again when another writer added some."""
+        (count,) = self._db.execute("SELECT count(*) FROM answer_values").fetchone()
+        if self._codes is None or self._codes_count != count:
+            self._codes, self._codes_count = self.answer_codes(), count
+        return self._codes
+
+    @_damage_told
+    def pushes(self) -> tuple[str | None, int]:
+        """When the last push was stored, and how many pushed submissions were stored in all."""
+        values = dict(
+            self._db.execute("SELECT key, value FROM sync_state WHERE key IN (?, ?)", (_LAST_PUSH, _PUSHES))
+        )
+        return values.get(_LAST_PUSH), int(values.get(_PUSHES, 0))
+
     def _existing(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
         found: dict[str, tuple[Any, ...]] = {}
         for start in range(0, len(ids), _CHUNK):
@@ -727,16 +782,23 @@ class Store:
                 f"The store {self.path} holds more distinct answers to {overflowing} than it can code: "
                 "the source is not sending this form's answers."
             )
-        try:
-            self._db.executemany(
-                "INSERT INTO answer_values VALUES (?, ?, ?)",
-                ((field, code, answer_key(value)) for field, code, value in new_answers),
-            )
-        except sqlite3.IntegrityError:
-            raise StoreError(
-                f"The answer codes of a batch clash with those saved in {self.path}: another program "
-                "wrote to the store during this sync; run the sync again."
-            ) from None
+        rows = [(field, code, answer_key(value)) for field, code, value in new_answers]
+        cursor = self._db.executemany(
+            "INSERT INTO answer_values VALUES (?, ?, ?) ON CONFLICT DO NOTHING", rows
+        )
+        if cursor.rowcount == len(rows):
+            return
+        # A push through another connection may have saved the same answer under the same code: only
+        # a code saved for another answer is a clash.
+        for field, code, value in rows:
+            (saved,) = self._db.execute(
+                "SELECT value FROM answer_values WHERE field = ? AND code = ?", (field, code)
+            ).fetchone()
+            if saved != value:
+                raise CodesClash(
+                    f"The answer codes of a batch clash with those saved in {self.path}: another program "
+                    "wrote to the store during this sync; run the sync again."
+                )
 
     def _set_statuses(self, statuses: Mapping[str, str], outcome: BatchOutcome) -> None:
         for sid, status in statuses.items():
@@ -953,10 +1015,16 @@ class StoredRelease:
 
 
 def _create_private(path: Path) -> None:
-    """Create the store file 0600 (and its folder 0700) before SQLite opens it."""
+    """Create the store file 0600 (and its folder 0700) before SQLite opens it.
+
+    An existing file is left alone: closing any descriptor of it would drop the POSIX locks the
+    other connections of this process hold (``kobo-tip serve`` has several), and SQLite would
+    then let a reader reset the WAL under a writer."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:
+        return
     except OSError as exc:
         raise StoreError(f"Cannot create or open the store {path}: {exc.strerror}.") from None
     os.close(fd)

@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from kobo_tip import indicator as ind
 from kobo_tip.answers import AnswerCodes, NestedTooDeep, SubmissionReader, without_fields, without_top_fields
 from kobo_tip.config import Settings
-from kobo_tip.errors import KoboTipError, SourceError, StoreError
+from kobo_tip.errors import KoboTipError, SourceError, StoreError, SyncStopped
 from kobo_tip.labels import field_labels
 from kobo_tip.person_key import KEY_FIELDS, key_parts
 from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
@@ -304,6 +305,7 @@ def run_sync(
     progress: bool | None = None,
     source: Source | None = None,
     parallel: bool | None = None,
+    stop: threading.Event | None = None,
 ) -> SyncSummary:
     """Pull ``source`` (default: the configured one) into the store and return what changed.
 
@@ -311,7 +313,8 @@ def run_sync(
     ``parallel`` None fetches and prepares rows in a second process where ``worker_available()``;
     there ``source`` runs in a forked copy, so changes it makes to itself stay in that copy. A
     program running threads of its own should pass False: forking such a process is unsafe.
-    A failing source leaves every committed batch in place and re-raises.
+    A failing source leaves every committed batch in place and re-raises; ``stop``, once set, ends
+    the sync after the batch in hand with ``SyncStopped``.
     """
     secret = settings.secret()  # before anything touches a server or the store
     source = source or open_source(settings)
@@ -324,7 +327,7 @@ def run_sync(
             produce = stack.enter_context(worker(produce)).items
         store = stack.enter_context(Store.open(settings.store_path))
         stack.enter_context(store.lock_for_sync())
-        summary = _sync_into(store, settings, secret, full, progress, description, produce)
+        summary = _sync_into(store, settings, secret, full, progress, description, produce, stop)
     logger.debug(summary.line())  # the command line prints it; the log keeps it for --debug
     return summary
 
@@ -377,8 +380,9 @@ def _sync_into(
     progress: bool | None,
     description: str,
     produce: Callable[[PrepareState], Iterator[Prepared]],
+    stop: threading.Event | None = None,
 ) -> SyncSummary:
-    _check_secret(store, secret, settings.privacy.secret_env)
+    check_secret(store, secret, settings.privacy.secret_env)
     due = full or reconcile_is_due(store.last_reconcile(), settings.source.reconcile_hours)
     state = _StoreState(store, full=full, reconcile_due=due)
     run_id = store.begin_run(description)
@@ -393,7 +397,7 @@ def _sync_into(
             retried += retries
             meter.expect(expected)
             rows = [keyed_row(row, secret) for row in unkeyed]
-            _refuse_foreign(rows, description)
+            refuse_foreign(rows, description)
             outcome = store.apply_batch(
                 rows,
                 new_answers=new,
@@ -407,6 +411,8 @@ def _sync_into(
             fetched += batch_fetched
             _add(totals, outcome)
             meter.advance(batch_fetched)
+            if stop is not None and stop.is_set():
+                raise SyncStopped(f"{description}: sync stopped after {fetched} rows; the next one resumes.")
     except BaseException as exc:
         meter.close()
         retried += getattr(exc, "__notes__", [])
@@ -445,7 +451,7 @@ def _few_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _refuse_foreign(rows: list[SubmissionRow], description: str) -> None:
+def refuse_foreign(rows: list[SubmissionRow], description: str) -> None:
     """Refuse a batch (a page, or a part of a file) before it is stored when no row has an answer
     the form always has, or a row still holds a UIC part: it is not an export kobo-tip can read by
     field name (labels as headers, another form), and its codes must not reach the disk."""
@@ -470,7 +476,7 @@ def _refuse_foreign(rows: list[SubmissionRow], description: str) -> None:
         )
 
 
-def _check_secret(store: Store, secret: bytes, env_name: str) -> None:
+def check_secret(store: Store, secret: bytes, env_name: str) -> None:
     """Refuse to mix person keys made with two secrets: the same person would count twice."""
     fingerprint = hmac.new(secret, _FINGERPRINT_MESSAGE, hashlib.sha256).hexdigest()
     recorded = store.meta_value(_FINGERPRINT)

@@ -4,8 +4,10 @@
 serves ``/api/v2/assets/<uid>/data/`` with KPI's paging (100-row default page, 1000-row cap,
 only ``start``/``limit``/``query``/``sort``/``fields`` honoured), keeps values as strings,
 edits in place (same ``_id``, new ``_uuid``), deletes hard, runs asynchronous imports and
-deployments, and injects faults: error statuses, 429 with Retry-After, read timeouts,
-connection resets mid-body, truncated JSON, and a hook run before each data request.
+deployments, keeps REST Services (hooks) and their logs (kobo-api.md section 6), and injects
+faults: error statuses, 429 with Retry-After, read timeouts, connection resets mid-body, truncated
+JSON, and a hook run before each data request. Every request is also kept whole in ``exchanges``
+(headers and body), so a test can see where a credential travelled.
 """
 
 from __future__ import annotations
@@ -87,6 +89,82 @@ class Asset:
 
 
 @dataclass
+class HookLog:
+    """One push of one submission: status 0 failed, 1 pending, 2 success, 3 processing."""
+
+    uid: str
+    submission_id: int
+    status: int
+    status_code: int | None
+    message: str
+    tries: int
+    date_modified: str
+    created: int  # order of creation: KPI lists logs newest first (-date_created)
+
+    def as_json(self, logs_url: str) -> dict[str, Any]:
+        names = {0: "Failed", 1: "Pending", 2: "Success", 3: "Processing"}
+        return {
+            "url": f"{logs_url}{self.uid}/",
+            "uid": self.uid,
+            "submission_id": self.submission_id,
+            "tries": self.tries,
+            "status": self.status,
+            "status_str": names.get(self.status, ""),
+            "status_code": self.status_code,
+            "message": self.message,
+            "date_modified": self.date_modified,
+        }
+
+
+@dataclass
+class FakeHook:
+    """A REST Service as KPI stores it; ``fields`` are the writable ones, ``settings`` included."""
+
+    uid: str
+    asset_uid: str
+    fields: dict[str, Any]
+    date_modified: str
+    logs: list[HookLog] = field(default_factory=list)
+
+    def as_json(self, base: str) -> dict[str, Any]:
+        url = f"{base}/api/v2/assets/{self.asset_uid}/hooks/{self.uid}/"
+        counts = [log.status for log in self.logs]
+        # KPI sends the settings back as stored, the password or header token in clear.
+        return {
+            **self.fields,
+            "url": url,
+            "logs_url": f"{url}logs/",
+            "asset": f"{base}/api/v2/assets/{self.asset_uid}/",
+            "uid": self.uid,
+            "date_modified": self.date_modified,
+            "success_count": counts.count(2),
+            "failed_count": counts.count(0),
+            "pending_count": counts.count(1) + counts.count(3),
+        }
+
+
+HOOK_DEFAULTS: dict[str, Any] = {
+    "active": True,
+    "export_type": "json",
+    "auth_level": "no_auth",
+    "settings": {},
+    "subset_fields": [],
+    "payload_template": None,
+    "email_notification": True,
+}
+
+
+@dataclass
+class Exchange:
+    """A request as it reached the fake: method, path with query, headers, body."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
 class ImportTask:
     uid: str
     polls_left: int
@@ -110,9 +188,14 @@ class FakeKobo:
     before_data_request: Callable[[FakeKobo, int], None] | None = None
     import_error: dict[str, str] | None = None  # the messages of the next import, which fails
     deploy_error: str | None = None  # the {"error": ...} of the next deployment, which fails
-    # A hostile server: the base of the ``next`` links of asset lists and of import ``url``s.
+    # A hostile server: the base of the ``next`` links of asset and hook lists and of import ``url``s.
     foreign_links: str | None = None
+    hooks: dict[str, FakeHook] = field(default_factory=dict)
+    hook_page: int = 100  # hooks per page of the hook list
+    hook_error: dict[str, Any] | None = None  # the 400 body of the next hook create or update
+    allow_unsecured_hooks: bool = True  # constance ALLOW_UNSECURED_HOOK_ENDPOINTS
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
     rows_served: int = 0
     data_requests: int = 0
 
@@ -122,6 +205,7 @@ class FakeKobo:
         self._cache: dict[int, bytes] = {}
         self._next_id = 1000
         self._rng = random.Random(self.seed)
+        self._clock = 0  # the fake's dates of hooks and logs: one second per event
         self._server: ThreadingHTTPServer | None = None
         self.assets.setdefault(
             self.asset_uid,
@@ -338,6 +422,123 @@ class FakeKobo:
             return list(ids)
         return [sid for sid in ids if all(test(sid) for test in tests)]
 
+    # --- REST Services (hooks) --------------------------------------------------------------------
+
+    def _stamp(self) -> str:
+        self._clock += 1
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1_780_000_000 + self._clock)) + ".000000Z"
+
+    def add_hook(self, name: str, endpoint: str, **fields: Any) -> FakeHook:
+        """A REST Service registered by hand in Kobo's UI before the test runs."""
+        with self._lock:
+            uid = f"h{len(self.hooks) + 1:021d}"
+            fields = {**HOOK_DEFAULTS, "name": name, "endpoint": endpoint, **fields}
+            hook = FakeHook(uid, self.asset_uid, fields, self._stamp())
+            self.hooks[uid] = hook
+            return hook
+
+    def add_hook_log(
+        self,
+        hook_uid: str,
+        *,
+        status: int = 0,
+        status_code: int | None = 500,
+        message: str = "",
+        submission_id: int | None = None,
+        tries: int = 1,
+        date_modified: str | None = None,
+    ) -> HookLog:
+        """A push Kobo made (by default a failed one); the hook's counts follow."""
+        with self._lock:
+            hook = self.hooks[hook_uid]
+            self._clock += 1
+            entry = HookLog(
+                uid=f"hl{self._clock:020d}",
+                submission_id=submission_id if submission_id is not None else 5000 + self._clock,
+                status=status,
+                status_code=status_code,
+                message=message,
+                tries=tries,
+                date_modified=date_modified or self._stamp(),
+                created=self._clock,
+            )
+            hook.logs.append(entry)
+            return entry
+
+    def hook_request(
+        self, method: str, asset_uid: str, rest: list[str], params: dict[str, str], raw: bytes, base: str
+    ) -> tuple[int, Any]:
+        """``/api/v2/assets/<uid>/hooks/...``: list, create, detail, partial update, logs."""
+        with self._lock:
+            if not rest:
+                if method == "GET":
+                    return self._hook_list(asset_uid, params, base)
+                if method == "POST":
+                    return self._hook_write(None, asset_uid, json.loads(raw or b"{}"), base)
+                return 405, {"detail": f'Method "{method}" not allowed.'}
+            hook = self.hooks.get(rest[0])
+            if hook is None or hook.asset_uid != asset_uid:
+                return 404, {"detail": "Not found."}
+            if rest[1:] == [] and method == "GET":
+                return 200, hook.as_json(base)
+            if rest[1:] == [] and method == "PATCH":
+                return self._hook_write(hook, asset_uid, json.loads(raw or b"{}"), base)
+            if rest[1:] == ["logs"] and method == "GET":
+                return self._hook_logs(hook, params, base)
+            return 404, {"detail": "Not found."}
+
+    def _hook_list(self, asset_uid: str, params: dict[str, str], base: str) -> tuple[int, Any]:
+        items = [hook.as_json(base) for hook in self.hooks.values() if hook.asset_uid == asset_uid]
+        return 200, self._page(items, params, f"/api/v2/assets/{asset_uid}/hooks/", base, self.hook_page)
+
+    def _hook_write(
+        self, hook: FakeHook | None, asset_uid: str, body: dict[str, Any], base: str
+    ) -> tuple[int, Any]:
+        """Create (``hook`` None) or partially update, validating as KPI's HookSerializer does."""
+        if self.hook_error is not None:
+            error, self.hook_error = self.hook_error, None
+            return 400, error
+        writable = {key: value for key, value in body.items() if key in (*HOOK_DEFAULTS, "name", "endpoint")}
+        merged = {**(hook.fields if hook else HOOK_DEFAULTS), **writable}
+        errors: dict[str, list[str]] = {}
+        for key in ("name", "endpoint"):
+            if not merged.get(key):
+                errors[key] = ["This field is required."]
+        endpoint = str(merged.get("endpoint") or "")
+        if endpoint and not endpoint.startswith("http"):
+            errors["endpoint"] = ["Invalid scheme"]
+        elif endpoint.startswith("http:") and not self.allow_unsecured_hooks:
+            errors["endpoint"] = ["Unsecured endpoint is not allowed"]
+        for key, choices in (("export_type", ("json", "xml")), ("auth_level", ("no_auth", "basic_auth"))):
+            if merged.get(key) not in choices:
+                errors[key] = [f'"{merged.get(key)}" is not a valid choice.']
+        if not isinstance(merged.get("settings"), dict):
+            errors["settings"] = ["Value must be valid JSON."]
+        if errors:
+            return 400, errors
+        if hook is None:
+            hook = FakeHook(f"h{len(self.hooks) + 1:021d}", asset_uid, merged, self._stamp())
+            self.hooks[hook.uid] = hook
+            return 201, hook.as_json(base)
+        hook.fields = merged
+        hook.date_modified = self._stamp()
+        return 200, hook.as_json(base)
+
+    def _hook_logs(self, hook: FakeHook, params: dict[str, str], base: str) -> tuple[int, Any]:
+        logs = sorted(hook.logs, key=lambda entry: entry.created, reverse=True)
+        if "status" in params:
+            logs = [entry for entry in logs if entry.status == int(params["status"])]
+        limit = int(params.get("limit", 10))
+        start = int(params.get("start", 0))
+        logs_url = f"{base}/api/v2/assets/{hook.asset_uid}/hooks/{hook.uid}/logs/"
+        query = urlencode({**params, "start": start + limit, "limit": limit})
+        return 200, {
+            "count": len(logs),
+            "next": f"{logs_url}?{query}" if start + limit < len(logs) else None,
+            "previous": None,
+            "results": [entry.as_json(logs_url) for entry in logs[start : start + limit]],
+        }
+
     # --- imports and deployment ------------------------------------------------------------------
 
     def start_import(self, fields: dict[str, str], upload: bytes, base: str) -> tuple[int, Any]:
@@ -442,12 +643,19 @@ class FakeKobo:
         q = params.get("q", "")
         if q.startswith("asset_type:"):
             items = [item for item in items if item["asset_type"] == q.split(":", 1)[1]]
-        limit = min(int(params.get("limit", 100)), 1000)
+        return 200, self._page(items, params, "/api/v2/assets/", base, 1000, default=100)
+
+    def _page(
+        self, items: list[Any], params: dict[str, str], path: str, base: str, cap: int, default: int = 0
+    ) -> dict[str, Any]:
+        """One page of a KPI list: ``limit`` (at most ``cap``) from ``start``, ``next`` when more remain
+        (on ``foreign_links``, a hostile server's other origin, when set)."""
+        limit = min(int(params.get("limit", default or cap)), cap)
         start = int(params.get("start", 0))
-        nxt = f"{self.foreign_links or base}/api/v2/assets/?{urlencode({**params, 'start': start + limit})}"
-        return 200, {
+        query = urlencode({**params, "start": start + limit, "limit": limit})
+        return {
             "count": len(items),
-            "next": nxt if start + limit < len(items) else None,
+            "next": f"{self.foreign_links or base}{path}?{query}" if start + limit < len(items) else None,
             "previous": None,
             "results": items[start : start + limit],
         }
@@ -498,6 +706,7 @@ class _Handler(BaseHTTPRequestHandler):
         base = f"http://{self.headers['Host']}"
         with fake._lock:
             fake.requests.append((method, path, params))
+            fake.exchanges.append(Exchange(method, self.path, dict(self.headers), raw))
         if not path.endswith("/"):
             # Django's APPEND_SLASH: a redirect, which loses a POST body.
             self._send(301, b"", {"Location": path + "/" + (f"?{parts.query}" if parts.query else "")})
@@ -551,6 +760,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if fake.before_data_request is not None:
                     fake.before_data_request(fake, number)
                 return fake.data_page(params, base, path)
+            if rest[2:3] == ["hooks"]:
+                return fake.hook_request(method, uid, rest[3:], params, raw, base)
             if rest[2:] == ["deployment"]:
                 body = json.loads(raw) if raw else {}
                 return fake.deployment(method, uid, body, base)

@@ -1,5 +1,5 @@
 """Reports: HTML, Markdown, CSV, XLSX and DHIS2 files for each audience."""
 
-from kobo_tip.report.render import render_reports
+from kobo_tip.report.render import outside_due, render_reports
 
-__all__ = ["render_reports"]
+__all__ = ["outside_due", "render_reports"]

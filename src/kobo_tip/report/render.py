@@ -67,6 +67,19 @@ def render_reports(
         return write_audiences(store, settings, counted, wanted)
 
 
+def outside_due(settings: Settings, as_of: dt.date | None = None) -> bool:
+    """True when an outside audience of ``[report] audiences`` holds no release through the last
+    ended quarter: a quarter ended since (or nothing was released yet), so a new release is due."""
+    headline = periods.headline_quarter(settings.project, as_of or dt.date.today())
+    through = _published_through(headline, settings).isoformat()
+    with Store.open(settings.store_path, create=False) as store:
+        return any(
+            [release.through for release in store.releases(audience, last=True)] != [through]
+            for audience in settings.report.audiences
+            if audience != INTERNAL
+        )
+
+
 def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
     """Read every stored submission, build the cases and count them through ``run_date``."""
     runs = store.runs(limit=50)  # before reading: a sync that starts meanwhile is the next report's

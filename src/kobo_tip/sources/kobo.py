@@ -1,14 +1,17 @@
-"""KoboToolbox (KPI API v2): keyset-paged incremental sync, reconcile pass, asset list, form deploy.
+"""KoboToolbox (KPI API v2): keyset-paged incremental sync, reconcile pass, asset list, form deploy,
+and the REST Service (hook) that pushes new submissions to ``kobo-tip serve``.
 
-Facts this module relies on (reference kobo-api.md, sections 3 and 4): ``_id`` never changes and
+Facts this module relies on (reference kobo-api.md, sections 3, 4 and 6): ``_id`` never changes and
 is never reused, ``_uuid`` changes on every edit, deletions are hard (no tombstone), the data
 endpoint caps pages at 1000 rows and only ``start``/``limit``/``query``/``sort``/``fields`` reach
-the database, and an import is asynchronous and must be polled.
+the database, an import is asynchronous and must be polled, and a hook's ``settings`` (which hold
+its password or header token) come back in every hook object the server sends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import itertools
 import json
 import logging
@@ -19,7 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -31,7 +34,7 @@ from kobo_tip.http import ServerTimeout, get_json, new_session, request
 from kobo_tip.sources.base import Batch, DeployResult, FormFiles, RawSubmission, SyncState
 
 if TYPE_CHECKING:
-    from kobo_tip.config import Settings
+    from kobo_tip.config import HookCredentials, Settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -44,6 +47,38 @@ REFETCH_CHUNK = 200  # ids per `$in` query: keeps the URL well under proxies' li
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 150.0)
 IMPORT_WAIT_SECONDS = 300.0
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+NO_ASSET_UID = (
+    "[source] asset_uid is empty: run 'kobo-tip form deploy --save-uid' or copy the uid "
+    "from the project's URL in KoboToolbox."
+)
+HOOK_NAME = "kobo-tip"  # the REST Service kobo-tip registers, found again by this name
+HOOK_PATH = "/hooks/kobo/"  # where kobo-tip serve receives an asset's pushes: HOOK_PATH + asset uid
+HOOK_LOG_FAILED = 0  # HookLog.status: 0 failed, 1 pending, 2 success, 3 processing (kobo-api.md 6)
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A REST Service of the asset, as ``/hooks/`` lists it; its ``settings`` (secrets) are not kept."""
+
+    uid: str
+    name: str
+    endpoint: str
+    active: bool
+    auth_level: str  # no_auth | basic_auth
+    success_count: int
+    failed_count: int
+    pending_count: int
+
+
+@dataclass(frozen=True)
+class HookFailure:
+    """A failed push of one submission, from the hook's logs (the receiver's answer in ``message``)."""
+
+    submission_id: str
+    status_code: int | None
+    message: str
+    date_modified: str
+    tries: int
 
 
 def review_status(row: Mapping[str, Any]) -> str:
@@ -136,10 +171,7 @@ class KoboSource:
 
     def _asset_url(self) -> str:
         if not self.asset_uid:
-            raise ConfigError(
-                "[source] asset_uid is empty: run 'kobo-tip form deploy --save-uid' or copy the uid "
-                "from the project's URL in KoboToolbox."
-            )
+            raise ConfigError(NO_ASSET_UID)
         return self._api("assets", self.asset_uid)
 
     def _what(self) -> str:
@@ -291,24 +323,137 @@ class KoboSource:
     def list_assets(self) -> list[dict[str, str]]:
         """The account's survey assets: uid, name, deployment status, submission count."""
         # `q=asset_type:survey`: a plain `asset_type=` parameter is ignored by KPI (kobo-api.md 2.1).
-        url: str | None = self._api("assets") + "?" + "q=asset_type%3Asurvey&limit=100"
+        url = self._api("assets") + "?" + "q=asset_type%3Asurvey&limit=100"
         assets: list[dict[str, str]] = []
-        while url:
-            page = get_json(self.session, url, what=f"the asset list on {self.url}")
-            for item in page.get("results", []):
-                if item.get("asset_type", "survey") != "survey":
-                    continue
-                count = item.get("deployment__submission_count")
-                assets.append(
-                    {
-                        "uid": str(item.get("uid", "")),
-                        "name": str(item.get("name", "")),
-                        "deployment_status": str(item.get("deployment_status") or "draft"),
-                        "submission_count": "" if count is None else str(count),
-                    }
-                )
-            url = page.get("next")
+        for item in self._paged(url, f"the asset list on {self.url}"):
+            if item.get("asset_type", "survey") != "survey":
+                continue
+            count = item.get("deployment__submission_count")
+            assets.append(
+                {
+                    "uid": str(item.get("uid", "")),
+                    "name": str(item.get("name", "")),
+                    "deployment_status": str(item.get("deployment_status") or "draft"),
+                    "submission_count": "" if count is None else str(count),
+                }
+            )
         return assets
+
+    def _paged(self, url: str, what: str) -> Iterator[dict[str, Any]]:
+        """The items of a paged list (``results``, then the ``next`` page until there is none).
+
+        Each ``next`` goes through the session, which refuses one on another origin before sending
+        anything; a ``next`` seen before would page forever, so it ends the list with an error.
+        """
+        seen: set[str] = set()
+        page_url: str | None = url
+        while page_url:
+            if page_url in seen:
+                raise SourceError(f"{what} sent the same next page twice: the server is paging in a loop.")
+            seen.add(page_url)
+            page = get_json(self.session, page_url, what=what)
+            results = page.get("results") if isinstance(page, dict) else None
+            if not isinstance(results, list):
+                raise SourceError(
+                    f"{what} is not a paged list: check [source] url points at the KoboToolbox "
+                    "server (the kf. address)."
+                )
+            yield from (item for item in results if isinstance(item, dict))
+            following = page.get("next")
+            page_url = following if isinstance(following, str) and following else None
+
+    # --- REST Services (hooks) -----------------------------------------------------------------
+
+    def hook_endpoint(self, public_url: str) -> str:
+        """The URL Kobo pushes this asset's submissions to: ``public_url`` (where ``kobo-tip serve``
+        is reachable) plus ``/hooks/kobo/<asset_uid>``; a URL unfit for credentials is a ConfigError."""
+        return hook_endpoint(public_url, self.asset_uid)
+
+    def _hooks_url(self, *parts: str) -> str:
+        return self._asset_url() + "".join(quote(part, safe="") + "/" for part in ("hooks", *parts))
+
+    def hooks(self) -> list[Hook]:
+        """The asset's REST Services, every page of them."""
+        return [
+            _hook(item) for item in self._paged(self._hooks_url(), f"the REST Services of {self._what()}")
+        ]
+
+    def register_hook(
+        self, endpoint: str, credentials: HookCredentials, *, name: str = HOOK_NAME
+    ) -> tuple[Hook, bool]:
+        """Create the REST Service pushing to ``endpoint`` with ``credentials``, or update the one
+        already named ``name`` or pushing to ``endpoint`` (a second one would push every submission
+        twice); returns it and whether it was created. Errors never hold the credentials."""
+        if credentials.kind == "basic":
+            auth_level = "basic_auth"
+            settings: dict[str, Any] = {"username": credentials.username, "password": credentials.password}
+        else:
+            auth_level = "no_auth"  # the header is the authentication; basic auth would add a second
+            settings = {"custom_headers": {credentials.header: credentials.token}}
+        body = {
+            "name": name,
+            "endpoint": endpoint,
+            "active": True,
+            "export_type": "json",
+            "auth_level": auth_level,
+            "settings": settings,  # replaces the stored settings whole: no old password stays behind
+            "email_notification": True,
+        }
+        secrets = [credentials.password, credentials.token]
+        existing = self.hooks()
+        # The same endpoint first (one typed in Kobo's form may end in a slash): renaming that one
+        # leaves no second hook pushing to kobo-tip.
+        same = [h for h in existing if h.endpoint.rstrip("/") == endpoint.rstrip("/")]
+        matches = same + [h for h in existing if h.name == name and h not in same]
+        if len(matches) > 1:
+            log.warning(
+                "REST Services %s of %s also push to kobo-tip or are named '%s': delete them in "
+                "KoboToolbox (Project > Settings > REST Services) or each submission arrives twice.",
+                ", ".join(h.uid for h in matches[1:]),
+                self._what(),
+                name,
+            )
+        if matches:
+            response = self._hook_call("PATCH", self._hooks_url(matches[0].uid), body, secrets)
+            sent = _json_object(response)
+            return _hook({"uid": matches[0].uid, **body, **sent}), False
+        response = self._hook_call("POST", self._hooks_url(), body, secrets)
+        sent = _json_object(response)
+        if not sent.get("uid"):
+            raise SourceError(
+                f"{self._what()} accepted the REST Service but did not answer with it (no uid): "
+                "the server is not a KoboToolbox API v2; check [source] url."
+            )
+        return _hook({**body, **sent}), True
+
+    def _hook_call(
+        self, method: str, url: str, body: dict[str, Any], secrets: list[str]
+    ) -> requests.Response:
+        """Send the hook ``body``; a refusal is shown in Kobo's words, with the ``secrets`` blanked
+        out (a validation error may quote a field back)."""
+        try:
+            return request(self.session, method, url, json=body, what=self._what())
+        except ServerError as exc:
+            detail = _blank(str(exc.detail or ""), secrets)
+            if exc.status == 400 and detail:
+                message = f"KoboToolbox refused the REST Service for {self._what()} (400): {detail}"
+            else:
+                message = _blank(exc.message, secrets)
+            # The same class (a timeout stays a ServerTimeout), the words without the secrets.
+            raise type(exc)(message, status=exc.status, url=exc.url, detail=detail) from None
+
+    def hook_failures(self, hook: Hook, limit: int = 5) -> list[HookFailure]:
+        """The ``limit`` newest failed pushes of ``hook`` (one log per hook and submission)."""
+        # KPI orders logs newest first (-date_created) and pages them by start/limit: one page.
+        url = self._hooks_url(hook.uid, "logs") + f"?status={HOOK_LOG_FAILED}&limit={int(limit)}"
+        page = get_json(self.session, url, what=f"the REST Service logs of {self._what()}")
+        results = page.get("results") if isinstance(page, dict) else None
+        if not isinstance(results, list):
+            raise SourceError(f"The REST Service logs of {self._what()} are not a paged list.")
+        failures = [_hook_failure(item) for item in results if isinstance(item, dict)]
+        # A retry moves date_modified on: the newest attempt first, whatever order the server kept.
+        failures.sort(key=lambda failure: failure.date_modified, reverse=True)
+        return failures[:limit]
 
     # --- deploy ------------------------------------------------------------------------------
 
@@ -407,6 +552,96 @@ class KoboSource:
                     detail=exc.detail,
                 ) from None
             raise
+
+
+def hook_endpoint(public_url: str, asset_uid: str) -> str:
+    """``public_url`` (https, no user name, password, query or fragment) + ``/hooks/kobo/<asset_uid>``.
+
+    Kobo sends the hook's password or token with every push: over plain http it would cross the
+    internet readable, so only https is taken (KPI's SSRF guard refuses private addresses anyway,
+    so a local http receiver could not be reached either).
+    """
+    try:
+        parts = urlsplit(public_url.strip())
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise ConfigError("--url is not a valid URL: give the https:// address of kobo-tip serve.") from None
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise ConfigError(
+            "--url must be an https:// address: Kobo sends the hook's credentials with every "
+            "submission, and over http they would cross the internet in clear (put kobo-tip serve "
+            "behind a TLS proxy and give its address)."
+        )
+    if parts.username is not None or parts.password is not None:
+        # Not echoed: the URL holds a password.
+        raise ConfigError(
+            "--url holds a user name or password: give the bare address; the hook's credentials "
+            "come from the environment variables of [serve]."
+        )
+    if parts.query or parts.fragment or "?" in public_url or "#" in public_url:
+        raise ConfigError(
+            "--url has a query or fragment: give the base address of kobo-tip serve only "
+            f"(kobo-tip adds {HOOK_PATH}<asset uid>)."
+        )
+    if not asset_uid:
+        raise ConfigError(NO_ASSET_UID)
+    if _private_host(parts.hostname):
+        log.warning(
+            "%s is a private or loopback address: KoboToolbox's servers refuse to push there (SSRF "
+            "protection); give the public address of the TLS proxy unless your own server allows it.",
+            parts.hostname,
+        )
+    return public_url.strip().rstrip("/") + HOOK_PATH + quote(asset_uid, safe="")
+
+
+def _private_host(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or an IP literal Kobo's SSRF guard blocks by default."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name: only Kobo's resolver can tell
+    return not address.is_global
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _hook(item: Mapping[str, Any]) -> Hook:
+    """A hook object of the API; its ``settings`` are left behind."""
+    return Hook(
+        uid=str(item.get("uid") or ""),
+        name=str(item.get("name") or ""),
+        endpoint=str(item.get("endpoint") or ""),
+        active=item.get("active") is True,
+        auth_level=str(item.get("auth_level") or "no_auth"),
+        success_count=_count(item.get("success_count")),
+        failed_count=_count(item.get("failed_count")),
+        pending_count=_count(item.get("pending_count")),
+    )
+
+
+def _hook_failure(item: Mapping[str, Any]) -> HookFailure:
+    code = item.get("status_code")
+    return HookFailure(
+        submission_id=str(item.get("submission_id") or ""),
+        status_code=code if type(code) is int else None,
+        message=str(item.get("message") or ""),
+        date_modified=str(item.get("date_modified") or ""),
+        tries=_count(item.get("tries")),
+    )
+
+
+def _blank(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 class _ReadAhead(Generic[T]):

@@ -1,0 +1,124 @@
+"""``kobo-tip serve``: Kobo's pushes received, the source polled, the internal report kept current.
+
+One process: uvicorn serves the Starlette app (``app``) on the event loop; the push writer
+(``intake``), the poll and the render (``schedule``) are threads of their own, so a long sync
+never holds up a push. On SIGTERM uvicorn stops taking requests and lets those in hand finish;
+then every queued push is committed, a running sync stops after its batch, and a render still
+due is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from kobo_tip.config import Settings
+from kobo_tip.serve.app import make_app
+from kobo_tip.serve.events import json_log_lines, log_event
+from kobo_tip.serve.intake import Intake
+from kobo_tip.serve.schedule import Poller, Renderer
+from kobo_tip.store import Store, utc_stamp
+from kobo_tip.sync import check_secret
+
+SHUTDOWN_SECONDS = 30  # requests in hand get this long to finish after SIGTERM
+
+
+@dataclass
+class Service:
+    """The parts of a running service (tests and the status endpoint read them)."""
+
+    settings: Settings
+    intake: Intake
+    renderer: Renderer
+    poller: Poller
+    stop: threading.Event
+    app: Starlette
+    started: str = ""
+
+    def status(self) -> dict[str, Any]:
+        """``GET /status``: times, counts and errors; no submission, no person, no secret."""
+        with Store.open(self.settings.store_path) as store:
+            last_push, pushes = store.pushes()
+            counts = store.counts()
+            runs = store.runs(limit=1)
+        run = runs[0] if runs else None
+        return {
+            "started": self.started,
+            "source": self.settings.source.kind,
+            "submissions": counts.submissions,
+            "last_sync": run.finished if run else None,
+            "last_sync_error": run.error if run else None,
+            "next_sync": self.poller.next_sync or None,
+            "last_push": last_push,
+            "pushes_stored": pushes,
+            "pushes_waiting": self.intake.waiting,
+            "push_error": self.intake.last_error or None,
+            "last_render": self.renderer.last_render or None,
+            "render_error": self.renderer.last_error or None,
+        }
+
+
+def build_service(settings: Settings) -> Service:
+    """Check the secrets and the store, and assemble the service (nothing started yet)."""
+    secret = settings.secret()
+    credentials = settings.serve.credentials()
+    status_token = settings.serve.status_token()
+    with Store.open(settings.store_path) as store:
+        check_secret(store, secret, settings.privacy.secret_env)
+    renderer = Renderer(settings, settings.serve.render_delay_seconds)
+    intake = Intake(settings.store_path, secret, settings.serve.queue_limit, renderer.request)
+    stop = threading.Event()
+    poller = Poller(settings, renderer, stop)
+    service = Service(settings, intake, renderer, poller, stop, app=Starlette())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.started = utc_stamp()
+        intake.start()
+        renderer.start()
+        poller.start()
+        log_event(logging.INFO, "started", source=settings.source.kind)
+        try:
+            yield
+        finally:
+            stop.set()
+            intake.close()  # every push answered or queued is committed
+            poller.join(SHUTDOWN_SECONDS)
+            renderer.close()
+            log_event(logging.INFO, "stopped")
+
+    asset_uid = settings.source.asset_uid if settings.source.kind == "kobo" else ""
+    service.app = make_app(
+        asset_uid=asset_uid,
+        credentials=credentials,
+        status_token=status_token,
+        intake=intake,
+        max_body=settings.serve.max_body_kb * 1024,
+        status=service.status,
+        lifespan=lifespan,
+    )
+    return service
+
+
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    """Run the service until SIGTERM or SIGINT; one per store."""
+    service = build_service(settings)
+    with Store.open(settings.store_path) as store, store.lock_for_serve(), json_log_lines():
+        config = uvicorn.Config(
+            service.app,
+            host=host or settings.serve.host,
+            port=port or settings.serve.port,
+            log_config=None,  # our handlers: kobo_tip's lines on stderr
+            access_log=False,  # the receiver logs each refusal itself, without the request's secrets
+            timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+            server_header=False,
+        )
+        log_event(logging.INFO, "listening", host=config.host, port=config.port)
+        uvicorn.Server(config).run()

@@ -1,0 +1,170 @@
+"""The service's clocks in process: the debounced render and when outside releases are due."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kobo_tip.config import Settings
+from kobo_tip.report import outside_due, render_reports
+from kobo_tip.serve.schedule import Renderer
+from report_project import AS_OF, make_project, sync
+
+
+class Calls:
+    def __init__(self) -> None:
+        self.audiences: list[list[str]] = []
+        self.times: list[float] = []
+        self.done = threading.Event()
+
+    def __call__(self, settings: Settings, *, audiences: Sequence[str]) -> list[Path]:
+        self.audiences.append(list(audiences))
+        self.times.append(time.monotonic())
+        self.done.set()
+        return []
+
+
+def test_many_requests_within_the_delay_make_one_internal_render(settings: Settings) -> None:
+    calls = Calls()
+    renderer = Renderer(settings, 0.3, render=calls)
+    renderer.start()
+    started = time.monotonic()
+    for _ in range(50):
+        renderer.request()
+        time.sleep(0.002)
+    assert calls.done.wait(5)
+    time.sleep(0.5)
+    renderer.close()
+    assert calls.audiences == [["internal"]], "one render, internal only"
+    assert calls.times[0] - started >= 0.3, "it waited for the requests to stop"
+
+
+def test_a_steady_stream_still_renders_and_outside_is_asked_for_explicitly(settings: Settings) -> None:
+    calls = Calls()
+    renderer = Renderer(settings, 0.1, render=calls)
+    renderer.start()
+    until = time.monotonic() + 1.5
+    while time.monotonic() < until:  # a request every 50 ms: the delay never passes quietly
+        renderer.request()
+        time.sleep(0.05)
+    renderer.request(outside=True)
+    renderer.close()  # renders what is still due before it stops
+    assert len(calls.audiences) >= 2, "renders at least every LONGEST_WAIT delays"
+    assert all(a == ["internal"] for a in calls.audiences[:-1])
+    assert calls.audiences[-1] == ["internal", "donor"]
+
+
+def test_a_failing_render_is_told_and_the_next_one_runs(settings: Settings) -> None:
+    attempts: list[int] = []
+
+    def render(settings: Settings, *, audiences: Sequence[str]) -> list[Path]:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("a bug, with data in its message")
+        return []
+
+    renderer = Renderer(settings, 0.05, render=render)
+    renderer.start()
+    renderer.request()
+    while not attempts:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert renderer.last_error == "unexpected ValueError", "the type only: a message may quote data"
+    renderer.request()
+    renderer.close()
+    assert len(attempts) == 2 and renderer.last_error == "" and renderer.renders == 1
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from conftest import SECRET
+
+    monkeypatch.setenv("KOBO_TIP_SECRET", SECRET)
+    return sync(make_project(tmp_path, submissions=120, dhis2=False))
+
+
+def test_outside_releases_are_due_when_a_quarter_ended_since_the_last(settings: Settings) -> None:
+    assert outside_due(settings, AS_OF), "nothing released yet"
+    render_reports(settings, as_of=AS_OF)
+    assert not outside_due(settings, AS_OF), "released through the last ended quarter"
+    assert not outside_due(settings, AS_OF + dt.timedelta(days=30)), "the same quarter is still running"
+    next_quarter = dt.date(2027, 4, 2)  # FY2027 Q2 ended on 31 March
+    assert outside_due(settings, next_quarter)
+
+
+def test_fuzzed_pushes_never_stop_the_writer_and_the_report_still_renders(settings: Settings) -> None:
+    import json
+    import random
+
+    from kobo_tip import synthetic
+    from kobo_tip.errors import KoboTipError
+    from kobo_tip.serve.intake import Intake, PushRefused, read_push
+    from test_fuzz import mutate
+
+    rng = random.Random(20261202)
+    base = synthetic.generate_submissions(
+        200,
+        seed=3,
+        roster=settings.form.roster,
+        locations=settings.form.locations,
+        start_date=settings.project.start_date,
+        end_date=settings.project.end_date,
+        as_of=AS_OF,
+    )
+    changed: list[int] = []
+    intake = Intake(settings.store_path, settings.secret(), 1000, lambda: changed.append(1))
+    intake.start()
+    futures, refused = [], 0
+    for number, row in enumerate(base):
+        body = json.dumps(mutate(row, rng, number)).encode()
+        try:
+            futures.append(intake.submit(read_push(body, row["_xform_id_string"])))
+        except PushRefused:
+            refused += 1
+    outcomes = []
+    for future in futures:
+        try:
+            outcomes.append(future.result(timeout=30))
+        except KoboTipError as exc:
+            outcomes.append(type(exc).__name__)
+    assert intake.alive, "no push stopped the writer"
+    intake.close()
+    stored = [o for o in outcomes if o.isdigit()]
+    assert len(stored) > 100 and refused + len(outcomes) == 200
+    assert changed, "the stored pushes asked for a render"
+    render_reports(settings, audiences=("internal",), as_of=AS_OF)
+
+
+def test_while_serving_every_kobo_tip_log_line_is_a_json_event() -> None:
+    import io
+    import json
+    import logging
+
+    from kobo_tip.serve.events import json_log_lines, log_event
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    base = logging.getLogger("kobo_tip")
+    base.addHandler(handler)
+    level = base.level
+    base.setLevel(logging.INFO)
+    try:
+        with json_log_lines():
+            logging.getLogger("kobo_tip.probe").info("sync %s: %d of %d rows", "Kobo", 5, 10)
+            log_event(logging.INFO, "synced", new=5)
+        logging.getLogger("kobo_tip.probe").info("plain again")
+    finally:
+        base.removeHandler(handler)
+        base.setLevel(level)
+    first, second, third = out.getvalue().splitlines()
+    assert json.loads(first)["message"] == "sync Kobo: 5 of 10 rows"
+    assert json.loads(first)["event"] == "log" and json.loads(first)["logger"] == "kobo_tip.probe"
+    assert json.loads(second)["event"] == "synced" and json.loads(second)["new"] == 5
+    assert third == "plain again", "the command line's own format is back"
