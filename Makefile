@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 PYXFORM3 := .venv-pyxform3
 WEBFORMS := tests/webforms
 WEBFORMS_STAMP := $(WEBFORMS)/node_modules/.installed
+PG_BINDIRS ?= /usr/lib/postgresql/*/bin# where Debian puts the PostgreSQL programs
 
 .PHONY: install demo test lint pytest pyxform3 form bench clean system
 
@@ -25,6 +26,7 @@ system:
 	@command -v java >/dev/null 2>&1 || { echo "make test needs Java for ODK Validate: apt-get install default-jre-headless"; exit 1; }
 	@command -v node >/dev/null 2>&1 || { echo "make test needs Node.js 20.19.3 or later for the ODK Web Forms check: install it from nodejs.org or your package manager"; exit 1; }
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || { echo "make test needs headless Chromium to lay out the reports (phone, desktop, A4): apt-get install chromium"; exit 1; }
+	@command -v initdb >/dev/null 2>&1 || { set -- $(PG_BINDIRS)/initdb; [ -x "$$1" ]; } || { echo "make test needs PostgreSQL (the store tests start a throwaway server): apt-get install postgresql"; exit 1; }
 	@node -e 'const [a, b, c] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && (b > 19 || (b === 19 && c >= 3))) ? 0 : 1)' || { echo "make test needs Node.js 20.19.3 or later for the ODK Web Forms check (this is $$(node --version)): upgrade it"; exit 1; }
 
 # The ODK Web Forms engine, pinned by tests/webforms/package-lock.json.

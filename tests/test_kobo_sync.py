@@ -23,9 +23,11 @@ from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import ServerError
 from kobo_tip.http import ServerTimeout
 from kobo_tip.sources.kobo import WATERMARK, KoboSource, review_status
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from kobo_tip.sync import SyncSummary, run_sync, stored_data
 from kobo_tip.worker import worker_available
+from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
+from pg_cluster import postgres as postgres_fixture  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,14 +39,21 @@ def kobo(monkeypatch: pytest.MonkeyPatch, secret: str) -> Iterator[FakeKobo]:
         yield fake
 
 
-@pytest.fixture
-def project(kobo: FakeKobo, make_project: Callable[..., Path]) -> Callable[..., Settings]:
-    """Settings of a project synced from ``kobo``; keyword arguments add [source] lines."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def project(
+    request: pytest.FixtureRequest, kobo: FakeKobo, make_project: Callable[..., Path]
+) -> Callable[..., Settings]:
+    """Settings of a project synced from ``kobo``; keyword arguments add [source] lines. Each test
+    runs on both back ends: a SQLite file, and a PostgreSQL schema (one per project folder)."""
+    database = request.getfixturevalue("pg_database") if request.param == "postgres" else ""
 
     def make(folder: str = "project", **extra: object) -> Settings:
         lines = ['kind = "kobo"', f'url = "{kobo.url}"', f'asset_uid = "{kobo.asset_uid}"']
         lines += [f"{key} = {value}" for key, value in extra.items()]
-        return load_settings(make_project(folder, source="\n".join(lines)))
+        sections = {"source": "\n".join(lines)}
+        if database:
+            sections["store"] = f'url = "{database}"\nschema = "{folder.replace("-", "_")}"'
+        return load_settings(make_project(folder, **sections))
 
     return make
 
@@ -60,12 +69,12 @@ def _sync(settings: Settings, kobo: FakeKobo, *, full: bool = False, **kwargs: A
 
 
 def _stored(settings: Settings) -> dict[str, Any]:
-    with Store.open(settings.store_path, create=False) as store:
+    with open_store(settings, create=False) as store:
         return {s.submission_id: s for s in store.submissions() if not s.deleted}
 
 
 def _watermark(settings: Settings) -> int:
-    with Store.open(settings.store_path, create=False) as store:
+    with open_store(settings, create=False) as store:
         return int(store.watermark(WATERMARK) or 0)
 
 
@@ -165,7 +174,7 @@ def test_edits_status_changes_and_deletions_are_reconciled(
     assert (summary.new, summary.edited, summary.deleted, summary.status_changed) == (0, 3, 2, 3)
     assert_mirrors(settings, kobo)
     assert _stored(settings)[str(ids[3])].data["event/event_date"] == "2026-02-02"
-    with Store.open(settings.store_path, create=False) as store:
+    with open_store(settings, create=False) as store:
         gone = {s.submission_id for s in store.submissions() if s.deleted}
     assert gone == {str(ids[0]), str(ids[500])}
 
@@ -241,7 +250,7 @@ def test_a_transient_fault_mid_sync_ends_in_a_complete_sync(
     assert not kobo.faults  # the fault was served
     assert summary.new == 1000
     assert_mirrors(settings, kobo)
-    with Store.open(settings.store_path, create=False) as store:
+    with open_store(settings, create=False) as store:
         retried = store.runs(1)[0].retries
     # The run log says what was retried, whether the page was fetched in this process or the worker.
     assert retried and all(f"/api/v2/assets/{kobo.asset_uid}/data/" in line for line in retried)
@@ -271,7 +280,7 @@ def test_a_lasting_fault_ends_in_an_error_with_every_committed_page_kept(
     second_page_end = sorted(kobo.docs)[499]
     assert _watermark(settings) == second_page_end
     assert_mirrors(settings, kobo, up_to=second_page_end)
-    with Store.open(settings.store_path, create=False) as store:
+    with open_store(settings, create=False) as store:
         last_run = store.runs(1)[0]
     assert last_run.error and str(caught.value) in last_run.error
     assert last_run.retries and re.search(r"; retry (\d) of \1 in", last_run.retries[-1]), last_run.retries
@@ -303,7 +312,7 @@ def test_a_token_revoked_mid_sync_stops_with_a_token_error_and_keeps_the_pages(
 
 
 def _comparable(settings: Settings) -> list[tuple[Any, ...]]:
-    with Store.open(settings.store_path, create=False) as store:
+    with open_store(settings, create=False) as store:
         rows = [
             (s.submission_id, s.version_id, s.review_status, s.person_key, s.deleted, s.data)
             for s in store.submissions()

@@ -105,6 +105,7 @@ def test_fuzzed_pushes_never_stop_the_writer_and_the_report_still_renders(settin
     from kobo_tip import synthetic
     from kobo_tip.errors import KoboTipError
     from kobo_tip.serve.intake import Intake, PushRefused, read_push
+    from kobo_tip.store import open_store
     from test_fuzz import mutate
 
     rng = random.Random(20261202)
@@ -118,7 +119,7 @@ def test_fuzzed_pushes_never_stop_the_writer_and_the_report_still_renders(settin
         as_of=AS_OF,
     )
     changed: list[int] = []
-    intake = Intake(settings.store_path, settings.secret(), 1000, lambda: changed.append(1))
+    intake = Intake(lambda: open_store(settings), settings.secret(), 1000, lambda: changed.append(1))
     intake.start()
     futures, refused = [], 0
     for number, row in enumerate(base):

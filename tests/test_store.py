@@ -11,15 +11,21 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from conftest import version_2_store
-from kobo_tip import store as store_module
 from kobo_tip.errors import StoreError
 from kobo_tip.store import ANSWER_COLUMNS, SCHEMA_VERSION, BatchOutcome, Store, SubmissionRow, utc_stamp
+from kobo_tip.store import postgres as postgres_module
+from kobo_tip.store import sqlite as store_module
+from kobo_tip.store.postgres import PostgresStore
+from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
+from pg_cluster import postgres as postgres_fixture  # noqa: F401
 
 
 def row(sid: str, version: str = "v1", status: str | None = None, content: str = "a") -> SubmissionRow:
@@ -54,9 +60,35 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "data" / "store.sqlite") as opened:
+class Raw:
+    """A second connection to a store's own tables, with ``?`` parameters, outside kobo-tip's
+    transactions: what another program (or a hand in psql) could do to them."""
+
+    def __init__(self, store: Store) -> None:
+        if isinstance(store, PostgresStore):
+            connection = psycopg.connect(store.url, autocommit=True)
+            connection.execute(f"SET search_path TO {store.schema}")
+            self.db: Any = postgres_module._Connection(connection)
+            self.close = connection.close
+        else:
+            self.db = sqlite3.connect(store.path, isolation_level=None)
+            self.close = self.db.close
+
+    def execute(self, query: str, params: Any = ()) -> Any:
+        return self.db.execute(query, params)
+
+    def executemany(self, query: str, rows: Any) -> Any:
+        return self.db.executemany(query, rows)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A new store on each back end: a SQLite file, and a schema of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        opened: Store = Store.open(tmp_path / "data" / "store.sqlite")
+    else:
+        opened = PostgresStore.connect(request.getfixturevalue("pg_database"), "project_a")
+    with opened:
         yield opened
 
 
@@ -93,8 +125,9 @@ def test_a_file_made_with_another_page_size_keeps_it_and_works(tmp_path: Path) -
     db.close()
 
 
-def test_wal_mode_and_schema_version(store: Store) -> None:
-    db = sqlite3.connect(store.path)
+def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
+    Store.open(tmp_path / "store.sqlite").close()
+    db = sqlite3.connect(tmp_path / "store.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(
@@ -155,7 +188,7 @@ def test_a_batch_of_new_and_stored_ids_after_new_ones_writes_each_row_once(store
     batch = [row("3"), row("2", version="v2"), row("007")]
     outcome = apply(store, batch if order == "new first" else batch[::-1], run_id=run)
     assert (outcome.new, outcome.edited, outcome.unchanged) == (2, 1, 0)
-    db = sqlite3.connect(store.path)
+    db = Raw(store)
     stored = db.execute("SELECT row_id, submission_id, id_order, version_id FROM submissions ORDER BY row_id")
     rows = stored.fetchall()
     data_ids = [row_id for (row_id,) in db.execute("SELECT row_id FROM submission_data ORDER BY row_id")]
@@ -186,10 +219,9 @@ def test_review_status_changes_are_counted_apart_from_edits(store: Store) -> Non
 def test_unchanged_rows_are_not_rewritten_but_a_new_person_key_is_applied(store: Store) -> None:
     run = store.begin_run("test")
     apply(store, [row("1"), row("2")], run_id=run)
-    db = sqlite3.connect(store.path)
+    db = Raw(store)
     before = db.execute("SELECT last_seen FROM submissions WHERE submission_id = '1'").fetchone()
     db.execute("UPDATE submissions SET last_seen = 'marker'")
-    db.commit()
     rekeyed = row("2")._replace(person_key="key-new", key_basis="case_ref", key_reason="why")
     outcome = apply(store, [row("1"), rekeyed], run_id=run)
     assert (outcome.unchanged, outcome.edited, outcome.status_changed) == (2, 0, 0)
@@ -354,9 +386,19 @@ def test_a_version_2_store_is_refused_until_migrated_and_loses_its_publications(
     assert "publications" not in tables and "releases" in tables
 
 
-def test_a_second_sync_lock_waits_then_names_the_holder(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
-    Store.open(path).close()
+def reopen(store: Store) -> Store:
+    """Another connection to the same store, as a second kobo-tip process would open it."""
+    if isinstance(store, PostgresStore):
+        return PostgresStore.connect(store.url, store.schema)
+    return Store.open(store.path)
+
+
+def test_a_second_sync_lock_waits_then_names_the_holder(store: Store) -> None:
+    if isinstance(store, PostgresStore):
+        opening = f"PostgresStore.connect({store.url!r}, {store.schema!r})"
+        holder_named = r"server process \d+"
+    else:
+        opening = f"Store.open({str(store.path)!r})"
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -365,7 +407,8 @@ def test_a_second_sync_lock_waits_then_names_the_holder(tmp_path: Path) -> None:
                 f"""
                 import sys, time
                 from kobo_tip.store import Store
-                with Store.open({str(path)!r}) as s, s.lock_for_sync():
+                from kobo_tip.store.postgres import PostgresStore
+                with {opening} as s, s.lock_for_sync():
                     print("locked", flush=True)
                     time.sleep(30)
                 """
@@ -374,27 +417,32 @@ def test_a_second_sync_lock_waits_then_names_the_holder(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    if not isinstance(store, PostgresStore):
+        holder_named = f"process {holder.pid}"
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        with Store.open(path) as store:
-            started = time.monotonic()
-            with pytest.raises(StoreError, match=f"process {holder.pid}"), store.lock_for_sync(wait=0.5):
-                pass
-            assert time.monotonic() - started >= 0.5
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=holder_named), store.lock_for_sync(wait=0.5):
+            pass
+        assert time.monotonic() - started >= 0.5
     finally:
         holder.kill()
         holder.wait()
-    with Store.open(path) as store, store.lock_for_sync(wait=0.5):  # the dead holder's lock is gone
-        pass
+    deadline = time.monotonic() + 10  # PostgreSQL ends the dead client's session a moment later
+    while True:
+        try:
+            with store.lock_for_sync(wait=0.5):  # the dead holder's lock is gone
+                break
+        except StoreError:
+            assert time.monotonic() < deadline
 
 
-def test_a_second_sync_lock_gets_it_when_the_first_ends_in_time(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
+def test_a_second_sync_lock_gets_it_when_the_first_ends_in_time(store: Store) -> None:
     order: list[str] = []
     locked = threading.Event()
 
     def first() -> None:
-        with Store.open(path) as store, store.lock_for_sync():
+        with reopen(store) as other, other.lock_for_sync():
             locked.set()
             time.sleep(0.4)
             order.append("first done")
@@ -402,7 +450,7 @@ def test_a_second_sync_lock_gets_it_when_the_first_ends_in_time(tmp_path: Path) 
     thread = threading.Thread(target=first)
     thread.start()
     locked.wait(5)
-    with Store.open(path) as store, store.lock_for_sync(wait=5):
+    with store.lock_for_sync(wait=5):
         order.append("second in")
     thread.join()
     assert order == ["first done", "second in"]
@@ -411,11 +459,10 @@ def test_a_second_sync_lock_gets_it_when_the_first_ends_in_time(tmp_path: Path) 
 def test_readers_see_the_last_commit_while_a_writer_holds_a_transaction(store: Store) -> None:
     run = store.begin_run("test")
     apply(store, [row("1")], run_id=run)
-    writer = sqlite3.connect(store.path, isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")
+    writer = Raw(store)
+    writer.execute("BEGIN")
     writer.execute("UPDATE submissions SET version_id = 'uncommitted'")
-    with Store.open(store.path) as reader:
-        assert [s.version_id for s in reader.submissions()] == ["v1"]
+    assert [s.version_id for s in store.submissions()] == ["v1"]
     writer.execute("ROLLBACK")
     writer.close()
 
@@ -424,9 +471,14 @@ def test_a_write_while_another_writer_holds_the_store_waits_for_it(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store_module, "_BUSY_TIMEOUT_MS", 200)
-    with Store.open(store.path) as impatient:
-        blocker = sqlite3.connect(store.path, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
+    monkeypatch.setattr(postgres_module, "_WRITE_WAIT_MS", 200)
+    with reopen(store) as impatient:
+        blocker = Raw(store)
+        if isinstance(store, PostgresStore):  # what a writer of the project holds while it writes
+            blocker.execute("BEGIN")
+            blocker.execute("SELECT pg_advisory_xact_lock(?, 1)", (store._lock_class,))
+        else:
+            blocker.execute("BEGIN IMMEDIATE")
         with pytest.raises(StoreError, match="is busy: another kobo-tip process"):
             impatient.begin_run("blocked")
         blocker.execute("ROLLBACK")
@@ -437,16 +489,15 @@ def test_a_write_while_another_writer_holds_the_store_waits_for_it(
 def test_answer_codes_past_the_surrogate_block_read_back_exactly(store: Store) -> None:
     run = store.begin_run("test")
     apply(store, [row("1"), row("2"), row("3")], run_id=run)
-    db = sqlite3.connect(store.path)
+    db = Raw(store)
     # 60,000 distinct answers to one field: codes cross U+D800..U+DFFF, which UTF-8 cannot carry.
     db.executemany(
         "INSERT INTO answer_values VALUES ('age_years', ?, ?)",
-        ((code, str(code)) for code in range(1, 60_001)),
+        ((code, store._answer_param(str(code))) for code in range(1, 60_001)),
     )
     db.execute(
         "UPDATE submissions SET age_years = CASE row_id WHEN 1 THEN 55296 WHEN 2 THEN 60000 ELSE 7 END"
     )
-    db.commit()
     db.close()
     table = store.answer_table()
     assert list(table.codes["age_years"]) == [55_296, 60_000, 7]

@@ -11,12 +11,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kobo_tip import store as store_module
 from kobo_tip import synthetic
 from kobo_tip.answers import find_answers
 from kobo_tip.cases import build_cases, cases_from_table
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.store import Store
+from kobo_tip.store import sqlite as store_module
 from kobo_tip.sync import run_sync
 
 

@@ -24,14 +24,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from kobo_tip import cli
-from kobo_tip import store as store_module
 from kobo_tip import sync as sync_module
 from kobo_tip.answers import AnswerCodes, SubmissionReader
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import SecretMissingError, SourceError, StoreError
 from kobo_tip.person_key import person_key
 from kobo_tip.sources import Batch, RawSubmission, SyncState
-from kobo_tip.store import ANSWER_COLUMNS, Store, StoredSubmission, utc_stamp
+from kobo_tip.store import ANSWER_COLUMNS, INTERRUPTED, Store, StoredSubmission, utc_stamp
+from kobo_tip.store import sqlite as store_module
 from kobo_tip.sync import SyncSummary, prepare_row, reconcile_is_due, run_sync, stored_json, submission_reader
 from test_files_source import kobo_submission
 
@@ -439,7 +439,7 @@ def test_a_sync_killed_mid_way_then_rerun_gives_the_uninterrupted_store(
     assert _content(killed) == _content(calm)
     with Store.open(killed.store_path) as store:
         latest, interrupted = store.runs(2)
-    assert latest.error is None and interrupted.error == store_module.INTERRUPTED
+    assert latest.error is None and interrupted.error == INTERRUPTED
     assert interrupted.finished is None and interrupted.new == partial
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from pg_cluster import find_bin
 
 TOOLS = {
     "java": "java",
@@ -16,6 +17,7 @@ TOOLS = {
     "chromium": next(
         (name for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), "chromium"
     ),
+    "initdb": "initdb",
 }
 SENTENCES = {
     "java": "make test needs Java for ODK Validate: apt-get install default-jre-headless",
@@ -23,6 +25,9 @@ SENTENCES = {
     "chromium": (
         "make test needs headless Chromium to lay out the reports (phone, desktop, A4): "
         "apt-get install chromium"
+    ),
+    "initdb": (
+        "make test needs PostgreSQL (the store tests start a throwaway server): apt-get install postgresql"
     ),
 }
 
@@ -32,14 +37,15 @@ def make_system(tmp_path: Path, missing: str = "") -> subprocess.CompletedProces
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool, name in TOOLS.items():
-        found = shutil.which(name)
+        found = str(find_bin(name)) if tool == "initdb" else shutil.which(name)
         assert found, f"{name} is needed by the tests themselves"
         if tool != missing:
             (bin_dir / name).symlink_to(found)
     make = shutil.which("make")
     assert make
     return subprocess.run(
-        [make, "-s", "-C", str(REPO), "system"],
+        # PostgreSQL's own folders are not looked in: only PATH says whether it is there.
+        [make, "-s", "-C", str(REPO), "system", "PG_BINDIRS=/nonexistent"],
         env={"PATH": str(bin_dir)},
         capture_output=True,
         text=True,

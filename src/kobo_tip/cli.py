@@ -53,6 +53,9 @@ _DESCRIPTIONS = {
     "store": "Manage the local store.",
     "store migrate": "Upgrade the local store to the schema version of this kobo-tip (a copy is not "
     "kept: back the file up first if you want one).",
+    "store copy": "Copy the configured store, whole, into an empty one of either back end: a "
+    "postgresql:// URL (with --schema) or a SQLite file path; each table's rows are counted and hashed "
+    "on both sides. Then point [store] at the copy.",
     "targets": "Targets of the M&E plan, which the reports compare with the actuals ([targets] path).",
     "targets template": "Write a targets file with a row per indicator and project period (quarters, "
     "fiscal years, LOP) for the total, to fill in and name in [targets] path.",
@@ -139,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     store = actions("store", "the local store's schema")
     action(store, "store", "migrate", "upgrade the store to this kobo-tip's schema version")
+    copy = action(store, "store", "copy", "copy the store into an empty one (SQLite or PostgreSQL)")
+    copy.add_argument(
+        "--to", required=True, help="postgresql://user@host/db, or the path of a new SQLite file"
+    )
+    copy.add_argument("--schema", help="the PostgreSQL schema to copy into (default: [store] schema)")
 
     targets = actions("targets", "targets of the M&E plan: a template to fill in")
     template = action(targets, "targets", "template", "write a targets file to fill in")
@@ -277,12 +285,37 @@ def _cmd_status(args: argparse.Namespace) -> None:
 
 def _cmd_store(args: argparse.Namespace) -> None:
     if args.store_command is None:
-        raise UsageError("'kobo-tip store' needs an action: migrate.")
-    from kobo_tip.store import Store
+        raise UsageError("'kobo-tip store' needs an action: migrate or copy.")
+    from kobo_tip.store import open_store
 
     settings = _settings(args)
-    with Store.open(settings.store_path, create=False, migrate=True) as store:
-        print(f"{settings.store_path} is at schema version {store.schema_version()}")
+    if args.store_command == "copy":
+        _copy_store(settings, args.to, args.schema or settings.store_schema)
+        return
+    # A PostgreSQL schema is made here by its owner, before the roles that sync are granted it.
+    with open_store(settings, create=bool(settings.store_url), migrate=True) as store:
+        print(f"{store.path} is at schema version {store.schema_version()}")
+
+
+def _copy_store(settings: Settings, to: str, schema: str) -> None:
+    from kobo_tip.config import read_secret
+    from kobo_tip.store import Store, open_store
+    from kobo_tip.store.copy import copy_store
+    from kobo_tip.store.postgres import PostgresStore
+
+    if to.startswith(("postgresql://", "postgres://")):
+        env = settings.store_password_env
+        password = read_secret(env, "the PostgreSQL store's password") if env else ""
+        target: Store = PostgresStore.connect(to, schema, password=password)
+    else:
+        path = Path(to)
+        if path.exists():
+            raise UsageError(f"{path} exists: copy into a new SQLite file.")
+        target = Store.open(path)
+    with open_store(settings, create=False) as source, target, source.lock_for_sync(), target.lock_for_sync():
+        found = copy_store(source, target)
+    tables = ", ".join(f"{check.table} {check.rows}" for check in found)
+    print(f"copied {source.path} into {target.path}: {tables} rows; counts and SHA-256 agree on both sides")
 
 
 def _cmd_targets(args: argparse.Namespace) -> None:

@@ -199,12 +199,15 @@ class Settings:
     form: FormSettings
     indicator: IndicatorSettings
     source: SourceSettings
-    store_path: Path
+    store_path: Path  # the SQLite file ([store] path), unless store_url names a PostgreSQL database
     privacy: PrivacySettings
     report: ReportSettings
     dhis2: Dhis2Settings | None = None
     targets: TargetSettings | None = None
     serve: ServeSettings = field(default_factory=ServeSettings)
+    store_url: str = ""  # postgresql://user@host/db: the shared back end, with the project in store_schema
+    store_schema: str = "kobo_tip"
+    store_password_env: str = ""  # else libpq's own means (PGPASSWORD, ~/.pgpass)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def secret(self) -> bytes:
@@ -281,7 +284,7 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
         "path",
         "page_size",
     ),
-    "store": ("path",),
+    "store": ("path", "url", "schema", "password_env"),
     "privacy": ("secret_env", "min_cell"),
     "report": ("out_dir", "audiences", "formats", "group", "share_with_group", "stale_after_days"),
     "dhis2": (
@@ -416,6 +419,19 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
     store = reader("store")
     store_path = store.path("path", "data/kobo-tip.sqlite")
     assert store_path is not None
+    store_url = store.text("url", "")
+    if store_url and "path" in raw.get("store", {}):
+        raise ConfigError("[store] has both path (SQLite) and url (PostgreSQL): keep one.")
+    if store_url and not store_url.startswith(("postgresql://", "postgres://")):
+        raise store.fail("url", "a postgresql:// URL (a SQLite store is [store] path)")
+    if store_url and urlsplit(store_url).password:
+        raise ConfigError(
+            "[store] url holds a password: remove it and name the environment variable that holds it "
+            "in [store] password_env (or use PGPASSWORD or ~/.pgpass); a password never goes in the file."
+        )
+    schema = store.text("schema", "kobo_tip")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise store.fail("schema", "a schema name of lower-case letters, digits and '_' (at most 63)")
     privacy = _privacy(reader("privacy"))
     report = _report(reader("report"), privacy)
     dhis2 = _dhis2(reader("dhis2")) if "dhis2" in raw else None
@@ -433,6 +449,9 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
         dhis2=dhis2,
         targets=targets,
         serve=serve,
+        store_url=store_url,
+        store_schema=schema,
+        store_password_env=store.text("password_env", ""),
         raw=raw,
     )
 

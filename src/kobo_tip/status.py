@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError
 from kobo_tip.http import safe_url
-from kobo_tip.store import RunInfo, Store
+from kobo_tip.store import RunInfo, open_store
 
 if TYPE_CHECKING:
     from kobo_tip.sources.kobo import Hook, HookFailure
@@ -42,10 +42,10 @@ def describe_status(settings: Settings, *, assets: bool = False) -> str:
 
 
 def _store_lines(settings: Settings) -> list[str]:
-    if not settings.store_path.exists():
+    if not settings.store_url and not settings.store_path.exists():
         return [f"No store yet at {settings.store_path}: run 'kobo-tip sync'."]
     lines: list[str] = []
-    with Store.open(settings.store_path, create=False) as store:
+    with open_store(settings, create=False) as store:
         counts = store.counts()
         runs = store.runs(_RUNS_SHOWN)
         last_push, pushes = store.pushes()

@@ -27,7 +27,7 @@ from kobo_tip.errors import KoboTipError, SourceError, StoreError, SyncStopped
 from kobo_tip.labels import field_labels
 from kobo_tip.person_key import KEY_FIELDS, key_parts
 from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
-from kobo_tip.store import BatchOutcome, NewAnswer, Store, SubmissionRow
+from kobo_tip.store import BatchOutcome, NewAnswer, Store, SubmissionRow, open_store
 from kobo_tip.worker import PrepareState, pack, unpack, worker, worker_available
 
 logger = logging.getLogger("kobo_tip")
@@ -325,7 +325,7 @@ def run_sync(
         if worker_available() if parallel is None else parallel:
             # Forked before the store opens: the child holds no store or lock handle.
             produce = stack.enter_context(worker(produce)).items
-        store = stack.enter_context(Store.open(settings.store_path))
+        store = stack.enter_context(open_store(settings))
         stack.enter_context(store.lock_for_sync())
         summary = _sync_into(store, settings, secret, full, progress, description, produce, stop)
     logger.debug(summary.line())  # the command line prints it; the log keeps it for --debug

@@ -21,7 +21,7 @@ from kobo_tip.report import cutoff, dhis2, document, files, iptt, restatements, 
 from kobo_tip.report.edition import Edition, Performance, Provenance
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
 from kobo_tip.report.texts import ReportWords
-from kobo_tip.store import RunInfo, Store, StoredRelease, utc_stamp
+from kobo_tip.store import RunInfo, Store, StoredRelease, open_store, utc_stamp
 from kobo_tip.targets import Targets, check_targets, read_targets
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,10 @@ def render_reports(
     """
     run_date = as_of or dt.date.today()
     wanted = list(audiences or settings.report.audiences)
-    with Store.open(settings.store_path, create=False) as store:
+    with open_store(settings, create=False) as store:
         if not any(run.finished and not run.error for run in store.runs(limit=50)):
             raise StoreError(
-                f"Nothing has been synced into {settings.store_path} yet: run 'kobo-tip sync' first; "
+                f"Nothing has been synced into {store.path} yet: run 'kobo-tip sync' first; "
                 "no report was written."
             )
         if store.counts().submissions == 0 and any(a != INTERNAL for a in wanted):
@@ -72,7 +72,7 @@ def outside_due(settings: Settings, as_of: dt.date | None = None) -> bool:
     ended quarter: a quarter ended since (or nothing was released yet), so a new release is due."""
     headline = periods.headline_quarter(settings.project, as_of or dt.date.today())
     through = _published_through(headline, settings).isoformat()
-    with Store.open(settings.store_path, create=False) as store:
+    with open_store(settings, create=False) as store:
         return any(
             [release.through for release in store.releases(audience, last=True)] != [through]
             for audience in settings.report.audiences

@@ -10,6 +10,7 @@ due is written.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from kobo_tip.serve.app import make_app
 from kobo_tip.serve.events import json_log_lines, log_event
 from kobo_tip.serve.intake import Intake
 from kobo_tip.serve.schedule import Poller, Renderer
-from kobo_tip.store import Store, utc_stamp
+from kobo_tip.store import open_store, utc_stamp
 from kobo_tip.sync import check_secret
 
 SHUTDOWN_SECONDS = 30  # requests in hand get this long to finish after SIGTERM
@@ -44,7 +45,7 @@ class Service:
 
     def status(self) -> dict[str, Any]:
         """``GET /status``: times, counts and errors; no submission, no person, no secret."""
-        with Store.open(self.settings.store_path) as store:
+        with open_store(self.settings) as store:
             last_push, pushes = store.pushes()
             counts = store.counts()
             runs = store.runs(limit=1)
@@ -70,10 +71,12 @@ def build_service(settings: Settings) -> Service:
     secret = settings.secret()
     credentials = settings.serve.credentials()
     status_token = settings.serve.status_token()
-    with Store.open(settings.store_path) as store:
+    with open_store(settings) as store:
         check_secret(store, secret, settings.privacy.secret_env)
     renderer = Renderer(settings, settings.serve.render_delay_seconds)
-    intake = Intake(settings.store_path, secret, settings.serve.queue_limit, renderer.request)
+    intake = Intake(
+        functools.partial(open_store, settings), secret, settings.serve.queue_limit, renderer.request
+    )
     stop = threading.Event()
     poller = Poller(settings, renderer, stop)
     service = Service(settings, intake, renderer, poller, stop, app=Starlette())
@@ -110,7 +113,7 @@ def build_service(settings: Settings) -> Service:
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """Run the service until SIGTERM or SIGINT; one per store."""
     service = build_service(settings)
-    with Store.open(settings.store_path) as store, store.lock_for_serve(), json_log_lines():
+    with open_store(settings) as store, store.lock_for_serve(), json_log_lines():
         config = uvicorn.Config(
             service.app,
             host=host or settings.serve.host,

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 
@@ -72,11 +71,13 @@ class _Pending:
 
 
 class Intake:
-    """The writer thread and its queue. ``on_change`` is called after a commit that stored
-    something new or edited (the service then renders the internal report)."""
+    """The writer thread and its queue, on a store of its own (``open_store``). ``on_change`` is
+    called after a commit that stored something new or edited (the service renders then)."""
 
-    def __init__(self, store_path: Path, secret: bytes, limit: int, on_change: Callable[[], None]) -> None:
-        self.store_path, self.secret, self.on_change = store_path, secret, on_change
+    def __init__(
+        self, open_store: Callable[[], Store], secret: bytes, limit: int, on_change: Callable[[], None]
+    ) -> None:
+        self.open_store, self.secret, self.on_change = open_store, secret, on_change
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=limit)
         self._thread = threading.Thread(target=self._run, name="kobo-tip push writer", daemon=True)
         self.last_error = ""
@@ -108,7 +109,7 @@ class Intake:
         self._thread.join()
 
     def _run(self) -> None:
-        with Store.open(self.store_path) as store:
+        with self.open_store() as store:
             while True:
                 first = self._queue.get()
                 group = [first] if first is not None else []

@@ -14,7 +14,7 @@ from kobo_tip.config import Settings
 from kobo_tip.errors import CodesClash, KoboTipError, SyncStopped
 from kobo_tip.report import outside_due, render_reports
 from kobo_tip.serve.events import log_event
-from kobo_tip.store import Store, utc_stamp
+from kobo_tip.store import open_store, utc_stamp
 from kobo_tip.sync import SyncSummary, run_sync
 
 INTERNAL = "internal"
@@ -131,7 +131,7 @@ class Poller:
 
     def sync_once(self) -> None:
         """One incremental sync (a reconcile when due); then the renders it calls for."""
-        before = _last_reconcile(self.settings.store_path)
+        before = _last_reconcile(self.settings)
         started = time.monotonic()
         try:
             summary = self._sync()
@@ -145,7 +145,7 @@ class Poller:
         self.last_sync = utc_stamp()
         self.last_summary = summary.line()
         changed = summary.new + summary.edited + summary.deleted + summary.status_changed
-        reconciled = _last_reconcile(self.settings.store_path) != before
+        reconciled = _last_reconcile(self.settings) != before
         log_event(
             logging.INFO,
             "synced",
@@ -180,6 +180,6 @@ class Poller:
         raise AssertionError("unreachable")
 
 
-def _last_reconcile(path: Path) -> str | None:
-    with Store.open(path) as store:
+def _last_reconcile(settings: Settings) -> str | None:
+    with open_store(settings) as store:
         return store.last_reconcile()

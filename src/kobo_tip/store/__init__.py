@@ -1,0 +1,75 @@
+"""The store: the local mirror of the server's submissions, the sync state, the run log and the
+releases. One interface, the concerns in their own modules, one module per back end:
+
+* ``writes``: what a sync or a push writes (``SyncWrites``);
+* ``reads``: what counting, the sync and ``status`` read (``CountingReads``);
+* ``runlog``: runs, pushes and releases (``RunLog``);
+* ``interface``: ``Store``, what the rest of kobo-tip uses, whichever back end;
+* ``sqlite``: the embedded back end (``SqliteStore``), one file;
+* ``postgres``: the shared back end (``PostgresStore``), a schema a project in one database;
+* ``schema``: the tables and their migrations; ``records``: what the store gives and takes.
+
+``open_store(settings)`` opens the configured store; ``Store.open(path)`` a SQLite file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kobo_tip.store.interface import Store
+from kobo_tip.store.records import (
+    BatchOutcome,
+    NewAnswer,
+    RunInfo,
+    StoreCounts,
+    StoredRelease,
+    StoredSubmission,
+    SubmissionRow,
+    utc_stamp,
+)
+from kobo_tip.store.runlog import INTERNAL_RELEASES_KEPT, INTERRUPTED, RETRIES_KEPT
+from kobo_tip.store.schema import ANSWER_COLUMNS, SCHEMA_VERSION
+from kobo_tip.store.sqlite import RENDER_LOCK_WAIT, SYNC_LOCK_WAIT, SqliteStore
+
+if TYPE_CHECKING:
+    from kobo_tip.config import Settings
+
+
+def open_store(settings: Settings, *, create: bool = True, migrate: bool = False) -> Store:
+    """The store ``[store]`` names: PostgreSQL's schema ``schema`` when ``url`` is set, else the SQLite
+    file ``path``. ``create`` False: a store that does not exist yet is a StoreError."""
+    if not settings.store_url:
+        return SqliteStore.open(settings.store_path, create=create, migrate=migrate)
+    from kobo_tip.config import read_secret
+    from kobo_tip.store.postgres import PostgresStore  # psycopg only for who needs it
+
+    password = settings.store_password_env
+    return PostgresStore.connect(
+        settings.store_url,
+        settings.store_schema,
+        create=create,
+        migrate=migrate,
+        password=read_secret(password, "the PostgreSQL store's password") if password else "",
+    )
+
+
+__all__ = [
+    "ANSWER_COLUMNS",
+    "INTERNAL_RELEASES_KEPT",
+    "INTERRUPTED",
+    "RENDER_LOCK_WAIT",
+    "RETRIES_KEPT",
+    "SCHEMA_VERSION",
+    "SYNC_LOCK_WAIT",
+    "BatchOutcome",
+    "NewAnswer",
+    "RunInfo",
+    "SqliteStore",
+    "Store",
+    "StoreCounts",
+    "StoredRelease",
+    "StoredSubmission",
+    "SubmissionRow",
+    "open_store",
+    "utc_stamp",
+]

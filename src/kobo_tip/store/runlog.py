@@ -1,0 +1,125 @@
+"""The run log (one row a sync, with what it changed and what failed), the pushes' tally, and the
+releases: what each audience was shown."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from kobo_tip.store.base import _LAST_PUSH, _PUSHES, StoreBase, told
+from kobo_tip.store.records import RunInfo, StoredRelease, utc_stamp
+
+INTERNAL_RELEASES_KEPT = 5  # internal renders are compared with the last one only
+RETRIES_KEPT = 50  # retry lines a run-log row keeps
+INTERRUPTED = "interrupted: the sync stopped before its end; its committed batches are kept"
+
+
+class RunLog(StoreBase):
+    """Runs, pushes and releases."""
+
+    @told
+    def begin_run(self, source: str, started: str | None = None) -> int:
+        """Write the run-log row of a starting sync; returns its id.
+
+        Called under the sync lock, so an earlier run still open was killed: it is marked so.
+        """
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET error = ? WHERE finished IS NULL AND error IS NULL", (INTERRUPTED,)
+            )
+            (run_id,) = self._db.execute(
+                "INSERT INTO runs (started, source) VALUES (?, ?) RETURNING id",
+                (started or utc_stamp(), source),
+            ).fetchone()
+        return int(run_id)
+
+    @told
+    def finish_run(
+        self, run_id: int, *, seconds: float, error: str | None = None, retries: Sequence[str] = ()
+    ) -> None:
+        """Close the run-log row: finish time, duration, the retried requests and, on failure, the
+        error text."""
+        kept = list(retries[:RETRIES_KEPT])
+        if len(retries) > RETRIES_KEPT:
+            kept.append(f"and {len(retries) - RETRIES_KEPT} more")
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET finished = ?, seconds = ?, error = ?, retries = ? WHERE id = ?",
+                (utc_stamp(), round(seconds, 3), error, "\n".join(kept) or None, run_id),
+            )
+
+    @told
+    def runs(self, limit: int = 10) -> list[RunInfo]:
+        """The latest ``limit`` runs, newest first."""
+        return self._runs("ORDER BY id DESC LIMIT ?", (limit,))
+
+    @told
+    def runs_since(self, timestamp: dt.datetime | str) -> list[RunInfo]:
+        """Runs started at or after ``timestamp``, oldest first."""
+        return self._runs("WHERE started >= ? ORDER BY id", (utc_stamp(timestamp),))
+
+    def _runs(self, clause: str, params: tuple[Any, ...]) -> list[RunInfo]:
+        rows = self._db.execute(
+            "SELECT id, started, finished, source, fetched, new, edited, unchanged, deleted, "
+            f"status_changed, seconds, error, retries FROM runs {clause}",
+            params,
+        )
+        return [
+            dataclasses.replace(RunInfo(*row[:-1]), retries=tuple(row[-1].split("\n")) if row[-1] else ())
+            for row in rows
+        ]
+
+    @told
+    def pushes(self) -> tuple[str | None, int]:
+        """When the last push was stored, and how many pushed submissions were stored in all."""
+        values = dict(
+            self._db.execute("SELECT key, value FROM sync_state WHERE key IN (?, ?)", (_LAST_PUSH, _PUSHES))
+        )
+        return values.get(_LAST_PUSH), int(values.get(_PUSHES, 0))
+
+    @told
+    def save_release(
+        self,
+        audience: str,
+        *,
+        k: int,
+        through: str,
+        last_run: int,
+        cells: Mapping[str, list[Any]],
+        released_at: dt.datetime | str | None = None,
+    ) -> str:
+        """Record what ``audience`` was shown (``cells``: column name -> values); returns its time.
+        Internal renders keep only the last few: they are compared with the last one only."""
+        stamp = utc_stamp(released_at)
+        blob = zlib.compress(orjson.dumps(dict(cells)), 6)
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO releases (audience, released_at, k, through, last_run, cells) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (audience, stamp, k, through, last_run, blob),
+            )
+            if k == 0:
+                self._db.execute(
+                    "DELETE FROM releases WHERE audience = ? AND id NOT IN "
+                    "(SELECT id FROM releases WHERE audience = ? ORDER BY id DESC LIMIT ?)",
+                    (audience, audience, INTERNAL_RELEASES_KEPT),
+                )
+        return stamp
+
+    @told
+    def releases(self, audience: str, *, last: bool = False) -> list[StoredRelease]:
+        """``audience``'s releases, oldest first (``last``: the newest only)."""
+        query = (
+            "SELECT id, audience, released_at, k, through, last_run, cells FROM releases WHERE audience = ?"
+        )
+        query += " ORDER BY id DESC LIMIT 1" if last else " ORDER BY id"
+        rows = self._db.execute(query, (audience,)).fetchall()
+        return [
+            StoredRelease(id_, name, at, k, through, last_run, orjson.loads(zlib.decompress(cells)))
+            for id_, name, at, k, through, last_run, cells in rows
+        ]

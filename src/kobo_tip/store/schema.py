@@ -1,0 +1,106 @@
+"""The store's tables (SQLite's types; ``postgres`` maps them) and the steps between versions."""
+
+from __future__ import annotations
+
+from kobo_tip import indicator as ind
+
+SCHEMA_VERSION = 4
+
+# The answers counting reads, one column each: the code of the answer in answer_values.
+ANSWER_COLUMNS = ind.COUNTED_FIELDS
+SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Narrow rows: counting scans this table, so the submission itself lives in submission_data.
+CREATE TABLE submissions (
+    row_id INTEGER PRIMARY KEY,
+    submission_id TEXT NOT NULL UNIQUE,
+    id_order INTEGER,
+    version_id TEXT NOT NULL,
+    review_status TEXT NOT NULL,
+    submitted_at TEXT NOT NULL,
+    form_version TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    key_basis TEXT NOT NULL,
+    key_reason TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL, -- when a new or changed copy last arrived
+    deleted_at TEXT,
+    deleted_run INTEGER,
+    {", ".join(f'"{field}" INTEGER NOT NULL' for field in ANSWER_COLUMNS)} -- 0: unanswered
+);
+-- The submission as the server sent it, less the UIC parts and review-state keys.
+CREATE TABLE submission_data (row_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+-- Each distinct answer of a field once, coded 1, 2, 3...: submissions.<field> holds the code. A string is
+-- TEXT, anything else (a number from Central, a malformed list) is its JSON as a BLOB.
+CREATE TABLE answer_values (
+    field TEXT NOT NULL,
+    code INTEGER NOT NULL,
+    value NOT NULL,
+    PRIMARY KEY (field, code)
+);
+CREATE TABLE watermarks (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    source TEXT NOT NULL,
+    fetched INTEGER NOT NULL DEFAULT 0,
+    new INTEGER NOT NULL DEFAULT 0,
+    edited INTEGER NOT NULL DEFAULT 0,
+    unchanged INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    status_changed INTEGER NOT NULL DEFAULT 0,
+    seconds REAL,
+    error TEXT,
+    retries TEXT  -- the requests retried during the run, one line each (what failed, the wait)
+);
+-- What each audience was shown: every cell's true value and published text (columns as
+-- compressed JSON), the k it was published at (0: internal) and the day it counted through.
+CREATE TABLE releases (
+    id INTEGER PRIMARY KEY,
+    audience TEXT NOT NULL,
+    released_at TEXT NOT NULL,
+    k INTEGER NOT NULL,
+    through TEXT NOT NULL,
+    last_run INTEGER NOT NULL,
+    cells BLOB NOT NULL
+);
+CREATE INDEX releases_by_audience ON releases (audience, id);
+"""
+# Each step takes a store from the version before it to the next (``kobo-tip store migrate``).
+MIGRATIONS: dict[int, str] = {
+    # 2 -> 3: releases replace publications, which kept published text only and cannot be audited;
+    # the release history starts afresh (spec section 6). Then every stored submission is scrubbed
+    # of UIC parts that older versions let through (keys split by '.' or ':', answers in lists).
+    3: SCHEMA[SCHEMA.index("-- What each audience was shown") :]
+    + ";DROP TABLE publications"
+    + f';ALTER TABLE submissions ADD COLUMN "{ind.STAKEHOLDER_OTHER_ORG}" INTEGER NOT NULL DEFAULT 0',
+    # 3 -> 4: the run log says which requests were retried.
+    4: "ALTER TABLE runs ADD COLUMN retries TEXT",
+}
+SCRUBBED_AT = 3  # the migration after which stored submissions are scrubbed
+ANSWER_NAMES = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
+ANSWER_UPDATES = ", ".join(f'"{field}" = ?' for field in ANSWER_COLUMNS)
+INSERT_SUBMISSION = (
+    "INSERT INTO submissions (row_id, submission_id, id_order, version_id, review_status, submitted_at, "
+    "form_version, person_key, key_basis, key_reason, first_seen, last_seen, "
+    f"{ANSWER_NAMES}) VALUES ({', '.join('?' * (12 + len(ANSWER_COLUMNS)))})"
+)
+UPDATE_SUBMISSION = (
+    "UPDATE submissions SET version_id = ?, review_status = ?, submitted_at = ?, form_version = ?, "
+    "person_key = ?, key_basis = ?, key_reason = ?, last_seen = ?, "
+    f"{ANSWER_UPDATES}, "
+    "deleted_at = NULL, deleted_run = NULL WHERE row_id = ?"
+)
+
+# The text columns of a submission that counting reads.
+TABLE_TEXTS = (
+    "submission_id",
+    "review_status",
+    "submitted_at",
+    "form_version",
+    "person_key",
+    "key_basis",
+    "key_reason",
+)

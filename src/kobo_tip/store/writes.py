@@ -1,0 +1,300 @@
+"""The sync's writes: batches of submissions, review statuses, deletions, watermarks and the
+answer codes they use, each batch in one transaction; and pushed submissions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from kobo_tip.answers import AnswerCodes, answer_key
+from kobo_tip.errors import CodesClash, StoreError
+from kobo_tip.store.base import _LAST_PUSH, _LAST_RECONCILE, _PUSHES, StoreBase, _id_order, told
+from kobo_tip.store.records import BatchOutcome, NewAnswer, SubmissionRow, utc_stamp
+from kobo_tip.store.schema import INSERT_SUBMISSION, UPDATE_SUBMISSION
+
+_CHUNK = 500  # ids per "IN (...)" query, well below SQLite's variable limit
+_MAX_CODE = 0x10FFFF - 0x800  # answer codes are read back as Unicode characters
+
+
+class SyncWrites(StoreBase):
+    """Everything a sync or a push writes."""
+
+    @told
+    def apply_batch(
+        self,
+        rows: Sequence[SubmissionRow],
+        *,
+        run_id: int,
+        new_answers: Sequence[NewAnswer] = (),
+        review_statuses: Mapping[str, str] | None = None,
+        deleted: Iterable[str] = (),
+        watermarks: Mapping[str, str] | None = None,
+        reconciled: bool = False,
+        fetched: int = 0,
+    ) -> BatchOutcome:
+        """Commit one batch in a single transaction: all of it lands, or none of it.
+
+        A row whose id is new, or was deleted and reappears, counts as new; a changed version or
+        content counts as edited; anything else as unchanged. The run's counters move with it.
+        ``new_answers`` are the codes the rows use for the first time, made by an ``AnswerCodes``
+        that continues ``answer_codes()``.
+        """
+        now = utc_stamp()
+        outcome = BatchOutcome()
+        with self._transaction():
+            self._save_codes(new_answers)
+            self._upsert(rows, now, outcome)
+            if review_statuses:
+                self._set_statuses(review_statuses, outcome)
+            if deleted:
+                self._mark_deleted(deleted, now, run_id, outcome)
+            for name, value in (watermarks or {}).items():
+                self._db.execute(
+                    "INSERT INTO watermarks VALUES (?, ?, ?) ON CONFLICT (name) "
+                    "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    (name, value, now),
+                )
+            if reconciled:
+                self._db.execute(
+                    "INSERT INTO sync_state VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (_LAST_RECONCILE, now),
+                )
+            self._db.execute(
+                "UPDATE runs SET fetched = fetched + ?, new = new + ?, edited = edited + ?, "
+                "unchanged = unchanged + ?, deleted = deleted + ?, status_changed = status_changed + ? "
+                "WHERE id = ?",
+                (
+                    fetched,
+                    outcome.new,
+                    outcome.edited,
+                    outcome.unchanged,
+                    outcome.deleted,
+                    outcome.status_changed,
+                    run_id,
+                ),
+            )
+        return outcome
+
+    @told
+    def apply_pushed(
+        self, make_rows: Callable[[AnswerCodes], tuple[list[SubmissionRow], list[NewAnswer]]]
+    ) -> BatchOutcome:
+        """Commit pushed submissions in one transaction, like ``apply_batch`` without a run or a
+        watermark (a push is a hint: the poll still pages from its own ``_id`` mark).
+
+        ``make_rows`` codes the rows inside the transaction, with the answer codes as committed,
+        so a sync writing through another connection never sees its codes taken."""
+        now = utc_stamp()
+        outcome = BatchOutcome()
+        try:
+            with self._transaction():
+                codes = self._pushed_codes()
+                rows, new_answers = make_rows(codes)
+                self._save_codes(new_answers)
+                self._upsert(rows, now, outcome)
+                self._db.execute(
+                    "INSERT INTO sync_state VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (_LAST_PUSH, now),
+                )
+                self._db.execute(
+                    "INSERT INTO sync_state VALUES (?, ?) ON CONFLICT (key) "
+                    "DO UPDATE SET value = CAST(CAST(sync_state.value AS INTEGER) + "
+                    "CAST(excluded.value AS INTEGER) AS TEXT)",
+                    (_PUSHES, str(len(rows))),
+                )
+        except BaseException:
+            self._codes = None  # it may hold codes that were never saved
+            raise
+        self._codes_count += len(new_answers)
+        return outcome
+
+    def _pushed_codes(self) -> AnswerCodes:
+        """The answer codes as committed: kept between pushes, read again when another writer added some."""
+        (count,) = self._db.execute("SELECT count(*) FROM answer_values").fetchone()
+        if self._codes is None or self._codes_count != count:
+            self._codes, self._codes_count = self.answer_codes(), count
+        return self._codes
+
+    def _existing(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        found: dict[str, tuple[Any, ...]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for sid, *facts in self._db.execute(
+                "SELECT submission_id, row_id, version_id, review_status, deleted_at, person_key, key_basis, "
+                f"key_reason FROM submissions WHERE submission_id IN ({marks})",
+                chunk,
+            ):
+                found[sid] = tuple(facts)
+        return found
+
+    def _stored_texts(self, row_ids: Sequence[int]) -> dict[int, str]:
+        texts: dict[int, str] = {}
+        for start in range(0, len(row_ids), _CHUNK):
+            chunk = row_ids[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            texts.update(
+                self._db.execute(f"SELECT row_id, data FROM submission_data WHERE row_id IN ({marks})", chunk)
+            )
+        return texts
+
+    def _upsert(self, rows: Sequence[SubmissionRow], now: str, outcome: BatchOutcome) -> None:
+        latest = {row.submission_id: row for row in rows}  # a repeated id: the last one wins
+        if self._expect_new and self._insert_if_new(latest, now):
+            outcome.new += len(latest)
+            return
+        existing = self._existing(list(latest))
+        self._expect_new = not existing
+        # Same id, same version: only the content can tell an edit (a file source's rows have no version).
+        texts = self._stored_texts(
+            [facts[0] for sid, facts in existing.items() if facts[1] == latest[sid].version_id]
+        )
+        new: dict[str, SubmissionRow] = {}
+        updates, touches, data = [], [], []
+        for sid, row in latest.items():
+            before = existing.get(sid)
+            if before is None:
+                new[sid] = row
+                continue
+            row_id, old_version, old_status, deleted_at, *old_key = before
+            key = [row.person_key, row.key_basis, row.key_reason]
+            status = row.review_status or old_status
+            if deleted_at is not None:
+                outcome.new += 1
+            elif old_version != row.version_id or texts.get(row_id) != row.data_json:
+                outcome.edited += 1
+                outcome.status_changed += status != old_status
+            else:
+                outcome.unchanged += 1
+                # Rows that did not change are left alone: rewriting them would cost a full re-sync's I/O.
+                if status != old_status or old_key != key:
+                    outcome.status_changed += status != old_status
+                    touches.append((status, *key, row_id))
+                continue
+            updates.append(
+                [
+                    row.version_id,
+                    status,
+                    row.submitted_at,
+                    row.form_version,
+                    *key,
+                    now,
+                    *row.answer_codes,
+                    row_id,
+                ]
+            )
+            data.append((row_id, row.data_json))
+        outcome.new += len(new)
+        self._insert(new, now)
+        self._db.executemany(UPDATE_SUBMISSION, updates)
+        self._db.executemany(
+            "INSERT INTO submission_data VALUES (?, ?) "
+            "ON CONFLICT (row_id) DO UPDATE SET data = excluded.data",
+            data,
+        )
+        self._db.executemany(
+            "UPDATE submissions SET review_status = ?, person_key = ?, key_basis = ?, key_reason = ? "
+            "WHERE row_id = ?",
+            touches,
+        )
+
+    def _insert_if_new(self, rows: Mapping[str, SubmissionRow], now: str) -> bool:
+        """Insert ``rows`` if none of them is stored; if one is, write nothing and return False.
+
+        A page of new submissions, a sync's usual batch, then costs no look-up of its ids before
+        the insert (which looks each one up in the unique index anyway). A stored id is skipped by
+        the insert rather than failing it: a failed statement would end PostgreSQL's pipeline.
+        """
+        self._db.execute("SAVEPOINT new_rows")
+        try:
+            if self._insert(rows, now, if_new=True):
+                return True
+            self._db.execute("ROLLBACK TO new_rows")
+            return False
+        finally:
+            self._db.execute("RELEASE new_rows")
+
+    def _insert(self, rows: Mapping[str, SubmissionRow], now: str, *, if_new: bool = False) -> bool:
+        """Insert ``rows`` as new; with ``if_new``, stored ids are skipped, and False says one was."""
+        (first,) = self._db.execute("SELECT coalesce(max(row_id), 0) + 1 FROM submissions").fetchone()
+        inserted = self._db.executemany(
+            INSERT_SUBMISSION + (" ON CONFLICT DO NOTHING" if if_new else ""),
+            (
+                [
+                    row_id,
+                    sid,
+                    _id_order(sid),
+                    row.version_id,
+                    row.review_status or "unreviewed",
+                    row.submitted_at,
+                    row.form_version,
+                    row.person_key,
+                    row.key_basis,
+                    row.key_reason,
+                    now,
+                    now,
+                    *row.answer_codes,
+                ]
+                for row_id, (sid, row) in enumerate(rows.items(), start=first)
+            ),
+        ).rowcount
+        if inserted != len(rows):
+            return False
+        self._db.executemany(
+            "INSERT INTO submission_data VALUES (?, ?)",
+            ((row_id, row.data_json) for row_id, row in enumerate(rows.values(), start=first)),
+        )
+        return True
+
+    def _save_codes(self, new_answers: Sequence[NewAnswer]) -> None:
+        overflowing = next((field for field, code, _ in new_answers if code > _MAX_CODE), None)
+        if overflowing:
+            raise StoreError(
+                f"The store {self.path} holds more distinct answers to {overflowing} than it can code: "
+                "the source is not sending this form's answers."
+            )
+        rows = [(field, code, self._answer_param(answer_key(value))) for field, code, value in new_answers]
+        cursor = self._db.executemany(
+            "INSERT INTO answer_values VALUES (?, ?, ?) ON CONFLICT DO NOTHING", rows
+        )
+        if cursor.rowcount == len(rows):
+            return
+        # A push through another connection may have saved the same answer under the same code: only
+        # a code saved for another answer is a clash.
+        for field, code, value in rows:
+            (saved,) = self._db.execute(
+                "SELECT value FROM answer_values WHERE field = ? AND code = ?", (field, code)
+            ).fetchone()
+            if saved != value:
+                raise CodesClash(
+                    f"The answer codes of a batch clash with those saved in {self.path}: another program "
+                    "wrote to the store during this sync; run the sync again."
+                )
+
+    def _set_statuses(self, statuses: Mapping[str, str], outcome: BatchOutcome) -> None:
+        for sid, status in statuses.items():
+            cursor = self._db.execute(
+                "UPDATE submissions SET review_status = ? "
+                "WHERE submission_id = ? AND review_status != ? AND deleted_at IS NULL",
+                (status, sid, status),
+            )
+            outcome.status_changed += cursor.rowcount
+
+    def _mark_deleted(self, ids: Iterable[str], now: str, run_id: int, outcome: BatchOutcome) -> None:
+        cursor = self._db.executemany(
+            "UPDATE submissions SET deleted_at = ?, deleted_run = ? "
+            "WHERE submission_id = ? AND deleted_at IS NULL",
+            ((now, run_id, sid) for sid in ids),
+        )
+        outcome.deleted += cursor.rowcount
+
+    @told
+    def set_meta_value(self, name: str, value: str) -> None:
+        """Save a ``meta`` value in its own transaction."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )

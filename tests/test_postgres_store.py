@@ -1,0 +1,237 @@
+"""The PostgreSQL store as officers use it: projects in schemas of one database, synced at once,
+each role seeing its own, reports read while a sync writes, and the same reports as SQLite's.
+
+The store's own behaviour on both back ends is in test_store.py and test_kobo_sync.py (every test
+there runs on each); this module holds what only a shared database has."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import REPO, SECRET
+from kobo_tip.cli import main
+from kobo_tip.config import load_settings
+from kobo_tip.errors import ConfigError, StoreError
+from kobo_tip.report import render_reports
+from kobo_tip.store import Store, open_store
+from kobo_tip.store.copy import checks
+from kobo_tip.store.postgres import PostgresStore
+from kobo_tip.sync import run_sync
+from pg_cluster import PostgresCluster
+from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
+from pg_cluster import postgres as postgres_fixture  # noqa: F401
+from report_project import AS_OF, make_project
+
+SYNC = ("sync", "--no-report")
+SCHEMA_LINE = re.compile(r"(?ms)^\[store\]\n.*?(?=^\[|\Z)")
+
+
+def on_postgres(config: Path, url: str, schema: str, **more: str) -> Path:
+    """The project at ``config`` with its store in schema ``schema`` of the database at ``url``."""
+    lines = [f'url = "{url}"', f'schema = "{schema}"', *(f'{key} = "{value}"' for key, value in more.items())]
+    text = SCHEMA_LINE.sub("[store]\n" + "\n".join(lines) + "\n\n", config.read_text(encoding="utf-8"))
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def kobo_tip(config: Path, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kobo_tip", *argv, "-c", str(config)],
+        env={**os.environ, "KOBO_TIP_SECRET": SECRET, "PYTHONPATH": str(REPO / "src"), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("KOBO_TIP_SECRET", SECRET)
+    return SECRET
+
+
+def test_a_project_in_postgres_reports_exactly_what_it_reports_from_sqlite(
+    tmp_path: Path, pg_database: str, secret: str
+) -> None:
+    embedded = load_settings(make_project(tmp_path / "sqlite"))
+    shared = load_settings(on_postgres(make_project(tmp_path / "postgres"), pg_database, "thailand"))
+    for settings in (embedded, shared):
+        run_sync(settings, progress=False)
+        render_reports(settings, audiences=("internal", "donor"), as_of=AS_OF)
+    for audience in ("internal", "donor"):
+        for name in ("counts.csv", "restatements.csv"):
+            ours = (shared.report.out_dir / audience / name).read_bytes()
+            assert ours == (embedded.report.out_dir / audience / name).read_bytes(), (audience, name)
+    with open_store(shared, create=False) as store:
+        assert [r.audience for r in [*store.releases("donor"), *store.releases("internal")]] == [
+            "donor",
+            "internal",
+        ]
+    assert not shared.store_path.exists(), "nothing of it went to a file"
+
+
+def test_two_projects_sync_at_once_into_one_database_and_each_role_sees_only_its_own(
+    tmp_path: Path, postgres: PostgresCluster, pg_database: str, secret: str
+) -> None:
+    configs = {
+        schema: on_postgres(make_project(tmp_path / schema, submissions=400), pg_database, schema)
+        for schema in ("thailand", "cambodia")
+    }
+    for schema in configs:  # the owner makes each project's schema, then grants it
+        assert kobo_tip(configs[schema], "store", "migrate").returncode == 0
+    runs: dict[str, subprocess.CompletedProcess[str]] = {}
+    threads = [
+        threading.Thread(
+            target=lambda s=schema: runs.__setitem__(s, kobo_tip(configs[s], "sync", "--no-report"))
+        )
+        for schema in configs
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for schema, done in runs.items():
+        assert done.returncode == 0, (schema, done.stderr)
+        assert "401 new" in done.stdout, done.stdout  # 400 and the hostile one of report_project
+    database = pg_database.rsplit("/", 1)[1].split("?", 1)[0]
+    officer = f"th_officer_{database[-6:]}"
+    postgres.create_role(officer)
+    postgres.execute(f"GRANT USAGE ON SCHEMA thailand TO {officer}", database=database)
+    postgres.execute(
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA thailand TO {officer}",
+        database=database,
+    )
+    as_officer = postgres.url(database, user=officer)
+    thai = load_settings(on_postgres(configs["thailand"], as_officer, "thailand"))
+    with open_store(thai, create=False) as store:
+        assert store.counts().submissions == 401
+    cambodian = load_settings(on_postgres(configs["cambodia"], as_officer, "cambodia"))
+    with pytest.raises(StoreError, match=r"no right to do this on .* schema cambodia"):
+        open_store(cambodian, create=False)
+    with psycopg.connect(as_officer) as connection, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        connection.execute("SELECT count(*) FROM cambodia.submissions")
+
+
+def test_a_second_sync_of_one_project_says_so_in_one_sentence(
+    tmp_path: Path, pg_database: str, secret: str
+) -> None:
+    config = on_postgres(make_project(tmp_path / "p", submissions=50), pg_database, "laos")
+    settings = load_settings(config)
+    with open_store(settings) as store, store.lock_for_sync():
+        done = kobo_tip(config, "sync", "--no-report")
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert re.fullmatch(r".*Another kobo-tip sync \(server process \d+\) is running on .*schema laos.*", line)
+    assert kobo_tip(config, "sync", "--no-report").returncode == 0, "free again once the first has ended"
+
+
+def test_reports_render_while_a_sync_writes(tmp_path: Path, pg_database: str, secret: str) -> None:
+    config = on_postgres(make_project(tmp_path / "p", submissions=200), pg_database, "myanmar")
+    settings = load_settings(config)
+    run_sync(settings, progress=False)
+    big = load_settings(on_postgres(make_project(tmp_path / "big", submissions=3000), pg_database, "myanmar"))
+    sync = subprocess.Popen(
+        [sys.executable, "-m", "kobo_tip", "sync", "--no-report", "-c", str(big.path)],
+        env={**os.environ, "KOBO_TIP_SECRET": SECRET},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    renders = 0
+    while sync.poll() is None or renders == 0:
+        render_reports(settings, audiences=("internal",), as_of=AS_OF)
+        renders += 1
+    _, err = sync.communicate()
+    assert sync.returncode == 0, err
+    assert renders >= 1 and (settings.report.out_dir / "internal" / "counts.csv").exists()
+
+
+def test_a_reporting_role_reports_and_shows_status_but_cannot_sync(
+    tmp_path: Path, postgres: PostgresCluster, pg_database: str, secret: str
+) -> None:
+    config = on_postgres(make_project(tmp_path / "p", submissions=100), pg_database, "vietnam")
+    assert kobo_tip(config, "sync", "--no-report").returncode == 0
+    database = pg_database.rsplit("/", 1)[1].split("?", 1)[0]
+    reader = f"reporter_{database[-6:]}"
+    postgres.create_role(reader)
+    # The README's reporting role: it reads everything, and records what each audience was shown.
+    for grant in (
+        f"GRANT USAGE ON SCHEMA vietnam TO {reader}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA vietnam TO {reader}",
+        f"GRANT INSERT, DELETE ON vietnam.releases TO {reader}",
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA vietnam TO {reader}",
+    ):
+        postgres.execute(grant, database=database)
+    as_reader = on_postgres(config, postgres.url(database, user=reader), "vietnam")
+    report = kobo_tip(as_reader, "report", "--as-of", AS_OF.isoformat())
+    assert report.returncode == 0, report.stderr
+    status = kobo_tip(as_reader, "status")
+    assert status.returncode == 0 and "submissions: 101" in status.stdout, status.stdout + status.stderr
+    sync = kobo_tip(as_reader, "sync", "--no-report")
+    assert sync.returncode == 1
+    assert "no right to do this" in sync.stderr and "Traceback" not in sync.stderr
+
+
+def test_a_password_never_goes_in_the_config(tmp_path: Path, pg_database: str, secret: str) -> None:
+    config = make_project(tmp_path / "p", submissions=10)
+    with_password = pg_database.replace("postgres@", "postgres:hunter2hunter2@")
+    on_postgres(config, with_password, "peru")
+    with pytest.raises(ConfigError, match="holds a password") as refused:
+        load_settings(config)
+    assert "hunter2" not in str(refused.value)
+    on_postgres(config, pg_database, "peru", password_env="KOBO_TIP_TEST_PG_PASSWORD")
+    done = kobo_tip(config, "sync", "--no-report")
+    assert done.returncode == 2 and "KOBO_TIP_TEST_PG_PASSWORD is not set" in done.stderr
+
+
+def test_a_schema_of_another_version_is_a_clear_error_never_a_silent_change(
+    tmp_path: Path, pg_database: str, secret: str
+) -> None:
+    config = on_postgres(make_project(tmp_path / "p", submissions=10), pg_database, "chile")
+    created = kobo_tip(config, "store", "migrate")
+    assert created.returncode == 0 and "schema chile is at schema version 4" in created.stdout
+    store = PostgresStore.connect(pg_database, "chile")
+    store._db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    store.close()
+    done = kobo_tip(config, "sync", "--no-report")
+    assert done.returncode == 1 and "schema version 99, this kobo-tip reads version 4" in done.stderr
+    assert main(["status", "-c", str(config)]) == 1
+
+
+def test_a_sqlite_store_copied_into_postgres_and_back_loses_nothing(
+    tmp_path: Path, pg_database: str, secret: str
+) -> None:
+    config = make_project(tmp_path / "p", submissions=300)
+    settings = load_settings(config)
+    run_sync(settings, progress=False)
+    render_reports(settings, audiences=("internal", "donor"), as_of=AS_OF)
+    before = (settings.report.out_dir / "donor" / "counts.csv").read_bytes()
+    copied = kobo_tip(config, "store", "copy", "--to", pg_database, "--schema", "moved")
+    assert copied.returncode == 0, copied.stderr
+    assert "submissions 301" in copied.stdout and "counts and SHA-256 agree" in copied.stdout
+    again = kobo_tip(config, "store", "copy", "--to", pg_database, "--schema", "moved")
+    assert again.returncode == 1 and "already holds a store" in again.stderr
+    moved = load_settings(on_postgres(config, pg_database, "moved"))
+    with open_store(moved, create=False) as store:
+        assert store.counts().submissions == 301
+        assert [r.audience for r in store.releases("donor")] == ["donor"]
+        run = store.begin_run("after the copy")  # the run ids go on after the copied ones
+        assert run > max(r.id for r in store.runs(50) if r.id != run)
+        store.finish_run(run, seconds=0)
+    # The next donor release is audited against the copied history: the same cells again.
+    render_reports(moved, audiences=("internal", "donor"), as_of=AS_OF)
+    assert (moved.report.out_dir / "donor" / "counts.csv").read_bytes() == before
+    back = kobo_tip(
+        on_postgres(config, pg_database, "moved"), "store", "copy", "--to", str(tmp_path / "b.sqlite")
+    )
+    assert back.returncode == 0, back.stderr
+    with Store.open(tmp_path / "b.sqlite") as returned, open_store(moved, create=False) as store:
+        assert checks(returned) == checks(store)
