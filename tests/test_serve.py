@@ -28,7 +28,10 @@ from fakes.kobo_server import FakeKobo
 from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.labels import field_labels
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
+from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
+from pg_cluster import postgres as postgres_fixture  # noqa: F401
+from test_postgres_store import on_postgres
 from test_security import CANARY, scan
 
 HOOK_USER = "kobo-hook"
@@ -96,7 +99,7 @@ class Service:
 
     def stored(self) -> dict[str, tuple[str, str]]:
         """submission id -> (version, person key) of every stored submission."""
-        with Store.open(self.settings.store_path) as store:
+        with open_store(self.settings) as store:
             return {s.submission_id: (s.version_id, s.person_key) for s in store.submissions()}
 
     def wait_for(self, check: Callable[[], bool], seconds: float = 30) -> None:
@@ -106,7 +109,7 @@ class Service:
             time.sleep(0.05)
 
     def synced(self) -> bool:
-        with Store.open(self.settings.store_path) as store:
+        with open_store(self.settings) as store:
             return any(run.finished and not run.error for run in store.runs())
 
 
@@ -178,7 +181,7 @@ def test_a_push_is_stored_keyed_and_in_the_internal_report_within_seconds(servic
     # The push is a new person: the internal report counts it a moment later.
     service.wait_for(lambda: internal_total(service.settings) == before + 1, seconds=20)
     assert time.monotonic() - pushed < 10
-    with Store.open(service.settings.store_path) as store:
+    with open_store(service.settings) as store:
         (stored,) = [s for s in store.submissions() if s.submission_id == "900001"]
         assert "uic_given" not in stored.data and "person/uic_given" not in stored.data
         assert store.pushes()[1] == 1
@@ -189,11 +192,11 @@ def test_a_push_never_moves_the_poll_watermark_and_the_poll_still_brings_what_ko
 ) -> None:
     service.start()
     service.wait_for(service.synced)
-    with Store.open(service.settings.store_path) as store:
+    with open_store(service.settings) as store:
         mark = store.watermark("kobo_last_id")
     docs = fresh(service.kobo, 3)
     assert service.push(docs[2]).status_code == 200  # the first two never arrive (Kobo gave up)
-    with Store.open(service.settings.store_path) as store:
+    with open_store(service.settings) as store:
         assert store.watermark("kobo_last_id") == mark
     assert service.stop()
     service.start()  # a restart polls at once, from the watermark
@@ -213,7 +216,7 @@ def test_repeated_and_edited_pushes(service: Service, capsys: pytest.CaptureFixt
     assert service.push(edited).status_code == 200
     version, same_key = service.stored()[sid]
     assert (version, same_key) == ("edited-uuid-0001", key) and first_version == doc["_uuid"]
-    with Store.open(service.settings.store_path) as store:
+    with open_store(service.settings) as store:
         assert sum(1 for s in store.submissions() if s.submission_id == sid) == 1
         assert store.pushes()[1] == 4  # every push is counted, the row is stored once
     assert main(["status", "-c", str(service.settings.path)]) == 0
@@ -351,7 +354,7 @@ def test_500_concurrent_pushes_with_duplicates_store_each_submission_once(servic
     assert codes == [200] * 500
     stored = service.stored()
     assert {str(doc["_id"]) for doc in docs} <= set(stored) and len(stored) == 270
-    with Store.open(service.settings.store_path) as store:
+    with open_store(service.settings) as store:
         assert store.counts().submissions == 270
 
 
@@ -382,7 +385,7 @@ def test_sigkill_in_a_burst_loses_no_answered_push(service: Service) -> None:
     assert set(answered) <= set(service.stored()), "every push answered 2xx was committed"
     service.start()
     assert [push_until_answered(service, doc) for doc in docs] == [200] * 300  # Kobo retries the rest
-    with Store.open(service.settings.store_path) as store:
+    with open_store(service.settings) as store:
         assert store.counts().submissions == 320
 
 
@@ -404,7 +407,7 @@ def test_pushes_are_answered_while_a_slow_sync_runs(service: Service) -> None:
         timings.append(time.monotonic() - started)
     assert max(timings) < 3, timings
     service.wait_for(service.synced, seconds=120)
-    with Store.open(service.settings.store_path) as store:
+    with open_store(service.settings) as store:
         (run,) = store.runs(limit=1)
         assert run.error is None, run.error
         assert store.counts().submissions == 1525
@@ -456,3 +459,17 @@ def test_pushed_uic_parts_are_nowhere_on_disk(service: Service) -> None:
     assert service.stop()
     assert scan(every_file(service)) == []
     assert all(service.stored()[str(d["_id"])][1] for d in docs), "each keyed from its parts"
+
+
+def test_pushes_and_polls_into_a_postgres_store(service: Service, pg_database: str) -> None:
+    service.settings = load_settings(on_postgres(service.settings.path, pg_database, "served"))
+    service.start()
+    service.wait_for(service.synced)
+    docs = fresh(service.kobo, 20)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(lambda doc: push_until_answered(service, doc), docs + docs)) == [200] * 40
+    with open_store(service.settings, create=False) as store:
+        assert store.counts().submissions == 40 and store.pushes()[1] == 40
+        assert not service.settings.store_path.exists()
+    service.wait_for(lambda: (service.settings.report.out_dir / "internal" / "counts.csv").exists())
+    assert service.stop()

@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(hidden below min_cell.public); default: [report] audiences",
     )
     report.add_argument("--as-of", type=_date, help="run date YYYY-MM-DD (default: today)")
+    report.add_argument(
+        "--programme",
+        action="store_true",
+        help="-c names a programme config: count each person once across its projects (internal only)",
+    )
 
     status = with_config(add("status", help="what the store holds, last syncs"))
     status.add_argument("--assets", action="store_true", help="list the server's survey assets")
@@ -272,6 +277,17 @@ def _cmd_sync(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
+    if args.programme:
+        from kobo_tip.programme import load_programme, render_programme
+
+        if args.audience not in (None, "internal"):
+            raise UsageError(
+                "Programme reports are internal for now: their cells relate to every project's releases, "
+                "and the audit of both together is not built yet."
+            )
+        for path in render_programme(load_programme(args.config), args.as_of):
+            print(f"wrote {path}")
+        return
     settings = _settings(args)
     _render(settings, [args.audience] if args.audience else None, args.as_of)
 

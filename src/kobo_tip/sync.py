@@ -39,7 +39,7 @@ http_log = logging.getLogger("kobo_tip.http")
 _NOT_STORED = frozenset({*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt"})
 _NOT_STORED_MARKS = tuple(f'{name}":'.encode() for name in _NOT_STORED)
 # An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
-_FINGERPRINT = "secret_fingerprint"
+FINGERPRINT = "secret_fingerprint"
 _FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
 _LOG_EVERY = 5.0  # seconds between progress log lines when not on a terminal
 # A key of the stored JSON that ends in a UIC part's name (after any separator a source uses) or is
@@ -476,12 +476,17 @@ def refuse_foreign(rows: list[SubmissionRow], description: str) -> None:
         )
 
 
+def secret_fingerprint(secret: bytes) -> str:
+    """What a store records of the secret its keys were made with (``meta`` ``FINGERPRINT``)."""
+    return hmac.new(secret, _FINGERPRINT_MESSAGE, hashlib.sha256).hexdigest()
+
+
 def check_secret(store: Store, secret: bytes, env_name: str) -> None:
     """Refuse to mix person keys made with two secrets: the same person would count twice."""
-    fingerprint = hmac.new(secret, _FINGERPRINT_MESSAGE, hashlib.sha256).hexdigest()
-    recorded = store.meta_value(_FINGERPRINT)
+    fingerprint = secret_fingerprint(secret)
+    recorded = store.meta_value(FINGERPRINT)
     if recorded is None:
-        store.set_meta_value(_FINGERPRINT, fingerprint)
+        store.set_meta_value(FINGERPRINT, fingerprint)
     elif recorded != fingerprint:
         raise StoreError(
             f"The person-key secret in {env_name} is not the one the store {store.path} was keyed with: "
