@@ -23,6 +23,13 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ("bench_kobo_sync.py", ["2000", "--rounds", "1"], r"full sync .* \(2000 new\).*\n.*median"),
         ("bench_synthetic.py", ["--rows", "300"], r"300 submissions in"),
         (
+            "bench_postgres.py",
+            ["--rows", "300", "--read-rows", "600"],
+            r"sync\s+300 rows .* postgresql/sqlite [\d.]+x wall(.*\n)*"
+            r"answer_table\s+600 rows .* postgresql/sqlite [\d.]+x wall(.*\n)*"
+            r"render_reports\s+600 rows .* postgresql/sqlite [\d.]+x wall",
+        ),
+        (
             "bench_file_sync.py",
             ["--rows", "300"],
             r"300 new.*\n.*ratio sync / bare json(.*\n)*second sync, file unchanged.*\n.*\(0 rows fetched",

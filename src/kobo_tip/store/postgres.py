@@ -35,6 +35,14 @@ _UNIT = "\x1f"
 _TEXT, _JSON = b"s", b"j"  # the first byte of a saved answer: a string, or the JSON of anything else
 
 
+_COPY_SUBMISSIONS = (
+    "COPY submissions (row_id, submission_id, id_order, version_id, review_status, submitted_at, "
+    "form_version, person_key, key_basis, key_reason, first_seen, last_seen, "
+    + ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
+    + ") FROM STDIN"
+)
+
+
 def ddl(statements: str) -> str:
     """SQLite's table definitions in PostgreSQL's types."""
     for old, new in (
@@ -253,6 +261,22 @@ class PostgresStore(Store):
             yield
         finally:
             self._db.raw.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+    def _write_new(self, submissions: list[list[Any]], data: list[tuple[int, str]], *, if_new: bool) -> bool:
+        # COPY: a quarter of the time of one INSERT a row through psycopg's pipeline. It cannot skip
+        # a stored id, so one stored id fails it; the caller's savepoint then undoes the attempt.
+        try:
+            with self._db.raw.cursor().copy(_COPY_SUBMISSIONS) as copy:
+                for row in submissions:
+                    copy.write_row(row)
+            with self._db.raw.cursor().copy("COPY submission_data (row_id, data) FROM STDIN") as copy:
+                for pair in data:
+                    copy.write_row(pair)
+        except psycopg.errors.UniqueViolation:
+            if not if_new:
+                raise
+            return False
+        return True
 
     def _after_copy(self) -> None:
         # Rows copied with their ids: the identities go on after the highest.

@@ -219,33 +219,36 @@ class SyncWrites(StoreBase):
     def _insert(self, rows: Mapping[str, SubmissionRow], now: str, *, if_new: bool = False) -> bool:
         """Insert ``rows`` as new; with ``if_new``, stored ids are skipped, and False says one was."""
         (first,) = self._db.execute("SELECT coalesce(max(row_id), 0) + 1 FROM submissions").fetchone()
+        submissions = [
+            [
+                row_id,
+                sid,
+                _id_order(sid),
+                row.version_id,
+                row.review_status or "unreviewed",
+                row.submitted_at,
+                row.form_version,
+                row.person_key,
+                row.key_basis,
+                row.key_reason,
+                now,
+                now,
+                *row.answer_codes,
+            ]
+            for row_id, (sid, row) in enumerate(rows.items(), start=first)
+        ]
+        data = [(row_id, row.data_json) for row_id, row in enumerate(rows.values(), start=first)]
+        return self._write_new(submissions, data, if_new=if_new)
+
+    def _write_new(self, submissions: list[list[Any]], data: list[tuple[int, str]], *, if_new: bool) -> bool:
+        """Write new rows of ``submissions`` (``INSERT_SUBMISSION``'s columns) and ``submission_data``;
+        with ``if_new`` a stored id writes nothing of it and gives False."""
         inserted = self._db.executemany(
-            INSERT_SUBMISSION + (" ON CONFLICT DO NOTHING" if if_new else ""),
-            (
-                [
-                    row_id,
-                    sid,
-                    _id_order(sid),
-                    row.version_id,
-                    row.review_status or "unreviewed",
-                    row.submitted_at,
-                    row.form_version,
-                    row.person_key,
-                    row.key_basis,
-                    row.key_reason,
-                    now,
-                    now,
-                    *row.answer_codes,
-                ]
-                for row_id, (sid, row) in enumerate(rows.items(), start=first)
-            ),
+            INSERT_SUBMISSION + (" ON CONFLICT DO NOTHING" if if_new else ""), submissions
         ).rowcount
-        if inserted != len(rows):
+        if inserted != len(submissions):
             return False
-        self._db.executemany(
-            "INSERT INTO submission_data VALUES (?, ?)",
-            ((row_id, row.data_json) for row_id, row in enumerate(rows.values(), start=first)),
-        )
+        self._db.executemany("INSERT INTO submission_data VALUES (?, ?)", data)
         return True
 
     def _save_codes(self, new_answers: Sequence[NewAnswer]) -> None:
