@@ -22,8 +22,6 @@ with the client's; its memory is not (peak RSS is the client's, as for SQLite).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import itertools
 import os
 import re
 import resource
@@ -31,49 +29,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from generated import AS_OF, GeneratedSource
+
 if TYPE_CHECKING:
-    from kobo_tip.config import Settings
-    from kobo_tip.sources.base import Batch, SyncState
+    pass
 
 REPO = Path(__file__).resolve().parents[1]
 BACK_ENDS = ("sqlite", "postgresql")
-AS_OF = dt.date(2027, 11, 15)  # bench_report's
-
-
-class GeneratedSource:
-    """bench_report's source (the same rows) without the report modules it imports, which would
-    weigh on the sync's peak RSS and its worker's."""
-
-    kind = "generated"
-
-    def __init__(self, settings: Settings, rows: int) -> None:
-        self.settings, self.rows = settings, rows
-
-    def describe(self) -> str:
-        return f"{self.rows:,} synthetic submissions"
-
-    def batches(self, state: SyncState) -> Iterator[Batch]:
-        from kobo_tip import synthetic
-        from kobo_tip.sources.base import Batch
-        from kobo_tip.sources.kobo import raw_submission
-
-        project = self.settings.project
-        form = self.settings.form
-        rows = synthetic.iter_submissions(
-            self.rows,
-            seed=11,
-            roster=form.roster,
-            locations=form.locations,
-            start_date=project.start_date,
-            end_date=project.end_date,
-            as_of=AS_OF,
-        )
-        while chunk := list(itertools.islice(rows, 10_000)):
-            yield Batch(submissions=[raw_submission(row) for row in chunk], fetched=len(chunk))
 
 
 class Run(NamedTuple):

@@ -18,27 +18,20 @@ and ``render_reports`` end to end once more for the total.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import itertools
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
+from generated import AS_OF, GeneratedSource
 from measure import Timer, peak_mb
 
-from kobo_tip import synthetic
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.report import render_reports
 from kobo_tip.report.render import count_store, write_audiences
-from kobo_tip.sources.base import Batch, SyncState
-from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import Store
 from kobo_tip.sync import run_sync
 
 REPO = Path(__file__).resolve().parents[1]
-AS_OF = dt.date(2027, 11, 15)
-BATCH = 10_000
 DHIS2 = """
 [dhis2]
 org_unit = "ouUid"
@@ -46,32 +39,6 @@ attribute_option_combo = "aocUid"
 data_elements = { identified_or_referred = "de1", identified = "de2", referred = "de3" }
 category_option_combos = { "total:all" = "c0", "gender:female" = "c1", "gender:male" = "c2" }
 """
-
-
-class GeneratedSource:
-    """Synthetic submissions streamed in batches, as a server would page them."""
-
-    kind = "generated"
-
-    def __init__(self, settings: Settings, rows: int) -> None:
-        self.settings, self.rows = settings, rows
-
-    def describe(self) -> str:
-        return f"{self.rows:,} synthetic submissions"
-
-    def batches(self, state: SyncState) -> Iterator[Batch]:
-        project = self.settings.project
-        rows = synthetic.iter_submissions(
-            self.rows,
-            seed=11,
-            roster=self.settings.form.roster,
-            locations=self.settings.form.locations,
-            start_date=project.start_date,
-            end_date=project.end_date,
-            as_of=AS_OF,
-        )
-        while chunk := list(itertools.islice(rows, BATCH)):
-            yield Batch(submissions=[raw_submission(row) for row in chunk], fetched=len(chunk))
 
 
 def project(folder: Path) -> Path:
