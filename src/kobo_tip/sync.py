@@ -107,6 +107,9 @@ class _StoreState:
             self._known = self._store.known()
         return self._known
 
+    def known_pairs(self) -> dict[str, tuple[str, str]]:
+        return self._store.known_pairs()
+
     def answer_values(self) -> dict[str, list[Any]]:
         return self._store.answer_codes().values
 

@@ -23,7 +23,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from multiprocessing.connection import Connection
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from kobo_tip.errors import SourceError
 from kobo_tip.sources.base import KnownSubmission, SyncState
@@ -35,6 +35,13 @@ class PrepareState(SyncState, Protocol):
     """What the producing half reads of the store: the source's state and the saved answer codes."""
 
     def answer_values(self) -> dict[str, list[Any]]: ...
+
+
+@runtime_checkable
+class _KnownPairs(Protocol):
+    """A state that reads ``known`` as plain pairs without keeping them (the sync's)."""
+
+    def known_pairs(self) -> dict[str, tuple[str, str]]: ...
 
 
 Produce = Callable[[PrepareState], Iterator[T]]
@@ -136,8 +143,10 @@ class _ParentState:
 
     def known(self) -> Mapping[str, KnownSubmission]:
         if self._known is None:  # read once, as the parent's own state does
-            facts: dict[str, tuple[str, str]] = self._call("known")
-            self._known = {sid: KnownSubmission(*pair) for sid, pair in facts.items()}
+            known: dict[str, Any] = self._call("known")
+            for sid, pair in known.items():  # in place: one tuple at a time in memory, not two dicts
+                known[sid] = KnownSubmission._make(pair)
+            self._known = known
         return self._known
 
     def answer_values(self) -> dict[str, list[Any]]:
@@ -236,8 +245,11 @@ def _state_answer(state: PrepareState, name: str, args: tuple[Any, ...]) -> Any:
     if name not in _STATE_CALLS:
         raise ValueError(f"the sync worker asked for an unknown state call {name!r}")
     if name == "known":
-        # Pairs, not objects: a reconcile sends every stored id, and plain tuples travel as marshal.
-        return {sid: (known.version_id, known.review_status) for sid, known in state.known().items()}
+        # Pairs, read for the worker alone (the main process keeps none): a reconcile sends every
+        # stored id, and plain tuples travel as marshal.
+        if isinstance(state, _KnownPairs):
+            return state.known_pairs()
+        return {sid: tuple(known) for sid, known in state.known().items()}
     return getattr(state, name)(*args)
 
 

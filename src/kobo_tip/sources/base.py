@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs more, once per submission
@@ -20,9 +20,9 @@ class RawSubmission:
     data: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class KnownSubmission:
-    """What the store holds of a non-deleted submission, for a reconcile pass."""
+class KnownSubmission(NamedTuple):
+    """What the store holds of a non-deleted submission, for a reconcile pass. A tuple: a reconcile
+    holds one for every stored submission, in each process of a sync."""
 
     version_id: str
     review_status: str

@@ -39,10 +39,18 @@ class CountingReads(StoreBase):
     @told
     def known(self) -> dict[str, KnownSubmission]:
         """Every non-deleted submission: id -> version and review status."""
+        known = self.known_pairs()
+        for sid, pair in known.items():  # in place: one tuple at a time in memory, not two dicts
+            known[sid] = KnownSubmission._make(pair)  # type: ignore[assignment]
+        return known  # type: ignore[return-value]
+
+    @told
+    def known_pairs(self) -> dict[str, tuple[str, str]]:
+        """``known`` as plain pairs (version, review status), which marshal carries to the worker."""
         rows = self._db.execute(
             "SELECT submission_id, version_id, review_status FROM submissions WHERE deleted_at IS NULL"
         )
-        return {sid: KnownSubmission(version, status) for sid, version, status in rows}
+        return {sid: (version, status) for sid, version, status in rows}
 
     @told
     def answer_codes(self) -> AnswerCodes:
