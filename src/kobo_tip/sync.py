@@ -268,6 +268,8 @@ class _Progress:
         self._rows += rows
         if self._bar is not None:
             self._bar.update(rows)
+            if self._rows == self._total:  # shown at once: tqdm redraws at most every 0.1 s
+                self._bar.refresh()
             return
         now = time.monotonic()
         if now - self._logged >= _LOG_EVERY:
