@@ -306,7 +306,7 @@ def _cmd_store(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     if args.store_command == "copy":
-        _copy_store(settings, args.to, args.schema or settings.store_schema)
+        _copy_store(settings, args.to, args.schema or "")
         return
     # A PostgreSQL schema is made here by its owner, before the roles that sync are granted it.
     with open_store(settings, create=bool(settings.store_url), migrate=True) as store:
@@ -314,20 +314,12 @@ def _cmd_store(args: argparse.Namespace) -> None:
 
 
 def _copy_store(settings: Settings, to: str, schema: str) -> None:
-    from kobo_tip.config import read_secret
-    from kobo_tip.store import Store, open_store
+    from kobo_tip.store import open_location, open_store
     from kobo_tip.store.copy import copy_store
-    from kobo_tip.store.postgres import PostgresStore
 
-    if to.startswith(("postgresql://", "postgres://")):
-        env = settings.store_password_env
-        password = read_secret(env, "the PostgreSQL store's password") if env else ""
-        target: Store = PostgresStore.connect(to, schema, password=password)
-    else:
-        path = Path(to)
-        if path.exists():
-            raise UsageError(f"{path} exists: copy into a new SQLite file.")
-        target = Store.open(path)
+    if not to.startswith(("postgresql://", "postgres://")) and Path(to).exists():
+        raise UsageError(f"{to} exists: copy into a new SQLite file.")
+    target = open_location(to, settings, schema=schema)
     with open_store(settings, create=False) as source, target, source.lock_for_sync(), target.lock_for_sync():
         found = copy_store(source, target)
     tables = ", ".join(f"{check.table} {check.rows}" for check in found)

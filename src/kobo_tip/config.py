@@ -422,16 +422,9 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
     store_url = store.text("url", "")
     if store_url and "path" in raw.get("store", {}):
         raise ConfigError("[store] has both path (SQLite) and url (PostgreSQL): keep one.")
-    if store_url and not store_url.startswith(("postgresql://", "postgres://")):
-        raise store.fail("url", "a postgresql:// URL (a SQLite store is [store] path)")
-    if store_url and urlsplit(store_url).password:
-        raise ConfigError(
-            "[store] url holds a password: remove it and name the environment variable that holds it "
-            "in [store] password_env (or use PGPASSWORD or ~/.pgpass); a password never goes in the file."
-        )
     schema = store.text("schema", "kobo_tip")
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-        raise store.fail("schema", "a schema name of lower-case letters, digits and '_' (at most 63)")
+    if store_url:
+        check_store_location(store_url, schema)
     privacy = _privacy(reader("privacy"))
     report = _report(reader("report"), privacy)
     dhis2 = _dhis2(reader("dhis2")) if "dhis2" in raw else None
@@ -652,16 +645,21 @@ def _privacy(r: _Reader) -> PrivacySettings:
     return PrivacySettings(secret_env=secret_env, min_cell=min_cell)
 
 
-def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
-    out_dir = r.path("out_dir", "reports")
-    assert out_dir is not None
-    audiences = r.text_list("audiences", ["internal", "donor"])
+def _audiences(r: _Reader, name: str, default: list[str]) -> tuple[str, ...]:
+    audiences = r.text_list(name, default)
     for audience in audiences:
         if audience not in indicator.AUDIENCES:
             raise ConfigError(
-                f"[report] audiences: unknown audience '{audience}'"
+                f"[report] {name}: unknown audience '{audience}'"
                 f"{_closest(audience, indicator.AUDIENCES)}; choose from {', '.join(indicator.AUDIENCES)}."
             )
+    return audiences
+
+
+def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
+    out_dir = r.path("out_dir", "reports")
+    assert out_dir is not None
+    audiences = _audiences(r, "audiences", ["internal", "donor"])
     formats = r.text_list("formats", list(REPORT_FORMATS))
     for fmt in formats:
         if fmt not in REPORT_FORMATS:
@@ -672,13 +670,7 @@ def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
             grp.getgrnam(group)
         except KeyError:
             raise r.fail("group", "the name of an existing group of this machine") from None
-    shared = r.text_list("share_with_group", ["donor", "public"])
-    for audience in shared:
-        if audience not in indicator.AUDIENCES:
-            raise ConfigError(
-                f"[report] share_with_group: unknown audience '{audience}'"
-                f"{_closest(audience, indicator.AUDIENCES)}; choose from {', '.join(indicator.AUDIENCES)}."
-            )
+    shared = _audiences(r, "share_with_group", ["donor", "public"])
     return ReportSettings(
         out_dir=out_dir,
         audiences=audiences,
@@ -724,6 +716,22 @@ def _targets(r: _Reader) -> TargetSettings:
         sheet=r.text("sheet", ""),
         margin_percent=r.integer("margin_percent", 10, low=0, high=100),
     )
+
+
+def check_store_location(url: str, schema: str) -> None:
+    """A PostgreSQL store's ``postgresql://`` URL, without a password (it comes from the environment
+    or libpq's own files), and its schema name; anything else is a ConfigError naming the key."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("[store] url must be a postgresql:// URL (a SQLite store is [store] path).")
+    if urlsplit(url).password:
+        raise ConfigError(
+            "[store] url holds a password: remove it and name the environment variable that holds it "
+            "in [store] password_env (or use PGPASSWORD or ~/.pgpass); a password never goes in the file."
+        )
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise ConfigError(
+            f"[store] schema {schema!r} must be lower-case letters, digits and '_' (at most 63)."
+        )
 
 
 def _serve(r: _Reader) -> ServeSettings:

@@ -221,7 +221,7 @@ def summary(counts: PublishedCounts, words: ReportWords, rows: list[IpttRow], na
     """The paragraph at the top of a report: the last ended quarter's headline, its change from
     the quarter before, and the fiscal year and LOP against their targets; each number a
     published one or a difference of two."""
-    quarters = [q for q in counts.of_kind(QUARTER)]
+    quarters = counts.of_kind(QUARTER)
     if not quarters:
         return words.text("summary.none")
     last = quarters[-1]

@@ -133,7 +133,6 @@ class Intake:
         refused: dict[int, PushRefused] = {}
 
         def make_rows(codes: AnswerCodes) -> tuple[list[SubmissionRow], list[NewAnswer]]:
-            refused.clear()
             reader = submission_reader(codes)
             rows = []
             for number, pending in enumerate(group):

@@ -167,17 +167,15 @@ class Poller:
             self.renderer.request(outside=outside)
 
     def _sync(self) -> SyncSummary:
-        for attempt in range(CLASH_ATTEMPTS):
+        # Threads of this process serve requests: the sync must not fork a worker.
+        for _ in range(CLASH_ATTEMPTS - 1):
             try:
-                # Threads of this process serve requests: the sync must not fork a worker.
                 return run_sync(self.settings, progress=False, parallel=False, stop=self.stop)
             except CodesClash:
                 # A push saved a new answer's code while the sync held another under the same
                 # number; the committed batches stay, and a new sync reads the saved codes.
-                if attempt + 1 == CLASH_ATTEMPTS:
-                    raise
                 log_event(logging.INFO, "sync_restarted", reason="answer codes saved by a push")
-        raise AssertionError("unreachable")
+        return run_sync(self.settings, progress=False, parallel=False, stop=self.stop)
 
 
 def _last_reconcile(settings: Settings) -> str | None:

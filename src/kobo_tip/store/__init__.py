@@ -14,6 +14,7 @@ releases. One interface, the concerns in their own modules, one module per back 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kobo_tip.store.interface import Store
@@ -38,15 +39,29 @@ if TYPE_CHECKING:
 def open_store(settings: Settings, *, create: bool = True, migrate: bool = False) -> Store:
     """The store ``[store]`` names: PostgreSQL's schema ``schema`` when ``url`` is set, else the SQLite
     file ``path``. ``create`` False: a store that does not exist yet is a StoreError."""
-    if not settings.store_url:
-        return SqliteStore.open(settings.store_path, create=create, migrate=migrate)
+    location = settings.store_url or settings.store_path
+    return open_location(location, settings, create=create, migrate=migrate)
+
+
+def open_location(
+    location: str | Path,
+    settings: Settings,
+    *,
+    schema: str = "",
+    create: bool = True,
+    migrate: bool = False,
+) -> Store:
+    """The store at ``location``: a ``postgresql://`` URL (its ``schema``, default ``[store] schema``,
+    with the password of ``[store] password_env``), or a SQLite file's path."""
+    if not str(location).startswith(("postgresql://", "postgres://")):
+        return SqliteStore.open(location, create=create, migrate=migrate)
     from kobo_tip.config import read_secret
     from kobo_tip.store.postgres import PostgresStore  # psycopg only for who needs it
 
     password = settings.store_password_env
     return PostgresStore.connect(
-        settings.store_url,
-        settings.store_schema,
+        str(location),
+        schema or settings.store_schema,
         create=create,
         migrate=migrate,
         password=read_secret(password, "the PostgreSQL store's password") if password else "",
@@ -70,6 +85,7 @@ __all__ = [
     "StoredRelease",
     "StoredSubmission",
     "SubmissionRow",
+    "open_location",
     "open_store",
     "utc_stamp",
 ]

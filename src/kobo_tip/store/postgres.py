@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
+import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -21,12 +21,12 @@ import psycopg
 from psycopg import sql
 
 from kobo_tip.answers import AnswerTable
-from kobo_tip.errors import ConfigError, StoreError
+from kobo_tip.config import check_store_location
+from kobo_tip.errors import StoreError
 from kobo_tip.store.base import told
 from kobo_tip.store.interface import Store
 from kobo_tip.store.schema import ANSWER_COLUMNS, MIGRATIONS, SCHEMA, SCHEMA_VERSION, TABLE_TEXTS
 
-SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _LOCK_WAIT = {"sync": 5.0, "report": 300.0, "serve": 0.0}
 _LOCKS = {"write": 1, "sync": 2, "report": 3, "serve": 4}  # the second key of each advisory lock
 _READ_ROWS = 200_000
@@ -59,19 +59,6 @@ def ddl(statements: str) -> str:
     return statements
 
 
-def check_url(url: str) -> None:
-    """A ``postgresql://`` URL without a password (it comes from the environment or libpq's own
-    files); anything else is a ConfigError naming the key."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise ConfigError("[store] url must start with postgresql:// (a SQLite store is [store] path).")
-    if parts.password:
-        raise ConfigError(
-            "[store] url holds a password: remove it and set PGPASSWORD, or [store] password_env, or use "
-            "libpq's ~/.pgpass; a password never goes in the config file."
-        )
-
-
 class _Connection:
     """psycopg's connection as the concerns use it: ``execute`` and ``executemany`` with ``?``."""
 
@@ -90,7 +77,7 @@ class _Connection:
 
     def executemany(self, text: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cursor = self.raw.cursor()
-        cursor.executemany(self._query(text), list(rows))  # type: ignore[arg-type]
+        cursor.executemany(self._query(text), rows)  # type: ignore[arg-type]
         return cursor
 
 
@@ -111,11 +98,7 @@ class PostgresStore(Store):
     ) -> PostgresStore:
         """Connect and check the schema's version (``migrate`` upgrades an older one); ``create``
         makes the schema and its tables when they are missing."""
-        check_url(url)
-        if not SCHEMA_NAME.fullmatch(schema):
-            raise ConfigError(
-                f"[store] schema {schema!r} must be lower-case letters, digits and '_' (at most 63)."
-            )
+        check_store_location(url, schema)
         try:
             connection = psycopg.connect(url, autocommit=True, password=password or None)
         except psycopg.OperationalError as exc:
@@ -302,8 +285,6 @@ class PostgresStore(Store):
         return _TEXT + key.encode("utf-8") if isinstance(key, str) else _JSON + key
 
     def _answer_value(self, saved: bytes) -> Any:
-        import json
-
         saved = bytes(saved)
         return saved[1:].decode("utf-8") if saved[:1] == _TEXT else json.loads(saved[1:])
 
