@@ -45,6 +45,7 @@ class Held:
     truth: pd.DataFrame  # the same rows with true integer values
     k: int  # the k it was published at
     through: str  # last day counted (ISO): FY and LOP cover up to it
+    scope: str = ""  # the project it counts, in a programme's releases ("" the programme's own)
 
 
 @dataclass(frozen=True)
@@ -185,14 +186,46 @@ def _write_relations(unknowns: _Unknowns, table: pd.DataFrame, cell: dict[tuple,
 Sum = tuple[int, list[tuple[str, str, str, str]], int]
 
 
+# A programme's release and its projects' of the same moment: (index of the programme's held
+# table, indices of its projects' held tables).
+Programme = tuple[int, list[int]]
+
+
+def _programme_relations(unknowns: _Unknowns, programme: dict[tuple, int], projects: list[dict]) -> None:
+    """A programme person counts at their first event anywhere, which is their first in that
+    project with the same categories: a programme cell is at most the sum of its projects' same
+    cell. Everyone a project counts by the end of a quarter (or at LOP) the programme counts by
+    then: its total is at least each project's (where the truth bears it out: merges may break it)."""
+    for key, u in programme.items():
+        unknowns.relation([u], [p[key] for p in projects if key in p], "<=")
+    periods = {key[1] for key in programme}
+    quarters = sorted(p for p in periods if " Q" in p)  # "FY2026 Q1" sorts in time order
+    for name in {key[0] for key in programme}:
+        for span in [quarters[: i + 1] for i in range(len(quarters))] + [["LOP"]]:
+            mine = [
+                programme[(name, p, "total", "all")] for p in span if (name, p, "total", "all") in programme
+            ]
+            for project in projects:
+                theirs = [
+                    project[(name, p, "total", "all")] for p in span if (name, p, "total", "all") in project
+                ]
+                if sum(unknowns.truth[u] for u in theirs) <= sum(unknowns.truth[u] for u in mine):
+                    unknowns.relation(theirs, mine, "<=")
+
+
 def attack(
-    held: list[Held], k: int, cells: set[tuple] | None = None, sums: list[Sum] | None = None
+    held: list[Held],
+    k: int,
+    cells: set[tuple] | None = None,
+    sums: list[Sum] | None = None,
+    programmes: list[Programme] | None = None,
 ) -> list[Finding]:
     """Every cell of true value 1..k-1 (or of ``cells``) with a feasible range in the linear program
-    of all ``held`` tables and ``sums``: exact where it is narrower than ceil(k/2) values
-    (``exposed``), else at least that wide."""
+    of all ``held`` tables, ``sums`` and the relations of each of ``programmes``: exact where it is
+    narrower than ceil(k/2) values (``exposed``), else at least that wide."""
     unknowns = _Unknowns()
     watched: dict[int, tuple] = {}
+    cells_of: list[dict[tuple, int]] = []
     for index, item in enumerate(held):
         merged = item.published.merge(
             item.truth[["indicator", "period", "dimension", "category", "value"]],
@@ -204,7 +237,7 @@ def attack(
         for row in merged.itertuples(index=False):
             covered = min(row.period_end, item.through)
             key = (row.indicator, row.period, row.dimension, row.category, covered)
-            u = unknowns.of(key, int(row.value_true))
+            u = unknowns.of((item.scope, *key), int(row.value_true))
             low, high = _bounds(str(row.value), item.k)
             unknowns.low[u] = max(unknowns.low[u], low)
             unknowns.high[u] = min(unknowns.high[u], high)
@@ -215,6 +248,9 @@ def attack(
         for at, added, value in sums or []:
             if at == index:
                 unknowns.relation([cell[c] for c in added], [], "=", float(value))
+        cells_of.append(cell)
+    for programme, projects in programmes or []:
+        _programme_relations(unknowns, cells_of[programme], [cells_of[i] for i in projects])
     return _solve(unknowns, watched, math.ceil(k / 2))
 
 

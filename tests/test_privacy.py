@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from attack import Held, attack, exposed
 from counts_factory import AGE_BANDS, GENDERS, STAKEHOLDER_TYPES, Person, counts_table, quarter_periods
-from kobo_tip import privacy
+from kobo_tip import indicator, privacy
 from kobo_tip.privacy import DisclosureError, Release
+from kobo_tip.privacy.relations import scoped
+from kobo_tip.privacy.system import IntruderSystem
 
 BOTH = frozenset({"identified", "referred"})
 KS = {"donor": 5, "public": 10}
@@ -202,3 +204,62 @@ def test_the_internal_view_keeps_every_value() -> None:
     internal = privacy.internal_view(counts)
     assert internal["value"].tolist() == [str(v) for v in counts["value"]]
     assert dt.date.fromisoformat(through(4)) == dt.date(2026, 9, 30)
+
+
+# --- programmes: a person seen in several projects ----------------------------------------------
+
+appearances_strategy = st.lists(  # (person, project, the event's quarter, actions, attributes)
+    st.tuples(
+        st.integers(0, 30),
+        st.sampled_from(["a", "b"]),
+        st.integers(0, 1),
+        st.sampled_from([frozenset({"identified"}), frozenset({"referred"}), BOTH]),
+        st.sampled_from(AGE_BANDS[:3]),
+        st.sampled_from(GENDERS[:2]),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+def first_events(events: list[tuple], quarters: int) -> pd.DataFrame:
+    """The counts of ``events``, each person counted per variant at their earliest event of it."""
+    parts = []
+    for variant, actions in indicator.VARIANTS.items():
+        first: dict[int, tuple] = {}
+        for event in sorted(events, key=lambda e: e[2]):
+            if event[3] & actions and event[0] not in first:
+                first[event[0]] = event
+        persons = [Person(e[2], BOTH, age_band=e[4], gender=e[5]) for e in first.values()]
+        table = counts_table(persons, quarters)
+        parts.append(table[table["indicator"] == variant])
+    return pd.concat(parts, ignore_index=True)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=appearances_strategy)
+def test_the_programme_relations_hold_wherever_persons_are_seen(events: list[tuple]) -> None:
+    """Counted by the rule (each person at their first event, per variant), a programme's cells
+    and its projects' meet every relation the audit gives the intruder, the assumed ones included."""
+    programme = first_events(events, 2)
+    projects = [
+        first_events([e for e in events if e[1] == name], 2).assign(
+            indicator=lambda t, name=name: t["indicator"].map(lambda n: scoped(name, n))
+        )
+        for name in ("a", "b")
+    ]
+    joint = pd.concat([programme, *projects], ignore_index=True).assign(published="x")
+    system = IntruderSystem()
+    variables = system.variables_of(joint, through(2))
+    system.add_relations(joint, variables)
+    a, equal, rhs = system.matrix()
+    truth = pd.Series(system.truth).to_numpy(dtype=float)
+    lhs = a @ truth
+    assert ((lhs <= rhs + 1e-9) & (~equal | (abs(lhs - rhs) < 1e-9))).all()
+    alone = IntruderSystem()
+    for table in (programme, *projects):
+        alone.add_relations(table, alone.variables_of(table, through(2)))
+    cross = a.shape[0] - alone.matrix()[0].shape[0]
+    quarter_cells = int((programme["period_kind"] == "quarter").sum())
+    cumulative = len(indicator.VARIANTS) * (2 + 1) * len(projects)  # two quarters and LOP, per project
+    assert cross == quarter_cells + cumulative, "each quarter cell bounded, each cumulative total kept"

@@ -10,14 +10,21 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
+from attack import Held, Programme, attack, exposed
 from conftest import SECRET
+from kobo_tip import privacy
 from kobo_tip.cli import main
 from kobo_tip.config import load_settings
 from kobo_tip.errors import ConfigError, StoreError
-from kobo_tip.programme import load_programme, render_programme
-from kobo_tip.report import render_reports
+from kobo_tip.privacy import OMITTED
+from kobo_tip.privacy.relations import scope_of
+from kobo_tip.programme import count_programme, load_programme, render_programme
+from kobo_tip.report import cutoff, render_reports
+from kobo_tip.report.render import stored_release
+from kobo_tip.store import Store, open_store
 from kobo_tip.sync import run_sync
 from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
 from pg_cluster import postgres as postgres_fixture  # noqa: F401
@@ -119,9 +126,108 @@ def test_a_store_keyed_with_another_secret_is_refused(
         render_programme(load_programme(config), AS_OF)
 
 
-def test_outside_programme_reports_say_they_are_not_built_yet(
+OWN_AS_OF = dt.date(2026, 8, 15)  # each project on its own: through FY2026 Q3
+JOINT_AS_OF = dt.date(2026, 11, 15)  # the programme and its projects together: through FY2026 Q4
+
+
+def held_releases(store_path: Path, scopes: list[str], audience: str) -> tuple[list[Held], list[Programme]]:
+    """Every joint release of ``audience`` in the programme's store, as the intruder holds it: the
+    programme's table and each project's, and the link between them."""
+    held: list[Held] = []
+    links: list[Programme] = []
+    with Store.open(store_path) as store:
+        for stored in store.releases(audience):
+            release = stored_release(stored)
+            first = len(held)
+            for scope in ["", *scopes]:
+                part = release.table[release.table["indicator"].map(lambda n: scope_of(n)[0]) == scope]
+                part = part.assign(indicator=part["indicator"].map(lambda n: scope_of(n)[1]))
+                held.append(as_held(part, release.k, release.through, scope))
+            links.append((first, list(range(first + 1, len(held)))))
+    return held, links
+
+
+def as_held(table: pd.DataFrame, k: int, through: str, scope: str) -> Held:
+    layout = ["indicator", "period", "period_start", "period_end", "dimension", "category"]
+    shown = table[table["published"] != OMITTED]
+    return Held(
+        shown[layout].assign(value=shown["published"].to_numpy()),
+        table[[*layout, "value"]],
+        k,
+        through,
+        scope,
+    )
+
+
+def own_releases(config: Path, scope: str, audience: str) -> list[Held]:
+    settings = load_settings(config)
+    with open_store(settings, create=False) as store:
+        found = [stored_release(r) for r in store.releases(audience)]
+    return [as_held(r.table, r.k, r.through, scope) for r in found]
+
+
+def test_outside_programme_releases_keep_every_small_cell_of_every_project_out_of_reach(
+    projects: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each project released on its own first; then the programme releases itself and both
+    projects together. An intruder holding every file of every release, and solving the relations
+    between the programme and its projects as well as each one's own, narrows no small cell. From
+    then on a project leaves its outside releases to the programme."""
+    names = ["thailand", "cambodia"]
+    for name in names:
+        settings = load_settings(projects[name])
+        render_reports(settings, audiences=("donor",), as_of=OWN_AS_OF)
+    config = programme_config(tmp_path, projects["thailand"], projects["cambodia"])
+    render_programme(load_programme(config), ("internal", "donor", "public"), JOINT_AS_OF)
+    k = {"donor": 5, "public": 10}
+    store_path = tmp_path / "data" / "programme.sqlite"
+    joint, links = held_releases(store_path, names, "donor")
+    public, public_links = held_releases(store_path, names, "public")
+    assert len(joint) == 3 and len(public) == 3, "one joint release of each audience"
+    folders = [tmp_path / "reports", *(load_settings(projects[n]).report.out_dir for n in names)]
+    for table, folder in zip(joint, folders, strict=True):
+        on_file = pd.read_csv(folder / "donor" / "counts.csv", dtype=str, keep_default_na=False)
+        assert on_file["value"].tolist() == table.published["value"].tolist(), "the files are the audit's"
+        assert (folder / "donor" / "report.html").exists()
+    published = pd.concat([h.published for h in joint])
+    assert published["value"].str.startswith("<").any(), "small cells are hidden"
+    own = [h for n in names for h in own_releases(projects[n], n, "donor")]
+    assert own, "the projects released on their own before"
+    donor_held = [*own, *joint, *public]
+    donor_links = links + [(a + len(joint), [b + len(joint) for b in bs]) for a, bs in public_links]
+    shifted = [(a + len(own), [b + len(own) for b in bs]) for a, bs in donor_links]
+    for held, link, audience in ((donor_held, shifted, "donor"), (public, public_links, "public")):
+        findings = attack(held, k[audience], programmes=link)
+        assert findings, f"the {audience} releases hold small cells to attack"
+        broken = exposed(findings, k[audience])
+        assert not broken, f"{len(broken)} {audience} cells narrowed: {broken[:3]}"
+
+    thailand = load_settings(projects["thailand"])
+    assert main(["report", "-c", str(projects["thailand"]), "--audience", "donor"]) == 2
+    with Store.open(thailand.store_path) as store:
+        assert len(store.releases("donor")) == 1, "the project released nothing more on its own"
+    written = render_reports(thailand, as_of=JOINT_AS_OF)  # [report] audiences: internal and donor
+    assert {path.parent.name for path in written} == {"internal"}
+    assert "released with its programme's" in caplog.text
+
+
+def test_without_the_joint_audit_the_programme_gives_project_cells_away(
     projects: dict[str, Path], tmp_path: Path
 ) -> None:
-    config = programme_config(tmp_path, projects["thailand"], projects["cambodia"])
-    assert main(["report", "--programme", "-c", str(config), "--audience", "donor"]) == 2
-    assert not (tmp_path / "reports").exists()
+    """The attack has teeth: the programme's release protected alone, beside the projects' own
+    releases protected alone, lets the same intruder narrow small cells."""
+    names = ["thailand", "cambodia"]
+    held = []
+    for name in names:
+        settings = load_settings(projects[name])
+        render_reports(settings, audiences=("donor",), as_of=JOINT_AS_OF)
+        held += own_releases(projects[name], name, "donor")
+    config = programme_config(tmp_path, *(projects[n] for n in names))
+    count = count_programme(load_programme(config), JOINT_AS_OF)
+    through = held[0].through
+    table = cutoff.counts_through(count.programme.result.counts, dt.date.fromisoformat(through))
+    alone = privacy.protect(table, {"donor": 5, "public": 10}, {}, through).releases["donor"]
+    held.append(as_held(alone.table, 5, through, ""))
+    findings = attack(held, 5, programmes=[(2, [0, 1])])
+    assert exposed(findings, 5), "protected apart, the programme and its projects narrow a small cell"
+    assert not exposed(attack(held, 5), 5), "each release alone is safe"

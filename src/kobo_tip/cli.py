@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--programme",
         action="store_true",
-        help="-c names a programme config: count each person once across its projects (internal only)",
+        help="-c names a programme config: count each person once across its projects (outside audiences: "
+        "released with every project's, audited together)",
     )
 
     status = with_config(add("status", help="what the store holds, last syncs"))
@@ -280,12 +281,9 @@ def _cmd_report(args: argparse.Namespace) -> None:
     if args.programme:
         from kobo_tip.programme import load_programme, render_programme
 
-        if args.audience not in (None, "internal"):
-            raise UsageError(
-                "Programme reports are internal for now: their cells relate to every project's releases, "
-                "and the audit of both together is not built yet."
-            )
-        for path in render_programme(load_programme(args.config), args.as_of):
+        programme = load_programme(args.config)
+        audiences = [args.audience] if args.audience else ["internal"]
+        for path in render_programme(programme, audiences, args.as_of):
             print(f"wrote {path}")
         return
     settings = _settings(args)

@@ -520,14 +520,26 @@ def _sorted_findings(parts: list[pd.DataFrame], rows: list[np.ndarray], rank: np
 
 
 def count_indicator(
-    cases: Cases, settings: Settings, as_of: dt.date, *, through: dt.date | None = None
+    cases: Cases,
+    settings: Settings,
+    as_of: dt.date,
+    *,
+    through: dt.date | None = None,
+    rules: np.ndarray | None = None,
+    merges: Sequence[tuple[str, str]] | None = None,
 ) -> CountResult:
-    """Apply the counting rules and build every table of spec section 7 (see docs/modules.md)."""
+    """Apply the counting rules and build every table of spec section 7 (see docs/modules.md).
+
+    ``rules`` (each row's ``first_failed_rule``) and ``merges`` (submission id pairs) replace the
+    ones ``settings`` gives, for a programme that holds each row to its own project's."""
     through = through or as_of
     frame = cases.frame.reset_index(drop=True)
-    merges_path = settings.indicator.merges_path
-    persons = person_codes(frame, read_merges(merges_path, frame["submission_id"]) if merges_path else [])
-    rules = first_failed_rule(frame, settings, as_of)
+    if merges is None:
+        merges_path = settings.indicator.merges_path
+        merges = read_merges(merges_path, frame["submission_id"]) if merges_path else []
+    persons = person_codes(frame, merges)
+    if rules is None:
+        rules = first_failed_rule(frame, settings, as_of)
     last_day = pd.Timestamp(last_counted_day(settings.project, as_of, through))
     counted = (rules == "") & (frame["event_date"] <= last_day).to_numpy()
     rank = submission_rank(frame)

@@ -5,7 +5,9 @@ A programme config names its projects' configs and the rules the programme count
 that counts by other rules is refused, naming the key, and so is a store keyed with another
 secret (the same person would then have two keys and count twice). Each project's store is read
 as its own report reads it; the cases are counted as one project whose roster and locations are
-all of theirs. The programme's own store keeps what its reports were shown.
+all of theirs, each row held to its own project's rules and merges. Outside audiences see the
+programme and its projects released together, suppressed and audited as one table
+(``release_together``). The programme's own store keeps what its reports were shown.
 """
 
 from __future__ import annotations
@@ -13,19 +15,33 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 import kobo_tip
 from kobo_tip import cases as cases_module
-from kobo_tip import counting
+from kobo_tip import counting, periods, privacy
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import ConfigError, StoreError
-from kobo_tip.report.render import Counted, Provenance, write_audiences
-from kobo_tip.store import RunInfo, open_store, utc_stamp
+from kobo_tip.privacy.relations import PROGRAMME_SCOPE, scope_of, scoped
+from kobo_tip.report import cutoff
+from kobo_tip.report.render import (
+    INTERNAL,
+    PROGRAMME_MEMBER,
+    Counted,
+    Provenance,
+    provenance_of,
+    publish,
+    published_through,
+    save_release,
+    stored_release,
+    write_audiences,
+)
+from kobo_tip.store import RunInfo, Store, StoredRelease, open_store, utc_stamp
 from kobo_tip.sync import FINGERPRINT, secret_fingerprint
 
 # What every project must count by as the programme does: config key -> how a Settings holds it.
@@ -36,8 +52,10 @@ RULES: dict[str, Callable[[Settings], Any]] = {
     "require_approved": lambda s: s.indicator.require_approved,
     "require_event_after_training": lambda s: s.indicator.require_event_after_training,
     "location_level": lambda s: s.indicator.location_level,
+    "min_cell": lambda s: dict(s.privacy.min_cell),
 }
 KEYS = ("name", "projects", "store", "out_dir", "secret_env", *RULES)
+LAST_RUN = "last_run"  # a joint release's column: the last run of the cell's project when released
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +87,12 @@ def load_programme(path: str | Path) -> Programme:
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise ConfigError(f"[programme] projects of {config} must list the projects' config files.")
     projects = tuple(load_settings(config.parent / name) for name in names)
+    scopes = [scope_of_project(project) for project in projects]
+    if len(set(scopes)) < len(scopes):
+        raise ConfigError(
+            f"[programme] projects of {config} must each live in a folder of its own name: the folder "
+            "names the project in the programme's releases."
+        )
     for key, read in RULES.items():
         expected = table.get(key, read(projects[0]))
         for project in projects:
@@ -121,12 +145,31 @@ def _programme_settings(config: Path, table: dict[str, Any], projects: tuple[Set
     )
 
 
-def count_programme(programme: Programme, as_of: dt.date) -> Counted:
+@dataclasses.dataclass(frozen=True)
+class ProjectCount:
+    """One project of a programme as its own report counts it, with what it was shown before."""
+
+    settings: Settings
+    scope: str  # its indicators' prefix in the programme's releases (its config's folder name)
+    counted: Counted
+    runs: list[RunInfo]  # newest first
+    releases: dict[str, list[privacy.Release]]  # what each outside audience was shown on its own
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgrammeCount:
+    programme: Counted
+    projects: list[ProjectCount]
+
+
+def count_programme(programme: Programme, as_of: dt.date) -> ProgrammeCount:
     """Every project's cases counted as one: a person (one key) once, at the first qualifying event
-    of any project. Submission ids are prefixed with the project's folder name."""
+    of any project; each row held to its own project's rules and merges, so a programme person's
+    index event is one of a project's. Submission ids are prefixed with the project's folder name.
+    Each project is counted on its own too, from the same reading of its store."""
     secret = programme.settings.secret()
     fingerprint = secret_fingerprint(secret)
-    frames, findings, runs = [], [], []
+    frames, findings, runs, rules, merges, projects = [], [], [], [], [], []
     for project in programme.projects:
         with open_store(project, create=False) as store:
             if store.meta_value(FINGERPRINT) != fingerprint:
@@ -135,22 +178,42 @@ def count_programme(programme: Programme, as_of: dt.date) -> Counted:
                     f"({programme.settings.privacy.secret_env}): its people would count again. Every project "
                     "of a programme keys with the same secret; sync it anew with that one."
                 )
+            project_runs = store.runs(50)
             table = store.answer_table()
-            runs += store.runs(1)
+            releases = {
+                audience: [stored_release(r) for r in store.releases(audience)]
+                for audience in project.privacy.min_cell
+            }
         cases = cases_module.cases_from_table(table, project)
-        label = project.path.parent.name + ":"
-        frame = cases.frame.assign(submission_id=label + cases.frame["submission_id"].astype(str))
+        label = scope_of_project(project)
+        counted = Counted(
+            counting.count_indicator(cases, project, as_of), provenance_of(table, project_runs, as_of)
+        )
+        projects.append(ProjectCount(project, label, counted, project_runs, releases))
+        rules.append(counting.first_failed_rule(cases.frame.reset_index(drop=True), project, as_of))
+        path = project.indicator.merges_path
+        pairs = counting.read_merges(path, cases.frame["submission_id"]) if path else []
+        merges += [(f"{label}:{keep}", f"{label}:{merge}") for keep, merge in pairs]
+        frame = cases.frame.assign(submission_id=f"{label}:" + cases.frame["submission_id"].astype(str))
         frames.append(frame)
         findings.append(
-            cases.findings.assign(submission_id=label + cases.findings["submission_id"].astype(str))
+            cases.findings.assign(submission_id=f"{label}:" + cases.findings["submission_id"].astype(str))
         )
+        runs += project_runs[:1]
     frame = pd.concat(frames, ignore_index=True)
     for column in frames[0].columns:
         if isinstance(frames[0][column].dtype, pd.CategoricalDtype):
             frame[column] = pd.api.types.union_categoricals([f[column] for f in frames])
     joined = cases_module.Cases(frame=frame, findings=pd.concat(findings, ignore_index=True))
-    result = counting.count_indicator(joined, programme.settings, as_of)
-    return Counted(result, _provenance(programme, runs, as_of))
+    result = counting.count_indicator(
+        joined, programme.settings, as_of, rules=np.concatenate(rules), merges=merges
+    )
+    return ProgrammeCount(Counted(result, _provenance(programme, runs, as_of)), projects)
+
+
+def scope_of_project(project: Settings) -> str:
+    """A project's name inside its programme: its config's folder."""
+    return project.path.parent.name
 
 
 def _provenance(programme: Programme, runs: list[RunInfo], as_of: dt.date) -> Provenance:
@@ -165,9 +228,99 @@ def _provenance(programme: Programme, runs: list[RunInfo], as_of: dt.date) -> Pr
     )
 
 
-def render_programme(programme: Programme, as_of: dt.date | None = None) -> list[Path]:
-    """The programme's internal report. Outside audiences are not released yet: their cells relate
-    to every project's releases, and the joint audit is not built."""
-    counted = count_programme(programme, as_of or dt.date.today())
+def render_programme(
+    programme: Programme, audiences: Sequence[str] = (INTERNAL,), as_of: dt.date | None = None
+) -> list[Path]:
+    """The programme's reports for ``audiences``. An outside audience is released together with
+    every project's release of it (``release_together``)."""
+    count = count_programme(programme, as_of or dt.date.today())
+    wanted = list(dict.fromkeys(audiences))
     with open_store(programme.settings) as store:
-        return write_audiences(store, programme.settings, counted, ["internal"])
+        outside = [a for a in wanted if a != INTERNAL]
+        internal = [a for a in wanted if a == INTERNAL]
+        written = write_audiences(store, programme.settings, count.programme, internal)
+        if outside:
+            written += release_together(store, programme, count, outside)
+    return written
+
+
+def release_together(
+    store: Store, programme: Programme, count: ProgrammeCount, audiences: Sequence[str]
+) -> list[Path]:
+    """Protect the programme's cells and every project's in one table, so an intruder holding all
+    their releases (and solving the relations between them) narrows no small cell of any; write
+    the programme's folder and each project's, and record the release in the programme's store.
+
+    From then on each project's store names the programme, and the project's own renders write
+    its internal report only: its outside releases are audited with the programme's, here."""
+    settings = programme.settings
+    headline = periods.headline_quarter(settings.project, count.programme.provenance.run_date)
+    through = published_through(headline, settings)
+    tables = [cutoff.counts_through(count.programme.result.counts, through)]
+    for project in count.projects:
+        table = cutoff.counts_through(project.counted.result.counts, through)
+        tables.append(table.assign(indicator=table["indicator"].map(lambda n, s=project.scope: scoped(s, n))))
+    joint = pd.concat(tables, ignore_index=True)
+    for project in count.projects:
+        with open_store(project.settings, create=False) as member:
+            member.set_meta_value(PROGRAMME_MEMBER, str(programme.path))
+    ks = dict(settings.privacy.min_cell)
+    written: list[Path] = []
+    with store.lock_for_render():
+        history = {audience: _history(store, count.projects, audience) for audience in ks}
+        outcome = privacy.protect(joint, ks, history, through.isoformat())
+        for audience in audiences:
+            release = outcome.releases[audience]
+            stored = store.releases(audience, last=True)
+            last = stored[0] if stored else None
+            if not release.same_cells(stored_release(last) if last else None):
+                last_runs = {p.scope: p.counted.provenance.last_run for p in count.projects}
+                last_runs[PROGRAMME_SCOPE] = 0
+                scopes = release.table["indicator"].map(lambda n: scope_of(n)[0])
+                save_release(store, release, 0, {LAST_RUN: scopes.map(last_runs).tolist()})
+            own = _slice(release, PROGRAMME_SCOPE)
+            written += publish(settings, count.programme, own, None, [], _last_slice(last, PROGRAMME_SCOPE))
+            for project in count.projects:
+                before = _last_slice(last, project.scope) or _own_last(project, audience)
+                mine = _slice(release, project.scope)
+                written += publish(project.settings, project.counted, mine, None, project.runs, before)
+    return written
+
+
+def _history(store: Store, projects: Sequence[ProjectCount], audience: str) -> list[privacy.Release]:
+    """What ``audience`` was shown, oldest first: the programme's joint releases, and what each
+    project released on its own (its indicators scoped) before it joined."""
+    found = [stored_release(r) for r in store.releases(audience)]
+    for project in projects:
+        for release in project.releases.get(audience, []):
+            table = release.table.assign(
+                indicator=release.table["indicator"].map(lambda n, s=project.scope: scoped(s, n))
+            )
+            found.append(dataclasses.replace(release, table=table))
+    return sorted(found, key=lambda release: release.released_at)
+
+
+def _slice(release: privacy.Release, scope: str) -> privacy.Release:
+    """The cells of one scope of a joint release, under their bare indicator names."""
+    scopes = release.table["indicator"].map(lambda n: scope_of(n)[0])
+    table = release.table[(scopes == scope).to_numpy()]
+    table = table.assign(indicator=table["indicator"].map(lambda n: scope_of(n)[1])).reset_index(drop=True)
+    return dataclasses.replace(release, table=table)
+
+
+def _last_slice(last: StoredRelease | None, scope: str) -> StoredRelease | None:
+    """One scope of the last joint release, as if saved on its own (its project's last run then)."""
+    if last is None:
+        return None
+    sliced = _slice(stored_release(last), scope)
+    if sliced.table.empty:
+        return None
+    cells = {c: sliced.table[c].tolist() for c in (*privacy.COLUMNS, "published")}
+    last_run = int(sliced.table[LAST_RUN].iloc[0]) if LAST_RUN in sliced.table else 0
+    return dataclasses.replace(last, last_run=last_run, cells=cells)
+
+
+def _own_last(project: ProjectCount, audience: str) -> StoredRelease | None:
+    with open_store(project.settings, create=False) as store:
+        stored = store.releases(audience, last=True)
+    return stored[0] if stored else None

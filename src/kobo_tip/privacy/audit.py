@@ -170,15 +170,19 @@ class Auditor:
         if not len(remaining):
             return []
         model = _Model(a, equal, rhs, lower, upper)
-        for sense in (-1.0, 1.0):  # push every open cell up at once, then down
-            solution = model.solve(todo[remaining], sense)
-            self.solves += 1
-            if solution is not None:
-                np.minimum(low, solution[todo], out=low)
-                np.maximum(high, solution[todo], out=high)
-            remaining = open_cells()
-            if not len(remaining):
-                return []
+        while True:  # push every open cell up at once, then down, while that closes some
+            before = len(remaining)
+            for sense in (-1.0, 1.0):
+                solution = model.solve(todo[remaining], sense)
+                self.solves += 1
+                if solution is not None:
+                    np.minimum(low, solution[todo], out=low)
+                    np.maximum(high, solution[todo], out=high)
+                remaining = open_cells()
+                if not len(remaining):
+                    return []
+            if len(remaining) == before:
+                break
         exposed = []
         for slot in remaining:
             for sense in (-1.0, 1.0):

@@ -10,6 +10,10 @@ included) add up to at least the total; for every run of quarters from the first
 and ``referred`` are at most ``identified_or_referred``, which is at most their sum; a location or
 country of origin that is listed was seen, so its LOP cells sum to at least 1.
 
+A programme's release is one table with its projects' (their indicators scoped, ``scoped``): each
+scope has the relations above, and every programme cell is at most the sum of its projects' same
+cell, its totals up to each quarter at least each project's (``_programme_relations``).
+
 The relations know the table's layout only (its indicator, period, dimension and category
 columns), never its values.
 """
@@ -34,6 +38,8 @@ CROSS_TAB = "age_band_x_gender"
 CROSS_TAB_SEPARATOR = "|"
 QUARTER, FISCAL_YEAR, LOP = "quarter", "fiscal_year", "lop"
 EQUAL, AT_MOST = "=", "<="
+# A table holding a programme and its projects names a project's indicators "<scope>/<indicator>".
+SCOPE_SEPARATOR, PROGRAMME_SCOPE = "/", ""
 SEEN_DIMENSIONS = ("location", "country_of_origin")  # categories listed only when seen (spec section 7)
 ALWAYS_LISTED = (indicator.UNKNOWN, indicator.NOT_RECORDED)
 IDENTIFIED_OR_REFERRED, IDENTIFIED, REFERRED = "identified_or_referred", "identified", "referred"
@@ -48,9 +54,16 @@ class Relations:
     coefs: list[list[float]] = field(default_factory=list)
     senses: list[str] = field(default_factory=list)
     rhs: list[float] = field(default_factory=list)
+    assumed: list[bool] = field(default_factory=list)  # true of most tables, kept where the truth meets it
 
     def add(
-        self, plus: Sequence[int], minus: Sequence[int] = (), *, sense: str = EQUAL, rhs: float = 0.0
+        self,
+        plus: Sequence[int],
+        minus: Sequence[int] = (),
+        *,
+        sense: str = EQUAL,
+        rhs: float = 0.0,
+        assumed: bool = False,
     ) -> None:
         """Add ``sum(plus) - sum(minus) sense rhs``; cells on both sides cancel."""
         weight: dict[int, float] = defaultdict(float)
@@ -65,6 +78,7 @@ class Relations:
         self.coefs.append(list(kept.values()))
         self.senses.append(sense)
         self.rhs.append(rhs)
+        self.assumed.append(assumed)
 
     def __len__(self) -> int:
         return len(self.senses)
@@ -87,18 +101,43 @@ def parent_periods(rows: pd.DataFrame) -> dict[str, str]:
     return parent
 
 
+def scoped(scope: str, name: str) -> str:
+    """The indicator ``name`` of one project of a programme, in a table that holds several."""
+    return f"{scope}{SCOPE_SEPARATOR}{name}" if scope else name
+
+
+def scope_of(name: str) -> tuple[str, str]:
+    """(scope, indicator) of a possibly scoped indicator name; the programme's own scope is ""."""
+    scope, _, bare = name.rpartition(SCOPE_SEPARATOR)
+    return scope, bare
+
+
 def table_relations(table: pd.DataFrame) -> Relations:
-    """Every relation of spec section 6 among the rows of ``table`` (positions 0..len-1)."""
+    """Every relation of spec section 6 among the rows of ``table`` (positions 0..len-1): those of
+    each scope's cells, and where the table holds a programme and its projects, those between them."""
     keys = list(
         zip(*(table[name].tolist() for name in ("indicator", "period", "dimension", "category")), strict=True)
     )
-    position: dict[CellKey, int] = {key: i for i, key in enumerate(keys)}
-    categories: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-    for name, period, dimension, category in keys:
-        categories[(name, period, dimension)].append(category)
-    kinds = dict(zip(table["period"].tolist(), table["period_kind"].tolist(), strict=True))
-    starts = dict(zip(table["period"].tolist(), table["period_start"].astype(str).tolist(), strict=True))
+    rows_of: dict[str, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        rows_of[scope_of(key[0])[0]].append(i)
     relations = Relations()
+    positions = {}
+    for scope, rows in rows_of.items():
+        positions[scope] = {(scope_of(keys[i][0])[1], *keys[i][1:]): i for i in rows}
+        _scope_relations(relations, positions[scope], table.iloc[rows])
+    if PROGRAMME_SCOPE in positions and len(positions) > 1:
+        programme = positions.pop(PROGRAMME_SCOPE)
+        _programme_relations(relations, programme, list(positions.values()), table)
+    return relations
+
+
+def _scope_relations(relations: Relations, position: dict[CellKey, int], table: pd.DataFrame) -> None:
+    """The relations among the cells of one scope (``position``: its bare cell keys -> rows)."""
+    categories: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for name, period, dimension, category in position:
+        categories[(name, period, dimension)].append(category)
+    kinds, starts = _period_kinds(table)
     _category_relations(relations, position, categories)
     _period_relations(relations, position, parent_periods(table))
     quarters = sorted((p for p, kind in kinds.items() if kind == QUARTER), key=lambda p: starts[p])
@@ -106,7 +145,41 @@ def table_relations(table: pd.DataFrame) -> Relations:
     _variant_relations(relations, position, quarters, lop)
     if lop is not None:
         _seen_relations(relations, position, categories, lop)
-    return relations
+
+
+def _period_kinds(table: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
+    kinds = dict(zip(table["period"].tolist(), table["period_kind"].tolist(), strict=True))
+    starts = dict(zip(table["period"].tolist(), table["period_start"].astype(str).tolist(), strict=True))
+    return kinds, starts
+
+
+def _programme_relations(
+    relations: Relations,
+    programme: dict[CellKey, int],
+    projects: Sequence[dict[CellKey, int]],
+    table: pd.DataFrame,
+) -> None:
+    """A programme person counts at their first event in any project, which is also their first in
+    that project, with the same categories: every programme cell is at most the sum of the same
+    cell of its projects. And a person a project counts by a day is in the programme by that day:
+    up to every quarter's end, and at LOP, the programme's total is at least each project's (assumed:
+    a merge that joins two persons a project counts apart breaks it, so it is kept where it holds)."""
+    kinds, starts = _period_kinds(table)
+    for key, cell in programme.items():
+        if kinds[key[1]] == QUARTER:  # fiscal years and LOP follow: both sides sum their quarters
+            relations.add([cell], [p[key] for p in projects if key in p], sense=AT_MOST)
+    quarters = sorted((p for p, kind in kinds.items() if kind == QUARTER), key=lambda p: starts[p])
+    lops = [p for p, kind in kinds.items() if kind == LOP][:1]  # every scope's LOP has one label
+    spans = [quarters[: n + 1] for n in range(len(quarters))] + [lops]
+    for name in {key[0] for key in programme}:
+        for span in spans:
+            mine = [programme.get((name, p, TOTAL_DIMENSION, TOTAL_CATEGORY)) for p in span]
+            if any(cell is None for cell in mine):
+                continue
+            for project in projects:
+                keys = [(name, p, TOTAL_DIMENSION, TOTAL_CATEGORY) for p in span]
+                theirs = [project[key] for key in keys if key in project]
+                relations.add(theirs, [c for c in mine if c is not None], sense=AT_MOST, assumed=True)
 
 
 def _category_relations(

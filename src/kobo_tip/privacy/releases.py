@@ -29,6 +29,7 @@ from kobo_tip.privacy.relations import (
     SEEN_DIMENSIONS,
     TOTAL_DIMENSION,
     parent_periods,
+    scope_of,
 )
 from kobo_tip.privacy.suppression import DisclosureError, need_of, suppress
 from kobo_tip.privacy.system import HIDDEN, OMITTED, IntruderSystem, View
@@ -113,7 +114,7 @@ def protect(
     hiding at least what the smaller ones hide."""
     order = sorted(ks, key=lambda audience: ks[audience])
     quarters = set(table.loc[table["period_kind"] == QUARTER, "period"])
-    lasts = {a: history[a][-1] for a in order if history.get(a)}
+    lasts = {a: last for a in order if (last := latest(history.get(a, ()))) is not None}
     baseline = max(lasts.values(), key=lambda release: release.released_at, default=None)
     revisions = _Revisions(table, baseline, max(ks.values(), default=0))
     hold: set[str] = set()
@@ -152,6 +153,27 @@ def protect(
         return outcome
 
 
+def latest(releases: Sequence[Release]) -> Release | None:
+    """What an audience was last shown of each indicator: the newest release, with the indicators
+    it lacks as the newest release holding them showed them (a programme's projects released on
+    their own before the programme released them together). Older rows count through their own
+    release's day (their period ends cut to it)."""
+    if not releases:
+        return None
+    newest = releases[-1]
+    frames, seen = [newest.table], set(newest.table["indicator"])
+    for release in reversed(releases[:-1]):
+        rows = release.table[~release.table["indicator"].isin(seen)]
+        if len(rows):
+            ends = np.minimum(rows["period_end"].astype(str).to_numpy(), release.through)
+            frames.append(rows.assign(period_end=ends))
+            seen |= set(rows["indicator"])
+    if len(frames) == 1:
+        return newest
+    table = pd.concat(frames, ignore_index=True)
+    return Release(newest.audience, newest.k, newest.through, table, newest.released_at)
+
+
 def _suppress_all(
     current: pd.DataFrame,
     ks: Mapping[str, int],
@@ -168,7 +190,7 @@ def _suppress_all(
     for number, audience in enumerate(order):
         k = ks[audience]
         own = list(history.get(audience, ()))
-        last = own[-1] if own else None
+        last = latest(own)
         larger = [a for a in order[number + 1 :] if ks[a] > k]
         views = [release.view() for a in (audience, *larger) for release in history.get(a, ())]
         smaller = [outcome.releases[a] for a in order[:number]] + [
@@ -285,13 +307,15 @@ class _Revisions:
             return
         before = last.table
         old_values = before.set_index(CELL)["value"]
-        new_values = self.table.set_index(CELL)["value"]
+        # Indicators the audience was never shown (a project that joins a programme) revise nothing.
+        shown_before = self.table["indicator"].isin(set(before["indicator"])).to_numpy()
+        new_values = self.table[shown_before].set_index(CELL)["value"]
         now_quarters = set(self.table.loc[self.table["period_kind"] == QUARTER, "period"])
         for quarter in before.loc[before["period_kind"] == QUARTER, "period"].unique():
             if quarter not in now_quarters:
                 continue
             old = old_values[before["period"].to_numpy() == quarter]
-            new = new_values[self.table["period"].to_numpy() == quarter]
+            new = new_values[self.table.loc[shown_before, "period"].to_numpy() == quarter]
             both = pd.concat([old.rename("old"), new.rename("new")], axis=1).fillna(0)
             changed = int((both["old"] != both["new"]).sum())
             if not changed:
@@ -372,9 +396,10 @@ def _mixed(table: pd.DataFrame, before: pd.DataFrame, held: Sequence[str]) -> pd
     """``table`` with the quarters ``held`` as ``before`` had them, fiscal years and LOP summed again."""
     if not held:
         return table.reset_index(drop=True)
+    shown = table["indicator"].isin(set(before["indicator"]))  # the rest was never released
     quarters = pd.concat(
         [
-            table[(table["period_kind"] == QUARTER) & ~table["period"].isin(held)],
+            table[(table["period_kind"] == QUARTER) & ~(table["period"].isin(held) & shown)],
             before.loc[before["period"].isin(held), COLUMNS],
         ]
     )
@@ -382,6 +407,16 @@ def _mixed(table: pd.DataFrame, before: pd.DataFrame, held: Sequence[str]) -> pd
 
 
 def summed(quarters: pd.DataFrame, layout: pd.DataFrame) -> pd.DataFrame:
+    """``_summed`` of each scope of a table holding a programme and its projects, scope after scope."""
+    scopes = layout["indicator"].map(lambda name: scope_of(name)[0])
+    if scopes.nunique() <= 1:
+        return _summed(quarters, layout)
+    quarter_scopes = quarters["indicator"].map(lambda name: scope_of(name)[0])
+    parts = [_summed(quarters[quarter_scopes == scope], layout[scopes == scope]) for scope in scopes.unique()]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _summed(quarters: pd.DataFrame, layout: pd.DataFrame) -> pd.DataFrame:
     """A counts table from its quarter rows, in counting's order (indicator, dimension, period,
     category): the periods of ``layout``, each
     dimension's categories as they first appear (``layout``'s first), fiscal years and LOP as sums

@@ -24,7 +24,7 @@ from scipy import sparse
 from kobo_tip.errors import KoboTipError
 from kobo_tip.indicator import PERSONAL_DIMENSIONS
 from kobo_tip.privacy.audit import Auditor, Exposure, Need, feasible_values, new_highs
-from kobo_tip.privacy.relations import CROSS_TAB, TOTAL_DIMENSION
+from kobo_tip.privacy.relations import CROSS_TAB, TOTAL_DIMENSION, scope_of
 from kobo_tip.privacy.system import HIDDEN, INFINITY, OMITTED, IntruderSystem, View, hidden_bounds
 
 ZERO_COST = 0.05  # a hidden zero hides no one
@@ -328,10 +328,11 @@ _DIMENSION_GROUPS = {dimension: "personal" for dimension in (*PERSONAL_DIMENSION
 
 def _regions(identities: Sequence[tuple[object, ...]]) -> list[list[np.ndarray]]:
     """Per variable, the regions its protection is sought in: the cells of its indicator and group
-    of dimensions (dimensions joined other than through the total) in every release, then its
-    indicator's, then all. ``identities``: each variable's (indicator, period, dimension, ...)."""
+    of dimensions (dimensions joined other than through the total) in every release and scope, then
+    its indicator's, then all. ``identities``: each variable's (indicator, period, dimension, ...)."""
     everything = np.arange(len(identities))
-    names = np.asarray([identity[0] for identity in identities], dtype=object)
+    # A programme's cells and its projects' of one indicator share a region: they relate cell by cell.
+    names = np.asarray([scope_of(str(identity[0]))[1] for identity in identities], dtype=object)
     dimensions = np.asarray([identity[2] for identity in identities], dtype=object)
     groups = np.asarray([_DIMENSION_GROUPS.get(d, d) for d in dimensions], dtype=object)
     regions: list[list[np.ndarray]] = [[everything] for _ in everything]

@@ -90,12 +90,16 @@ class IntruderSystem:
     def add_relations(self, table: pd.DataFrame, variables: np.ndarray) -> None:
         """The relations among ``table``'s rows, over their variables (a relation met twice is kept once)."""
         found = table_relations(table)
-        for cells, coefs, sense, rhs in zip(found.cells, found.coefs, found.senses, found.rhs, strict=True):
+        for cells, coefs, sense, rhs, assumed in zip(
+            found.cells, found.coefs, found.senses, found.rhs, found.assumed, strict=True
+        ):
             terms: dict[int, float] = {}
             for cell, coef in zip(cells, coefs, strict=True):
                 var = int(variables[cell])
                 terms[var] = terms.get(var, 0.0) + coef
             row = tuple(sorted((v, c) for v, c in terms.items() if c))
+            if assumed and sum(c * self.truth[v] for v, c in row) > rhs:
+                continue  # not true of these counts, so no intruder can rely on it
             if row:
                 self._rows.add((row, sense, rhs))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pycountry
@@ -15,7 +16,7 @@ import pycountry
 import kobo_tip
 from kobo_tip import cases, counting, indicator, periods, privacy
 from kobo_tip.config import Settings
-from kobo_tip.errors import StoreError
+from kobo_tip.errors import StoreError, UsageError
 from kobo_tip.labels import load_labels
 from kobo_tip.report import cutoff, dhis2, document, files, iptt, restatements, workbook
 from kobo_tip.report.edition import Edition, Performance, Provenance
@@ -27,6 +28,7 @@ from kobo_tip.targets import Targets, check_targets, read_targets
 log = logging.getLogger(__name__)
 
 INTERNAL = "internal"
+PROGRAMME_MEMBER = "programme"  # meta key of a project's store: the programme config that releases it
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ def render_reports(
     Returns the paths written. Counts once (``count_store``), then publishes each audience
     (``write_audiences``). A store that was never synced is an error; from one that holds no
     submission only the internal report is written (an outside report of zeros would say that
-    nothing happened, which nobody knows yet).
+    nothing happened, which nobody knows yet). A project of a programme that released it leaves its
+    outside audiences to the programme (``kobo_tip.programme.release_together``).
     """
     run_date = as_of or dt.date.today()
     wanted = list(audiences or settings.report.audiences)
@@ -58,6 +61,16 @@ def render_reports(
                 f"Nothing has been synced into {store.path} yet: run 'kobo-tip sync' first; "
                 "no report was written."
             )
+        programme = store.meta_value(PROGRAMME_MEMBER)
+        if programme and any(a != INTERNAL for a in wanted):
+            message = (
+                f"The outside reports of this project are released with its programme's, which audits "
+                f"them together: run 'kobo-tip report --programme -c {programme}'"
+            )
+            wanted = [a for a in wanted if a == INTERNAL]
+            if not wanted:
+                raise UsageError(message + ".")
+            log.warning("%s; only the internal report is written here.", message)
         if store.counts().submissions == 0 and any(a != INTERNAL for a in wanted):
             log.warning(
                 "The store holds no submission yet: no outside report is written until one is synced."
@@ -71,8 +84,10 @@ def outside_due(settings: Settings, as_of: dt.date | None = None) -> bool:
     """True when an outside audience of ``[report] audiences`` holds no release through the last
     ended quarter: a quarter ended since (or nothing was released yet), so a new release is due."""
     headline = periods.headline_quarter(settings.project, as_of or dt.date.today())
-    through = _published_through(headline, settings).isoformat()
+    through = published_through(headline, settings).isoformat()
     with open_store(settings, create=False) as store:
+        if store.meta_value(PROGRAMME_MEMBER):
+            return False  # its programme releases it
         return any(
             [release.through for release in store.releases(audience, last=True)] != [through]
             for audience in settings.report.audiences
@@ -85,9 +100,13 @@ def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
     runs = store.runs(limit=50)  # before reading: a sync that starts meanwhile is the next report's
     table = store.answer_table()
     built = cases.cases_from_table(table, settings)
+    return Counted(counting.count_indicator(built, settings, run_date), provenance_of(table, runs, run_date))
+
+
+def provenance_of(table: pd.DataFrame, runs: Sequence[RunInfo], run_date: dt.date) -> Provenance:
+    """Footer facts of a count of the answer table ``table``; ``runs`` newest first."""
     versions = {version for version, gone in zip(table.form_version, table.deleted, strict=True) if not gone}
-    provenance = _provenance(runs, tuple(sorted(versions - {""})), run_date)
-    return Counted(counting.count_indicator(built, settings, run_date), provenance)
+    return _provenance(runs, tuple(sorted(versions - {""})), run_date)
 
 
 def write_audiences(
@@ -104,13 +123,11 @@ def write_audiences(
     """
     run_date = counted.provenance.run_date
     result = counted.result
-    words = ReportWords.for_language(load_labels(settings.project.report_language), settings.form.locations)
     headline = periods.headline_quarter(settings.project, run_date)
     wanted = list(dict.fromkeys(audiences))
     written: list[Path] = []
-    through = _published_through(headline, settings)
+    through = published_through(headline, settings)
     table = cutoff.counts_through(result.counts, through)
-    targets = load_targets(settings, result.counts)
     with store.lock_for_render():
         outcome: privacy.Outcome | None = None
         failure: privacy.DisclosureError | None = None
@@ -134,40 +151,69 @@ def write_audiences(
                 release = outcome.releases[audience]
             else:
                 continue
-            # The IPTT compares ended quarters only, in every audience: from the release outside
-            # internal, from the same cut of the true counts inside.
-            ended = release.published if audience != INTERNAL else privacy.internal_view(table)
-            performance = _performance(
-                PublishedCounts(ended), targets, headline, settings, words, audience == INTERNAL
-            )
-            written += _publish(
-                store, settings, counted, release, outcome, words, headline, runs, performance
-            )
+            previous = store.releases(audience, last=True)
+            last = previous[0] if previous else None
+
+            def save(release: privacy.Release = release, last: StoredRelease | None = last) -> None:
+                if release.audience == INTERNAL or not release.same_cells(
+                    stored_release(last) if last else None
+                ):
+                    save_release(store, release, counted.provenance.last_run)
+
+            written += publish(settings, counted, release, outcome, runs, last, save=save)
     if failure is not None:
         raise failure
     return written
 
 
-def _publish(
-    store: Store,
+def save_release(
+    store: Store, release: privacy.Release, last_run: int, extra: Mapping[str, list[Any]] | None = None
+) -> None:
+    """Record what ``release``'s audience was shown (``extra``: more columns of its cells)."""
+    cells = {c: release.table[c].tolist() for c in (*privacy.COLUMNS, "published")}
+    store.save_release(
+        release.audience,
+        k=release.k,
+        through=release.through,
+        last_run=last_run,
+        cells={**cells, **(extra or {})},
+    )
+
+
+def publish(
     settings: Settings,
     counted: Counted,
     release: privacy.Release,
     outcome: privacy.Outcome | None,
-    words: ReportWords,
-    headline: periods.Period | None,
     runs: Sequence[RunInfo],
-    performance: Performance,
+    last: StoredRelease | None,
+    *,
+    save: Callable[[], None] | None = None,
 ) -> list[Path]:
-    """Write one audience's folder and save its release (before the folder is swapped in, so no
-    file is ever out without its release on record)."""
+    """Write one audience's folder of ``release`` (``last``: what the audience was shown before);
+    ``save`` records the release before the folder is swapped in, so no file is ever out without
+    its release on record."""
     audience = release.audience
     internal = audience == INTERNAL
+    words = ReportWords.for_language(load_labels(settings.project.report_language), settings.form.locations)
+    run_date = counted.provenance.run_date
+    headline = periods.headline_quarter(settings.project, run_date)
     through = dt.date.fromisoformat(release.through)
     published = release.published
     counts = PublishedCounts(published)
-    previous = store.releases(audience, last=True)
-    last = previous[0] if previous else None
+    # The IPTT compares ended quarters only, in every audience: from the release outside
+    # internal, from the same cut of the true counts inside.
+    ended = (
+        PublishedCounts(
+            privacy.internal_view(
+                cutoff.counts_through(counted.result.counts, published_through(headline, settings))
+            )
+        )
+        if internal
+        else counts
+    )
+    targets = load_targets(settings, counted.result.counts)
+    performance = _performance(ended, targets, headline, settings, words, internal)
     edition = Edition(
         audience=audience,
         k=None if internal else release.k,
@@ -189,14 +235,8 @@ def _publish(
     group = settings.report.group if audience in settings.report.share_with_group else ""
     with files.new_folder(settings.report.out_dir / audience, group=group) as folder:
         paths = _write(edition, settings, folder)
-        if internal or not release.same_cells(stored_release(last) if last else None):
-            store.save_release(
-                audience,
-                k=release.k,
-                through=release.through,
-                last_run=counted.provenance.last_run,
-                cells={c: release.table[c].tolist() for c in (*privacy.COLUMNS, "published")},
-            )
+        if save is not None:
+            save()
     final = settings.report.out_dir / audience
     return [final / path.name for path in paths]
 
@@ -267,7 +307,7 @@ def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
     return written
 
 
-def _published_through(headline: periods.Period | None, settings: Settings) -> dt.date:
+def published_through(headline: periods.Period | None, settings: Settings) -> dt.date:
     """The last day counted outside ``internal``: the end of the headline quarter."""
     if headline is None:  # no quarter has ended yet: only empty periods can be published
         return settings.project.start_date - dt.timedelta(days=1)
