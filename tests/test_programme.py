@@ -167,7 +167,10 @@ def own_releases(config: Path, scope: str, audience: str) -> list[Held]:
 
 
 def test_outside_programme_releases_keep_every_small_cell_of_every_project_out_of_reach(
-    projects: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    projects: dict[str, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Each project released on its own first; then the programme releases itself and both
     projects together. An intruder holding every file of every release, and solving the relations
@@ -209,6 +212,11 @@ def test_outside_programme_releases_keep_every_small_cell_of_every_project_out_o
     written = render_reports(thailand, as_of=JOINT_AS_OF)  # [report] audiences: internal and donor
     assert {path.parent.name for path in written} == {"internal"}
     assert "released with its programme's" in caplog.text
+    capsys.readouterr()
+    assert main(["status", "-c", str(projects["thailand"])]) == 0
+    assert f"outside releases: with its programme (kobo-tip report --programme -c {config})" in (
+        capsys.readouterr().out
+    )
 
 
 def test_without_the_joint_audit_the_programme_gives_project_cells_away(

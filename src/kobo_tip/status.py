@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError
 from kobo_tip.http import safe_url
+from kobo_tip.report.render import PROGRAMME_MEMBER
 from kobo_tip.store import RunInfo, open_store
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def _store_lines(settings: Settings) -> list[str]:
         counts = store.counts()
         runs = store.runs(_RUNS_SHOWN)
         last_push, pushes = store.pushes()
+        programme = store.meta_value(PROGRAMME_MEMBER)
     lines.append(f"store {counts.path}")
     lines.append(f"  submissions: {counts.submissions} (deleted on the server: {counts.deleted})")
     if counts.by_review_status:
@@ -60,6 +62,8 @@ def _store_lines(settings: Settings) -> list[str]:
     lines.append(f"  last full reconcile: {counts.last_reconcile or 'never'}")
     if pushes:
         lines.append(f"  pushed by Kobo (kobo-tip serve): {pushes}, the last at {last_push}")
+    if programme:
+        lines.append(f"  outside releases: with its programme (kobo-tip report --programme -c {programme})")
     lines.append(f"last {len(runs)} sync(s), newest first:" if runs else "no sync yet")
     lines.extend("  " + _run_line(run) for run in runs)
     return lines
