@@ -31,9 +31,9 @@ from kobo_tip.privacy.relations import PROGRAMME_SCOPE, scope_of, scoped
 from kobo_tip.report import cutoff
 from kobo_tip.report.render import (
     INTERNAL,
-    PROGRAMME_MEMBER,
     Counted,
     Provenance,
+    load_targets,
     provenance_of,
     publish,
     published_through,
@@ -41,7 +41,7 @@ from kobo_tip.report.render import (
     stored_release,
     write_audiences,
 )
-from kobo_tip.store import RunInfo, Store, StoredRelease, open_store, utc_stamp
+from kobo_tip.store import PROGRAMME_MEMBER, RunInfo, Store, StoredRelease, open_store, utc_stamp
 from kobo_tip.sync import FINGERPRINT, secret_fingerprint
 
 # What every project must count by as the programme does: config key -> how a Settings holds it.
@@ -153,7 +153,7 @@ class ProjectCount:
     scope: str  # its indicators' prefix in the programme's releases (its config's folder name)
     counted: Counted
     runs: list[RunInfo]  # newest first
-    releases: dict[str, list[privacy.Release]]  # what each outside audience was shown on its own
+    releases: dict[str, list[StoredRelease]]  # what each outside audience was shown on its own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,10 +180,7 @@ def count_programme(programme: Programme, as_of: dt.date) -> ProgrammeCount:
                 )
             project_runs = store.runs(50)
             table = store.answer_table()
-            releases = {
-                audience: [stored_release(r) for r in store.releases(audience)]
-                for audience in project.privacy.min_cell
-            }
+            releases = {audience: store.releases(audience) for audience in project.privacy.min_cell}
         cases = cases_module.cases_from_table(table, project)
         label = scope_of_project(project)
         counted = Counted(
@@ -265,6 +262,7 @@ def release_together(
         with open_store(project.settings, create=False) as member:
             member.set_meta_value(PROGRAMME_MEMBER, str(programme.path))
     ks = dict(settings.privacy.min_cell)
+    project_targets = [load_targets(p.settings, p.counted.result.counts) for p in count.projects]
     written: list[Path] = []
     with store.lock_for_render():
         history = {audience: _history(store, count.projects, audience) for audience in ks}
@@ -279,11 +277,15 @@ def release_together(
                 scopes = release.table["indicator"].map(lambda n: scope_of(n)[0])
                 save_release(store, release, 0, {LAST_RUN: scopes.map(last_runs).tolist()})
             own = _slice(release, PROGRAMME_SCOPE)
-            written += publish(settings, count.programme, own, None, [], _last_slice(last, PROGRAMME_SCOPE))
-            for project in count.projects:
-                before = _last_slice(last, project.scope) or _own_last(project, audience)
+            before = _last_slice(last, PROGRAMME_SCOPE)
+            written += publish(settings, count.programme, own, None, [], before, None)
+            for project, targets in zip(count.projects, project_targets, strict=True):
+                alone = project.releases.get(audience)
+                before = _last_slice(last, project.scope) or (alone[-1] if alone else None)
                 mine = _slice(release, project.scope)
-                written += publish(project.settings, project.counted, mine, None, project.runs, before)
+                written += publish(
+                    project.settings, project.counted, mine, None, project.runs, before, targets
+                )
     return written
 
 
@@ -292,7 +294,7 @@ def _history(store: Store, projects: Sequence[ProjectCount], audience: str) -> l
     project released on its own (its indicators scoped) before it joined."""
     found = [stored_release(r) for r in store.releases(audience)]
     for project in projects:
-        for release in project.releases.get(audience, []):
+        for release in map(stored_release, project.releases.get(audience, [])):
             table = release.table.assign(
                 indicator=release.table["indicator"].map(lambda n, s=project.scope: scoped(s, n))
             )
@@ -318,9 +320,3 @@ def _last_slice(last: StoredRelease | None, scope: str) -> StoredRelease | None:
     cells = {c: sliced.table[c].tolist() for c in (*privacy.COLUMNS, "published")}
     last_run = int(sliced.table[LAST_RUN].iloc[0]) if LAST_RUN in sliced.table else 0
     return dataclasses.replace(last, last_run=last_run, cells=cells)
-
-
-def _own_last(project: ProjectCount, audience: str) -> StoredRelease | None:
-    with open_store(project.settings, create=False) as store:
-        stored = store.releases(audience, last=True)
-    return stored[0] if stored else None

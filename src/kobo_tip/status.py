@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError
 from kobo_tip.http import safe_url
-from kobo_tip.report.render import PROGRAMME_MEMBER
-from kobo_tip.store import RunInfo, open_store
+from kobo_tip.store import PROGRAMME_MEMBER, RunInfo, open_store
 
 if TYPE_CHECKING:
     from kobo_tip.sources.kobo import Hook, HookFailure

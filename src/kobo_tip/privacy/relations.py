@@ -173,13 +173,13 @@ def _programme_relations(
     spans = [quarters[: n + 1] for n in range(len(quarters))] + [lops]
     for name in {key[0] for key in programme}:
         for span in spans:
-            mine = [programme.get((name, p, TOTAL_DIMENSION, TOTAL_CATEGORY)) for p in span]
-            if any(cell is None for cell in mine):
+            keys = [(name, p, TOTAL_DIMENSION, TOTAL_CATEGORY) for p in span]
+            if not all(key in programme for key in keys):
                 continue
+            mine = [programme[key] for key in keys]
             for project in projects:
-                keys = [(name, p, TOTAL_DIMENSION, TOTAL_CATEGORY) for p in span]
                 theirs = [project[key] for key in keys if key in project]
-                relations.add(theirs, [c for c in mine if c is not None], sense=AT_MOST, assumed=True)
+                relations.add(theirs, mine, sense=AT_MOST, assumed=True)
 
 
 def _category_relations(

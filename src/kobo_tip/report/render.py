@@ -22,13 +22,12 @@ from kobo_tip.report import cutoff, dhis2, document, files, iptt, restatements, 
 from kobo_tip.report.edition import Edition, Performance, Provenance
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
 from kobo_tip.report.texts import ReportWords
-from kobo_tip.store import RunInfo, Store, StoredRelease, open_store, utc_stamp
+from kobo_tip.store import PROGRAMME_MEMBER, RunInfo, Store, StoredRelease, open_store, utc_stamp
 from kobo_tip.targets import Targets, check_targets, read_targets
 
 log = logging.getLogger(__name__)
 
 INTERNAL = "internal"
-PROGRAMME_MEMBER = "programme"  # meta key of a project's store: the programme config that releases it
 
 
 @dataclass(frozen=True)
@@ -128,6 +127,7 @@ def write_audiences(
     written: list[Path] = []
     through = published_through(headline, settings)
     table = cutoff.counts_through(result.counts, through)
+    targets = load_targets(settings, result.counts)
     with store.lock_for_render():
         outcome: privacy.Outcome | None = None
         failure: privacy.DisclosureError | None = None
@@ -160,7 +160,7 @@ def write_audiences(
                 ):
                     save_release(store, release, counted.provenance.last_run)
 
-            written += publish(settings, counted, release, outcome, runs, last, save=save)
+            written += publish(settings, counted, release, outcome, runs, last, targets, save=save)
     if failure is not None:
         raise failure
     return written
@@ -187,12 +187,13 @@ def publish(
     outcome: privacy.Outcome | None,
     runs: Sequence[RunInfo],
     last: StoredRelease | None,
+    targets: Targets | None,
     *,
     save: Callable[[], None] | None = None,
 ) -> list[Path]:
-    """Write one audience's folder of ``release`` (``last``: what the audience was shown before);
-    ``save`` records the release before the folder is swapped in, so no file is ever out without
-    its release on record."""
+    """Write one audience's folder of ``release`` (``last``: what the audience was shown before,
+    ``targets``: ``load_targets``'s); ``save`` records the release before the folder is swapped
+    in, so no file is ever out without its release on record."""
     audience = release.audience
     internal = audience == INTERNAL
     words = ReportWords.for_language(load_labels(settings.project.report_language), settings.form.locations)
@@ -212,7 +213,6 @@ def publish(
         if internal
         else counts
     )
-    targets = load_targets(settings, counted.result.counts)
     performance = _performance(ended, targets, headline, settings, words, internal)
     edition = Edition(
         audience=audience,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from kobo_tip.store.interface import Store
 from kobo_tip.store.records import (
+    PROGRAMME_MEMBER,
     BatchOutcome,
     NewAnswer,
     RunInfo,
@@ -72,6 +73,7 @@ __all__ = [
     "ANSWER_COLUMNS",
     "INTERNAL_RELEASES_KEPT",
     "INTERRUPTED",
+    "PROGRAMME_MEMBER",
     "RENDER_LOCK_WAIT",
     "RETRIES_KEPT",
     "SCHEMA_VERSION",

@@ -19,6 +19,10 @@ def utc_stamp(moment: dt.datetime | str | None = None) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The meta key of a project store whose outside releases its programme makes: the programme config.
+PROGRAMME_MEMBER = "programme"
+
+
 @dataclass(slots=True)  # not frozen: a frozen init costs more, once per submission
 class StoredSubmission:
     """One submission as the store holds it (UIC parts removed, person key added)."""
