@@ -112,9 +112,59 @@ def test_second_sync_fetches_only_what_changed(central: FakeCentral, settings: S
     rows = stored(settings)
     assert rows[ids[7]].version_id == new_version
     assert rows[ids[7]].data["event"]["action"] == "referred"
-    assert rows[ids[7]].review_status == "on_hold"  # 'edited' keeps the status held before
+    assert rows[ids[7]].review_status == "unreviewed"  # 'edited': the new version is not reviewed
     assert rows[ids[8]].review_status == "approved"
     assert new_id in rows and len(rows) == 26
+
+
+def persons(settings: Settings) -> int:
+    """The LOP headline: distinct persons identified or referred, as counting gives it."""
+    from kobo_tip.cases import cases_from_table
+    from kobo_tip.counting import count_indicator
+
+    with Store.open(settings.store_path) as store:
+        cases = cases_from_table(store.answer_table(), settings)
+    counts = count_indicator(cases, settings, dt.date(2026, 9, 1)).counts
+    headline = counts[
+        (counts.indicator == indicator.HEADLINE_VARIANT)
+        & (counts.period == "LOP")
+        & (counts.dimension == "total")
+    ]
+    return int(headline.value.iloc[0])
+
+
+def three_persons(central: FakeCentral) -> list[str]:
+    """Three eligible submissions of three different persons (each consents, has its own UIC)."""
+    ids = []
+    for number, given in enumerate(("AN", "BO", "CU")):
+        answers = tip_answers(random.Random(number))
+        answers.update({"intro/consent": "yes", "person/uic_given": given, "event/event_date": "2025-11-03"})
+        ids.append(central.add_submission(nested(answers)))
+    return ids
+
+
+def test_an_edited_approved_submission_counts_again_only_once_approved(
+    central: FakeCentral, make_project: Callable[..., Path]
+) -> None:
+    config = make_project(
+        source=central_section(central), indicator="require_approved = true\nage_bands = [0, 5, 12, 18, 60]"
+    )
+    settings = load_settings(config)
+    first, second, _ = three_persons(central)
+    central.review(first, "approved")
+    central.review(second, "approved")
+    central.tick(HOUR)
+    sync(settings)
+    assert persons(settings) == 2  # the third is unreviewed
+    central.tick(HOUR)
+    central.edit(first, lambda data: data["event"].update(action="identified referred"))
+    summary = sync(settings)
+    assert summary.edited == 1 and stored(settings)[first].review_status == "unreviewed"
+    assert persons(settings) == 1  # Central shows the edit as not reviewed: it waits for approval
+    central.tick(HOUR)
+    central.review(first, "approved")
+    sync(settings)
+    assert stored(settings)[first].review_status == "approved" and persons(settings) == 2
 
 
 def test_deletions_restores_and_purges(central: FakeCentral, settings: Settings) -> None:

@@ -137,7 +137,7 @@ def row(**system: object) -> dict[str, object]:
         ("approved", "approved"),
         ("rejected", "rejected"),
         ("hasIssues", "on_hold"),
-        ("edited", None),
+        ("edited", "unreviewed"),
         ("somethingNew", None),
     ],
 )

@@ -78,8 +78,8 @@ def odata_time(moment: dt.datetime) -> str:
 
 
 def review_status(state: Any) -> str | None:
-    """The store's status for a ``reviewState``: null is unreviewed; ``edited`` (and any state
-    Central may add later) is None, which keeps the status the store held."""
+    """The store's status for a ``reviewState`` (spec section 4): null and ``edited`` are
+    unreviewed; a state Central may add later is None, which keeps the status the store held."""
     if state is None:
         return "unreviewed"
     return indicator.CENTRAL_REVIEW_STATUS.get(str(state))
