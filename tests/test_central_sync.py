@@ -167,7 +167,7 @@ def test_an_edited_approved_submission_counts_again_only_once_approved(
     assert stored(settings)[first].review_status == "approved" and persons(settings) == 2
 
 
-def test_deletions_restores_and_purges(central: FakeCentral, settings: Settings) -> None:
+def test_deletions_and_purges(central: FakeCentral, settings: Settings) -> None:
     ids = add(central, 12)
     central.tick(HOUR)
     add(central, 1, seed=2)  # the newest stamp: ids are now older than the overlap window
@@ -176,17 +176,76 @@ def test_deletions_restores_and_purges(central: FakeCentral, settings: Settings)
     central.delete(ids[0])
     summary = sync(settings)
     assert summary.deleted == 1 and stored(settings)[ids[0]].deleted
-    deletions = [q for q in central.odata_requests() if "deletedAt" in q.get("$filter", [""])[0]]
+    deletions = [q for q in central.odata_requests() if "deletedAt gt" in q.get("$filter", [""])[0]]
     assert deletions and deletions[-1]["$select"] == ["__id,__system"]
     central.tick(HOUR)
-    central.restore(ids[0])  # touches only deletedAt: the incremental pull cannot see it
-    sync(settings)
-    assert stored(settings)[ids[0]].deleted
     central.purge(ids[1])  # gone without a trace: only the full id check finds it
     summary = sync(settings, full=True)
     rows = stored(settings)
-    assert not rows[ids[0]].deleted and rows[ids[1]].deleted
+    assert rows[ids[0]].deleted and rows[ids[1]].deleted
     assert summary.deleted == 1
+
+
+def restore_queries(central: FakeCentral, before: int) -> list[str]:
+    return [
+        q["$filter"][0]
+        for q in central.odata_requests()[before:]
+        if q.get("$filter", [""])[0].startswith("__system/deletedAt eq null")
+    ]
+
+
+def test_a_restore_on_central_is_seen_by_the_next_incremental_sync(
+    central: FakeCentral, settings: Settings
+) -> None:
+    ids = add(central, 6)
+    central.tick(HOUR)
+    add(central, 1, seed=2)  # the newest stamp: ids are now older than the overlap window
+    sync(settings)
+    assert persons(settings) == 7  # seven distinct persons
+    before = len(central.odata_requests())
+    sync(settings)
+    assert restore_queries(central, before) == [], "nothing deleted: no restore query"
+    central.tick(HOUR)
+    for sid in ids[:3]:
+        central.delete(sid)
+    assert sync(settings).deleted == 3 and persons(settings) == 4
+    central.tick(HOUR)
+    stamps = (central.submissions[ids[0]].updated_at, central.submissions[ids[0]].submission_date)
+    central.restore(ids[0])  # Central clears deletedAt and nothing else
+    assert (central.submissions[ids[0]].updated_at, central.submissions[ids[0]].submission_date) == stamps
+    before = len(central.odata_requests())
+    summary = sync(settings)  # incremental: no reconcile is due
+    rows = stored(settings)
+    assert not rows[ids[0]].deleted and rows[ids[1]].deleted and rows[ids[2]].deleted
+    assert summary.new == 1 and persons(settings) == 5
+    # One query, for the ids the store holds as deleted; Central answers with the restored row only.
+    (query,) = restore_queries(central, before)
+    prefix = "__system/deletedAt eq null and ("
+    assert query.startswith(prefix) and query.endswith(")")
+    assert sorted(query[len(prefix) : -1].split(" or ")) == sorted(f"__id eq '{sid}'" for sid in ids[:3])
+    before = len(central.odata_requests())
+    assert sync(settings).new == 0  # asked again, nothing more restored
+    assert len(restore_queries(central, before)) == 1
+
+
+def test_only_deletions_within_centrals_purge_window_are_asked_about(
+    central: FakeCentral, settings: Settings
+) -> None:
+    ids = add(central, 3)
+    central.tick(HOUR)
+    add(central, 1, seed=2)
+    sync(settings)
+    central.tick(HOUR)
+    central.delete(ids[0])
+    central.delete(ids[1])
+    sync(settings)
+    with Store.open(settings.store_path) as store:  # deleted 32 days ago: purged on Central by now
+        long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=32)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        store._db.execute("UPDATE submissions SET deleted_at = ? WHERE submission_id = ?", (long_ago, ids[0]))
+        store._db.commit()
+    before = len(central.odata_requests())
+    sync(settings)
+    assert restore_queries(central, before) == [f"__system/deletedAt eq null and (__id eq '{ids[1]}')"]
 
 
 def test_reconcile_repairs_drifted_rows_and_fetches_only_those(

@@ -206,9 +206,14 @@ def test_a_push_never_brings_back_what_a_sync_found_deleted_but_the_servers_list
     assert by_id["1"].deleted and by_id["1"].version_id == "v1" and by_id["1"].data["note"] == "a"
     assert set(store.known()) == {"2", "3"}
     assert store.pushes()[1] == 2, "only the stored pushes are counted"
+    (deleted_at,) = store._db.execute(
+        "SELECT deleted_at FROM submissions WHERE submission_id = '1'"
+    ).fetchone()
+    assert store.deleted_since(deleted_at) == ["1"] and store.deleted_since("9999-12-31T23:59:59Z") == []
     # The server's own listing stays the truth: a sync that lists "1" again (a restore on ODK
     # Central) stores it again, and a push of it is then an ordinary edit.
     assert apply(store, [row("1")], run_id=run).new == 1
+    assert store.deleted_since("2000-01-01T00:00:00Z") == []
     after = push(store, [row("1", version="v3")])
     assert after.stale == [] and after.edited == 1
     assert {s.submission_id: s.version_id for s in store.submissions()}["1"] == "v3"

@@ -110,6 +110,9 @@ class _StoreState:
     def known_pairs(self) -> dict[str, tuple[str, str]]:
         return self._store.known_pairs()
 
+    def deleted_since(self, since: str) -> list[str]:
+        return self._store.deleted_since(since)
+
     def answer_values(self) -> dict[str, list[Any]]:
         return self._store.answer_codes().values
 

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import openpyxl
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PURGE_DAYS = 30  # central-backend lib/util/constants.js PURGE_DAY_RANGE
 SYSTEM_FILTER_FIELDS = (
     "__id",
     "__system/submissionDate",
@@ -253,6 +254,8 @@ class FakeCentral:
             self.submissions[instance_id].deleted_at = self.now
 
     def restore(self, instance_id: str) -> None:
+        """``POST .../submissions/:id/restore``: clears ``deletedAt`` only; ``updatedAt``, the
+        submission date and the review state stay as they were (central-backend ``markUndeleted``)."""
         with self.lock:
             self.tick(1)
             self.submissions[instance_id].deleted_at = None
@@ -261,6 +264,13 @@ class FakeCentral:
         """The row vanishes entirely (Central purges deleted rows after 30 days)."""
         with self.lock:
             del self.submissions[instance_id]
+
+    def purge_expired(self) -> None:
+        """What Central's daily purge does: rows deleted more than ``PURGE_DAYS`` ago vanish."""
+        with self.lock:
+            limit = self.now - dt.timedelta(days=PURGE_DAYS)
+            for iid in [i for i, s in self.submissions.items() if s.deleted_at and s.deleted_at < limit]:
+                del self.submissions[iid]
 
     # --- request handling -------------------------------------------------------------------------
 
@@ -484,6 +494,7 @@ class FakeCentral:
             )
         text = one.get("$filter", "")
         matches = parse_filter(text) if text else (lambda row: True)
+        self.purge_expired()
         with self.lock:
             rows = [
                 s

@@ -6,7 +6,9 @@ by ``submissionDate``; deleting or restoring touches only ``deletedAt`` and dele
 hidden unless ``$filter`` mentions it; an edit keeps ``__id`` and changes ``meta/instanceID``;
 ``@odata.nextLink`` carries an opaque ``$skiptoken`` and must not be combined with
 ``$orderby``; pages come newest first; a session token expires and is never refreshed by
-the server; every publish needs a version never published before.
+the server; every publish needs a version never published before. A restore clears
+``deletedAt`` and nothing else, so neither the changes nor the deletions filter sees it; deleted
+rows are purged after 30 days, so only those deleted within that window can come back.
 
 pyodk is not used for transport: its session has no timeout or retries on plain http, never
 logs in again on a 401, does not page OData and uploads forms with ``ignoreWarnings=true``.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import mimetypes
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -48,6 +50,9 @@ PASS_STARTED = "central_pass_started"  # server time the interrupted pass began
 OVERLAP = dt.timedelta(minutes=2)
 MAX_PAGE = 1000
 REFETCH_CHUNK = 50  # ids per `__id eq ... or ...` filter: keeps the URL short
+# Central purges a deleted submission 30 days after its deletedAt (PURGE_DAY_RANGE); the store's
+# deletion time is when a sync saw it, later still. A day more covers the clocks' difference.
+RESTORE_WINDOW = dt.timedelta(days=31)
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 150.0)
 CONTENT_TYPES = {
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -132,6 +137,11 @@ def deletions_filter(since: dt.datetime | None) -> str:
 def ids_filter(ids: list[str]) -> str:
     """``$filter`` selecting these ``__id``s (single quotes doubled, as OData escapes them)."""
     return " or ".join("__id eq '{}'".format(sid.replace("'", "''")) for sid in ids)
+
+
+def restored_filter(ids: list[str]) -> str:
+    """``$filter`` for those of these ids that are not deleted (any more) on Central."""
+    return f"__system/deletedAt eq null and ({ids_filter(ids)})"
 
 
 def path_segment(text: str) -> str:
@@ -401,7 +411,8 @@ class CentralSource:
     # --- sync -----------------------------------------------------------------------------------
 
     def batches(self, state: SyncState) -> Iterator[Batch]:
-        """New and changed submissions page by page, then deletions (or a full reconcile when due)."""
+        """New and changed submissions page by page, then deletions and restores (or a full
+        reconcile, which finds both, when due)."""
         seen: set[str] = set()
         try:
             yield from self._changes(state, seen)
@@ -409,6 +420,7 @@ class CentralSource:
                 yield from self._reconcile(state, seen)
             else:
                 yield from self._deletions(state)
+                yield from self._restores(state)
         finally:
             self._logout()
 
@@ -464,6 +476,24 @@ class CentralSource:
             marks = {} if next_query else {DELETED: _stamp(progress.next_watermark(since))}
             yield Batch(deleted=ids, watermarks=marks, fetched=len(rows))
 
+    def _restores(self, state: SyncState) -> Iterator[Batch]:
+        """Submissions the store holds as deleted within the purge window that Central no longer
+        holds as deleted: restored, with their full rows. One request per ``REFETCH_CHUNK`` such
+        ids, none when there are none; the reply holds only the restored rows."""
+        since = dt.datetime.now(dt.UTC).replace(microsecond=0) - RESTORE_WINDOW
+        deleted = state.deleted_since(since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if not deleted:
+            return
+        restored = self._fetch(deleted, restored_filter)
+        if restored:
+            log.info(
+                "ODK Central: %d of the %d submissions deleted in the last %d days were restored",
+                len(restored),
+                len(deleted),
+                RESTORE_WINDOW.days,
+            )
+        yield Batch(submissions=restored, fetched=len(restored))
+
     def _reconcile(self, state: SyncState, seen: set[str]) -> Iterator[Batch]:
         """Compare every id on Central with the store: deletions (also purged rows), review states,
         and rows the store lacks or holds in another version (restored after a deletion, or
@@ -504,11 +534,11 @@ class CentralSource:
         )
         yield batch
 
-    def _fetch(self, ids: list[str]) -> list[RawSubmission]:
-        """Full rows for these ids, a few per request."""
+    def _fetch(self, ids: list[str], select: Callable[[list[str]], str] = ids_filter) -> list[RawSubmission]:
+        """Full rows for these ids (those ``select``'s filter picks of them), a few per request."""
         found: list[RawSubmission] = []
         for start in range(0, len(ids), REFETCH_CHUNK):
-            query = self._query(**{"$filter": ids_filter(ids[start : start + REFETCH_CHUNK]), "$expand": "*"})
+            query = self._query(**{"$filter": select(ids[start : start + REFETCH_CHUNK]), "$expand": "*"})
             for rows, _, _, _ in self._pages(query):
                 found.extend(raw_submission(row) for row in rows)
         return found
