@@ -23,6 +23,7 @@ import mimetypes
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -54,11 +55,7 @@ REFETCH_CHUNK = 50  # ids per `__id eq ... or ...` filter: keeps the URL short
 # deletion time is when a sync saw it, later still. A day more covers the clocks' difference.
 RESTORE_WINDOW = dt.timedelta(days=31)
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 150.0)
-CONTENT_TYPES = {
-    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ".xls": "application/vnd.ms-excel",
-    ".xml": "application/xml",
-}
+XFORM_TYPE = "application/xml"  # what Central reads as an XForm (else XLSX, XLS by their types)
 INSTANCE_ID = "instanceID"
 
 
@@ -322,16 +319,20 @@ class CentralSource:
         return self._session
 
     def _exchange(
-        self, session: requests.Session, method: str, url: str, *, what: str, **kwargs: Any
+        self, session: requests.Session, method: str, url: str, *, what: str, raw: bool = False, **kwargs: Any
     ) -> tuple[Any, requests.Response]:
-        """One call through kobo_tip.http: (JSON body or None, response); errors in Central's words."""
+        """One call through kobo_tip.http: (JSON body or None, response), or with ``raw`` the body's
+        bytes; errors in Central's words."""
         replies: list[requests.Response] = []
 
         def keep(response: requests.Response, *args: Any, **kw: Any) -> None:
             replies.append(response)  # Central's problem body and Date header live here
 
+        body: Any
         try:
-            if method == "GET":
+            if raw:
+                body = request(session, method, url, what=what, hooks={"response": keep}, **kwargs).content
+            elif method == "GET":
                 body = get_json(session, url, what=what, hooks={"response": keep}, **kwargs)
             else:
                 response = request(session, method, url, what=what, hooks={"response": keep}, **kwargs)
@@ -575,22 +576,24 @@ class CentralSource:
             self._logout()
 
     def _deploy(self, form: FormFiles, ignore_warnings: bool) -> DeployResult:
+        """Upload the XForm the build wrote and validated (never the XLSX: Central would convert
+        it with its own pyxform, through a converter the install must run, and the form
+        enumerators fill would not be the one checked); publish only once Central serves the
+        draft's XML byte for byte as built. The XML carries its version, so the publish names none
+        (with ``?version=`` Central would rewrite the XML)."""
         if form.form_id != self.form_id:
             raise SourceError(
                 f"The built form's id is {form.form_id} but [source] form_id is {self.form_id}: "
                 "make them the same (or leave [source] form_id out)."
             )
-        path = form.xlsx_path if form.xlsx_path.is_file() else form.xml_path
+        path = form.xml_path
         try:
             content = path.read_bytes()
         except OSError as exc:
             raise SourceError(
                 f"Cannot read the built form {path} ({exc.strerror}): run 'kobo-tip form build'."
             ) from None
-        headers = {
-            "Content-Type": CONTENT_TYPES.get(path.suffix.lower(), CONTENT_TYPES[".xml"]),
-            "X-XlsForm-FormId-Fallback": path_segment(form.form_id),
-        }
+        headers = {"Content-Type": XFORM_TYPE}
         params = {"ignoreWarnings": "true"} if ignore_warnings else {}
         messages: list[str] = []
         what = f"form {self.form_id} in project {self.project_id}"
@@ -614,12 +617,10 @@ class CentralSource:
                 data=content,
             )
             messages.append(f"created form {self.form_id} in ODK Central project {self.project_id}")
+        self._check_draft(content, path)
         messages.extend(self._upload_attachments(form))
         self._call(
-            "POST",
-            self._form_url("draft", "publish"),
-            what=f"publishing version {form.version} of {what}",
-            params={"version": form.version},
+            "POST", self._form_url("draft", "publish"), what=f"publishing version {form.version} of {what}"
         )
         details, _ = self._get(self._form_url(), what=what)
         enketo_id = details.get("enketoId") if isinstance(details, Mapping) else None
@@ -630,6 +631,19 @@ class CentralSource:
             enketo_url=f"{self.url}/-/{enketo_id}" if enketo_id else "",
             messages=tuple(messages),
         )
+
+    def _check_draft(self, built: bytes, path: Path) -> None:
+        """Refuse to publish a draft whose XForm is not the one built (Central changes it only to
+        add a managed-encryption key, and kobo-tip cannot read encrypted submissions anyway)."""
+        served, _ = self._call(
+            "GET", self._form_url("draft.xml"), what=f"the draft XForm of {self.form_id}", raw=True
+        )
+        if served != built:
+            raise SourceError(
+                f"ODK Central serves the draft of {self.form_id} with another XForm than {path}, so "
+                "it was not published: turn off managed encryption on the project (kobo-tip cannot "
+                "read encrypted submissions), then deploy again."
+            )
 
     def _form_exists(self) -> bool:
         try:
