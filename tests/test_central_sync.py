@@ -354,6 +354,18 @@ def test_a_failed_page_keeps_earlier_pages_and_the_next_sync_resumes(
     assert set(stored(settings)) == set(ids) and summary.new == 15
 
 
+def test_a_project_central_does_not_have_is_named_in_one_sentence(
+    central: FakeCentral, make_project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_project(source=central_section(central).replace("project_id = 1", "project_id = 9"))
+    assert main(["sync", "-c", str(config)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: ODK Central answered 'not found' to the request for the submissions of form tip_victims "
+        "in project 9 (HTTP 404, error 404.1: Could not find the resource you were looking for): "
+        "check [source] url, project_id and form_id."
+    )
+
+
 def test_kobo_tip_sync_command(central: FakeCentral, make_project: Callable[..., Path]) -> None:
     ids = add(central, 4)
     config = make_project(source=central_section(central))

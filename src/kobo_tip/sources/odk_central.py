@@ -211,7 +211,8 @@ def central_error(
         )
     elif status == 404:
         sentence = (
-            f"ODK Central has no {what} (HTTP 404, {said}): check [source] url, project_id and form_id."
+            f"ODK Central answered 'not found' to the request for {what} (HTTP 404, {said}): "
+            "check [source] url, project_id and form_id."
         )
     else:
         sentence = f"ODK Central answered HTTP {status} to {what} ({said or 'no message'})."
