@@ -154,7 +154,7 @@ def test_a_draft_central_changed_is_not_published(
     central: FakeCentral, settings: Settings, built: FormFiles
 ) -> None:
     central.managed_key = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"  # managed encryption on
-    with pytest.raises(SourceError, match=r"not published.*managed encryption"):
+    with pytest.raises(SourceError, match=r"not published; .*managed encryption.*a project without it"):
         source_for(settings).deploy(built)
     form = central.forms["tip_victims"]
     assert form.published_versions == [] and form.xml is None
@@ -187,7 +187,7 @@ def test_attachments_the_draft_expects_are_uploaded(
     source = source_for(settings)
     with pytest.raises(SourceError, match=r"villages\.csv"):
         source.deploy(built)
-    (built.xlsx_path.parent / "villages.csv").write_text("name,label\nv1,Village 1\n", encoding="utf-8")
+    (built.xml_path.parent / "villages.csv").write_text("name,label\nv1,Village 1\n", encoding="utf-8")
     result = source.deploy(built)  # the form exists now (as a draft): a new draft, then publish
     form = central.forms["tip_victims"]
     assert form.attachments_uploaded == {"villages.csv": b"name,label\nv1,Village 1\n"}

@@ -290,7 +290,8 @@ def test_form_warnings_are_listed_with_the_way_out(source: CentralSource, tmp_pa
             404,
             {"message": "Could not find the resource.", "code": 404.1},
             r"^ODK Central answered 'not found' to the request for the form list of project 7 "
-            r"\(HTTP 404, error 404\.1: Could not find the resource\): check \[source\] url, project_id and form_id\.$",
+            r"\(HTTP 404, error 404\.1: Could not find the resource\): "
+            r"check \[source\] url, project_id and form_id\.$",
         ),
         (502, "<html>Bad gateway</html>", r"HTTP 502"),
     ],

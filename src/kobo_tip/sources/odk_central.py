@@ -641,9 +641,9 @@ class CentralSource:
         )
         if served != built:
             raise SourceError(
-                f"ODK Central serves the draft of {self.form_id} with another XForm than {path}, so "
-                "it was not published: turn off managed encryption on the project (kobo-tip cannot "
-                "read encrypted submissions), then deploy again."
+                f"ODK Central serves the draft of {self.form_id} with another XForm than {path}, so it "
+                "was not published; Central changes a form when the project uses managed encryption, "
+                "whose submissions kobo-tip cannot read: deploy to a project without it."
             )
 
     def _form_exists(self) -> bool:
@@ -665,7 +665,7 @@ class CentralSource:
             name = str(item.get("name", ""))
             if not name or item.get("exists") or item.get("datasetExists"):
                 continue  # Central attached it itself (itemsets.csv, entity lists)
-            local = form.xlsx_path.parent / name
+            local = form.xml_path.parent / name
             if not local.is_file():
                 raise SourceError(
                     f"Form {self.form_id} needs the attachment {name}: put it in {local.parent} "
