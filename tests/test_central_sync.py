@@ -217,14 +217,16 @@ def test_a_restore_on_central_is_seen_by_the_next_incremental_sync(
     summary = sync(settings)  # incremental: no reconcile is due
     rows = stored(settings)
     assert not rows[ids[0]].deleted and rows[ids[1]].deleted and rows[ids[2]].deleted
-    assert summary.new == 1 and persons(settings) == 5
+    assert summary.new == summary.restored == 1 and persons(settings) == 5
+    assert " 1 new (1 of them restored after a deletion), 0 edited" in summary.line()
     # One query, for the ids the store holds as deleted; Central answers with the restored row only.
     (query,) = restore_queries(central, before)
     prefix = "__system/deletedAt eq null and ("
     assert query.startswith(prefix) and query.endswith(")")
     assert sorted(query[len(prefix) : -1].split(" or ")) == sorted(f"__id eq '{sid}'" for sid in ids[:3])
     before = len(central.odata_requests())
-    assert sync(settings).new == 0  # asked again, nothing more restored
+    again = sync(settings)  # asked again, nothing more restored
+    assert (again.new, again.restored) == (0, 0) and "restored" not in again.line()
     assert len(restore_queries(central, before)) == 1
 
 

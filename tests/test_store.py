@@ -157,7 +157,7 @@ def test_a_store_of_another_schema_version_or_not_a_store_is_refused(tmp_path: P
 def test_batches_classify_new_edited_unchanged_deleted_restored(store: Store) -> None:
     run = store.begin_run("test")
     first = apply(store, [row("1"), row("2"), row("3", status="approved")], run_id=run, fetched=3)
-    assert (first.new, first.edited, first.unchanged) == (3, 0, 0)
+    assert (first.new, first.edited, first.unchanged, first.restored) == (3, 0, 0, 0)
     second = apply(
         store,
         [row("1"), row("2", version="v2"), row("3", content="b"), row("4")],
@@ -171,7 +171,7 @@ def test_batches_classify_new_edited_unchanged_deleted_restored(store: Store) ->
     assert store.known()["3"].review_status == "approved"  # None kept the stored status
     third = apply(store, [row("1")], run_id=run, deleted=["1"])
     # "1" reappears (new again), then the same batch deletes it: deletions apply after upserts.
-    assert (third.new, third.deleted) == (1, 1)
+    assert (third.new, third.restored, third.deleted) == (1, 1, 1)
     fourth = apply(store, [row("1")], run_id=run)
     assert fourth.new == 1
     by_id = {s.submission_id: s for s in store.submissions()}

@@ -79,11 +79,13 @@ class SyncSummary:
     deleted: int
     status_changed: int
     seconds: float
+    restored: int = 0  # of ``new``: held as deleted, listed by the server again
 
     def line(self) -> str:
         """The one-line summary the command line prints."""
+        restored = f" ({self.restored} of them restored after a deletion)" if self.restored else ""
         return (
-            f"Synced {self.source}: {self.new} new, {self.edited} edited, {self.deleted} deleted, "
+            f"Synced {self.source}: {self.new} new{restored}, {self.edited} edited, {self.deleted} deleted, "
             f"{self.status_changed} review-status changes, {self.unchanged} unchanged "
             f"({self.fetched} rows fetched in {self.seconds:.1f} s)."
         )
@@ -438,6 +440,7 @@ def _sync_into(
         totals.deleted,
         totals.status_changed,
         seconds,
+        totals.restored,
     )
 
 
@@ -508,6 +511,7 @@ def _add(totals: BatchOutcome, outcome: BatchOutcome) -> None:
     totals.unchanged += outcome.unchanged
     totals.deleted += outcome.deleted
     totals.status_changed += outcome.status_changed
+    totals.restored += outcome.restored
 
 
 def _record_failure(

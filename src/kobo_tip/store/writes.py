@@ -177,6 +177,7 @@ class SyncWrites(StoreBase):
                 continue
             if deleted_at is not None:
                 outcome.new += 1
+                outcome.restored += 1
             elif old_version != row.version_id or texts.get(row_id) != row.data_json:
                 outcome.edited += 1
                 outcome.status_changed += status != old_status
