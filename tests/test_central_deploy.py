@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from fakes.central_server import FakeCentral
 from kobo_tip.cli import main
@@ -81,13 +82,16 @@ def test_first_and_second_deploy_through_the_command(
     assert calls(central) == [
         f"GET {forms}/tip_victims",  # 404: not there yet
         f"POST {forms}",
+        f"GET {forms}/tip_victims/draft.xml",  # the draft is the XForm built, or nothing is published
         f"GET {forms}/tip_victims/draft/attachments",
         f"POST {forms}/tip_victims/draft/publish",
         f"GET {forms}/tip_victims",
     ]
     assert central.requests[-1][:2] == ("DELETE", "/v1/sessions/current") and central.tokens == {}
     publish = next(query for method, path, query in central.requests if path.endswith("/publish"))
-    assert publish["version"] == [form.version]
+    assert publish == {}, "the XForm carries its version: Central must not rewrite it"
+    built_xml = (config.parent / "forms" / "tip_victims.xml").read_bytes()
+    assert served_xform(central, "tip_victims.xml") == built_xml
     out = capsys.readouterr().out
     assert f"deployed tip_victims version {form.version}" in out
     assert f"{central.url}/-/{form.enketo_id}" in out
@@ -102,10 +106,12 @@ def test_first_and_second_deploy_through_the_command(
 def test_warnings_fail_the_deploy_unless_ignored(
     central: FakeCentral, config: Path, built: FormFiles, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    central.form_warnings = [WARNING]
+    central.form_warnings = [WARNING]  # an XForm is not converted: pyxform's warnings never come
+    central.workflow_warnings = [{"type": "deletedFormExists", "details": {"xmlFormId": "tip_victims"}}]
     with pytest.raises(ServerError) as caught:
         source_for(load_settings(config)).deploy(built)
-    assert "400.16" in str(caught.value) and WARNING in str(caught.value)
+    assert "400.16" in str(caught.value) and "deletedFormExists" in str(caught.value)
+    assert WARNING not in str(caught.value)
     assert "--ignore-warnings" in str(caught.value)
     assert "tip_victims" not in central.forms
 
@@ -115,16 +121,43 @@ def test_warnings_fail_the_deploy_unless_ignored(
     assert central.forms["tip_victims"].published_versions
 
 
-def test_the_xlsx_goes_up_with_its_type_and_fallback_id(
+def served_xform(central: FakeCentral, path: str) -> bytes:
+    """What Central serves at ``.../forms/<path>``, asked over HTTP as Collect would."""
+    login = requests.post(
+        f"{central.url}/v1/sessions", json={"email": central.email, "password": central.password}, timeout=5
+    )
+    answer = requests.get(
+        f"{central.url}/v1/projects/{central.project_id}/forms/{path}",
+        headers={"Authorization": f"Bearer {login.json()['token']}"},
+        timeout=5,
+    )
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("application/xml")
+    return answer.content
+
+
+def test_the_validated_xform_goes_up_and_is_what_central_serves(
     central: FakeCentral, settings: Settings, built: FormFiles
 ) -> None:
+    built.xlsx_path.unlink()  # never read: Central gets the XForm, not the XLSForm to convert
     result = source_for(settings).deploy(built)
     form = central.forms["tip_victims"]
     assert result.uid == "tip_victims" and result.version == built.version == form.version
     assert result.url == f"{central.url}/#/projects/1/forms/tip_victims"
     assert result.enketo_url == f"{central.url}/-/{form.enketo_id}"
-    # The fake reads the title from the XLSX settings sheet only when the upload says it is XLSX.
-    assert form.name == settings.form.title
+    assert form.name == settings.form.title  # the XForm's <h:title>
+    assert served_xform(central, "tip_victims.xml") == built.xml_path.read_bytes()
+    # The XForm's root is the form's own name, as ODK Validate and the Web Forms engine checked it.
+    assert b"<tip_victims " in form.xml and b"<data " not in form.xml  # type: ignore[operator]
+
+
+def test_a_draft_central_changed_is_not_published(
+    central: FakeCentral, settings: Settings, built: FormFiles
+) -> None:
+    central.managed_key = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"  # managed encryption on
+    with pytest.raises(SourceError, match=r"not published; .*managed encryption.*a project without it"):
+        source_for(settings).deploy(built)
+    form = central.forms["tip_victims"]
+    assert form.published_versions == [] and form.xml is None
 
 
 def test_a_version_published_before_is_refused_with_its_code(
@@ -138,12 +171,13 @@ def test_a_version_published_before_is_refused_with_its_code(
     assert central.forms["tip_victims"].published_versions == [built.version]
 
 
-def test_the_xform_is_uploaded_when_there_is_no_xlsx(
+def test_without_the_built_xform_nothing_is_sent(
     central: FakeCentral, settings: Settings, built: FormFiles
 ) -> None:
-    built.xlsx_path.unlink()
-    result = source_for(settings).deploy(built)
-    assert result.version == built.version == central.forms["tip_victims"].version
+    built.xml_path.unlink()
+    with pytest.raises(SourceError, match="kobo-tip form build"):
+        source_for(settings).deploy(built)
+    assert calls(central) == []
 
 
 def test_attachments_the_draft_expects_are_uploaded(
@@ -153,7 +187,7 @@ def test_attachments_the_draft_expects_are_uploaded(
     source = source_for(settings)
     with pytest.raises(SourceError, match=r"villages\.csv"):
         source.deploy(built)
-    (built.xlsx_path.parent / "villages.csv").write_text("name,label\nv1,Village 1\n", encoding="utf-8")
+    (built.xml_path.parent / "villages.csv").write_text("name,label\nv1,Village 1\n", encoding="utf-8")
     result = source.deploy(built)  # the form exists now (as a draft): a new draft, then publish
     form = central.forms["tip_victims"]
     assert form.attachments_uploaded == {"villages.csv": b"name,label\nv1,Village 1\n"}

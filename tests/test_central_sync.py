@@ -112,12 +112,62 @@ def test_second_sync_fetches_only_what_changed(central: FakeCentral, settings: S
     rows = stored(settings)
     assert rows[ids[7]].version_id == new_version
     assert rows[ids[7]].data["event"]["action"] == "referred"
-    assert rows[ids[7]].review_status == "on_hold"  # 'edited' keeps the status held before
+    assert rows[ids[7]].review_status == "unreviewed"  # 'edited': the new version is not reviewed
     assert rows[ids[8]].review_status == "approved"
     assert new_id in rows and len(rows) == 26
 
 
-def test_deletions_restores_and_purges(central: FakeCentral, settings: Settings) -> None:
+def persons(settings: Settings) -> int:
+    """The LOP headline: distinct persons identified or referred, as counting gives it."""
+    from kobo_tip.cases import cases_from_table
+    from kobo_tip.counting import count_indicator
+
+    with Store.open(settings.store_path) as store:
+        cases = cases_from_table(store.answer_table(), settings)
+    counts = count_indicator(cases, settings, dt.date(2026, 9, 1)).counts
+    headline = counts[
+        (counts.indicator == indicator.HEADLINE_VARIANT)
+        & (counts.period == "LOP")
+        & (counts.dimension == "total")
+    ]
+    return int(headline.value.iloc[0])
+
+
+def three_persons(central: FakeCentral) -> list[str]:
+    """Three eligible submissions of three different persons (each consents, has its own UIC)."""
+    ids = []
+    for number, given in enumerate(("AN", "BO", "CU")):
+        answers = tip_answers(random.Random(number))
+        answers.update({"intro/consent": "yes", "person/uic_given": given, "event/event_date": "2025-11-03"})
+        ids.append(central.add_submission(nested(answers)))
+    return ids
+
+
+def test_an_edited_approved_submission_counts_again_only_once_approved(
+    central: FakeCentral, make_project: Callable[..., Path]
+) -> None:
+    config = make_project(
+        source=central_section(central), indicator="require_approved = true\nage_bands = [0, 5, 12, 18, 60]"
+    )
+    settings = load_settings(config)
+    first, second, _ = three_persons(central)
+    central.review(first, "approved")
+    central.review(second, "approved")
+    central.tick(HOUR)
+    sync(settings)
+    assert persons(settings) == 2  # the third is unreviewed
+    central.tick(HOUR)
+    central.edit(first, lambda data: data["event"].update(action="identified referred"))
+    summary = sync(settings)
+    assert summary.edited == 1 and stored(settings)[first].review_status == "unreviewed"
+    assert persons(settings) == 1  # Central shows the edit as not reviewed: it waits for approval
+    central.tick(HOUR)
+    central.review(first, "approved")
+    sync(settings)
+    assert stored(settings)[first].review_status == "approved" and persons(settings) == 2
+
+
+def test_deletions_and_purges(central: FakeCentral, settings: Settings) -> None:
     ids = add(central, 12)
     central.tick(HOUR)
     add(central, 1, seed=2)  # the newest stamp: ids are now older than the overlap window
@@ -126,17 +176,78 @@ def test_deletions_restores_and_purges(central: FakeCentral, settings: Settings)
     central.delete(ids[0])
     summary = sync(settings)
     assert summary.deleted == 1 and stored(settings)[ids[0]].deleted
-    deletions = [q for q in central.odata_requests() if "deletedAt" in q.get("$filter", [""])[0]]
+    deletions = [q for q in central.odata_requests() if "deletedAt gt" in q.get("$filter", [""])[0]]
     assert deletions and deletions[-1]["$select"] == ["__id,__system"]
     central.tick(HOUR)
-    central.restore(ids[0])  # touches only deletedAt: the incremental pull cannot see it
-    sync(settings)
-    assert stored(settings)[ids[0]].deleted
     central.purge(ids[1])  # gone without a trace: only the full id check finds it
     summary = sync(settings, full=True)
     rows = stored(settings)
-    assert not rows[ids[0]].deleted and rows[ids[1]].deleted
+    assert rows[ids[0]].deleted and rows[ids[1]].deleted
     assert summary.deleted == 1
+
+
+def restore_queries(central: FakeCentral, before: int) -> list[str]:
+    return [
+        q["$filter"][0]
+        for q in central.odata_requests()[before:]
+        if q.get("$filter", [""])[0].startswith("__system/deletedAt eq null")
+    ]
+
+
+def test_a_restore_on_central_is_seen_by_the_next_incremental_sync(
+    central: FakeCentral, settings: Settings
+) -> None:
+    ids = add(central, 6)
+    central.tick(HOUR)
+    add(central, 1, seed=2)  # the newest stamp: ids are now older than the overlap window
+    sync(settings)
+    assert persons(settings) == 7  # seven distinct persons
+    before = len(central.odata_requests())
+    sync(settings)
+    assert restore_queries(central, before) == [], "nothing deleted: no restore query"
+    central.tick(HOUR)
+    for sid in ids[:3]:
+        central.delete(sid)
+    assert sync(settings).deleted == 3 and persons(settings) == 4
+    central.tick(HOUR)
+    stamps = (central.submissions[ids[0]].updated_at, central.submissions[ids[0]].submission_date)
+    central.restore(ids[0])  # Central clears deletedAt and nothing else
+    assert (central.submissions[ids[0]].updated_at, central.submissions[ids[0]].submission_date) == stamps
+    before = len(central.odata_requests())
+    summary = sync(settings)  # incremental: no reconcile is due
+    rows = stored(settings)
+    assert not rows[ids[0]].deleted and rows[ids[1]].deleted and rows[ids[2]].deleted
+    assert summary.new == summary.restored == 1 and persons(settings) == 5
+    assert " 1 new (1 of them restored after a deletion), 0 edited" in summary.line()
+    # One query, for the ids the store holds as deleted; Central answers with the restored row only.
+    (query,) = restore_queries(central, before)
+    prefix = "__system/deletedAt eq null and ("
+    assert query.startswith(prefix) and query.endswith(")")
+    assert sorted(query[len(prefix) : -1].split(" or ")) == sorted(f"__id eq '{sid}'" for sid in ids[:3])
+    before = len(central.odata_requests())
+    again = sync(settings)  # asked again, nothing more restored
+    assert (again.new, again.restored) == (0, 0) and "restored" not in again.line()
+    assert len(restore_queries(central, before)) == 1
+
+
+def test_only_deletions_within_centrals_purge_window_are_asked_about(
+    central: FakeCentral, settings: Settings
+) -> None:
+    ids = add(central, 3)
+    central.tick(HOUR)
+    add(central, 1, seed=2)
+    sync(settings)
+    central.tick(HOUR)
+    central.delete(ids[0])
+    central.delete(ids[1])
+    sync(settings)
+    with Store.open(settings.store_path) as store:  # deleted 32 days ago: purged on Central by now
+        long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=32)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        store._db.execute("UPDATE submissions SET deleted_at = ? WHERE submission_id = ?", (long_ago, ids[0]))
+        store._db.commit()
+    before = len(central.odata_requests())
+    sync(settings)
+    assert restore_queries(central, before) == [f"__system/deletedAt eq null and (__id eq '{ids[1]}')"]
 
 
 def test_reconcile_repairs_drifted_rows_and_fetches_only_those(
@@ -243,6 +354,18 @@ def test_a_failed_page_keeps_earlier_pages_and_the_next_sync_resumes(
     resumed = central.odata_requests()[before]
     assert "$skiptoken" in resumed  # went on from page 2, not from the top
     assert set(stored(settings)) == set(ids) and summary.new == 15
+
+
+def test_a_project_central_does_not_have_is_named_in_one_sentence(
+    central: FakeCentral, make_project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_project(source=central_section(central).replace("project_id = 1", "project_id = 9"))
+    assert main(["sync", "-c", str(config)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: ODK Central answered 'not found' to the request for the submissions of form tip_victims "
+        "in project 9 (HTTP 404, error 404.1: Could not find the resource you were looking for): "
+        "check [source] url, project_id and form_id."
+    )
 
 
 def test_kobo_tip_sync_command(central: FakeCentral, make_project: Callable[..., Path]) -> None:

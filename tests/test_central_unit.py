@@ -137,7 +137,7 @@ def row(**system: object) -> dict[str, object]:
         ("approved", "approved"),
         ("rejected", "rejected"),
         ("hasIssues", "on_hold"),
-        ("edited", None),
+        ("edited", "unreviewed"),
         ("somethingNew", None),
     ],
 )
@@ -251,9 +251,9 @@ def test_form_warnings_are_listed_with_the_way_out(source: CentralSource, tmp_pa
         status=400,
         json={"message": "The XLSForm is valid, but there are warnings.", "code": 400.16, "details": details},
     )
-    xlsx = tmp_path / "tip_victims.xlsx"
-    xlsx.write_bytes(b"PK fake")
-    form = FormFiles("tip_victims", "TIP", "20260101000000", xlsx, tmp_path / "tip_victims.xml")
+    xml = tmp_path / "tip_victims.xml"
+    xml.write_bytes(b"<h:html/>")
+    form = FormFiles("tip_victims", "TIP", "20260101000000", tmp_path / "tip_victims.xlsx", xml)
     with pytest.raises(ServerError) as caught:
         source.deploy(form)
     text = str(caught.value)
@@ -265,8 +265,7 @@ def test_form_warnings_are_listed_with_the_way_out(source: CentralSource, tmp_pa
         if call.request.method == "POST" and call.request.url.startswith(FORMS)
     )
     assert "ignoreWarnings" not in upload.url
-    assert upload.headers["X-XlsForm-FormId-Fallback"] == "tip_victims"
-    assert upload.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+    assert upload.headers["Content-Type"] == "application/xml" and upload.body == b"<h:html/>"
 
 
 @pytest.mark.parametrize(
@@ -287,7 +286,13 @@ def test_form_warnings_are_listed_with_the_way_out(source: CentralSource, tmp_pa
             {"message": "The authenticated actor does not have rights.", "code": 403.1},
             r"403.*403\.1.*role",
         ),
-        (404, {"message": "Could not find the resource.", "code": 404.1}, r"404.*project_id and form_id"),
+        (
+            404,
+            {"message": "Could not find the resource.", "code": 404.1},
+            r"^ODK Central answered 'not found' to the request for the form list of project 7 "
+            r"\(HTTP 404, error 404\.1: Could not find the resource\): "
+            r"check \[source\] url, project_id and form_id\.$",
+        ),
         (502, "<html>Bad gateway</html>", r"HTTP 502"),
     ],
 )

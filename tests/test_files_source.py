@@ -290,12 +290,13 @@ def test_central_csv_and_odata_json_give_the_same_answers(tmp_path: Path, kobo_r
             assert got.form_version == "20251001000000"
 
 
-def test_central_edited_review_state_keeps_the_stored_status() -> None:
+def test_central_edited_review_state_is_unreviewed() -> None:
     edited = to_raw_submission({"__id": "uuid:a", "__system": {"reviewState": "edited"}, "meta": {}})
     received = to_raw_submission({"__id": "uuid:b", "__system": {"reviewState": None}})
     csv_edited = to_raw_submission({"KEY": "uuid:c", "ReviewState": "edited"})
     projected = to_raw_submission({"_id": 7, "_uuid": "u7"})  # a page without _validation_status
-    assert edited.review_status is None and csv_edited.review_status is None
+    # Spec section 4: Central sets 'edited' on every edit, and the edit has not been reviewed.
+    assert edited.review_status == csv_edited.review_status == "unreviewed"
     assert received.review_status == "unreviewed"
     assert projected.review_status is None
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pycountry
 import pytest
 from openpyxl import load_workbook
+from pyxform.xls2xform import convert
 
 from conftest import REPO, write_project
 from kobo_tip import indicator as ind
@@ -303,12 +304,22 @@ def test_settings_sheet(example: Built, wide: Built) -> None:
     assert example.settings_row == {
         "form_title": "Victims identified or referred",
         "form_id": "tip_victims",
+        "name": "tip_victims",
         "version": example.build.version,
         "default_language": "English (en)",
         "instance_name": "concat(${event_date}, ' ', ${stakeholder_id})",
     }
     assert re.fullmatch(r"20\d{12}", example.build.version)
     assert wide.settings_row["default_language"] == "English (en)"
+
+
+def test_the_xlsx_alone_converts_to_the_validated_xform(example: Built) -> None:
+    """A converter given only the XLSX (Central's pyxform-http, Kobo's, anyone's) names no form,
+    so the settings sheet's ``name`` must give the root: the same XForm as the one validated."""
+    alone = convert(xlsform=example.build.xlsx_path.read_bytes(), file_type=".xlsx", pretty_print=True)
+    assert alone.xform == example.build.xml_path.read_text(encoding="utf-8")
+    root = ET.fromstring(alone.xform).find(".//xf:model/xf:instance/*", NS)
+    assert root is not None and root.tag == f"{{{NS['xf']}}}tip_victims"
 
 
 def test_selects_are_filtered_with_choice_filter_columns(example: Built, wide: Built) -> None:

@@ -179,6 +179,27 @@ def test_edits_status_changes_and_deletions_are_reconciled(
     assert gone == {str(ids[0]), str(ids[500])}
 
 
+def test_a_submission_the_server_lists_again_after_a_deletion_counts_again(
+    kobo: FakeKobo, project: Callable[..., Settings]
+) -> None:
+    """Kobo has no restore, but its listing is the truth: a submission the store holds as deleted
+    (a reconcile that ran while the account could not see it) is stored again when listed."""
+    ids = kobo.add_submissions(30)
+    settings = project()
+    _sync(settings, kobo)
+    with open_store(settings, create=False) as store, store._transaction():
+        store._db.execute(
+            "UPDATE submissions SET deleted_at = ?, deleted_run = 1 WHERE submission_id = ?",
+            ("2026-01-01T00:00:00Z", str(ids[4])),
+        )
+    assert str(ids[4]) not in _stored(settings)
+    assert _sync(settings, kobo).new == 0, "an incremental pull lists only what is new"
+    summary = _sync(settings, kobo, full=True)
+    assert (summary.new, summary.restored, summary.deleted) == (1, 1, 0)
+    assert "1 new (1 of them restored after a deletion)" in summary.line()
+    assert_mirrors(settings, kobo)
+
+
 def test_reconcile_runs_by_itself_when_the_last_is_older_than_reconcile_hours(
     kobo: FakeKobo, project: Callable[..., Settings]
 ) -> None:

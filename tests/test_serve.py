@@ -223,6 +223,35 @@ def test_repeated_and_edited_pushes(service: Service, capsys: pytest.CaptureFixt
     assert "pushed by Kobo (kobo-tip serve): 4, the last at 20" in capsys.readouterr().out
 
 
+def test_a_retried_push_of_a_submission_a_reconcile_found_deleted_is_dropped(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service.start()
+    service.wait_for(service.synced)
+    (doc,) = fresh(service.kobo, 1)
+    sid = str(doc["_id"])
+    assert service.push(doc).json() == {"stored": sid}
+    assert service.stop()
+    service.kobo.delete(doc["_id"])  # consent withdrawn: deleted on Kobo, which has no restore
+    for name in ("KOBO_TOKEN", "KOBO_TIP_SECRET"):
+        monkeypatch.setenv(name, service.env[name])
+    assert main(["sync", "--full", "-c", str(service.settings.path)]) == 0  # the reconcile
+    service.start()
+    retried = service.push(doc)  # Kobo retries the push it sent before the deletion
+    assert retried.status_code == 200, "a 2xx: Kobo must not send it again"
+    assert retried.json()["dropped"] == sid and "stored" not in retried.json()
+    with open_store(service.settings) as store:
+        (row,) = [s for s in store.submissions() if s.submission_id == sid]
+        assert row.deleted, "still deleted: it does not count"
+        assert store.counts().submissions == 20 and store.pushes()[1] == 1
+    assert service.stop()
+    events = [json.loads(line) for line in service.log.read_text(encoding="utf-8").splitlines()]
+    (dropped,) = [event for event in events if event["event"] == "push_dropped"]
+    assert set(dropped) == {"time", "event", "submission_id", "reason"} and dropped["submission_id"] == sid
+    (group,) = [event for event in events if event["event"] == "pushes_stored" and event["dropped"]]
+    assert (group["dropped"], group["new"], group["edited"]) == (1, 0, 0)
+
+
 # -- what a stranger sends -------------------------------------------------------------------------
 
 

@@ -157,7 +157,7 @@ def test_a_store_of_another_schema_version_or_not_a_store_is_refused(tmp_path: P
 def test_batches_classify_new_edited_unchanged_deleted_restored(store: Store) -> None:
     run = store.begin_run("test")
     first = apply(store, [row("1"), row("2"), row("3", status="approved")], run_id=run, fetched=3)
-    assert (first.new, first.edited, first.unchanged) == (3, 0, 0)
+    assert (first.new, first.edited, first.unchanged, first.restored) == (3, 0, 0, 0)
     second = apply(
         store,
         [row("1"), row("2", version="v2"), row("3", content="b"), row("4")],
@@ -171,7 +171,7 @@ def test_batches_classify_new_edited_unchanged_deleted_restored(store: Store) ->
     assert store.known()["3"].review_status == "approved"  # None kept the stored status
     third = apply(store, [row("1")], run_id=run, deleted=["1"])
     # "1" reappears (new again), then the same batch deletes it: deletions apply after upserts.
-    assert (third.new, third.deleted) == (1, 1)
+    assert (third.new, third.restored, third.deleted) == (1, 1, 1)
     fourth = apply(store, [row("1")], run_id=run)
     assert fourth.new == 1
     by_id = {s.submission_id: s for s in store.submissions()}
@@ -179,6 +179,44 @@ def test_batches_classify_new_edited_unchanged_deleted_restored(store: Store) ->
     assert by_id["3"].data == {"event/event_date": "2026-01-02", "note": "b"}
     [info] = store.runs(1)
     assert (info.fetched, info.new, info.edited, info.unchanged, info.deleted) == (7, 6, 2, 1, 2)
+
+
+def push(store: Store, rows: list[SubmissionRow]) -> BatchOutcome:
+    """``store.apply_pushed`` with the rows' answers coded as the push writer codes them."""
+
+    def make_rows(codes: Any) -> tuple[list[SubmissionRow], list[Any]]:
+        coded = [row._replace(answer_codes=codes.encode(row.answer_codes)) for row in rows]
+        return coded, codes.take_added()
+
+    return store.apply_pushed(make_rows)
+
+
+def test_a_push_never_brings_back_what_a_sync_found_deleted_but_the_servers_listing_does(
+    store: Store,
+) -> None:
+    run = store.begin_run("test")
+    apply(store, [row("1"), row("2")], run_id=run)
+    apply(store, [], run_id=run, deleted=["1"], reconciled=True)  # a reconcile: gone from Kobo
+    # Kobo retries an old push of "1" (as it was before, then edited): stale, dropped whole.
+    alone = push(store, [row("1")])
+    assert alone.stale == ["1"] and (alone.new, alone.edited, alone.unchanged) == (0, 0, 0)
+    mixed = push(store, [row("1", version="v2", content="b"), row("2", version="v2"), row("3")])
+    assert mixed.stale == ["1"] and (mixed.new, mixed.edited) == (1, 1)
+    by_id = {s.submission_id: s for s in store.submissions()}
+    assert by_id["1"].deleted and by_id["1"].version_id == "v1" and by_id["1"].data["note"] == "a"
+    assert set(store.known()) == {"2", "3"}
+    assert store.pushes()[1] == 2, "only the stored pushes are counted"
+    (deleted_at,) = store._db.execute(
+        "SELECT deleted_at FROM submissions WHERE submission_id = '1'"
+    ).fetchone()
+    assert store.deleted_since(deleted_at) == ["1"] and store.deleted_since("9999-12-31T23:59:59Z") == []
+    # The server's own listing stays the truth: a sync that lists "1" again (a restore on ODK
+    # Central) stores it again, and a push of it is then an ordinary edit.
+    assert apply(store, [row("1")], run_id=run).new == 1
+    assert store.deleted_since("2000-01-01T00:00:00Z") == []
+    after = push(store, [row("1", version="v3")])
+    assert after.stale == [] and after.edited == 1
+    assert {s.submission_id: s.version_id for s in store.submissions()}["1"] == "v3"
 
 
 @pytest.mark.parametrize("order", ["new first", "stored first"])

@@ -245,11 +245,13 @@ KOBO_REVIEW_STATUS: Final[dict[str, str]] = {
     "validation_status_not_approved": "rejected",
     "validation_status_on_hold": "on_hold",
 }
-CENTRAL_REVIEW_STATUS: Final[dict[str, str | None]] = {
+CENTRAL_REVIEW_STATUS: Final[dict[str, str]] = {
     "approved": "approved",
     "rejected": "rejected",
     "hasIssues": "on_hold",
-    "edited": None,  # keeps the status the store held before the edit
+    # Central sets 'edited' on every edit: the edited version has not been reviewed, so with
+    # require_approved it counts again only once someone approves it.
+    "edited": "unreviewed",
 }
 
 # Exclusion rules in the spec's order (section 4), then the findings.

@@ -79,11 +79,13 @@ class SyncSummary:
     deleted: int
     status_changed: int
     seconds: float
+    restored: int = 0  # of ``new``: held as deleted, listed by the server again
 
     def line(self) -> str:
         """The one-line summary the command line prints."""
+        restored = f" ({self.restored} of them restored after a deletion)" if self.restored else ""
         return (
-            f"Synced {self.source}: {self.new} new, {self.edited} edited, {self.deleted} deleted, "
+            f"Synced {self.source}: {self.new} new{restored}, {self.edited} edited, {self.deleted} deleted, "
             f"{self.status_changed} review-status changes, {self.unchanged} unchanged "
             f"({self.fetched} rows fetched in {self.seconds:.1f} s)."
         )
@@ -109,6 +111,9 @@ class _StoreState:
 
     def known_pairs(self) -> dict[str, tuple[str, str]]:
         return self._store.known_pairs()
+
+    def deleted_since(self, since: str) -> list[str]:
+        return self._store.deleted_since(since)
 
     def answer_values(self) -> dict[str, list[Any]]:
         return self._store.answer_codes().values
@@ -435,6 +440,7 @@ def _sync_into(
         totals.deleted,
         totals.status_changed,
         seconds,
+        totals.restored,
     )
 
 
@@ -505,6 +511,7 @@ def _add(totals: BatchOutcome, outcome: BatchOutcome) -> None:
     totals.unchanged += outcome.unchanged
     totals.deleted += outcome.deleted
     totals.status_changed += outcome.status_changed
+    totals.restored += outcome.restored
 
 
 def _record_failure(

@@ -55,7 +55,7 @@ _MARSHAL_VERSION = 2
 _PIPE_BYTES = 1 << 20
 _MESSAGES_IN_HAND = 4  # a few pages: the worker may run ahead, memory stays bounded
 _CLOSE_WAIT = 5.0  # seconds close() gives the worker, then the reader thread, to end
-_STATE_CALLS = frozenset({"watermark", "known", "answer_values"})
+_STATE_CALLS = frozenset({"watermark", "known", "deleted_since", "answer_values"})
 
 
 def worker_available() -> bool:
@@ -148,6 +148,9 @@ class _ParentState:
                 known[sid] = KnownSubmission._make(pair)
             self._known = known
         return self._known
+
+    def deleted_since(self, since: str) -> list[str]:
+        return self._call("deleted_since", since)  # type: ignore[no-any-return]
 
     def answer_values(self) -> dict[str, list[Any]]:
         return self._call("answer_values")  # type: ignore[no-any-return]

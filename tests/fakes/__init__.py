@@ -80,6 +80,7 @@ class Mirror:
         self.versions: dict[str, str] = {}
         self.statuses: dict[str, str] = {}
         self.marks: dict[str, str] = {}
+        self.deleted: dict[str, str] = {}  # submission_id -> when it was deleted, as the store says it
         self.reconciled = False
 
     def watermark(self, name: str) -> str | None:
@@ -88,8 +89,12 @@ class Mirror:
     def known(self) -> dict[str, KnownSubmission]:
         return {sid: KnownSubmission(self.versions[sid], self.statuses[sid]) for sid in self.rows}
 
+    def deleted_since(self, since: str) -> list[str]:
+        return [sid for sid, when in self.deleted.items() if when >= since]
+
     def apply(self, batch: Batch) -> None:
         for sub in batch.submissions:
+            self.deleted.pop(sub.submission_id, None)
             self.rows[sub.submission_id] = sub.data
             self.versions[sub.submission_id] = sub.version_id
             if sub.review_status is not None:
@@ -97,6 +102,7 @@ class Mirror:
         self.statuses.update(batch.review_statuses)
         for sid in batch.deleted:
             del self.rows[sid], self.versions[sid], self.statuses[sid]
+            self.deleted[sid] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.marks.update(batch.watermarks)
         self.reconciled = self.reconciled or batch.reconciled
 

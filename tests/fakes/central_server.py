@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import openpyxl
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PURGE_DAYS = 30  # central-backend lib/util/constants.js PURGE_DAY_RANGE
 SYSTEM_FILTER_FIELDS = (
     "__id",
     "__system/submissionDate",
@@ -74,6 +75,13 @@ class Submission:
     edits: int = 0
 
 
+@dataclass(frozen=True)
+class XForm:
+    """A reply that is an XForm document, not JSON."""
+
+    body: bytes
+
+
 @dataclass
 class Fault:
     """An injected fault: after letting ``after`` matching requests through, the next ``count``
@@ -96,7 +104,8 @@ class Form:
     state: str = "open"
     published_versions: list[str] = field(default_factory=list)
     draft_version: str | None = None
-    draft_body: bytes | None = None
+    draft_body: bytes | None = None  # the XForm of the draft: as uploaded, or converted from XLSX
+    xml: bytes | None = None  # the XForm of the published version
     attachments_expected: tuple[str, ...] = ()
     attachments_uploaded: dict[str, bytes] = field(default_factory=dict)
 
@@ -134,7 +143,11 @@ class FakeCentral:
         self.logins = 0
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
         self.faults: list[Fault] = []
-        self.form_warnings: list[str] = []  # pyxform warnings every uploaded form gets
+        self.form_warnings: list[str] = []  # pyxform warnings every uploaded XLSForm gets
+        # Workflow warnings (structureChanged, deletedFormExists) every upload gets, XForm or XLSForm.
+        self.workflow_warnings: list[dict[str, Any]] = []
+        # A project's managed-encryption public key: Central writes it into every uploaded form.
+        self.managed_key: str | None = None
         self.attachments_expected: tuple[str, ...] = ()
         self.login_redirect: tuple[int, str] | None = None  # (status, Location) for POST /v1/sessions
         # Called (under the lock) before each OData request is answered, with how many came before.
@@ -253,6 +266,8 @@ class FakeCentral:
             self.submissions[instance_id].deleted_at = self.now
 
     def restore(self, instance_id: str) -> None:
+        """``POST .../submissions/:id/restore``: clears ``deletedAt`` only; ``updatedAt``, the
+        submission date and the review state stay as they were (central-backend ``markUndeleted``)."""
         with self.lock:
             self.tick(1)
             self.submissions[instance_id].deleted_at = None
@@ -261,6 +276,13 @@ class FakeCentral:
         """The row vanishes entirely (Central purges deleted rows after 30 days)."""
         with self.lock:
             del self.submissions[instance_id]
+
+    def purge_expired(self) -> None:
+        """What Central's daily purge does: rows deleted more than ``PURGE_DAYS`` ago vanish."""
+        with self.lock:
+            limit = self.now - dt.timedelta(days=PURGE_DAYS)
+            for iid in [i for i, s in self.submissions.items() if s.deleted_at and s.deleted_at < limit]:
+                del self.submissions[iid]
 
     # --- request handling -------------------------------------------------------------------------
 
@@ -320,6 +342,12 @@ class FakeCentral:
         match = re.fullmatch(r"/([^/]+)\.svc/Submissions", rest)
         if match and method == "GET":
             return self.odata(unquote(match[1]), path, query)
+        match = re.fullmatch(r"/([^/]+)\.xml", rest)
+        if match and method == "GET":  # the published XForm, as Collect downloads it
+            published = self.forms.get(unquote(match[1]))
+            if published is None or published.xml is None:
+                raise Problem(404.1, "Could not find the resource you were looking for.")
+            return XForm(published.xml)
         match = re.fullmatch(r"/([^/.]+)(/.*)?", rest)
         if not match or unquote(match[1]) not in self.forms:
             raise Problem(404.1, "Could not find the resource you were looking for.")
@@ -328,6 +356,10 @@ class FakeCentral:
             return self.form_json(form)
         if method == "POST" and sub == "/draft":
             return self.create_draft(form, query, headers, body)
+        if method == "GET" and sub == "/draft.xml":
+            if form.draft_body is None:
+                raise Problem(404.1, "Could not find the resource you were looking for.")
+            return XForm(form.draft_body)
         if method == "GET" and sub == "/draft/attachments":
             return self.draft_attachments(form)
         attachment = re.fullmatch(r"/draft/attachments/(.+)", sub)
@@ -359,8 +391,15 @@ class FakeCentral:
     def list_forms(self, *, extended: bool) -> list[dict[str, Any]]:
         return [self.form_json(form, extended=extended) for form in self.forms.values()]
 
-    def _read_definition(self, headers: Any, body: bytes, ignore_warnings: bool) -> tuple[str, str, str]:
-        """(xmlFormId, version, title) of an uploaded XLSX or XForm; 400.16 on warnings."""
+    def _read_definition(
+        self, headers: Any, body: bytes, ignore_warnings: bool
+    ) -> tuple[str, str, str, bytes]:
+        """(xmlFormId, version, title, XForm) of an uploaded XLSX or XForm; 400.16 on warnings.
+
+        An XForm is kept as sent (central-backend ``Form.fromXml``); an XLSX is converted as
+        pyxform-http does (pyxform, no form name: the root is ``<data>`` unless the settings sheet
+        has a ``name``), and only an XLSX gets pyxform's warnings."""
+        xlsform_warnings: list[str] = []
         content_type = (headers.get("Content-Type") or "").split(";")[0]
         fallback = unquote(headers.get("X-XlsForm-FormId-Fallback") or "")
         if content_type == XLSX_TYPE:
@@ -374,6 +413,10 @@ class FakeCentral:
             settings = dict(zip(rows[0], rows[1], strict=False)) if len(rows) > 1 else {}
             form_id = str(settings.get("form_id") or fallback)
             version, title = str(settings.get("version") or ""), str(settings.get("form_title") or form_id)
+            from pyxform.xls2xform import convert
+
+            xform = convert(xlsform=body, file_type=".xlsx", validate=False).xform.encode("utf-8")
+            xlsform_warnings = list(self.form_warnings)
         elif content_type in ("application/xml", "text/xml"):
             root = ET.fromstring(body)
             instance = root.find(".//{http://www.w3.org/2002/xforms}instance")
@@ -383,19 +426,24 @@ class FakeCentral:
             form_id, version = data.attrib["id"], data.attrib.get("version", "")
             title_node = root.find(".//{http://www.w3.org/1999/xhtml}title")
             title = title_node.text if title_node is not None and title_node.text else form_id
+            xform = body
         else:
             raise Problem(415.1, f"Unexpected content type {content_type!r}.")
-        if self.form_warnings and not ignore_warnings:
-            raise Problem(
-                400.16,
-                "The XLSForm is valid, but there are warnings.",
-                {"warnings": {"xlsFormWarnings": list(self.form_warnings), "workflowWarnings": []}},
-            )
-        return form_id, version, title
+        if self.managed_key is not None:  # central-backend Form.withManagedKey
+            submission = f'<submission base64RsaPublicKey="{self.managed_key}" method="post"/>'
+            xform = xform.replace(b"</model>", submission.encode() + b"</model>", 1)
+        if (xlsform_warnings or self.workflow_warnings) and not ignore_warnings:
+            warnings: dict[str, Any] = {}
+            if xlsform_warnings:
+                warnings["xlsFormWarnings"] = xlsform_warnings
+            if self.workflow_warnings:
+                warnings["workflowWarnings"] = list(self.workflow_warnings)
+            raise Problem(400.16, "The form is valid, but there are warnings.", {"warnings": warnings})
+        return form_id, version, title, xform
 
     def create_form(self, query: dict[str, list[str]], headers: Any, body: bytes) -> dict[str, Any]:
         ignore = query.get("ignoreWarnings") == ["true"]
-        form_id, version, title = self._read_definition(headers, body, ignore)
+        form_id, version, title, xform = self._read_definition(headers, body, ignore)
         if form_id in self.forms:
             raise Problem(
                 409.3,
@@ -404,7 +452,7 @@ class FakeCentral:
                 {"fields": ["projectId", "xmlFormId"], "values": [str(self.project_id), form_id]},
             )
         form = Form(form_id, title, attachments_expected=self.attachments_expected)
-        form.draft_version, form.draft_body = version, body
+        form.draft_version, form.draft_body = version, xform
         self.forms[form_id] = form
         if query.get("publish") == ["true"]:
             self.publish(form, None)
@@ -413,7 +461,9 @@ class FakeCentral:
     def create_draft(
         self, form: Form, query: dict[str, list[str]], headers: Any, body: bytes
     ) -> dict[str, Any]:
-        form_id, version, _ = self._read_definition(headers, body, query.get("ignoreWarnings") == ["true"])
+        form_id, version, _, xform = self._read_definition(
+            headers, body, query.get("ignoreWarnings") == ["true"]
+        )
         if form_id != form.xml_form_id:
             raise Problem(
                 400.8,
@@ -425,7 +475,7 @@ class FakeCentral:
                     "reason": "does not match the form you are updating",
                 },
             )
-        form.draft_version, form.draft_body = version, body
+        form.draft_version, form.draft_body = version, xform
         form.attachments_uploaded = {}
         return {"success": True}
 
@@ -457,8 +507,16 @@ class FakeCentral:
         missing = [name for name in form.attachments_expected if name not in form.attachments_uploaded]
         if missing:
             raise Problem(409.7, f"The form attachment(s) {', '.join(missing)} are missing.")
+        xform = form.draft_body
+        if version is not None:  # central-backend setVersion: the attribute spliced into the XML
+            xform = re.sub(
+                rb'(<[^>]*\sid="[^"]*"[^>]*?\sversion=")[^"]*"',
+                lambda m: m[1] + version.encode() + b'"',
+                xform,
+                count=1,
+            )
         form.published_versions.append(final)
-        form.version, form.draft_version, form.draft_body = final, None, None
+        form.version, form.draft_version, form.draft_body, form.xml = final, None, None, xform
         return {"success": True}
 
     # --- OData ------------------------------------------------------------------------------------
@@ -484,6 +542,7 @@ class FakeCentral:
             )
         text = one.get("$filter", "")
         matches = parse_filter(text) if text else (lambda row: True)
+        self.purge_expired()
         with self.lock:
             rows = [
                 s
@@ -774,6 +833,13 @@ def _handler_for(central: FakeCentral) -> type[BaseHTTPRequestHandler]:
                 central.check_auth(self.headers.get("Authorization"))
                 with central.lock:
                     reply = central.route(method, parts.path, query, self.headers, body)
+                if isinstance(reply, XForm):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/xml; charset=utf-8")
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.end_headers()
+                    self.wfile.write(reply.body)
+                    return
                 self._reply(200, reply)
             except Problem as problem:
                 self._reply(int(problem.code), problem.body())

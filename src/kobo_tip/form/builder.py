@@ -328,6 +328,9 @@ def _settings_sheet(
     row = {
         "form_title": settings.form.title,
         "form_id": settings.form.form_id,
+        # The XForm's root node: without it a converter given only the XLSX (Central's, anyone's)
+        # names the root <data>, not the <form_id> kobo-tip validated.
+        "name": settings.form.form_id,
         "version": version,
         "default_language": labels[0].language.label,
         "instance_name": f"concat(${{{ind.EVENT_DATE}}}, ' ', ${{{ind.STAKEHOLDER_ID}}})",

@@ -106,13 +106,13 @@ def make_app(
             log_event(logging.WARNING, "push_deferred", waiting=intake.waiting)
             return _answer(503, "Busy: try again later.", **_LATER)
         try:
-            submission_id = await asyncio.wrap_future(future)
+            answer = await asyncio.wrap_future(future)
         except PushRefused as exc:
             return _answer(exc.status, exc.message)
         except KoboTipError:
             # The store could not take it now (busy, disk): Kobo retries a 503.
             return _answer(503, "The store could not take it now: try again later.", **_LATER)
-        return JSONResponse({"stored": submission_id})
+        return JSONResponse(answer)  # stored, or dropped as stale: 200 either way (intake.py says why)
 
     async def healthz(request: Request) -> Response:
         if not intake.alive:

@@ -5,6 +5,11 @@ One writer keeps SQLite's single-writer rule inside the service (the receiver's 
 wait on each other's transactions), and a group commit costs one fsync for many pushes. The
 bounded queue is the overload signal: when it is full the receiver answers 503, which Kobo
 retries, and the scheduled poll brings whatever Kobo gave up on.
+
+A push for a submission a sync found deleted on the server is stale (Kobo has no restore): the
+store drops it, and it is answered 200 all the same. Kobo counts any 2xx as delivered and never
+sends it again; a 4xx would be logged as a failed delivery in Kobo and in ``kobo-tip status``,
+and re-sent by every "retry failed" an officer clicks, for a push there is nothing to do about.
 """
 
 from __future__ import annotations
@@ -67,7 +72,15 @@ def read_push(body: bytes, asset_uid: str) -> RawSubmission:
 @dataclass
 class _Pending:
     raw: RawSubmission
-    future: Future[str]
+    future: Future[dict[str, str]]  # the answer's body once committed: stored, or dropped
+
+
+def stored_answer(submission_id: str) -> dict[str, str]:
+    return {"stored": submission_id}
+
+
+def dropped_answer(submission_id: str) -> dict[str, str]:
+    return {"dropped": submission_id, "detail": "Deleted on the server: a push does not bring it back."}
 
 
 class Intake:
@@ -94,8 +107,9 @@ class Intake:
     def waiting(self) -> int:
         return self._queue.qsize()
 
-    def submit(self, raw: RawSubmission) -> Future[str]:
-        """Queue ``raw``; the future gives its submission id once it is committed (or raises)."""
+    def submit(self, raw: RawSubmission) -> Future[dict[str, str]]:
+        """Queue ``raw``; once it is committed, the future gives the answer's body (``stored`` or,
+        for a submission deleted on the server, ``dropped``, with its id), or raises."""
         pending = _Pending(raw, Future())
         try:
             self._queue.put_nowait(pending)
@@ -157,11 +171,18 @@ class Intake:
             return
         self.last_error = ""
         seconds = time.monotonic() - started
+        stale = set(outcome.stale)
         for number, pending in enumerate(group):
+            sid = pending.raw.submission_id
             if number in refused:
                 pending.future.set_exception(refused[number])
+            elif sid in stale:
+                pending.future.set_result(dropped_answer(sid))
             else:
-                pending.future.set_result(pending.raw.submission_id)
+                pending.future.set_result(stored_answer(sid))
+        for sid in outcome.stale:
+            # The id only: what the push held is never written anywhere.
+            log_event(logging.WARNING, "push_dropped", submission_id=sid, reason="deleted on the server")
         self.stored += outcome.new + outcome.edited
         log_event(
             logging.INFO,
@@ -170,6 +191,7 @@ class Intake:
             new=outcome.new,
             edited=outcome.edited,
             unchanged=outcome.unchanged,
+            dropped=len(outcome.stale),
             refused=len(refused),
             ms=round(seconds * 1000),
         )

@@ -38,6 +38,10 @@ class SyncState(Protocol):
 
     def known(self) -> Mapping[str, KnownSubmission]: ...
 
+    def deleted_since(self, since: str) -> list[str]:
+        """The ids the store marked deleted at ``since`` (UTC ``YYYY-MM-DDTHH:MM:SSZ``) or later."""
+        ...
+
 
 @dataclass
 class Batch:

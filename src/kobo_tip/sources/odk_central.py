@@ -6,7 +6,9 @@ by ``submissionDate``; deleting or restoring touches only ``deletedAt`` and dele
 hidden unless ``$filter`` mentions it; an edit keeps ``__id`` and changes ``meta/instanceID``;
 ``@odata.nextLink`` carries an opaque ``$skiptoken`` and must not be combined with
 ``$orderby``; pages come newest first; a session token expires and is never refreshed by
-the server; every publish needs a version never published before.
+the server; every publish needs a version never published before. A restore clears
+``deletedAt`` and nothing else, so neither the changes nor the deletions filter sees it; deleted
+rows are purged after 30 days, so only those deleted within that window can come back.
 
 pyodk is not used for transport: its session has no timeout or retries on plain http, never
 logs in again on a 401, does not page OData and uploads forms with ``ignoreWarnings=true``.
@@ -18,9 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import mimetypes
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -48,12 +51,11 @@ PASS_STARTED = "central_pass_started"  # server time the interrupted pass began
 OVERLAP = dt.timedelta(minutes=2)
 MAX_PAGE = 1000
 REFETCH_CHUNK = 50  # ids per `__id eq ... or ...` filter: keeps the URL short
+# Central purges a deleted submission 30 days after its deletedAt (PURGE_DAY_RANGE); the store's
+# deletion time is when a sync saw it, later still. A day more covers the clocks' difference.
+RESTORE_WINDOW = dt.timedelta(days=31)
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 150.0)
-CONTENT_TYPES = {
-    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ".xls": "application/vnd.ms-excel",
-    ".xml": "application/xml",
-}
+XFORM_TYPE = "application/xml"  # what Central reads as an XForm (else XLSX, XLS by their types)
 INSTANCE_ID = "instanceID"
 
 
@@ -78,8 +80,8 @@ def odata_time(moment: dt.datetime) -> str:
 
 
 def review_status(state: Any) -> str | None:
-    """The store's status for a ``reviewState``: null is unreviewed; ``edited`` (and any state
-    Central may add later) is None, which keeps the status the store held."""
+    """The store's status for a ``reviewState`` (spec section 4): null and ``edited`` are
+    unreviewed; a state Central may add later is None, which keeps the status the store held."""
     if state is None:
         return "unreviewed"
     return indicator.CENTRAL_REVIEW_STATUS.get(str(state))
@@ -132,6 +134,11 @@ def deletions_filter(since: dt.datetime | None) -> str:
 def ids_filter(ids: list[str]) -> str:
     """``$filter`` selecting these ``__id``s (single quotes doubled, as OData escapes them)."""
     return " or ".join("__id eq '{}'".format(sid.replace("'", "''")) for sid in ids)
+
+
+def restored_filter(ids: list[str]) -> str:
+    """``$filter`` for those of these ids that are not deleted (any more) on Central."""
+    return f"__system/deletedAt eq null and ({ids_filter(ids)})"
 
 
 def path_segment(text: str) -> str:
@@ -204,7 +211,8 @@ def central_error(
         )
     elif status == 404:
         sentence = (
-            f"ODK Central has no {what} (HTTP 404, {said}): check [source] url, project_id and form_id."
+            f"ODK Central answered 'not found' to the request for {what} (HTTP 404, {said}): "
+            "check [source] url, project_id and form_id."
         )
     else:
         sentence = f"ODK Central answered HTTP {status} to {what} ({said or 'no message'})."
@@ -312,16 +320,20 @@ class CentralSource:
         return self._session
 
     def _exchange(
-        self, session: requests.Session, method: str, url: str, *, what: str, **kwargs: Any
+        self, session: requests.Session, method: str, url: str, *, what: str, raw: bool = False, **kwargs: Any
     ) -> tuple[Any, requests.Response]:
-        """One call through kobo_tip.http: (JSON body or None, response); errors in Central's words."""
+        """One call through kobo_tip.http: (JSON body or None, response), or with ``raw`` the body's
+        bytes; errors in Central's words."""
         replies: list[requests.Response] = []
 
         def keep(response: requests.Response, *args: Any, **kw: Any) -> None:
             replies.append(response)  # Central's problem body and Date header live here
 
+        body: Any
         try:
-            if method == "GET":
+            if raw:
+                body = request(session, method, url, what=what, hooks={"response": keep}, **kwargs).content
+            elif method == "GET":
                 body = get_json(session, url, what=what, hooks={"response": keep}, **kwargs)
             else:
                 response = request(session, method, url, what=what, hooks={"response": keep}, **kwargs)
@@ -401,7 +413,8 @@ class CentralSource:
     # --- sync -----------------------------------------------------------------------------------
 
     def batches(self, state: SyncState) -> Iterator[Batch]:
-        """New and changed submissions page by page, then deletions (or a full reconcile when due)."""
+        """New and changed submissions page by page, then deletions and restores (or a full
+        reconcile, which finds both, when due)."""
         seen: set[str] = set()
         try:
             yield from self._changes(state, seen)
@@ -409,6 +422,7 @@ class CentralSource:
                 yield from self._reconcile(state, seen)
             else:
                 yield from self._deletions(state)
+                yield from self._restores(state)
         finally:
             self._logout()
 
@@ -464,6 +478,24 @@ class CentralSource:
             marks = {} if next_query else {DELETED: _stamp(progress.next_watermark(since))}
             yield Batch(deleted=ids, watermarks=marks, fetched=len(rows))
 
+    def _restores(self, state: SyncState) -> Iterator[Batch]:
+        """Submissions the store holds as deleted within the purge window that Central no longer
+        holds as deleted: restored, with their full rows. One request per ``REFETCH_CHUNK`` such
+        ids, none when there are none; the reply holds only the restored rows."""
+        since = dt.datetime.now(dt.UTC).replace(microsecond=0) - RESTORE_WINDOW
+        deleted = state.deleted_since(since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if not deleted:
+            return
+        restored = self._fetch(deleted, restored_filter)
+        if restored:
+            log.info(
+                "ODK Central: %d of the %d submissions deleted in the last %d days were restored",
+                len(restored),
+                len(deleted),
+                RESTORE_WINDOW.days,
+            )
+        yield Batch(submissions=restored, fetched=len(restored))
+
     def _reconcile(self, state: SyncState, seen: set[str]) -> Iterator[Batch]:
         """Compare every id on Central with the store: deletions (also purged rows), review states,
         and rows the store lacks or holds in another version (restored after a deletion, or
@@ -504,11 +536,11 @@ class CentralSource:
         )
         yield batch
 
-    def _fetch(self, ids: list[str]) -> list[RawSubmission]:
-        """Full rows for these ids, a few per request."""
+    def _fetch(self, ids: list[str], select: Callable[[list[str]], str] = ids_filter) -> list[RawSubmission]:
+        """Full rows for these ids (those ``select``'s filter picks of them), a few per request."""
         found: list[RawSubmission] = []
         for start in range(0, len(ids), REFETCH_CHUNK):
-            query = self._query(**{"$filter": ids_filter(ids[start : start + REFETCH_CHUNK]), "$expand": "*"})
+            query = self._query(**{"$filter": select(ids[start : start + REFETCH_CHUNK]), "$expand": "*"})
             for rows, _, _, _ in self._pages(query):
                 found.extend(raw_submission(row) for row in rows)
         return found
@@ -545,22 +577,24 @@ class CentralSource:
             self._logout()
 
     def _deploy(self, form: FormFiles, ignore_warnings: bool) -> DeployResult:
+        """Upload the XForm the build wrote and validated (never the XLSX: Central would convert
+        it with its own pyxform, through a converter the install must run, and the form
+        enumerators fill would not be the one checked); publish only once Central serves the
+        draft's XML byte for byte as built. The XML carries its version, so the publish names none
+        (with ``?version=`` Central would rewrite the XML)."""
         if form.form_id != self.form_id:
             raise SourceError(
                 f"The built form's id is {form.form_id} but [source] form_id is {self.form_id}: "
                 "make them the same (or leave [source] form_id out)."
             )
-        path = form.xlsx_path if form.xlsx_path.is_file() else form.xml_path
+        path = form.xml_path
         try:
             content = path.read_bytes()
         except OSError as exc:
             raise SourceError(
                 f"Cannot read the built form {path} ({exc.strerror}): run 'kobo-tip form build'."
             ) from None
-        headers = {
-            "Content-Type": CONTENT_TYPES.get(path.suffix.lower(), CONTENT_TYPES[".xml"]),
-            "X-XlsForm-FormId-Fallback": path_segment(form.form_id),
-        }
+        headers = {"Content-Type": XFORM_TYPE}
         params = {"ignoreWarnings": "true"} if ignore_warnings else {}
         messages: list[str] = []
         what = f"form {self.form_id} in project {self.project_id}"
@@ -584,12 +618,10 @@ class CentralSource:
                 data=content,
             )
             messages.append(f"created form {self.form_id} in ODK Central project {self.project_id}")
+        self._check_draft(content, path)
         messages.extend(self._upload_attachments(form))
         self._call(
-            "POST",
-            self._form_url("draft", "publish"),
-            what=f"publishing version {form.version} of {what}",
-            params={"version": form.version},
+            "POST", self._form_url("draft", "publish"), what=f"publishing version {form.version} of {what}"
         )
         details, _ = self._get(self._form_url(), what=what)
         enketo_id = details.get("enketoId") if isinstance(details, Mapping) else None
@@ -600,6 +632,19 @@ class CentralSource:
             enketo_url=f"{self.url}/-/{enketo_id}" if enketo_id else "",
             messages=tuple(messages),
         )
+
+    def _check_draft(self, built: bytes, path: Path) -> None:
+        """Refuse to publish a draft whose XForm is not the one built (Central changes it only to
+        add a managed-encryption key, and kobo-tip cannot read encrypted submissions anyway)."""
+        served, _ = self._call(
+            "GET", self._form_url("draft.xml"), what=f"the draft XForm of {self.form_id}", raw=True
+        )
+        if served != built:
+            raise SourceError(
+                f"ODK Central serves the draft of {self.form_id} with another XForm than {path}, so it "
+                "was not published; Central changes a form when the project uses managed encryption, "
+                "whose submissions kobo-tip cannot read: deploy to a project without it."
+            )
 
     def _form_exists(self) -> bool:
         try:
@@ -620,7 +665,7 @@ class CentralSource:
             name = str(item.get("name", ""))
             if not name or item.get("exists") or item.get("datasetExists"):
                 continue  # Central attached it itself (itemsets.csv, entity lists)
-            local = form.xlsx_path.parent / name
+            local = form.xml_path.parent / name
             if not local.is_file():
                 raise SourceError(
                     f"Form {self.form_id} needs the attachment {name}: put it in {local.parent} "

@@ -53,6 +53,14 @@ class CountingReads(StoreBase):
         return {sid: (version, status) for sid, version, status in rows}
 
     @told
+    def deleted_since(self, since: str) -> list[str]:
+        """The ids a sync marked deleted at ``since`` (``utc_stamp`` format) or later."""
+        rows = self._db.execute(
+            "SELECT submission_id FROM submissions WHERE deleted_at >= ? ORDER BY row_id", (since,)
+        )
+        return [sid for (sid,) in rows]
+
+    @told
     def answer_codes(self) -> AnswerCodes:
         """The saved answer dictionary: what a sync continues (``apply_batch``), what counting decodes."""
         codes = AnswerCodes(ANSWER_COLUMNS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -66,6 +66,9 @@ class BatchOutcome:
     unchanged: int = 0
     deleted: int = 0
     status_changed: int = 0
+    restored: int = 0  # of ``new``: stored as deleted, and listed by the server again
+    # Pushed submissions the server had deleted, as a sync found: dropped, never stored again.
+    stale: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

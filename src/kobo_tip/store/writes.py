@@ -36,6 +36,9 @@ class SyncWrites(StoreBase):
 
         A row whose id is new, or was deleted and reappears, counts as new; a changed version or
         content counts as edited; anything else as unchanged. The run's counters move with it.
+        A sync's rows are the server's own listing, so a row stored as deleted that the server
+        lists again is stored again (a restore on ODK Central; on Kobo, which cannot restore, a
+        listing that was incomplete when the deletion was recorded).
         ``new_answers`` are the codes the rows use for the first time, made by an ``AnswerCodes``
         that continues ``answer_codes()``.
         """
@@ -83,6 +86,10 @@ class SyncWrites(StoreBase):
         """Commit pushed submissions in one transaction, like ``apply_batch`` without a run or a
         watermark (a push is a hint: the poll still pages from its own ``_id`` mark).
 
+        A push never undoes a deletion a sync recorded: Kobo cannot restore a deleted submission,
+        so a push for one is stale (a retry of a push sent before the deletion). It is dropped,
+        and its id listed in ``BatchOutcome.stale``; the pushes counter counts what was stored.
+
         ``make_rows`` codes the rows inside the transaction, with the answer codes as committed,
         so a sync writing through another connection never sees its codes taken."""
         now = utc_stamp()
@@ -92,7 +99,7 @@ class SyncWrites(StoreBase):
                 codes = self._pushed_codes()
                 rows, new_answers = make_rows(codes)
                 self._save_codes(new_answers)
-                self._upsert(rows, now, outcome)
+                self._upsert(rows, now, outcome, pushed=True)
                 self._db.execute(
                     "INSERT INTO sync_state VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -102,7 +109,7 @@ class SyncWrites(StoreBase):
                     "INSERT INTO sync_state VALUES (?, ?) ON CONFLICT (key) "
                     "DO UPDATE SET value = CAST(CAST(sync_state.value AS INTEGER) + "
                     "CAST(excluded.value AS INTEGER) AS TEXT)",
-                    (_PUSHES, str(len(rows))),
+                    (_PUSHES, str(len(rows) - len(outcome.stale))),
                 )
         except BaseException:
             self._codes = None  # it may hold codes that were never saved
@@ -140,7 +147,11 @@ class SyncWrites(StoreBase):
             )
         return texts
 
-    def _upsert(self, rows: Sequence[SubmissionRow], now: str, outcome: BatchOutcome) -> None:
+    def _upsert(
+        self, rows: Sequence[SubmissionRow], now: str, outcome: BatchOutcome, *, pushed: bool = False
+    ) -> None:
+        """Insert or update ``rows``; ``pushed`` rows stored as deleted are left as they are (and
+        listed in ``outcome.stale``), a sync's rows are stored again (see ``apply_batch``)."""
         latest = {row.submission_id: row for row in rows}  # a repeated id: the last one wins
         if self._expect_new and self._insert_if_new(latest, now):
             outcome.new += len(latest)
@@ -161,8 +172,12 @@ class SyncWrites(StoreBase):
             row_id, old_version, old_status, deleted_at, *old_key = before
             key = [row.person_key, row.key_basis, row.key_reason]
             status = row.review_status or old_status
+            if deleted_at is not None and pushed:
+                outcome.stale.append(sid)
+                continue
             if deleted_at is not None:
                 outcome.new += 1
+                outcome.restored += 1
             elif old_version != row.version_id or texts.get(row_id) != row.data_json:
                 outcome.edited += 1
                 outcome.status_changed += status != old_status
