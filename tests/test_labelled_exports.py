@@ -257,3 +257,74 @@ def test_name_codes_of_a_labelled_export_never_reach_the_store(
                 "uic" in key or "lettres" in key.lower() or "letters" in key.lower()
                 for key in json.loads(data)
             )
+
+
+def test_a_store_too_unreadable_gets_no_outside_report_until_an_officer_has_looked(
+    project: Project, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOBO_TIP_SECRET", SECRET)
+    # Another tool's export: consent coded Y/N, which is no name or label of the form.
+    rows = export_rows(project.form, project.submissions, Style())
+    coded = [{**row, "intro/consent": {"yes": "Y", "no": "N"}[row["intro/consent"]]} for row in rows]
+    config = synced_project(project, "coded", coded)
+    root = config.parent
+    code, said = cli(capsys, "sync", "-c", str(config))
+    assert code == 0, said  # the sync stores what it read, and says what it could not
+    assert "300 of 300 submissions (100.0%) cannot be read for counting (most often consent: 300," in said
+    assert "no donor or public report was written" in said
+    assert (root / "reports" / "internal" / "counts.csv").exists()
+    assert not (root / "reports" / "donor").exists() and not (root / "reports" / "public").exists()
+
+    code, said = cli(capsys, "status", "-c", str(config))
+    assert code == 0
+    assert "unreadable for counting: 300 of 300 submissions (100.0%)" in said and "HELD" in said
+
+    code, said = cli(capsys, "report", "--audience", "donor", "-c", str(config), "--as-of", SYNC_AS_OF)
+    assert code == 1
+    sentence = said.strip().splitlines()[-1]
+    assert "no donor or public report was written" in sentence and "--accept-unreadable" in sentence
+    assert not (root / "reports" / "donor").exists()
+
+    code, said = cli(
+        capsys,
+        "report",
+        "--audience",
+        "donor",
+        "--accept-unreadable",
+        "-c",
+        str(config),
+        "--as-of",
+        SYNC_AS_OF,
+    )
+    assert code == 0, said
+    assert (root / "reports" / "donor" / "counts.csv").exists()
+    code, said = cli(capsys, "status", "-c", str(config))
+    assert "released anyway by an officer (300 unreadable accepted)" in said and "HELD" not in said
+    # Looked at once: the next release of the same store needs no flag.
+    code, said = cli(capsys, "report", "--audience", "public", "-c", str(config), "--as-of", SYNC_AS_OF)
+    assert code == 0, said
+
+    # The share changes (more unreadable rows): held again until the officer looks again.
+    more = export_rows(project.form, demo_submissions(project.settings, n=320), Style())
+    write_csv(
+        root / "data" / "export.csv",
+        [{**row, "intro/consent": {"yes": "Y", "no": "N"}[row["intro/consent"]]} for row in more],
+    )
+    code, said = cli(capsys, "sync", "--no-report", "-c", str(config))
+    assert code == 0 and "cannot be read for counting" in said and "until an officer has looked" in said
+    code, said = cli(capsys, "report", "--audience", "donor", "-c", str(config), "--as-of", SYNC_AS_OF)
+    assert code == 1 and "--accept-unreadable" in said
+
+
+def test_a_readable_store_releases_without_a_word_about_it(
+    project: Project, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOBO_TIP_SECRET", SECRET)
+    config = synced_project(
+        project, "readable", export_rows(project.form, project.submissions, Style(values=FR))
+    )
+    code, said = cli(capsys, "sync", "-c", str(config))
+    assert code == 0 and "cannot be read" not in said, said
+    assert (config.parent / "reports" / "public" / "counts.csv").exists()
+    code, said = cli(capsys, "status", "-c", str(config))
+    assert "unreadable for counting: " in said and "HELD" not in said
