@@ -129,7 +129,7 @@ def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
 def provenance_of(table: pd.DataFrame, runs: Sequence[RunInfo], run_date: dt.date) -> Provenance:
     """Footer facts of a count of the answer table ``table``; ``runs`` newest first."""
     versions = {version for version, gone in zip(table.form_version, table.deleted, strict=True) if not gone}
-    return _provenance(runs, tuple(sorted(versions - {""})), run_date)
+    return _provenance(runs, tuple(sorted(versions - {"", indicator.MISSHAPEN_METADATA})), run_date)
 
 
 def write_audiences(
