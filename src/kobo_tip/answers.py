@@ -8,6 +8,8 @@ last path segment names the field.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import operator
 import re
@@ -41,17 +43,31 @@ _FIELD_NAMES_MAX = 10_000
 _ALIASES: dict[str, str] = {}
 
 
-def fold(text: str) -> str:
+def fold(text: str, *, case: bool = True) -> str:
     """``text`` as kobo-tip compares names and labels: NFKC (full-width letters, decomposed accents),
     invisible format characters (zero-width spaces, soft hyphens) removed, typographic apostrophes
-    as ', case folded, blanks collapsed to one space."""
+    as ', case folded (unless ``case`` is False), blanks collapsed to one space."""
     text = unicodedata.normalize("NFKC", text)
     if not text.isascii():
-        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf").translate(_APOSTROPHES)
-        text = unicodedata.normalize("NFKC", text.casefold())
-    else:
+        text = text.translate(_invisible_and_apostrophes())
+        text = unicodedata.normalize("NFKC", text.casefold() if case else text)
+    elif case:
         text = text.casefold()
     return " ".join(text.split())
+
+
+@functools.cache
+def _invisible_and_apostrophes() -> dict[int, str | None]:
+    """``str.translate``'s table: format characters (Unicode category Cf) removed, apostrophes as '.
+    Made on the first text that is not ASCII, from the planes that hold format characters (the
+    basic plane, a few scripts' controls, the tags), not from all 1.1 million code points."""
+    planes = itertools.chain(
+        range(0x10000), range(0x110B0, 0x110D0), range(0x13430, 0x13460), range(0x1BCA0, 0x1BCB0),
+        range(0x1D170, 0x1D180), range(0xE0000, 0xE0080),
+    )  # fmt: skip
+    table: dict[int, str | None] = {code: None for code in planes if unicodedata.category(chr(code)) == "Cf"}
+    table.update(_APOSTROPHES)
+    return table
 
 
 def field_name(key: str) -> str:

@@ -118,7 +118,7 @@ def _vocabulary(settings: Settings) -> ExportVocabulary:
         for header in spellings[name] | {fold(paths[name])}:
             for text, choice in own.by_label.items():
                 for separator in _SEPARATORS:
-                    spelled = fold(f"{header}{separator}{text}")
+                    spelled = f"{header}{separator}{fold(text)}"  # the header is folded already
                     before = choice_columns.setdefault(spelled, (name, choice))
                     if before is not None and before != (name, choice):
                         choice_columns[spelled] = None
@@ -135,19 +135,19 @@ def _header_spellings(
 ) -> Iterable[str]:
     """A question's label in each language, alone or after its groups' labels (same language) or
     names, joined by any separator Kobo's 'group separator' may be set to."""
+    # Each part is folded once: folded parts joined by a separator are the folded whole.
+    names = [fold(group) for group in group_names]
     for index, text in enumerate(texts):
         if not text:
             continue
-        yield fold(text)
+        label = fold(text)
+        yield label
         if not group_names:
             continue
-        paths = [
-            list(group_names),
-            [labels[index] or group for labels, group in zip(group_labels, group_names, strict=True)],
-        ]
-        for path in paths:
+        by_label = [fold(labels[index]) or name for labels, name in zip(group_labels, names, strict=True)]
+        for path in (names, by_label):
             for separator in _SEPARATORS:
-                yield fold(separator.join((*path, text)))
+                yield separator.join((*path, label))
 
 
 def _unique(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -168,8 +168,10 @@ def _choices(rows: Sequence[Mapping[str, str]], label_columns: Sequence[str]) ->
         entries = lists.get(list_name, [])
         order = tuple(entry["name"] for entry in entries)
         # A choice's own name counts as one of its labels: an answer mixing both is still read.
-        texts = [(fold(entry["name"]), entry["name"]) for entry in entries]
-        texts += [(fold(entry[c]), entry["name"]) for entry in entries for c in label_columns if entry.get(c)]
+        texts = [(_value(entry["name"]), entry["name"]) for entry in entries]
+        texts += [
+            (_value(entry[c]), entry["name"]) for entry in entries for c in label_columns if entry.get(c)
+        ]
         by_label = _unique(texts)
         made[name] = _Choices(
             names=frozenset(order),
@@ -201,27 +203,32 @@ class ExportReader:
         self._columns: dict[str, _Column] = {}
         self._unknown: list[str] = []  # keys that are no question, metadata or choice column
         self._labelled_headers = False
-        self._answers: dict[str, dict[str, str]] = {name: {} for name in vocabulary.choices}
-        # Keys kept as they are (a names export's): those of a select question, with its field.
+        self._answers: dict[str, dict[Any, str]] = {name: {None: None} for name in vocabulary.choices}  # type: ignore[dict-item]
+        # Keys kept as they are (a names export's), and those of them that hold a select answer,
+        # each with its field and the answers of that field already read (answer -> names).
         self._plain: set[str] = set()
-        self._selects: dict[str, str] = {}
+        self._select_keys: list[str] = []
+        self._select_fields: list[str] = []
+        self._select_answers: list[dict[Any, str]] = []
 
     def row(self, data: dict[str, Any]) -> dict[str, Any]:
         """``data`` as a names export gives it: the same dict when nothing needs a change."""
         if not self._plain.issuperset(data):
             return self._translate(data)
-        # The common case, a names export's row: only its select answers are looked at, each
-        # answer once per export (then it is a dictionary lookup).
-        changed: dict[str, str] | None = None
-        for key in self._selects.keys() & data.keys():
-            value = data[key]
-            if type(value) is not str:
-                continue
-            name = self._selects[key]
-            found = self._answers[name].get(value) or self._answer(name, key, value)
-            if found != value:
-                changed = changed or {}
-                changed[key] = found
+        # The common case, a names export's row: its select answers, each read before, are their
+        # own names (None, unanswered, is its own too). Looked up in C: a few calls a row.
+        values = list(map(data.get, self._select_keys))
+        try:
+            if list(map(dict.get, self._select_answers, values)) == values:
+                return data
+        except TypeError:
+            pass  # an answer that is a list or an object: read one by one
+        changed: dict[str, Any] = {}
+        for key, name, value in zip(self._select_keys, self._select_fields, values, strict=True):
+            if type(value) is str:
+                found = self._answer(name, key, value)
+                if found != value:
+                    changed[key] = found
         return {**data, **changed} if changed else data
 
     def _translate(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +289,9 @@ class ExportReader:
             if column.key is None and column.choice is None:
                 self._plain.add(key)
                 if column.field is not None and column.field in self.vocabulary.choices:
-                    self._selects[key] = column.field
+                    self._select_keys.append(key)
+                    self._select_fields.append(column.field)
+                    self._select_answers.append(self._answers[column.field])
         return column
 
     def _refuse_unknown(self) -> None:
@@ -320,12 +329,19 @@ class ExportReader:
         if text in _NOT_SELECTED:
             return False
         assert column.field is not None and column.choice is not None
-        if self.vocabulary.choices[column.field].by_label.get(text) == column.choice:
+        if self.vocabulary.choices[column.field].by_label.get(_value(str(value))) == column.choice:
             return True  # the choice's label, as some exports write a ticked column
         raise SourceError(
             f"{self.where}: the column {key!r} holds {value!r} where 1 or 0 (chosen or not) was expected; "
             f"nothing was stored: {HOW_TO_EXPORT}."
         )
+
+
+def _value(text: str) -> str:
+    """An answer as it is compared with the choices' labels: like ``fold``, but its case kept. Kobo
+    writes a label exactly as the form has it, and ``femme`` in a names export is a mistake to show
+    in the data-quality list, not the label ``Femme``."""
+    return fold(text, case=False)
 
 
 def _is_name_path(folded: str, vocabulary: ExportVocabulary) -> bool:
@@ -341,7 +357,7 @@ def _names_of(choices: _Choices, value: str) -> str | None:
     kept as it is (counting lists it as malformed); None when a label names two choices."""
     if value in choices.names:
         return value
-    folded = fold(value)
+    folded = _value(value)
     found = choices.by_label.get(folded)
     if found is not None:
         return found or None  # _AMBIGUOUS -> None
