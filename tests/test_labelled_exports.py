@@ -338,3 +338,19 @@ def test_a_value_in_another_case_than_its_label_stays_malformed(project: Project
     rows[1]["person/gender"] = "Femme"  # the French label as Kobo writes it
     read = answers_of(write_csv(tmp_path / "cased.csv", rows), project)
     assert (read[0][ind.GENDER], read[1][ind.GENDER]) == ("femme", "female")
+
+
+def test_the_terminal_is_told_once_when_labels_are_read(
+    project: Project, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = export_rows(project.form, project.submissions[:50], Style(values=FR, headers=FR))
+    with caplog.at_level("INFO", logger="kobo_tip"):
+        list(FileSource(write_csv(tmp_path / "fr.csv", rows), settings=project.settings).submissions())
+    told = [record.getMessage() for record in caplog.records]
+    assert sum("names its columns by label" in line for line in told) == 1
+    assert sum("gives answers as labels" in line for line in told) == 1
+    caplog.clear()
+    names = export_rows(project.form, project.submissions[:50], Style())
+    with caplog.at_level("INFO", logger="kobo_tip"):
+        list(FileSource(write_csv(tmp_path / "names.csv", names), settings=project.settings).submissions())
+    assert not [r for r in caplog.records if "label" in r.getMessage()]

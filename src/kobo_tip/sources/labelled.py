@@ -11,6 +11,7 @@ is no question of the form in a labelled export) is refused in one sentence sayi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from kobo_tip.errors import SourceError
 from kobo_tip.form.builder import build_sheets
 from kobo_tip.labels import load_labels
 
+log = logging.getLogger("kobo_tip")
 HOW_TO_EXPORT = (
     "export the data again with 'XML values and headers' (Kobo: Downloads, Value and header format)"
 )
@@ -203,6 +205,7 @@ class ExportReader:
         self._columns: dict[str, _Column] = {}
         self._unknown: list[str] = []  # keys that are no question, metadata or choice column
         self._labelled_headers = False
+        self._told_headers = self._told_values = False  # said once an export, on the terminal
         self._answers: dict[str, dict[Any, str]] = {name: {None: None} for name in vocabulary.choices}  # type: ignore[dict-item]
         # Keys kept as they are (a names export's), and those of them that hold a select answer,
         # each with its field and the answers of that field already read (answer -> names).
@@ -274,12 +277,15 @@ class ExportReader:
         elif target is not None:
             column = _Column(key=vocabulary.paths[target], field=target, by_label=True)
             self._labelled_headers = True
+            self._tell_headers(key)
         elif folded in vocabulary.choice_columns:
             owner, choice = vocabulary.choice_columns[folded]
             column = _Column(
                 field=owner, choice=choice, by_label=not folded.startswith(fold(vocabulary.paths[owner]))
             )
-            self._labelled_headers |= column.by_label
+            if column.by_label:
+                self._labelled_headers = True
+                self._tell_headers(key)
         else:
             column = _Column()
             if not (key.startswith("_") or name in _METADATA or _is_name_path(folded, vocabulary)):
@@ -293,6 +299,11 @@ class ExportReader:
                     self._select_fields.append(column.field)
                     self._select_answers.append(self._answers[column.field])
         return column
+
+    def _tell_headers(self, key: str) -> None:
+        if not self._told_headers:
+            self._told_headers = True
+            log.info("%s names its columns by label (%r): read as the form's field names", self.where, key)
 
     def _refuse_unknown(self) -> None:
         """A labelled export's column that is no question of the form may be one whose label changed
@@ -320,6 +331,14 @@ class ExportReader:
             )
         if len(known) < _CACHE_MAX:
             known[value] = found
+        if found != value and not self._told_values:
+            self._told_values = True
+            log.info(
+                "%s gives answers as labels (%r of %s): read as the form's choice names",
+                self.where,
+                value,
+                key,
+            )
         return found
 
     def _selected(self, key: str, value: Any, column: _Column) -> bool:
