@@ -70,6 +70,16 @@ def _invisible_and_apostrophes() -> dict[int, str | None]:
     return table
 
 
+def _name_code_labels() -> dict[str, str]:
+    """The name-code questions' labels in every shipped language: as keys (an export with labels
+    as headers, a hostile push) they name the questions, so whoever drops the questions drops them
+    (sync, ``person_key.strip_uic``, the store's migration scrub)."""
+    from kobo_tip import indicator
+    from kobo_tip.labels import field_labels
+
+    return {label: part for part in indicator.UIC_PARTS for label in field_labels(part)}
+
+
 def field_name(key: str) -> str:
     """The field a key addresses: ``event/event_date`` and ``event-event_date`` -> ``event_date``.
 
@@ -314,6 +324,7 @@ class _DoomedKeys:
 
 
 _DOOMED: dict[frozenset[str], _DoomedKeys] = {}
+add_field_aliases(_name_code_labels())
 
 
 def answer_key(value: Any) -> str | bytes:

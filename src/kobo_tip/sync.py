@@ -192,11 +192,6 @@ def _uic_aliases(labels: Iterable[Labels]) -> dict[str, str]:
     return {label.field(part): part for label in labels for part in ind.UIC_PARTS}
 
 
-# The name-code questions' labels in every shipped language name them as keys too (an export with
-# labels as headers, a hostile push): read, and dropped, as the fields (answers.field_name).
-add_field_aliases({label: part for part in ind.UIC_PARTS for label in field_labels(part)})
-
-
 def recognise_project_labels(settings: Settings) -> None:
     """Add the project's own label texts of the name-code questions (its translations folder may
     change them, or add a language) to the keys read, and dropped, as those questions. Called before
