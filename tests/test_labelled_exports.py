@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import sqlite3
+import tomllib
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import SourceError
 from kobo_tip.form import build_form
+from kobo_tip.labels import TRANSLATIONS_DIR
 from kobo_tip.person_key import person_key
 from kobo_tip.sources.files import FileSource
 from kobo_tip.store import Store
@@ -354,3 +356,25 @@ def test_the_terminal_is_told_once_when_labels_are_read(
     with caplog.at_level("INFO", logger="kobo_tip"):
         list(FileSource(write_csv(tmp_path / "names.csv", names), settings=project.settings).submissions())
     assert not [r for r in caplog.records if "label" in r.getMessage()]
+
+
+def test_a_header_two_questions_share_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "same_label"
+    config = write_project(root)
+    own = root / "translations"
+    own.mkdir()
+    french = (TRANSLATIONS_DIR / "fr.toml").read_text(encoding="utf-8")
+    fields = tomllib.loads(french)["fields"]
+    seeing, hearing = fields["wg_seeing"]["label"], fields["wg_hearing"]["label"]
+    own.joinpath("fr.toml").write_text(french.replace(hearing, seeing), encoding="utf-8")
+    settings = load_settings(config)
+    form = read_form(build_form(settings, ignore_warnings=True).xlsx_path)
+    subs = demo_submissions(settings, n=100)
+    rows = export_rows(form, subs, Style(values=FR, headers=FR, groups=False))
+    message = refused(write_csv(tmp_path / "same.csv", rows), Project(root, settings, form, subs))
+    assert seeing in message and "more than one question" in message
+    # In English the two labels differ: the same form's English export is read.
+    english = export_rows(form, subs, Style(values=EN, headers=EN))
+    assert (
+        len(list(FileSource(write_csv(tmp_path / "en.csv", english), settings=settings).submissions())) == 100
+    )

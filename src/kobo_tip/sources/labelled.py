@@ -206,13 +206,14 @@ class ExportReader:
         self._unknown: list[str] = []  # keys that are no question, metadata or choice column
         self._labelled_headers = False
         self._told_headers = self._told_values = False  # said once an export, on the terminal
-        self._answers: dict[str, dict[Any, str]] = {name: {None: None} for name in vocabulary.choices}  # type: ignore[dict-item]
+        # Per select field, the answers read so far -> their names (None, unanswered, -> None).
+        self._answers: dict[str, dict[Any, Any]] = {name: {None: None} for name in vocabulary.choices}
         # Keys kept as they are (a names export's), and those of them that hold a select answer,
         # each with its field and the answers of that field already read (answer -> names).
         self._plain: set[str] = set()
         self._select_keys: list[str] = []
         self._select_fields: list[str] = []
-        self._select_answers: list[dict[Any, str]] = []
+        self._select_answers: list[dict[Any, Any]] = []
 
     def row(self, data: dict[str, Any]) -> dict[str, Any]:
         """``data`` as a names export gives it: the same dict when nothing needs a change."""
@@ -267,13 +268,13 @@ class ExportReader:
         folded = fold(key)
         name = field_name(key)
         target = vocabulary.headers.get(folded)
-        if target == _AMBIGUOUS:
+        if name in vocabulary.paths:
+            column = _Column(field=name)
+        elif target == _AMBIGUOUS:
             raise SourceError(
                 f"{self.where}: the column {key!r} is the label of more than one question of the form, so "
                 f"kobo-tip cannot tell which one it holds; nothing was stored: {HOW_TO_EXPORT}."
             )
-        if name in vocabulary.paths:
-            column = _Column(field=name)
         elif target is not None:
             column = _Column(key=vocabulary.paths[target], field=target, by_label=True)
             self._labelled_headers = True
