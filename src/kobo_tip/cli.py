@@ -302,18 +302,13 @@ def _cmd_sync(args: argparse.Namespace) -> None:
     if not args.no_report:
         _render(settings, None, None)  # says when too much of the store cannot be read
         return
-    from kobo_tip.readability import check_store
+    from kobo_tip.readability import check_store, hold_reason
     from kobo_tip.store import open_store
 
     with open_store(settings, create=False) as store:
-        readability = check_store(store, settings)
-    if readability.too_high(settings):
-        log.warning(
-            "%s, more than the %g%% [report] max_unreadable_percent allows: no donor or public report "
-            "will be written until an officer has looked (kobo-tip status).",
-            readability.text(),
-            settings.report.max_unreadable_percent,
-        )
+        held = hold_reason(store, settings, check_store(store, settings), accept=False)
+    if held is not None:
+        log.warning("%s", held)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
