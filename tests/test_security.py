@@ -17,6 +17,8 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import unicodedata
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,14 +31,15 @@ from fakes.kobo_server import FakeKobo
 from fakes.listener import Listener
 from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
-from kobo_tip.errors import ConfigError, ServerError, SourceError
-from kobo_tip.labels import load_labels
+from kobo_tip.errors import ConfigError, ServerError
+from kobo_tip.labels import TRANSLATIONS_DIR, load_labels
 from kobo_tip.report import render_reports
+from kobo_tip.serve.intake import PushRefused, read_push
 from kobo_tip.sources.base import FormFiles
 from kobo_tip.sources.kobo import KoboSource
 from kobo_tip.sources.odk_central import CentralSource
 from kobo_tip.store import Store
-from kobo_tip.sync import run_sync
+from kobo_tip.sync import recognise_project_labels, run_sync, stored_json
 from test_files_source import GROUPS, answers, kobo_submission
 
 EMAIL_ENV, PASSWORD_ENV = "CENTRAL_TEST_EMAIL", "CENTRAL_TEST_PASSWORD"
@@ -233,7 +236,7 @@ def test_name_codes_in_every_key_style_reach_no_byte_on_disk(
     assert scan(every_file(settings)) == []
 
 
-def test_an_export_with_labels_as_headers_is_refused_whole(
+def test_an_export_with_labels_as_headers_is_read_and_its_name_codes_dropped(
     make_project: Callable[..., Path], secret: str
 ) -> None:
     settings = load_settings(make_project())
@@ -253,11 +256,127 @@ def test_an_export_with_labels_as_headers_is_refused_whole(
             {k: v if isinstance(v, str) else json.dumps(v) for k, v in row.items()} for row in labelled
         )
     settings = dataclasses.replace(settings, source=dataclasses.replace(settings.source, path=path))
-    with pytest.raises(SourceError, match="nothing of"):
+    with Store.open(settings.store_path):  # held open: the WAL is scanned as the sync left it
+        assert run_sync(settings, progress=False).new == 9
+        files = every_file(settings)
+        with Store.open(settings.store_path) as store:
+            assert {s.key_basis for s in store.submissions()} == {"uic"}  # the codes were read
+        assert any(path.name.endswith("-wal") for path in files)
+        assert scan(files) == []
+
+
+# Issue 27: name-code answers under keys the check did not recognise, each stored in clear before.
+FRENCH_LABEL = "Deux premières lettres du prénom de la personne"
+OWN_LABEL = "Initiales du prénom (deux lettres)"  # the project's own translation of the label
+ODD_KEYS = {
+    "upper case": "person/UIC_GIVEN",
+    "mixed case, no group": "Uic_Given",
+    "trailing space": "person/uic_given ",
+    "trailing slash": "person/uic_given/",
+    "backslash": "person\\uic_given",
+    "bar": "person|uic_given",
+    "repeat index": "person/uic_given[1]",
+    "zero-width space": "person/uic\u200b_given",
+    "full-width letters": "person/\uff55\uff49\uff43_given",
+    "label in lower case": "person/first two letters of the person's given name",
+    "typographic apostrophe": "First two letters of the person\u2019s given name",
+    "decomposed French label": unicodedata.normalize("NFD", FRENCH_LABEL),
+    "the project's own label": OWN_LABEL,
+}
+
+
+def own_label_project(make_project: Callable[..., Path]) -> Settings:
+    config = make_project()
+    own = config.parent / "translations"
+    own.mkdir()
+    shipped = (TRANSLATIONS_DIR / "fr.toml").read_text("utf-8")
+    own.joinpath("fr.toml").write_text(shipped.replace(FRENCH_LABEL, OWN_LABEL), encoding="utf-8")
+    return load_settings(config)
+
+
+def pushable(sid: int) -> dict[str, Any]:
+    """A submission as Kobo pushes it: its _uuid is a uuid."""
+    return {**kobo_submission(sid), "_uuid": str(uuid.UUID(int=sid))}
+
+
+def with_odd_key(sid: int, key: str) -> dict[str, Any]:
+    row = {k: v for k, v in pushable(sid).items() if not k.endswith("uic_given")}
+    row[key] = CANARY[0]
+    row["person/uic_mother"] = CANARY[1]
+    return row
+
+
+@pytest.mark.parametrize("key", ODD_KEYS.values(), ids=ODD_KEYS.keys())
+def test_a_name_code_under_an_odd_key_is_read_and_never_stored(
+    key: str, make_project: Callable[..., Path], secret: str
+) -> None:
+    settings = own_label_project(make_project)
+    write_rows(settings, [with_odd_key(sid, key) for sid in range(1, 30)])
+    with Store.open(settings.store_path):
+        assert run_sync(settings, progress=False).new == 29
+        with Store.open(settings.store_path) as store:
+            stored = list(store.submissions())
+        assert scan(every_file(settings)) == []
+    assert {s.key_basis for s in stored} == {"uic"}  # read as the name code it is
+    assert all(key not in s.data for s in stored)
+
+
+@pytest.mark.parametrize("key", ODD_KEYS.values(), ids=ODD_KEYS.keys())
+def test_a_push_with_a_name_code_under_an_odd_key_is_refused(
+    key: str, make_project: Callable[..., Path]
+) -> None:
+    recognise_project_labels(own_label_project(make_project))
+    body = json.dumps(with_odd_key(7, key)).encode()
+    with pytest.raises(PushRefused) as refused:
+        read_push(body, "aAsset")
+    assert refused.value.status == 422 and CANARY[0] not in refused.value.message
+    assert read_push(json.dumps(pushable(7)).encode(), "aAsset").submission_id == "7"
+
+
+def test_the_instance_name_is_never_stored(make_project: Callable[..., Path], secret: str) -> None:
+    settings = load_settings(make_project())
+    rows = [{**kobo_submission(sid), "meta/instanceName": f"{CANARY[0]} {CANARY[1]}"} for sid in range(1, 9)]
+    write_rows(settings, rows)
+    with Store.open(settings.store_path):
         run_sync(settings, progress=False)
+        assert scan(every_file(settings)) == []
+    assert stored_json({"meta": {"instanceName": CANARY[0]}, "a": 1}) == b'{"meta":{},"a":1}'
+
+
+PLANTED = {
+    "_uuid": "Xylophona Quokkamum",
+    "form_version": "<b>Xylophona</b>",
+    "__version__": "v1 Xylophona",
+    "_submission_time": "Xylophona",
+}
+
+
+@pytest.mark.parametrize(("key", "value"), PLANTED.items(), ids=PLANTED.keys())
+def test_metadata_not_in_its_shape_is_refused_on_a_push_and_kept_out_of_a_sync(
+    key: str, value: str, make_project: Callable[..., Path], secret: str
+) -> None:
+    planted = {**pushable(3), key: value}
+    with pytest.raises(PushRefused) as refused:
+        read_push(json.dumps(planted).encode(), "aAsset")
+    assert (
+        refused.value.status == 422
+        and refused.value.message.startswith(f"The submission's {key} is not in its own shape")
+        and "Xylophona" not in refused.value.message
+    )
+    settings = load_settings(
+        make_project(report='out_dir = "reports"\naudiences = ["internal"]\nformats = ["html", "csv"]')
+    )
+    write_rows(settings, [planted, kobo_submission(4)])
+    run_sync(settings, progress=False)
+    render_reports(settings, as_of=dt.date(2026, 6, 1))
     with Store.open(settings.store_path) as store:
-        assert list(store.submissions()) == []
-    assert scan(every_file(settings)) == []
+        held = {s.submission_id: s for s in store.submissions()}
+    assert key not in held["3"].data and "Xylophona" not in repr(held["3"])
+    assert held["4"].form_version == "20251001000000"  # a row in shape keeps its metadata
+    files = every_file(settings)
+    assert not [path for path in files if b"Xylophona" in path.read_bytes()]
+    quality = (settings.report.out_dir / "internal" / "data_quality.csv").read_text(encoding="utf-8")
+    assert "3,malformed,metadata," in quality
 
 
 def test_a_version_2_store_holding_name_codes_is_scrubbed_by_the_migration(tmp_path: Path) -> None:
@@ -359,7 +478,7 @@ def test_outside_reports_carry_no_text_of_a_submission(
     config = make_project(report='out_dir = "reports"\naudiences = ["internal", "donor"]')
     settings = load_settings(config)
     rows = [kobo_submission(sid) for sid in range(1, 60)]
-    for row in rows:
+    for row in rows[:2]:  # a version not in its shape is planted (issue 27): not stored at all
         row["form_version"] = "<b>version-from-a-submission</b>"
     write_rows(settings, rows)
     run_sync(settings, progress=False)
@@ -371,4 +490,6 @@ def test_outside_reports_carry_no_text_of_a_submission(
             path.name
         )
     internal = (settings.report.out_dir / "internal" / "report.html").read_text(encoding="utf-8")
-    assert "version-from-a-submission" in internal and "<b>version" not in internal
+    assert "version-from-a-submission" not in internal and "20251001000000" in internal
+    quality = (settings.report.out_dir / "internal" / "data_quality.csv").read_text(encoding="utf-8")
+    assert quality.count(",malformed,metadata,") == 2

@@ -212,10 +212,12 @@ def test_repeated_and_edited_pushes(service: Service, capsys: pytest.CaptureFixt
         assert service.push(doc).status_code == 200
     sid = str(doc["_id"])
     first_version, key = service.stored()[sid]
-    edited = {**doc, "_uuid": "edited-uuid-0001", "person/gender": "female"}
+    edited = {**doc, "_uuid": "00000000-0000-4000-8000-ed17ed000001", "person/gender": "female"}
     assert service.push(edited).status_code == 200
     version, same_key = service.stored()[sid]
-    assert (version, same_key) == ("edited-uuid-0001", key) and first_version == doc["_uuid"]
+    assert (version, same_key) == ("00000000-0000-4000-8000-ed17ed000001", key) and first_version == doc[
+        "_uuid"
+    ]
     with open_store(service.settings) as store:
         assert sum(1 for s in store.submissions() if s.submission_id == sid) == 1
         assert store.pushes()[1] == 4  # every push is counted, the row is stored once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -19,6 +20,8 @@ import psycopg
 import pytest
 
 from conftest import version_2_store
+from kobo_tip import readability
+from kobo_tip.config import load_settings
 from kobo_tip.errors import StoreError
 from kobo_tip.store import ANSWER_COLUMNS, SCHEMA_VERSION, BatchOutcome, Store, SubmissionRow, utc_stamp
 from kobo_tip.store import postgres as postgres_module
@@ -541,3 +544,23 @@ def test_answer_codes_past_the_surrogate_block_read_back_exactly(store: Store) -
     assert list(table.codes["age_years"]) == [55_296, 60_000, 7]
     assert [table.values["age_years"][code] for code in table.codes["age_years"]] == ["55296", "60000", "7"]
     assert list(table.codes["event_date"]) == [1, 1, 1] and table.values["event_date"] == [None, "2026-01-02"]
+
+
+def test_the_unreadable_share_and_its_acceptance_are_kept_in_meta(store: Store, make_project: Any) -> None:
+    settings = load_settings(make_project())
+    assert readability.recorded(store) is None and readability.accepted(store) is None
+    low = readability.Readability(rows=300, unreadable=3, reasons=(("event_date", 3),))
+    assert readability.hold_reason(store, settings, low, accept=False) is None
+    assert readability.recorded(store) == low
+    high = readability.Readability(rows=300, unreadable=268, reasons=(("consent", 268),))
+    reason = readability.hold_reason(store, settings, high, accept=False)
+    assert reason is not None and "268 of 300 submissions (89.3%)" in reason
+    assert "--accept-unreadable" in reason
+    assert readability.accepted(store) is None  # held: nothing accepted
+    assert readability.hold_reason(store, settings, high, accept=True) is None
+    assert readability.accepted(store) == 268
+    # Accepted until more rows are unreadable than the officer looked at.
+    assert readability.hold_reason(store, settings, high, accept=False) is None
+    worse = dataclasses.replace(high, rows=310, unreadable=278)
+    assert readability.hold_reason(store, settings, worse, accept=False) is not None
+    assert readability.recorded(store) == worse

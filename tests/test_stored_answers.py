@@ -71,7 +71,9 @@ def test_the_table_is_read_in_chunks_in_row_order(
 ) -> None:
     settings = load_settings(make_project())
     subs = _submissions(settings, 50, seed=3)
-    subs[7]["form_version"] = "odd\x1fversion"  # the separator of joined text: read row by row
+    # The separator of joined text, in a text column (a form version would not be stored: issue 27):
+    # the chunk is read row by row.
+    subs[7]["_id"] = "odd\x1fid"
     _sync(settings, subs)
     monkeypatch.setattr(store_module, "_READ_ROWS", 7)
 
@@ -81,7 +83,7 @@ def test_the_table_is_read_in_chunks_in_row_order(
 
     assert table.submission_id == [row.submission_id for row in stored]
     assert table.form_version == [row.form_version for row in stored]
-    assert "odd\x1fversion" in table.form_version
+    assert "odd\x1fid" in table.submission_id
     assert list(table.deleted) == [row.deleted for row in stored]
     for field, codes in table.codes.items():
         answers = [table.values[field][code] for code in codes]

@@ -8,9 +8,12 @@ last path segment names the field.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import operator
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # sync codes answers without numpy; only the counting read needs it
     import numpy as np
 
-_SEGMENT = re.compile(r"[/\-.:]")
+# What separates a group from a field in a key: Kobo ``/``, Central CSV ``-``, other tools ``.``,
+# ``:``, ``\\`` or ``|``. Field names hold none of them.
+_SEGMENT = re.compile(r"[/\-.:\\|]")
+# What a key may end with that names no field: separators, blanks and repeat indexes (``[1]``).
+_KEY_TAIL = re.compile(r"(?:\[\d*\]|[\s/\-.:\\|])+$")
+# Apostrophes and quotes a keyboard or a word processor puts in for ' (typographic, modifier, prime).
+_APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u201b\u02bc\u02b9\u2032\u0060\u00b4", "'"))
 # No submission of the form nests deeper than this (groups in groups, repeats): a deeper one is
 # not read (``NestedTooDeep``), and would otherwise exhaust Python's recursion.
 MAX_DEPTH = 32
@@ -30,16 +39,87 @@ class NestedTooDeep(ValueError):
 
 _FIELD_NAMES: dict[str, str] = {}  # key -> field name; forms have few distinct keys
 _FIELD_NAMES_MAX = 10_000
+# Folded texts (labels) that name a field although they are not its name: see ``add_field_aliases``.
+_ALIASES: dict[str, str] = {}
+
+
+def fold(text: str, *, case: bool = True) -> str:
+    """``text`` as kobo-tip compares names and labels: NFKC (full-width letters, decomposed accents),
+    invisible format characters (zero-width spaces, soft hyphens) removed, typographic apostrophes
+    as ', case folded (unless ``case`` is False), blanks collapsed to one space."""
+    text = unicodedata.normalize("NFKC", text)
+    if not text.isascii():
+        text = text.translate(_invisible_and_apostrophes())
+        text = unicodedata.normalize("NFKC", text.casefold() if case else text)
+    elif case:
+        text = text.casefold()
+    return " ".join(text.split())
+
+
+@functools.cache
+def _invisible_and_apostrophes() -> dict[int, str | None]:
+    """``str.translate``'s table: format characters (Unicode category Cf) removed, apostrophes as '.
+    Made on the first text that is not ASCII, from the planes that hold format characters (the
+    basic plane, a few scripts' controls, the tags), not from all 1.1 million code points."""
+    planes = itertools.chain(
+        range(0x10000), range(0x110B0, 0x110D0), range(0x13430, 0x13460), range(0x1BCA0, 0x1BCB0),
+        range(0x1D170, 0x1D180), range(0xE0000, 0xE0080),
+    )  # fmt: skip
+    table: dict[int, str | None] = {code: None for code in planes if unicodedata.category(chr(code)) == "Cf"}
+    table.update(_APOSTROPHES)
+    return table
+
+
+def _name_code_labels() -> dict[str, str]:
+    """The name-code questions' labels in every shipped language: as keys (an export with labels
+    as headers, a hostile push) they name the questions, so whoever drops the questions drops them
+    (sync, ``person_key.strip_uic``, the store's migration scrub)."""
+    from kobo_tip import indicator
+    from kobo_tip.labels import field_labels
+
+    return {label: part for part in indicator.UIC_PARTS for label in field_labels(part)}
 
 
 def field_name(key: str) -> str:
-    """The field a key addresses: ``event/event_date`` and ``event-event_date`` -> ``event_date``."""
+    """The field a key addresses: ``event/event_date`` and ``event-event_date`` -> ``event_date``.
+
+    Keys are compared folded (``fold``), without what may trail them (separators, blanks, ``[1]``),
+    so ``person/UIC_GIVEN ``, ``person\\uic_given[1]`` and ``ｕｉｃ_given`` all name ``uic_given``;
+    a key that is, or ends with, an alias (a field's label, ``add_field_aliases``) names its field.
+    """
     name = _FIELD_NAMES.get(key)
     if name is None:
-        name = _SEGMENT.split(key)[-1]
+        name = _field_name(key)
         if len(_FIELD_NAMES) < _FIELD_NAMES_MAX:
             _FIELD_NAMES[key] = name
     return name
+
+
+def _field_name(key: str) -> str:
+    folded = _KEY_TAIL.sub("", fold(key))
+    if _ALIASES:
+        found = _ALIASES.get(folded)
+        if found is None:
+            for boundary in _SEGMENT.finditer(folded):
+                found = _ALIASES.get(folded[boundary.end() :].strip())
+                if found is not None:
+                    break
+        if found is not None:
+            return found
+    return _KEY_TAIL.sub("", _SEGMENT.split(folded)[-1]).strip()
+
+
+def add_field_aliases(aliases: Mapping[str, str]) -> None:
+    """Texts that name a field besides its name, such as the labels of the name-code questions in
+    every language (a key spelled so is read, and dropped, as the field). Cached readings of keys
+    are forgotten, so every key is read again with them."""
+    added = {fold(text): name for text, name in aliases.items() if fold(text)}
+    if all(_ALIASES.get(text) == name for text, name in added.items()):
+        return
+    _ALIASES.update(added)
+    _FIELD_NAMES.clear()
+    _KEY_MAPS.clear()
+    _DOOMED.clear()
 
 
 _PLAIN = frozenset({str, int, float, bool, list, type(None)})  # answer types that are never a group
@@ -76,8 +156,9 @@ class _KeyMap:
 
     def __init__(self, names: tuple[str, ...], drop: frozenset[str] = frozenset()) -> None:
         self.names = names
-        self.position = {name: index for index, name in enumerate(names)}
-        self.drop = drop
+        self.folded = tuple(map(field_name, names))  # as field_name reads keys
+        self.position = {name: index for index, name in enumerate(self.folded)}
+        self.drop = frozenset(map(field_name, drop))
         self.dropped: set[str] = set()  # the keys seen that address a field of `drop`
         self.known: set[str] = set()
         self.keys: list[Any] = [_NO_KEY] * len(names)  # the first key seen for each field
@@ -129,8 +210,8 @@ class _KeyMap:
     def walk(self, data: Mapping[str, Any]) -> list[Any]:
         """The answers of the fields in ``data``, found by walking all of it."""
         found: dict[str, Any] = {}
-        _collect(data, frozenset(self.names), found)
-        return [found.get(name) for name in self.names]
+        _collect(data, frozenset(self.folded), found)
+        return [found.get(name) for name in self.folded]
 
 
 _NO_KEY = object()  # the key of a field not seen yet: never in a submission
@@ -168,7 +249,7 @@ def find_answers(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any
 def without_fields(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     """A copy of ``data`` with every key addressing one of ``names`` removed, at any depth, in
     objects and in lists of them (repeats) alike."""
-    return _without(data, frozenset(names))
+    return _without(data, frozenset(map(field_name, names)))
 
 
 def _without(node: Mapping[str, Any], drop: frozenset[str], depth: int = 0) -> dict[str, Any]:
@@ -226,7 +307,7 @@ class _DoomedKeys:
     """For one set of fields to drop: which keys seen so far address one of them."""
 
     def __init__(self, drop: frozenset[str]) -> None:
-        self.drop = drop
+        self.drop = frozenset(map(field_name, drop))
         self.seen: set[Any] = set()
         self.doomed: set[str] = set()
 
@@ -243,6 +324,7 @@ class _DoomedKeys:
 
 
 _DOOMED: dict[frozenset[str], _DoomedKeys] = {}
+add_field_aliases(_name_code_labels())
 
 
 def answer_key(value: Any) -> str | bytes:

@@ -338,6 +338,9 @@ def cases_from_table(
     for index in np.flatnonzero(submitted.isna().to_numpy()):
         raw = shown(table.submitted_at[index])
         findings.find(index, "malformed", "submitted_at", f"{raw} is not a UTC time")
+    for index in np.flatnonzero(np.asarray(table.form_version, dtype=object) == ind.MISSHAPEN_METADATA):
+        detail = "_uuid, form_version, __version__ or _submission_time not in its shape: not stored"
+        findings.find(index, "malformed", "metadata", detail)
     status_code = {name: code for code, name in enumerate(ind.REVIEW_STATUSES)}
     status_codes = np.array([status_code.get(raw, -1) for raw in table.review_status], dtype=np.int8)
     status = pd.Categorical.from_codes(status_codes, categories=ind.REVIEW_STATUSES)

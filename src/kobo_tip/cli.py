@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--as-of", type=_date, help="run date YYYY-MM-DD (default: today)")
     report.add_argument(
+        "--accept-unreadable",
+        action="store_true",
+        help="write the donor and public reports although more of the store than [report] "
+        "max_unreadable_percent cannot be read for counting (recorded: holds until more rows are unreadable)",
+    )
+    report.add_argument(
         "--programme",
         action="store_true",
         help="-c names a programme config: count each person once across its projects (outside audiences: "
@@ -260,10 +266,30 @@ def _cmd_form(args: argparse.Namespace) -> None:
         print(f"saved asset uid {result.uid} in {settings.path}")
 
 
-def _render(settings: Settings, audiences: Sequence[str] | None, as_of: dt.date | None) -> None:
+def _render(
+    settings: Settings,
+    audiences: Sequence[str] | None,
+    as_of: dt.date | None,
+    *,
+    refuse_unreadable: bool = False,
+    accept_unreadable: bool = False,
+) -> None:
+    from kobo_tip.readability import UnreadableHeld
     from kobo_tip.report import render_reports
 
-    for path in render_reports(settings, audiences=audiences, as_of=as_of):
+    try:
+        written = render_reports(
+            settings,
+            audiences=audiences,
+            as_of=as_of,
+            refuse_unreadable=refuse_unreadable,
+            accept_unreadable=accept_unreadable,
+        )
+    except UnreadableHeld as held:
+        for path in held.written:
+            print(f"wrote {path}")
+        raise
+    for path in written:
         print(f"wrote {path}")
 
 
@@ -274,7 +300,15 @@ def _cmd_sync(args: argparse.Namespace) -> None:
     summary = run_sync(settings, full=args.full)
     print(summary.line())
     if not args.no_report:
-        _render(settings, None, None)
+        _render(settings, None, None)  # says when too much of the store cannot be read
+        return
+    from kobo_tip.readability import check_store, hold_reason
+    from kobo_tip.store import open_store
+
+    with open_store(settings, create=False) as store:
+        held = hold_reason(store, settings, check_store(store, settings), accept=False)
+    if held is not None:
+        log.warning("%s", held)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -287,7 +321,13 @@ def _cmd_report(args: argparse.Namespace) -> None:
             print(f"wrote {path}")
         return
     settings = _settings(args)
-    _render(settings, [args.audience] if args.audience else None, args.as_of)
+    _render(
+        settings,
+        [args.audience] if args.audience else None,
+        args.as_of,
+        refuse_unreadable=True,
+        accept_unreadable=args.accept_unreadable,
+    )
 
 
 def _cmd_status(args: argparse.Namespace) -> None:

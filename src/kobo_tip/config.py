@@ -124,6 +124,9 @@ class ReportSettings:
     group: str = ""  # a group that may read the reports of share_with_group (empty: owner only)
     share_with_group: tuple[str, ...] = ("donor", "public")
     stale_after_days: int = 7  # a report says how old its data are when the last sync is older
+    # Above this share of submissions unreadable for the counting, outside reports are held back
+    # until an officer has looked (``kobo_tip.readability``).
+    max_unreadable_percent: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -286,7 +289,15 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
     ),
     "store": ("path", "url", "schema", "password_env"),
     "privacy": ("secret_env", "min_cell"),
-    "report": ("out_dir", "audiences", "formats", "group", "share_with_group", "stale_after_days"),
+    "report": (
+        "out_dir",
+        "audiences",
+        "formats",
+        "group",
+        "share_with_group",
+        "stale_after_days",
+        "max_unreadable_percent",
+    ),
     "dhis2": (
         "data_elements",
         "org_unit",
@@ -678,7 +689,16 @@ def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
         group=group,
         share_with_group=shared,
         stale_after_days=r.integer("stale_after_days", 7, low=0, high=3650),
+        max_unreadable_percent=_percent(r, "max_unreadable_percent", 5.0),
     )
+
+
+def _percent(r: _Reader, name: str, default: float) -> float:
+    expected = "a percentage from 0 to 100"
+    value = r.get(name, (int, float), default, expected=expected)
+    if isinstance(value, bool) or not 0 <= value <= 100:
+        raise r.fail(name, expected)
+    return float(value)
 
 
 def _dhis2(r: _Reader) -> Dhis2Settings:

@@ -118,6 +118,11 @@ COUNTED_FIELDS: Final = (
     STAKEHOLDER_OTHER_ORG,  # not counted: named in the internal data-quality list
 )
 
+# The form_version a submission is stored with when a metadata value of it (_uuid, form_version,
+# __version__, _submission_time) was not in its own shape: the value is not stored, and the internal
+# report's data-quality list names the submission.
+MISSHAPEN_METADATA: Final = "(metadata not in its shape)"
+
 NOT_LISTED: Final = "not_listed"
 STATELESS: Final = "stateless"
 UNKNOWN: Final = "unknown"

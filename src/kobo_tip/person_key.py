@@ -25,6 +25,7 @@ KEY_FIELDS = (
     ind.CASE_REF,
 )
 _GENDER_CODE = {"female": "F", "male": "M"}
+NO_CONSENT = "no consent recorded"  # the reason a person declined to be linked: not a data problem
 
 
 class PersonKey(NamedTuple):  # a tuple: one is made for every submission synced
@@ -123,7 +124,7 @@ def key_parts(values: Sequence[Any], submission_id: str, secret: bytes) -> tuple
 
 def _unlinkable_reason(consent: Any, given: Any, mother: Any, year: Any) -> str:
     if consent != "yes":
-        return "no consent recorded"
+        return NO_CONSENT
     for name, value in ((ind.UIC_GIVEN, given), (ind.UIC_MOTHER, mother)):
         if value is None:
             return f"{name} missing"

@@ -8,6 +8,7 @@ import datetime as dt
 import os
 from typing import TYPE_CHECKING
 
+from kobo_tip import readability
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError
 from kobo_tip.http import safe_url
@@ -50,6 +51,7 @@ def _store_lines(settings: Settings) -> list[str]:
         runs = store.runs(_RUNS_SHOWN)
         last_push, pushes = store.pushes()
         programme = store.meta_value(PROGRAMME_MEMBER)
+        checked, accepted = readability.recorded(store), readability.accepted(store)
     lines.append(f"store {counts.path}")
     lines.append(f"  submissions: {counts.submissions} (deleted on the server: {counts.deleted})")
     if counts.by_review_status:
@@ -63,8 +65,30 @@ def _store_lines(settings: Settings) -> list[str]:
         lines.append(f"  pushed by Kobo (kobo-tip serve): {pushes}, the last at {last_push}")
     if programme:
         lines.append(f"  outside releases: with its programme (kobo-tip report --programme -c {programme})")
+    lines.extend(_readability_lines(settings, checked, accepted))
     lines.append(f"last {len(runs)} sync(s), newest first:" if runs else "no sync yet")
     lines.extend("  " + _run_line(run) for run in runs)
+    return lines
+
+
+def _readability_lines(
+    settings: Settings, checked: readability.Readability | None, accepted: int | None
+) -> list[str]:
+    """What the last report or sync found the counting cannot read, and whether it holds reports."""
+    if checked is None:
+        return []
+    limit = settings.report.max_unreadable_percent
+    lines = [
+        f"  unreadable for counting: {checked.share()}; limit {limit:g}% ([report] max_unreadable_percent)"
+    ]
+    if checked.too_high(settings):
+        if accepted is not None and checked.unreadable <= accepted:
+            lines.append(f"  outside reports: released anyway by an officer ({accepted} unreadable accepted)")
+        else:
+            lines.append(
+                "  outside reports: HELD until an officer has looked at the internal report's data-quality "
+                f"list (then 'kobo-tip report {readability.ACCEPT_FLAG}', or export 'XML values and headers')"
+            )
     return lines
 
 

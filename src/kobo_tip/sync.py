@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +21,22 @@ import orjson
 from tqdm import tqdm
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import AnswerCodes, NestedTooDeep, SubmissionReader, without_fields, without_top_fields
+from kobo_tip.answers import (
+    MAX_DEPTH,
+    AnswerCodes,
+    NestedTooDeep,
+    SubmissionReader,
+    add_field_aliases,
+    field_name,
+    without_fields,
+    without_top_fields,
+)
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError, SourceError, StoreError, SyncStopped
-from kobo_tip.labels import field_labels
+from kobo_tip.labels import Labels, field_labels, load_labels
 from kobo_tip.person_key import KEY_FIELDS, key_parts
 from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
+from kobo_tip.sources.base import misshapen_metadata
 from kobo_tip.store import BatchOutcome, NewAnswer, Store, SubmissionRow, open_store
 from kobo_tip.worker import PrepareState, pack, unpack, worker, worker_available
 
@@ -36,7 +46,11 @@ http_log = logging.getLogger("kobo_tip.http")
 # Never stored: the raw UIC parts (spec section 3), and the keys where servers put the review state
 # (Kobo _validation_status, Central CSV ReviewState, OData __system/reviewState and the updatedAt a
 # review bumps). The review_status column holds the state, so a review never looks like an edit.
-_NOT_STORED = frozenset({*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt"})
+# The instance name too: a form's settings may build it from any answers, name codes included, and a
+# pusher may fold them into it (issue 27); counting never reads it.
+_NOT_STORED = frozenset(
+    {*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt", "instanceName"}
+)
 _NOT_STORED_MARKS = tuple(f'{name}":'.encode() for name in _NOT_STORED)
 # An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
 FINGERPRINT = "secret_fingerprint"
@@ -179,6 +193,34 @@ BatchFacts = tuple[
 Prepared = tuple[BatchFacts, list[UnkeyedRow]]
 
 
+def _uic_aliases(labels: Iterable[Labels]) -> dict[str, str]:
+    return {label.field(part): part for label in labels for part in ind.UIC_PARTS}
+
+
+def recognise_project_labels(settings: Settings) -> None:
+    """Add the project's own label texts of the name-code questions (its translations folder may
+    change them, or add a language) to the keys read, and dropped, as those questions. Called before
+    a sync and a service read any submission."""
+    add_field_aliases(_uic_aliases(load_labels(language) for language in settings.project.languages))
+
+
+def odd_name_code_keys(data: Mapping[str, Any], depth: int = 0) -> list[str]:
+    """The keys of ``data`` (at any depth) that address a name-code question without being written
+    as Kobo and Central write it (``person/uic_given``, ``uic_given``): another case, a separator,
+    a label, invisible or full-width letters. A sync drops them; a push holding one is refused."""
+    odd = []
+    for key, value in data.items():
+        if not isinstance(key, str):
+            continue
+        if field_name(key) in ind.UIC_PARTS and key.rsplit("/", 1)[-1] not in ind.UIC_PARTS:
+            odd.append(key)
+        items = value if type(value) is list else [value]
+        for item in items:
+            if isinstance(item, Mapping) and depth < MAX_DEPTH:
+                odd += odd_name_code_keys(item, depth + 1)
+    return odd
+
+
 def submission_reader(codes: AnswerCodes) -> SubmissionReader:
     """What reads a submission for the store: its counted answers coded, the person key's answers,
     and a copy without the fields never stored. ``codes`` continues the store's (``Store.answer_codes``)."""
@@ -189,7 +231,11 @@ def unkeyed_row(raw: RawSubmission, reader: SubmissionReader) -> UnkeyedRow:
     """Find and code the answers, and encode the JSON the store keeps (no UIC parts in it).
 
     A submission nested deeper than any of the form is stored without its answers (counting then
-    lists it as having none): reading it would exhaust the recursion."""
+    lists it as having none): reading it would exhaust the recursion. Metadata not in its own shape
+    (``sources.base.misshapen_metadata``) is not stored, and the row's form version says so."""
+    misshapen = misshapen_metadata(raw.data, strict=False)
+    if misshapen:
+        raw = _without_metadata(raw, misshapen)
     try:
         answer_codes, key_values, kept = reader.read(raw.data)
         text = _stored_text(raw.data, kept)
@@ -210,6 +256,23 @@ def unkeyed_row(raw: RawSubmission, reader: SubmissionReader) -> UnkeyedRow:
             key_values,
             answer_codes,  # coded here: small integers cost less to pack, unpack and store than answers
         )
+    )
+
+
+def _without_metadata(raw: RawSubmission, keys: tuple[str, ...]) -> RawSubmission:
+    """``raw`` without the metadata ``keys``, whose values were planted: none of them reaches a
+    column, the stored copy or a report; counting lists the submission as malformed."""
+    logger.warning(
+        "submission %s: %s not in its own shape, not stored", raw.submission_id, " and ".join(keys)
+    )
+    planted = {str(raw.data[key]).strip() for key in keys}
+    data = {key: value for key, value in raw.data.items() if key not in keys}
+    version_id = raw.version_id
+    if version_id in planted:
+        version_id = "sha256:" + hashlib.sha256(_dumps(data)).hexdigest()[:32]
+    submitted_at = "" if "_submission_time" in keys else raw.submitted_at
+    return RawSubmission(
+        raw.submission_id, version_id, raw.review_status, submitted_at, ind.MISSHAPEN_METADATA, data
     )
 
 
@@ -327,6 +390,7 @@ def run_sync(
     the sync after the batch in hand with ``SyncStopped``.
     """
     secret = settings.secret()  # before anything touches a server or the store
+    recognise_project_labels(settings)  # before the worker forks: it inherits them
     source = source or open_source(settings)
     description = source.describe()
     produce: Callable[[PrepareState], Iterator[Prepared]] = functools.partial(_unkeyed_batches, source)

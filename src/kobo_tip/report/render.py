@@ -14,7 +14,7 @@ import pandas as pd
 import pycountry
 
 import kobo_tip
-from kobo_tip import cases, counting, indicator, periods, privacy
+from kobo_tip import cases, counting, indicator, periods, privacy, readability
 from kobo_tip.config import Settings
 from kobo_tip.errors import StoreError, UsageError
 from kobo_tip.labels import load_labels
@@ -36,6 +36,7 @@ class Counted:
 
     result: counting.CountResult
     provenance: Provenance
+    readability: readability.Readability | None = None  # of a project's store (not a programme's)
 
 
 def render_reports(
@@ -43,6 +44,8 @@ def render_reports(
     *,
     audiences: Sequence[str] | None = None,
     as_of: dt.date | None = None,
+    refuse_unreadable: bool = False,
+    accept_unreadable: bool = False,
 ) -> list[Path]:
     """Write ``<out_dir>/<audience>/`` for each audience (default: ``[report] audiences``).
 
@@ -51,6 +54,10 @@ def render_reports(
     submission only the internal report is written (an outside report of zeros would say that
     nothing happened, which nobody knows yet). A project of a programme that released it leaves its
     outside audiences to the programme (``kobo_tip.programme.release_together``).
+
+    When too much of the store cannot be read for the counting (``kobo_tip.readability``), only the
+    internal report is written: with a warning, or, with ``refuse_unreadable`` (an officer asked for
+    an outside report), raising ``UnreadableHeld`` after it. ``accept_unreadable`` releases anyway.
     """
     run_date = as_of or dt.date.today()
     wanted = list(audiences or settings.report.audiences)
@@ -76,7 +83,20 @@ def render_reports(
             )
             wanted = [a for a in wanted if a == INTERNAL]
         counted = count_store(store, settings, run_date)
-        return write_audiences(store, settings, counted, wanted)
+        assert counted.readability is not None
+        held = None
+        if any(a != INTERNAL for a in wanted):
+            held = readability.hold_reason(store, settings, counted.readability, accept=accept_unreadable)
+        else:
+            readability.record(store, counted.readability)
+        if held is not None:
+            wanted = [a for a in wanted if a == INTERNAL]
+            if not refuse_unreadable:
+                log.warning("%s", held)
+        written = write_audiences(store, settings, counted, wanted) if wanted else []
+    if held is not None and refuse_unreadable:
+        raise readability.UnreadableHeld(held, written)
+    return written
 
 
 def outside_due(settings: Settings, as_of: dt.date | None = None) -> bool:
@@ -99,13 +119,17 @@ def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
     runs = store.runs(limit=50)  # before reading: a sync that starts meanwhile is the next report's
     table = store.answer_table()
     built = cases.cases_from_table(table, settings)
-    return Counted(counting.count_indicator(built, settings, run_date), provenance_of(table, runs, run_date))
+    return Counted(
+        counting.count_indicator(built, settings, run_date),
+        provenance_of(table, runs, run_date),
+        readability.assess(built),
+    )
 
 
 def provenance_of(table: pd.DataFrame, runs: Sequence[RunInfo], run_date: dt.date) -> Provenance:
     """Footer facts of a count of the answer table ``table``; ``runs`` newest first."""
     versions = {version for version, gone in zip(table.form_version, table.deleted, strict=True) if not gone}
-    return _provenance(runs, tuple(sorted(versions - {""})), run_date)
+    return _provenance(runs, tuple(sorted(versions - {"", indicator.MISSHAPEN_METADATA})), run_date)
 
 
 def write_audiences(

@@ -26,7 +26,7 @@ from kobo_tip.serve.events import json_log_lines, log_event
 from kobo_tip.serve.intake import Intake
 from kobo_tip.serve.schedule import Poller, Renderer
 from kobo_tip.store import open_store, utc_stamp
-from kobo_tip.sync import check_secret
+from kobo_tip.sync import check_secret, recognise_project_labels
 
 SHUTDOWN_SECONDS = 30  # requests in hand get this long to finish after SIGTERM
 
@@ -73,6 +73,7 @@ def build_service(settings: Settings) -> Service:
     status_token = settings.serve.status_token()
     with open_store(settings) as store:
         check_secret(store, secret, settings.privacy.secret_env)
+    recognise_project_labels(settings)  # the pushes' keys are read with the project's labels too
     renderer = Renderer(settings, settings.serve.render_delay_seconds)
     intake = Intake(
         functools.partial(open_store, settings), secret, settings.serve.queue_limit, renderer.request

@@ -28,10 +28,10 @@ import orjson
 from kobo_tip.answers import AnswerCodes
 from kobo_tip.errors import KoboTipError, SourceError
 from kobo_tip.serve.events import log_event
-from kobo_tip.sources.base import RawSubmission
+from kobo_tip.sources.base import RawSubmission, misshapen_metadata
 from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import NewAnswer, Store, SubmissionRow
-from kobo_tip.sync import keyed_row, refuse_foreign, submission_reader, unkeyed_row
+from kobo_tip.sync import keyed_row, odd_name_code_keys, refuse_foreign, submission_reader, unkeyed_row
 
 GROUP_LIMIT = 500  # pushes committed in one transaction at most
 PUSH = "a pushed submission"
@@ -63,6 +63,19 @@ def read_push(body: bytes, asset_uid: str) -> RawSubmission:
     form = data.get("_xform_id_string")
     if form is not None and form != asset_uid:
         raise PushRefused("The submission is of another form than this asset.", 422)
+    if odd_name_code_keys(data):  # never a key Kobo writes: a pusher trying the check (issue 27)
+        raise PushRefused(
+            "The submission holds a name code under a key Kobo does not write (another case, "
+            "separator or alphabet, or a label); refused: nothing of it is stored.",
+            422,
+        )
+    misshapen = misshapen_metadata(data, strict=True)
+    if misshapen:  # planted values (issue 27): never stored, never on a report
+        raise PushRefused(
+            f"The submission's {' and '.join(misshapen)} is not in its own shape (a uuid, a version, an ISO "
+            "time).",
+            422,
+        )
     try:
         return raw_submission(data)
     except SourceError:

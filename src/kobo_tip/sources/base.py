@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,36 @@ class RawSubmission:
     submitted_at: str  # UTC 'YYYY-MM-DDTHH:MM:SS'
     form_version: str
     data: dict[str, Any]
+
+
+# The shapes of the metadata a server writes (issue 27): anything else in these keys was planted.
+_UUID = re.compile(r"(?:uuid:)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")
+_ISO_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
+)
+_VERSIONS = ("form_version", "__version__")
+
+
+def misshapen_metadata(data: Mapping[str, Any], *, strict: bool) -> tuple[str, ...]:
+    """The metadata keys of ``data`` whose value is not in its own shape: ``_uuid`` a uuid (with
+    ``strict``, as Kobo pushes it; else any identifier token, as exports and test servers write it),
+    ``form_version`` and ``__version__`` a version token, ``_submission_time`` an ISO time."""
+    bad = []
+    for key, shape in (
+        ("_uuid", _UUID if strict else _TOKEN),
+        (_VERSIONS[0], _TOKEN),
+        (_VERSIONS[1], _TOKEN),
+        ("_submission_time", _ISO_TIME),
+    ):
+        value = data.get(key)
+        if value is None:
+            continue
+        if key in _VERSIONS and type(value) is int:
+            value = str(value)
+        if type(value) is not str or not shape.fullmatch(value):
+            bad.append(key)
+    return tuple(bad)
 
 
 class KnownSubmission(NamedTuple):

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from kobo_tip.answers import NestedTooDeep, find_values
 from kobo_tip.config import Settings
 from kobo_tip.errors import ConfigError, SourceError
 from kobo_tip.sources.base import Batch, DeployResult, FormFiles, RawSubmission, SyncState
+from kobo_tip.sources.labelled import ExportReader, ExportVocabulary
 
 logger = logging.getLogger("kobo_tip")
 
@@ -73,9 +74,13 @@ class FileSource:
 
     kind = "file"
 
-    def __init__(self, path: Path, *, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(self, path: Path, *, batch_size: int = BATCH_SIZE, settings: Settings | None = None) -> None:
         self.path = path
         self.batch_size = batch_size
+        # The project whose form the export is of: with it, exports made with labels are read as
+        # names (``labelled``); without it (tests of the file formats), rows are read as they are.
+        self._settings = settings
+        self._vocabulary: ExportVocabulary | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FileSource:
@@ -83,7 +88,7 @@ class FileSource:
             raise ConfigError(
                 '[source] path is missing: kind = "file" needs path = "<export .json or .csv, or a folder>".'
             )
-        return cls(settings.source.path)
+        return cls(settings.source.path, settings=settings)
 
     def describe(self) -> str:
         return f"file {self.path}"
@@ -110,9 +115,10 @@ class FileSource:
         tally = _Tally(files)
         expected: int | None = None  # told with the first batch, for the progress bar
         for path in files:
+            translate = self._translator(path)
             for row in _read_rows(path, read, tally):
                 tally.rows += 1
-                raw = to_raw_submission(row)
+                raw = to_raw_submission(translate(row))
                 if raw.submission_id in seen:
                     logger.warning("%s holds submission %s twice; the first is kept", path, raw.submission_id)
                     continue
@@ -143,8 +149,17 @@ class FileSource:
         """Every submission of the file (or folder), in file order."""
         files = self._files()
         for path in files:
+            translate = self._translator(path)
             for row in _read_rows(path, [], _Tally(files)):
-                yield to_raw_submission(row)
+                yield to_raw_submission(translate(row))
+
+    def _translator(self, path: Path) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """What turns a row of ``path`` into the row of a names export (labels mapped to names)."""
+        if self._settings is None:
+            return _as_it_is
+        if self._vocabulary is None:
+            self._vocabulary = ExportVocabulary.of(self._settings)
+        return ExportReader(self._vocabulary, str(path)).row
 
     def _files(self) -> list[Path]:
         if self.path.is_dir():
@@ -172,6 +187,10 @@ class FileSource:
 
 
 _CANNOT_DEPLOY = 'A file source cannot deploy a form: set [source] kind = "kobo" or "odk_central" to deploy.'
+
+
+def _as_it_is(row: dict[str, Any]) -> dict[str, Any]:
+    return row
 
 
 class _Tally:
