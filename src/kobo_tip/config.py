@@ -124,6 +124,9 @@ class ReportSettings:
     group: str = ""  # a group that may read the reports of share_with_group (empty: owner only)
     share_with_group: tuple[str, ...] = ("donor", "public")
     stale_after_days: int = 7  # a report says how old its data are when the last sync is older
+    # How outside audiences count (spec section 4): "as_reported" freezes a released quarter,
+    # "event_date" counts every person in the quarter of their index event, as internal does.
+    outside_basis: str = "as_reported"
 
 
 @dataclass(frozen=True)
@@ -286,7 +289,15 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
     ),
     "store": ("path", "url", "schema", "password_env"),
     "privacy": ("secret_env", "min_cell"),
-    "report": ("out_dir", "audiences", "formats", "group", "share_with_group", "stale_after_days"),
+    "report": (
+        "out_dir",
+        "audiences",
+        "formats",
+        "group",
+        "share_with_group",
+        "stale_after_days",
+        "outside_basis",
+    ),
     "dhis2": (
         "data_elements",
         "org_unit",
@@ -301,6 +312,8 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
 _REQUIRED_SECTIONS = ("project", "form")
 REPORT_FORMATS = ("html", "md", "csv", "xlsx")
 SOURCE_KINDS = ("kobo", "odk_central", "file")
+AS_REPORTED, EVENT_DATE = "as_reported", "event_date"
+OUTSIDE_BASES = (AS_REPORTED, EVENT_DATE)  # [report] outside_basis (spec section 4)
 
 
 def _closest(name: str, options: tuple[str, ...] | list[str]) -> str:
@@ -671,6 +684,9 @@ def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
         except KeyError:
             raise r.fail("group", "the name of an existing group of this machine") from None
     shared = _audiences(r, "share_with_group", ["donor", "public"])
+    basis = r.text("outside_basis", AS_REPORTED)
+    if basis not in OUTSIDE_BASES:
+        raise r.fail("outside_basis", f"one of {', '.join(OUTSIDE_BASES)}")
     return ReportSettings(
         out_dir=out_dir,
         audiences=audiences,
@@ -678,6 +694,7 @@ def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
         group=group,
         share_with_group=shared,
         stale_after_days=r.integer("stale_after_days", 7, low=0, high=3650),
+        outside_basis=basis,
     )
 
 
