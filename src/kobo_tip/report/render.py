@@ -187,7 +187,12 @@ def write_audiences(
                     )
 
             reconciled = None
-            if audience == INTERNAL and as_reported_basis(settings):
+            # A programme's project: its outside releases, and their ledger, are the programme's.
+            if (
+                audience == INTERNAL
+                and as_reported_basis(settings)
+                and not store.meta_value(PROGRAMME_MEMBER)
+            ):
                 reconciled = as_reported.reconcile(
                     after or ledger.Ledger.of(store.ledger()), result, published_through(headline, settings)
                 )

@@ -102,7 +102,7 @@ MIGRATIONS: dict[int, str] = {
     # 2 -> 3: releases replace publications, which kept published text only and cannot be audited;
     # the release history starts afresh (spec section 6). Then every stored submission is scrubbed
     # of UIC parts that older versions let through (keys split by '.' or ':', answers in lists).
-    3: SCHEMA[SCHEMA.index("-- What each audience was shown") :]
+    3: SCHEMA[SCHEMA.index("-- What each audience was shown") : SCHEMA.index("-- The as-reported ledger")]
     + ";DROP TABLE publications"
     + f';ALTER TABLE submissions ADD COLUMN "{ind.STAKEHOLDER_OTHER_ORG}" INTEGER NOT NULL DEFAULT 0',
     # 3 -> 4: the run log says which requests were retried.
