@@ -12,19 +12,24 @@ import copy
 import csv
 import datetime as dt
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from attack import Held, attack, exposed
-from conftest import _replace_sections
+from conftest import _replace_sections, version_4_store
 from kobo_tip.config import Settings, load_settings
+from kobo_tip.errors import StoreError
 from kobo_tip.privacy import OMITTED, QUARTER, Release
 from kobo_tip.report import render_reports
 from kobo_tip.report.render import stored_release
-from kobo_tip.store import Store
+from kobo_tip.store import Store, open_store
+from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
+from pg_cluster import postgres as postgres_fixture  # noqa: F401
 from report_project import AS_OF, make_project, read_export, sync, write_export
+from test_postgres_store import on_postgres
 from test_report_restatements import counted_row, late_submission
 
 FIRST = dt.date(2026, 11, 15)  # the first release: through FY2026 Q4
@@ -85,11 +90,24 @@ class Changes:
         self.new_origin = "la" if self.old_origin != "la" else "vn"
 
 
-def two_releases(root: Path, basis: str) -> tuple[Settings, Changes]:
+def two_releases(
+    root: Path, basis: str, *, store: Callable[[Path], object] | None = None
+) -> tuple[Settings, Changes]:
+    """A first release through FY2026 Q4, then late, edited and deleted submissions and a second
+    release through FY2027 Q1 (``store`` puts the project's store elsewhere, given its config)."""
     config = make_project(root, submissions=400, dhis2=False)
     settings = with_basis(config, basis)
+    if store is not None:
+        store(config)
+        settings = load_settings(config)
     sync(config)
     render_reports(settings, audiences=["internal", "donor"], as_of=FIRST)
+    return settings, second_release(settings)
+
+
+def second_release(settings: Settings) -> Changes:
+    """Late, edited and deleted submissions synced, then released through FY2027 Q1."""
+    config = settings.path
     rows = read_export(config)
     changes = Changes(rows, settings)
     edited = copy.deepcopy(changes.edited)
@@ -98,11 +116,11 @@ def two_releases(root: Path, basis: str) -> tuple[Settings, Changes]:
     write_export(config, [*kept, changes.late])
     sync(config)
     render_reports(settings, audiences=["internal", "donor"], as_of=AS_OF)
-    return settings, changes
+    return changes
 
 
 @pytest.fixture(scope="module")
-def as_reported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Changes]:
+def as_reported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Changes]]:
     from conftest import SECRET
 
     with pytest.MonkeyPatch.context() as patch:
@@ -237,3 +255,72 @@ def test_on_the_event_date_basis_a_shown_cell_moves_by_none_or_at_least_k(
     assert not (settings.report.out_dir / "internal" / "as_reported.csv").exists()
     html = (settings.report.out_dir / "donor" / "report.html").read_text(encoding="utf-8")
     assert "Quarters by event date" in html and "Quarters as reported" not in html
+
+
+def ledger_of(settings: Settings) -> tuple[set[tuple], set[tuple], set[tuple]]:
+    """The store's ledger without its times: quarters, cells, and persons with their categories."""
+    with open_store(settings, create=False) as store:
+        rows = store.ledger()
+    return (
+        {(i, q, seeded) for i, q, _, seeded in rows.quarters},
+        set(rows.cells),
+        {(i, key, q, sid, categories) for i, key, q, sid, _, categories in rows.persons},
+    )
+
+
+def test_postgres_keeps_the_same_ledger_as_sqlite(
+    as_reported: tuple[Settings, Changes], tmp_path: Path, pg_database: str, secret: str
+) -> None:
+    embedded, _ = as_reported
+    shared, _ = two_releases(
+        tmp_path / "p", "as_reported", store=lambda config: on_postgres(config, pg_database, "ledger")
+    )
+    assert shared.store_url and not shared.store_path.exists()
+    quarters, cells, persons = ledger_of(shared)
+    assert len(quarters) == 15 and len(persons) > 300
+    assert (quarters, cells, persons) == ledger_of(embedded)
+    for name in ("counts.csv", "restatements.csv"):
+        ours = (shared.report.out_dir / "donor" / name).read_bytes()
+        assert ours == (embedded.report.out_dir / "donor" / name).read_bytes(), name
+
+
+def test_a_store_released_by_the_previous_version_starts_its_ledger_from_its_releases(
+    tmp_path: Path, secret: str
+) -> None:
+    """A store made before the ledger (schema 4, releases by event date) is migrated; the first
+    release after it keeps the quarters it finds released exactly as they were shown, and the
+    internal report reconciles them."""
+    config = make_project(tmp_path / "p", submissions=400, dhis2=False)
+    settings = with_basis(config, "event_date")
+    sync(config)
+    render_reports(settings, audiences=["internal", "donor"], as_of=FIRST)
+    version_4_store(settings.store_path)  # what the previous version left: no ledger tables
+    with pytest.raises(StoreError, match=r"schema version 4.*kobo-tip store migrate"):
+        Store.open(settings.store_path)
+    Store.open(settings.store_path, migrate=True).close()
+    assert ledger_of(settings) == (set(), set(), set())
+    settings = with_basis(config, "as_reported")
+    second_release(settings)
+    first, second = donor_releases(settings)
+    before, after = quarter_cells(first, RELEASED), quarter_cells(second, RELEASED)
+    assert before["value"].equals(after["value"].reindex(before.index)), "the released values stay"
+    quarters, _, persons = ledger_of(settings)
+    seeded = {q for _, q, s in quarters if s}
+    assert seeded == set(RELEASED), "the quarters released before the ledger are seeded from the releases"
+    assert {q for _, q, s in quarters if not s} == {"FY2027 Q1"}
+    assert {q for _, _, q, _, _ in persons} == {*RELEASED, "FY2027 Q1"}, "their persons taken in"
+    rows = read_csv(settings.report.out_dir / "internal" / "as_reported.csv")
+    numbers = ["released", "event_basis", "late_added", "removed", "reported_late", "edited"]
+    for row in rows:
+        released, event, late, removed, reported, edited = (int(row[n]) for n in numbers)
+        assert released == event - late + reported + removed + edited
+    headline = {
+        r["period"]: r
+        for r in rows
+        if (r["indicator"], r["dimension"]) == ("identified_or_referred", "total")
+    }
+    late = int(headline["FY2027 Q1"]["reported_late"])
+    assert late >= 1, "the late person, at least"
+    table = second.table.set_index(CELL)["value"]
+    key = ("identified_or_referred", "FY2027 Q1", "total", "all")
+    assert table[key] == internal_value(settings, key) + late

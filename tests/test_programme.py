@@ -241,6 +241,7 @@ def test_without_the_joint_audit_the_programme_gives_project_cells_away(
     assert not exposed(attack(held, 5), 5), "each release alone is safe"
 
 
+@pytest.mark.slow
 def test_programme_quarters_and_its_projects_freeze_as_reported(
     projects: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -149,7 +149,8 @@ def as_reported(
                 outside[row] = quarter  # sent before the release that seeded its quarter: shown then
             elif target is not None:
                 outside[row] = target  # reported late
-        entering = frame[outside != None].assign(quarter=outside[outside != None])  # noqa: E711
+        counted = pd.notna(outside)
+        entering = frame[counted].assign(quarter=outside[counted])
         dims = [c for c in entering.columns if c not in PERSON_COLUMNS]
         added.persons.extend(
             (name, key, quarter, sid, stamp, orjson.dumps({d: _listed(row[d]) for d in dims}).decode())

@@ -91,7 +91,8 @@ def reconcile(ledger: Ledger, result: CountResult, published_through: dt.date) -
         outside_rank = np.asarray([rank.get(q, -1) if q else 10**6 for q in now_quarter])
         in_released = persons["quarter"].isin(released).to_numpy()
         late = in_released & (outside_rank > event_rank)
-        waiting += int((in_released & (now_quarter == None) & persons["quarter"].isin(quarters)).sum())  # noqa: E711
+        unknown = pd.isna(now_quarter) & persons["quarter"].isin(quarters).to_numpy()
+        waiting += int((in_released & unknown).sum())
         dims = [c for c in persons.columns if c not in PERSON_COLUMNS]
         late_cells = cells_of(name, persons[late], dims)
         # The ledger's side: who was released where, and whether they still count, and where.
