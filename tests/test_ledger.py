@@ -20,11 +20,13 @@ import pytest
 
 from attack import Held, attack, exposed
 from conftest import _replace_sections, version_4_store
-from kobo_tip.config import Settings, load_settings
+from kobo_tip.config import Settings, load_settings, parse_language
 from kobo_tip.errors import StoreError
+from kobo_tip.labels import load_labels
 from kobo_tip.privacy import OMITTED, QUARTER, Release
 from kobo_tip.report import render_reports
 from kobo_tip.report.render import stored_release
+from kobo_tip.report.texts import ReportWords
 from kobo_tip.store import Store, open_store
 from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
 from pg_cluster import postgres as postgres_fixture  # noqa: F401
@@ -324,3 +326,19 @@ def test_a_store_released_by_the_previous_version_starts_its_ledger_from_its_rel
     table = second.table.set_index(CELL)["value"]
     key = ("identified_or_referred", "FY2027 Q1", "total", "all")
     assert table[key] == internal_value(settings, key) + late
+
+
+@pytest.mark.parametrize(
+    ("language", "as_reported_words", "event_date_words"),
+    [
+        ("English (en)", "Quarters as reported: late cases count", "Quarters by event date"),
+        ("French (fr)", "Trimestres tels que déclarés : les cas signalés en retard", "Trimestres par date"),
+    ],
+)
+def test_the_basis_is_stated_in_the_report_language(
+    language: str, as_reported_words: str, event_date_words: str
+) -> None:
+    words = ReportWords.for_language(load_labels(parse_language(language)), ())
+    assert words.text("rule.as_reported").startswith(as_reported_words)
+    assert words.text("rule.event_date").startswith(event_date_words)
+    assert not words.labels.warnings, "both translations carry the keys"
