@@ -86,9 +86,7 @@ def version_2_store(path: Path) -> None:
     the organisation of a stakeholder not listed, no retries in the run log."""
     import sqlite3
 
-    from kobo_tip.store import Store
-
-    Store.open(path).close()
+    version_4_store(path)
     with sqlite3.connect(path) as db:
         db.execute("DROP TABLE releases")
         db.execute('ALTER TABLE submissions DROP COLUMN "stakeholder_other_org"')
@@ -96,6 +94,19 @@ def version_2_store(path: Path) -> None:
         db.execute("CREATE TABLE publications (id INTEGER PRIMARY KEY, audience TEXT, value TEXT)")
         db.execute("INSERT INTO publications (audience, value) VALUES ('donor', '<5')")
         db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+
+def version_4_store(path: Path) -> None:
+    """An empty store as kobo-tip left it before the as-reported ledger (schema 4)."""
+    import sqlite3
+
+    from kobo_tip.store import Store
+
+    Store.open(path).close()
+    with sqlite3.connect(path) as db:
+        for table in ("ledger_quarters", "ledger_cells", "ledger_persons"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
 
 def _replace_sections(text: str, sections: dict[str, str]) -> str:

@@ -239,3 +239,73 @@ def test_without_the_joint_audit_the_programme_gives_project_cells_away(
     findings = attack(held, 5, programmes=[(2, [0, 1])])
     assert exposed(findings, 5), "protected apart, the programme and its projects narrow a small cell"
     assert not exposed(attack(held, 5), 5), "each release alone is safe"
+
+
+@pytest.mark.slow
+def test_programme_quarters_and_its_projects_freeze_as_reported(
+    projects: dict[str, Path], tmp_path: Path
+) -> None:
+    """Thailand releases alone through FY2026 Q3, then the programme releases both projects through
+    FY2026 Q4 and, after a late Thai person and a Cambodian deletion, through FY2027 Q1: no true value
+    of a released quarter changes in any scope (Thailand's own quarters included), the late person
+    counts in FY2027 Q1, and the intruder holding every release narrows no small cell."""
+    thailand = load_settings(projects["thailand"])
+    render_reports(thailand, audiences=("donor",), as_of=OWN_AS_OF)
+    with Store.open(thailand.store_path) as store:
+        (alone,) = [stored_release(r) for r in store.releases("donor")]
+        own_persons = {(i, key) for i, key, *_ in store.ledger().persons}
+    assert own_persons, "the project kept its ledger while it released alone"
+    config = programme_config(tmp_path, projects["thailand"], projects["cambodia"])
+    render_programme(load_programme(config), ("donor",), JOINT_AS_OF)
+    thai_rows = read_export(projects["thailand"])
+    late = copy.deepcopy(thai_rows[0])
+    late.update(
+        {
+            "_id": 9_000_000,
+            "_uuid": "late-thai",
+            "event/event_date": "2026-02-10",
+            "event/action": "identified",
+            "event/stakeholder_id": thai_rows[0]["event/stakeholder_id"],
+            "intro/consent": "yes",
+            "person/uic_given": "Qz",
+            "person/uic_mother": "Wx",
+            "person/birth_year": "1991",
+            "_submission_time": "2027-01-20T08:00:00",
+            "_validation_status": {},
+        }
+    )
+    write_export(projects["thailand"], [*thai_rows, late])
+    write_export(projects["cambodia"], read_export(projects["cambodia"])[1:])
+    for name in ("thailand", "cambodia"):
+        run_sync(load_settings(projects[name]), progress=False)
+    programme = load_programme(config)
+    render_programme(programme, ("internal", "donor"), AS_OF)
+    store_path = tmp_path / "data" / "programme.sqlite"
+    with Store.open(store_path) as store:
+        first, second = [stored_release(r) for r in store.releases("donor")]
+        book = store.ledger()
+    assert {
+        (i.removeprefix("thailand/"), key) for i, key, *_ in book.persons if i.startswith("thailand/")
+    } >= {(i, key) for i, key in own_persons}, "the programme's ledger took the project's in"
+    cell = ["indicator", "period", "dimension", "category"]
+    released = ["FY2026 Q1", "FY2026 Q2", "FY2026 Q3", "FY2026 Q4"]
+
+    def values(release: privacy.Release, quarters: list[str]) -> pd.Series:
+        table = release.table
+        return table[table["period"].isin(quarters)].set_index(cell)["value"]
+
+    before, after = values(first, released), values(second, released)
+    assert before.equals(after.reindex(before.index)), "no released quarter moved, in any scope"
+    own = values(alone, released[:3]).rename(lambda name: f"thailand/{name}", level=0)
+    assert own.equals(before.reindex(own.index)), "Thailand's own quarters stay as it released them"
+    count = count_programme(programme, AS_OF).programme.result.counts
+    event = count.set_index(cell)["value"]
+    headline = ("identified_or_referred", "FY2027 Q1", "total", "all")
+    assert second.table.set_index(cell)["value"][headline] == event[headline] + 1, "the late person"
+    joint, links = held_releases(store_path, ["thailand", "cambodia"], "donor")
+    own_held = own_releases(projects["thailand"], "thailand", "donor")
+    shifted = [(a + len(own_held), [b + len(own_held) for b in bs]) for a, bs in links]
+    broken = exposed(attack([*own_held, *joint], 5, programmes=shifted), 5)
+    assert not broken, f"{len(broken)} donor cells narrowed: {broken[:3]}"
+    internal = (tmp_path / "reports" / "internal" / "as_reported.csv").read_text(encoding="utf-8")
+    assert "identified_or_referred,FY2026 Q2,total,all," in internal

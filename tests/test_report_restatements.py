@@ -60,7 +60,13 @@ def late_submission(rows: list[dict], settings: Settings) -> dict:
 
 @pytest.fixture
 def published_once(tmp_path: Path, secret: str) -> Settings:
+    """Released once to internal and donor, outside audiences counting by event date: the release
+    rule of spec section 6 (``test_ledger`` holds the as-reported basis)."""
     config = make_project(tmp_path / "project", submissions=400, dhis2=False)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("[report]\n", '[report]\noutside_basis = "event_date"\n', 1), encoding="utf-8"
+    )
     settings = sync(config)
     render_reports(settings, audiences=["internal", "donor"], as_of=AS_OF)
     return settings

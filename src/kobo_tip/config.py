@@ -127,6 +127,9 @@ class ReportSettings:
     # Above this share of submissions unreadable for the counting, outside reports are held back
     # until an officer has looked (``kobo_tip.readability``).
     max_unreadable_percent: float = 5.0
+    # How outside audiences count (spec section 4): "as_reported" freezes a released quarter,
+    # "event_date" counts every person in the quarter of their index event, as internal does.
+    outside_basis: str = "as_reported"
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,7 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
         "share_with_group",
         "stale_after_days",
         "max_unreadable_percent",
+        "outside_basis",
     ),
     "dhis2": (
         "data_elements",
@@ -312,6 +316,8 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
 _REQUIRED_SECTIONS = ("project", "form")
 REPORT_FORMATS = ("html", "md", "csv", "xlsx")
 SOURCE_KINDS = ("kobo", "odk_central", "file")
+AS_REPORTED, EVENT_DATE = "as_reported", "event_date"
+OUTSIDE_BASES = (AS_REPORTED, EVENT_DATE)  # [report] outside_basis (spec section 4)
 
 
 def _closest(name: str, options: tuple[str, ...] | list[str]) -> str:
@@ -682,6 +688,9 @@ def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
         except KeyError:
             raise r.fail("group", "the name of an existing group of this machine") from None
     shared = _audiences(r, "share_with_group", ["donor", "public"])
+    basis = r.text("outside_basis", AS_REPORTED)
+    if basis not in OUTSIDE_BASES:
+        raise r.fail("outside_basis", f"one of {', '.join(OUTSIDE_BASES)}")
     return ReportSettings(
         out_dir=out_dir,
         audiences=audiences,
@@ -690,6 +699,7 @@ def _report(r: _Reader, privacy: PrivacySettings) -> ReportSettings:
         share_with_group=shared,
         stale_after_days=r.integer("stale_after_days", 7, low=0, high=3650),
         max_unreadable_percent=_percent(r, "max_unreadable_percent", 5.0),
+        outside_basis=basis,
     )
 
 

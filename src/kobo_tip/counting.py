@@ -9,6 +9,7 @@ product, so quarters always add up to years and to the LOP.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ EVENT_COLUMNS = (
 RULE_ORDER = {rule: rank for rank, rule in enumerate(ind.EXCLUSION_RULES + ind.FINDING_RULES)}
 COUNT_COLUMNS = [*ind.COUNTS_COLUMNS, "additive", "period_kind"]
 ALL = "all"
+PERSON_COLUMNS = ["person_key", "submission_id", "submitted_at", "quarter"]
+ROW_COLUMNS = ["submission_id", "own_key", "person_key", "rule"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,12 @@ class CountResult:
     periods: list[Period]
     as_of: dt.date
     through: dt.date
+    # With ``persons=True`` (what the as-reported ledger reads, ``kobo_tip.ledger``): per variant,
+    # each counted person (``PERSON_COLUMNS``, then one column per dimension holding the category,
+    # or for a multi-response one the tuple of categories); and per stored row, its own key, its
+    # person's key after merges and the first rule it fails (``ROW_COLUMNS``).
+    persons: dict[str, pd.DataFrame] | None = None
+    rows: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -456,6 +465,50 @@ def _counts(
     return pd.concat(blocks, ignore_index=True)[COUNT_COLUMNS]
 
 
+def person_names(frame: pd.DataFrame) -> np.ndarray:
+    """The key naming each code ``person_codes`` can give: the stored key, or for a row stored
+    without one (a person of its own, numbered after the keys) its submission id."""
+    keys = np.asarray(frame["person_key"].cat.categories, dtype=object)
+    keyless = frame["person_key"].cat.codes.to_numpy() < 0
+    return np.concatenate([keys, frame["submission_id"].to_numpy(dtype=object)[keyless]])
+
+
+def _persons(
+    events: pd.DataFrame,
+    index_rows: dict[str, np.ndarray],
+    names: np.ndarray,
+    persons: np.ndarray,
+    periods: list[Period],
+    settings: Settings,
+    locations: Sequence[str],
+    origins: Sequence[str],
+) -> dict[str, pd.DataFrame]:
+    """Each variant's counted persons: key, index submission, its time, quarter and categories."""
+    quarters = [period for period in periods if period.kind == QUARTER]
+    labels = np.asarray([period.label for period in quarters] or [""], dtype=object)
+    submitted = events["submitted_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ").fillna("")
+    out = {}
+    for variant, rows in index_rows.items():
+        chosen = events.iloc[rows]
+        quarter = _quarter_numbers(chosen["event_date"], quarters[0] if quarters else None)
+        table = {
+            "person_key": names[persons[rows]],
+            "submission_id": chosen["submission_id"].to_numpy(),
+            "submitted_at": submitted.to_numpy()[rows],
+            "quarter": labels[quarter] if len(quarter) else np.asarray([], dtype=object),
+        }
+        for dimension in dimensions(chosen, variant, settings, locations, origins):
+            categories = np.asarray(dimension.categories, dtype=object)
+            if dimension.additive:
+                table[dimension.name] = categories[dimension.codes]
+            else:
+                table[dimension.name] = np.fromiter(
+                    (tuple(categories[row]) for row in dimension.codes), dtype=object, count=len(rows)
+                )
+        out[variant] = pd.DataFrame(table)
+    return out
+
+
 def _rows_of(frame: pd.DataFrame, submission_ids: pd.Series) -> np.ndarray:
     return pd.Index(frame["submission_id"]).get_indexer(submission_ids.to_numpy())
 
@@ -527,26 +580,28 @@ def count_indicator(
     through: dt.date | None = None,
     rules: np.ndarray | None = None,
     merges: Sequence[tuple[str, str]] | None = None,
+    persons: bool = False,
 ) -> CountResult:
     """Apply the counting rules and build every table of spec section 7 (see docs/modules.md).
 
     ``rules`` (each row's ``first_failed_rule``) and ``merges`` (submission id pairs) replace the
-    ones ``settings`` gives, for a programme that holds each row to its own project's."""
+    ones ``settings`` gives, for a programme that holds each row to its own project's. ``persons``:
+    also give each counted person and each row's keys (``CountResult.persons`` and ``.rows``)."""
     through = through or as_of
     frame = cases.frame.reset_index(drop=True)
     if merges is None:
         merges_path = settings.indicator.merges_path
         merges = read_merges(merges_path, frame["submission_id"]) if merges_path else []
-    persons = person_codes(frame, merges)
+    person = person_codes(frame, merges)
     if rules is None:
         rules = first_failed_rule(frame, settings, as_of)
     last_day = pd.Timestamp(last_counted_day(settings.project, as_of, through))
     counted = (rules == "") & (frame["event_date"] <= last_day).to_numpy()
     rank = submission_rank(frame)
-    order = event_order(frame, persons, rank)
+    order = event_order(frame, person, rank)
     action = {"identified": frame["identified"].to_numpy(), "referred": frame["referred"].to_numpy()}
     index_rows = {
-        variant: index_events(order, persons, counted & np.logical_or.reduce([action[a] for a in actions]))
+        variant: index_events(order, person, counted & np.logical_or.reduce([action[a] for a in actions]))
         for variant, actions in ind.VARIANTS.items()
     }
     events = frame[list(EVENT_COLUMNS)]
@@ -566,11 +621,24 @@ def count_indicator(
     counts = _counts(events, index_rows, periods, settings, locations, origins)
     excluded, excluded_rows = _exclusion_findings(frame, rules, settings, as_of)
     duplicates, duplicate_rows = possible_duplicates(
-        events, persons, np.flatnonzero(counted & (action["identified"] | action["referred"])), rank
+        events, person, np.flatnonzero(counted & (action["identified"] | action["referred"])), rank
     )
     findings = _sorted_findings(
         [cases.findings, excluded, duplicates],
         [_rows_of(frame, cases.findings["submission_id"]), excluded_rows, duplicate_rows],
         rank,
     )
-    return CountResult(counts=counts, findings=findings, periods=periods, as_of=as_of, through=through)
+    result = CountResult(counts=counts, findings=findings, periods=periods, as_of=as_of, through=through)
+    if not persons:
+        return result
+    names = person_names(frame)
+    row_keys = pd.DataFrame(
+        {
+            "submission_id": frame["submission_id"].to_numpy(dtype=object),
+            "own_key": names[person_codes(frame, [])],
+            "person_key": names[person],
+            "rule": rules,
+        }
+    )
+    table = _persons(frame, index_rows, names, person, periods, settings, locations, origins)
+    return dataclasses.replace(result, persons=table, rows=row_keys)

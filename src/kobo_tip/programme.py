@@ -24,7 +24,7 @@ import pandas as pd
 
 import kobo_tip
 from kobo_tip import cases as cases_module
-from kobo_tip import counting, periods, privacy
+from kobo_tip import counting, ledger, periods, privacy
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import ConfigError, StoreError
 from kobo_tip.privacy.relations import PROGRAMME_SCOPE, scope_of, scoped
@@ -33,6 +33,7 @@ from kobo_tip.report.render import (
     INTERNAL,
     Counted,
     Provenance,
+    as_reported_basis,
     load_targets,
     provenance_of,
     publish,
@@ -42,6 +43,7 @@ from kobo_tip.report.render import (
     write_audiences,
 )
 from kobo_tip.store import PROGRAMME_MEMBER, RunInfo, Store, StoredRelease, open_store, utc_stamp
+from kobo_tip.store.records import LedgerRows
 from kobo_tip.sync import FINGERPRINT, secret_fingerprint
 
 # What every project must count by as the programme does: config key -> how a Settings holds it.
@@ -53,6 +55,7 @@ RULES: dict[str, Callable[[Settings], Any]] = {
     "require_event_after_training": lambda s: s.indicator.require_event_after_training,
     "location_level": lambda s: s.indicator.location_level,
     "min_cell": lambda s: dict(s.privacy.min_cell),
+    "outside_basis": lambda s: s.report.outside_basis,
 }
 KEYS = ("name", "projects", "store", "out_dir", "secret_env", *RULES)
 LAST_RUN = "last_run"  # a joint release's column: the last run of the cell's project when released
@@ -154,6 +157,7 @@ class ProjectCount:
     counted: Counted
     runs: list[RunInfo]  # newest first
     releases: dict[str, list[StoredRelease]]  # what each outside audience was shown on its own
+    ledger: LedgerRows  # its own as-reported ledger, kept while it released on its own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,12 +185,15 @@ def count_programme(programme: Programme, as_of: dt.date) -> ProgrammeCount:
             project_runs = store.runs(50)
             table = store.answer_table()
             releases = {audience: store.releases(audience) for audience in project.privacy.min_cell}
+            own_ledger = store.ledger()
         cases = cases_module.cases_from_table(table, project)
         label = scope_of_project(project)
+        persons = as_reported_basis(programme.settings)
         counted = Counted(
-            counting.count_indicator(cases, project, as_of), provenance_of(table, project_runs, as_of)
+            counting.count_indicator(cases, project, as_of, persons=persons),
+            provenance_of(table, project_runs, as_of),
         )
-        projects.append(ProjectCount(project, label, counted, project_runs, releases))
+        projects.append(ProjectCount(project, label, counted, project_runs, releases, own_ledger))
         rules.append(counting.first_failed_rule(cases.frame.reset_index(drop=True), project, as_of))
         path = project.indicator.merges_path
         pairs = counting.read_merges(path, cases.frame["submission_id"]) if path else []
@@ -203,7 +210,12 @@ def count_programme(programme: Programme, as_of: dt.date) -> ProgrammeCount:
             frame[column] = pd.api.types.union_categoricals([f[column] for f in frames])
     joined = cases_module.Cases(frame=frame, findings=pd.concat(findings, ignore_index=True))
     result = counting.count_indicator(
-        joined, programme.settings, as_of, rules=np.concatenate(rules), merges=merges
+        joined,
+        programme.settings,
+        as_of,
+        rules=np.concatenate(rules),
+        merges=merges,
+        persons=as_reported_basis(programme.settings),
     )
     return ProgrammeCount(Counted(result, _provenance(programme, runs, as_of)), projects)
 
@@ -264,8 +276,13 @@ def release_together(
     ks = dict(settings.privacy.min_cell)
     project_targets = [load_targets(p.settings, p.counted.result.counts) for p in count.projects]
     written: list[Path] = []
+    stamp = utc_stamp()
     with store.lock_for_render():
         history = {audience: _history(store, count.projects, audience) for audience in ks}
+        reported = None
+        if as_reported_basis(settings):
+            reported = _as_reported(store, count, joint, history, stamp)
+            joint = reported.table
         outcome = privacy.protect(joint, ks, history, through.isoformat())
         for audience in audiences:
             release = outcome.releases[audience]
@@ -275,7 +292,14 @@ def release_together(
                 last_runs = {p.scope: p.counted.provenance.last_run for p in count.projects}
                 last_runs[PROGRAMME_SCOPE] = 0
                 scopes = release.table["indicator"].map(lambda n: scope_of(n)[0])
-                save_release(store, release, 0, {LAST_RUN: scopes.map(last_runs).tolist()})
+                save_release(
+                    store,
+                    release,
+                    0,
+                    {LAST_RUN: scopes.map(last_runs).tolist()},
+                    ledger=reported.added if reported else None,
+                    released_at=stamp,
+                )
             own = _slice(release, PROGRAMME_SCOPE)
             before = _last_slice(last, PROGRAMME_SCOPE)
             written += publish(settings, count.programme, own, None, [], before, None)
@@ -287,6 +311,55 @@ def release_together(
                     project.settings, project.counted, mine, None, project.runs, before, targets
                 )
     return written
+
+
+def _as_reported(
+    store: Store,
+    count: ProgrammeCount,
+    joint: pd.DataFrame,
+    history: dict[str, list[privacy.Release]],
+    stamp: str,
+) -> ledger.AsReported:
+    """The joint table as reported (spec section 4): the programme's quarters and each project's
+    freeze the same way, in the programme store's ledger. A project that kept a ledger of its own
+    while it released alone brings it in, under its scoped names, the first time."""
+    programme = count.programme.result
+    assert programme.persons is not None, "counted with persons=True on the as-reported basis"
+    persons = dict(programme.persons)
+    groups = {name: ledger.merged_groups(programme.rows) for name in programme.persons}
+    rows = store.ledger()
+    held = {quarter[0] for quarter in rows.quarters}
+    imported = LedgerRows()
+    for project in count.projects:
+        result = project.counted.result
+        assert result.persons is not None
+        project_groups = ledger.merged_groups(result.rows)
+        for name, frame in result.persons.items():
+            persons[scoped(project.scope, name)] = frame
+            groups[scoped(project.scope, name)] = project_groups
+        if not any(scoped(project.scope, name) in held for name in result.persons):
+            _import_ledger(imported, project.ledger, project.scope)
+    book = ledger.Ledger.of(
+        LedgerRows(
+            rows.quarters + imported.quarters, rows.cells + imported.cells, rows.persons + imported.persons
+        )
+    )
+    releases = [release for found in history.values() for release in found]
+    reported = ledger.as_reported(joint, persons, groups, book, releases, stamp)
+    added = reported.added
+    return dataclasses.replace(
+        reported,
+        added=LedgerRows(
+            imported.quarters + added.quarters, imported.cells + added.cells, imported.persons + added.persons
+        ),
+    )
+
+
+def _import_ledger(into: LedgerRows, own: LedgerRows, scope: str) -> None:
+    """Add ``own`` (a project's ledger) to ``into`` under the project's scoped indicator names."""
+    into.quarters.extend((scoped(scope, i), q, at, seeded) for i, q, at, seeded in own.quarters)
+    into.cells.extend((scoped(scope, i), q, d, c, v) for i, q, d, c, v in own.cells)
+    into.persons.extend((scoped(scope, i), key, q, sid, at, cats) for i, key, q, sid, at, cats in own.persons)
 
 
 def _history(store: Store, projects: Sequence[ProjectCount], audience: str) -> list[privacy.Release]:

@@ -16,6 +16,7 @@ import jinja2
 from markupsafe import Markup
 
 from kobo_tip import indicator, privacy
+from kobo_tip.config import AS_REPORTED
 from kobo_tip.report import iptt
 from kobo_tip.report.charts import Bar, Series, grouped_bars, horizontal_bars, stacked_bars, trend
 from kobo_tip.report.edition import Edition
@@ -128,7 +129,11 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
                 "rule.suppression", k=edition.k, k_minus_1=edition.k - 1, need=privacy.need_of(edition.k)
             ),
             words.text("rule.intruder"),
-            words.text("rule.revisions", k=edition.k),
+            *(
+                [words.text("rule.as_reported")]
+                if edition.basis == AS_REPORTED
+                else [words.text("rule.event_date"), words.text("rule.revisions", k=edition.k)]
+            ),
             words.text("rule.running_quarter"),
         ]
     return {
@@ -147,6 +152,7 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
         "restatements": _restatement_groups(edition) if edition.audience == "internal" else None,
         "protection": _protection(edition) if edition.disclosure is not None else None,
+        "as_reported": _as_reported(edition) if edition.as_reported is not None else None,
         "provenance": edition.provenance,
     }
 
@@ -355,6 +361,37 @@ def _protection(edition: Edition) -> dict[str, Any]:
     ]
     held = [{"period": h.period, "changed": h.changed, "reason": h.reason} for h in edition.held]
     return {"loss": rows, "held": held}
+
+
+def _as_reported(edition: Edition) -> dict[str, Any]:
+    """The internal "As reported" section: each indicator's released quarters, released against
+    today's event-basis total and what separates them, and the released persons who no longer
+    count, by quarter and reason."""
+    reconciled = edition.as_reported
+    assert reconciled is not None
+    words = edition.words
+    rows = [
+        {"indicator": words.indicator(row.indicator), "period": row.period}
+        | {column: getattr(row, column) for column in AS_REPORTED_NUMBERS}
+        for row in reconciled.totals.itertuples()
+    ]
+    removed = []
+    grouped = reconciled.removed.groupby(["indicator", "period", "reason"], sort=False)["submission_id"]
+    for (name, period, reason), ids in grouped:
+        removed.append(
+            {
+                "indicator": words.indicator(str(name)),
+                "period": period,
+                "reason": reason,
+                "persons": len(ids),
+                "submissions": ", ".join(map(str, ids)),
+            }
+        )
+    waiting = words.text("as_reported.waiting", n=reconciled.waiting) if reconciled.waiting else ""
+    return {"rows": rows, "removed": removed, "waiting": waiting, "columns": AS_REPORTED_NUMBERS}
+
+
+AS_REPORTED_NUMBERS = ("released", "event_basis", "late_added", "reported_late", "removed", "edited")
 
 
 def _restatement_groups(edition: Edition) -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from kobo_tip import privacy
+from kobo_tip.config import AS_REPORTED
+from kobo_tip.report.as_reported import Reconciliation
 from kobo_tip.report.iptt import IpttRow
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
 from kobo_tip.report.texts import ReportWords
@@ -57,6 +59,8 @@ class Edition:
     left_out: dict[tuple[str, str], str] = field(default_factory=dict)
     stale_after_days: int = 7
     performance: Performance = field(default_factory=lambda: Performance([], "", 0))
+    basis: str = AS_REPORTED  # how outside audiences count ([report] outside_basis)
+    as_reported: Reconciliation | None = None  # internal only, on the as-reported basis
 
     @property
     def published(self) -> pd.DataFrame:

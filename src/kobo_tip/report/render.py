@@ -14,15 +14,16 @@ import pandas as pd
 import pycountry
 
 import kobo_tip
-from kobo_tip import cases, counting, indicator, periods, privacy, readability
-from kobo_tip.config import Settings
+from kobo_tip import cases, counting, indicator, ledger, periods, privacy, readability
+from kobo_tip.config import AS_REPORTED, Settings
 from kobo_tip.errors import StoreError, UsageError
 from kobo_tip.labels import load_labels
-from kobo_tip.report import cutoff, dhis2, document, files, iptt, restatements, workbook
+from kobo_tip.report import as_reported, cutoff, dhis2, document, files, iptt, restatements, workbook
 from kobo_tip.report.edition import Edition, Performance, Provenance
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
 from kobo_tip.report.texts import ReportWords
 from kobo_tip.store import PROGRAMME_MEMBER, RunInfo, Store, StoredRelease, open_store, utc_stamp
+from kobo_tip.store.records import LedgerRows
 from kobo_tip.targets import Targets, check_targets, read_targets
 
 log = logging.getLogger(__name__)
@@ -119,11 +120,13 @@ def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
     runs = store.runs(limit=50)  # before reading: a sync that starts meanwhile is the next report's
     table = store.answer_table()
     built = cases.cases_from_table(table, settings)
-    return Counted(
-        counting.count_indicator(built, settings, run_date),
-        provenance_of(table, runs, run_date),
-        readability.assess(built),
-    )
+    result = counting.count_indicator(built, settings, run_date, persons=as_reported_basis(settings))
+    return Counted(result, provenance_of(table, runs, run_date), readability.assess(built))
+
+
+def as_reported_basis(settings: Settings) -> bool:
+    """True when outside audiences count as reported (spec section 4), so the ledger is kept."""
+    return settings.report.outside_basis == AS_REPORTED
 
 
 def provenance_of(table: pd.DataFrame, runs: Sequence[RunInfo], run_date: dt.date) -> Provenance:
@@ -155,14 +158,22 @@ def write_audiences(
     with store.lock_for_render():
         outcome: privacy.Outcome | None = None
         failure: privacy.DisclosureError | None = None
+        reported: ledger.AsReported | None = None
+        stamp = utc_stamp()
         if any(audience != INTERNAL for audience in wanted):
             ks = dict(settings.privacy.min_cell)  # every outside audience, so nesting holds for each
             history = {a: [stored_release(stored) for stored in store.releases(a)] for a in ks}
+            outside = table
+            if as_reported_basis(settings):
+                reported = reported_table(store, result, table, history, stamp)
+                outside = reported.table
             try:
-                outcome = privacy.protect(table, ks, history, through.isoformat())
+                outcome = privacy.protect(outside, ks, history, through.isoformat())
             except privacy.DisclosureError as exc:
                 failure = exc
         runs = store.runs(restatements.RUNS_LOOKED_AT)
+        # The internal report reconciles with the ledger as this run leaves it.
+        after = reported.ledger if reported and outcome else None
         for audience in wanted:
             if audience == INTERNAL:
                 release = privacy.Release(
@@ -177,23 +188,53 @@ def write_audiences(
                 continue
             previous = store.releases(audience, last=True)
             last = previous[0] if previous else None
+            added = reported.added if reported else None
 
-            def save(release: privacy.Release = release, last: StoredRelease | None = last) -> None:
+            def save(
+                release: privacy.Release = release,
+                last: StoredRelease | None = last,
+                added: LedgerRows | None = added,
+            ) -> None:
                 if release.audience == INTERNAL or not release.same_cells(
                     stored_release(last) if last else None
                 ):
-                    save_release(store, release, counted.provenance.last_run)
+                    save_release(
+                        store,
+                        release,
+                        counted.provenance.last_run,
+                        ledger=None if release.audience == INTERNAL else added,
+                        released_at=stamp,
+                    )
 
-            written += publish(settings, counted, release, outcome, runs, last, targets, save=save)
+            reconciled = None
+            # A programme's project: its outside releases, and their ledger, are the programme's.
+            if (
+                audience == INTERNAL
+                and as_reported_basis(settings)
+                and not store.meta_value(PROGRAMME_MEMBER)
+            ):
+                reconciled = as_reported.reconcile(
+                    after or ledger.Ledger.of(store.ledger()), result, published_through(headline, settings)
+                )
+            written += publish(
+                settings, counted, release, outcome, runs, last, targets, save=save, reconciled=reconciled
+            )
     if failure is not None:
         raise failure
     return written
 
 
 def save_release(
-    store: Store, release: privacy.Release, last_run: int, extra: Mapping[str, list[Any]] | None = None
+    store: Store,
+    release: privacy.Release,
+    last_run: int,
+    extra: Mapping[str, list[Any]] | None = None,
+    *,
+    ledger: LedgerRows | None = None,
+    released_at: str | None = None,
 ) -> None:
-    """Record what ``release``'s audience was shown (``extra``: more columns of its cells)."""
+    """Record what ``release``'s audience was shown (``extra``: more columns of its cells), with
+    what it adds to the as-reported ledger (``ledger``) in the same transaction."""
     cells = {c: release.table[c].tolist() for c in (*privacy.COLUMNS, "published")}
     store.save_release(
         release.audience,
@@ -201,6 +242,29 @@ def save_release(
         through=release.through,
         last_run=last_run,
         cells={**cells, **(extra or {})},
+        released_at=released_at,
+        ledger=ledger,
+    )
+
+
+def reported_table(
+    store: Store,
+    result: counting.CountResult,
+    table: pd.DataFrame,
+    history: Mapping[str, Sequence[privacy.Release]],
+    stamp: str,
+) -> ledger.AsReported:
+    """The as-reported table of the ended-quarter counts ``table`` (spec section 4), from the
+    store's ledger and the outside audiences' earlier releases (``history``)."""
+    assert result.persons is not None, "count with persons=True on the as-reported basis"
+    groups = ledger.merged_groups(result.rows)
+    return ledger.as_reported(
+        table,
+        result.persons,
+        {name: groups for name in result.persons},
+        ledger.Ledger.of(store.ledger()),
+        [release for releases in history.values() for release in releases],
+        stamp,
     )
 
 
@@ -214,10 +278,12 @@ def publish(
     targets: Targets | None,
     *,
     save: Callable[[], None] | None = None,
+    reconciled: as_reported.Reconciliation | None = None,
 ) -> list[Path]:
     """Write one audience's folder of ``release`` (``last``: what the audience was shown before,
     ``targets``: ``load_targets``'s); ``save`` records the release before the folder is swapped
-    in, so no file is ever out without its release on record."""
+    in, so no file is ever out without its release on record. ``reconciled``: the internal
+    report's as-reported section (``as_reported.reconcile``)."""
     audience = release.audience
     internal = audience == INTERNAL
     words = ReportWords.for_language(load_labels(settings.project.report_language), settings.form.locations)
@@ -255,6 +321,8 @@ def publish(
         left_out={} if internal else release.omitted(),
         stale_after_days=settings.report.stale_after_days,
         performance=performance,
+        basis=settings.report.outside_basis,
+        as_reported=reconciled if internal else None,
     )
     group = settings.report.group if audience in settings.report.share_with_group else ""
     with files.new_folder(settings.report.out_dir / audience, group=group) as folder:
@@ -314,6 +382,9 @@ def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
     ]
     if edition.findings is not None:
         written.append(files.write_data_quality(folder / "data_quality.csv", edition.findings))
+    if edition.as_reported is not None and not edition.as_reported.cells.empty:
+        cells = edition.as_reported.cells
+        written.append(files.write_table(folder / "as_reported.csv", cells, as_reported.AS_REPORTED_COLUMNS))
     if settings.targets is not None:
         table = iptt.iptt_frame(edition.performance.rows)
         written.append(files.write_table(folder / "iptt.csv", table, iptt.IPTT_COLUMNS))

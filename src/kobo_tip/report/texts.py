@@ -73,6 +73,14 @@ ENGLISH: Final[dict[str, str]] = {
         "by 0 or by at least {k}, or when the changed number is hidden in the new edition; a smaller "
         "revision is held back until it can be published under this rule."
     ),
+    "rule.as_reported": (
+        "Quarters as reported: late cases count in the quarter they were reported. A quarter once "
+        "published never changes; fiscal-year and LOP totals are the sums of the quarters as reported."
+    ),
+    "rule.event_date": (
+        "Quarters by event date: each person counts in the quarter of their first identification or "
+        "referral, so late or corrected records can change a quarter already published."
+    ),
     "rule.running_quarter": (
         "Only quarters that have ended are shown; the fiscal-year and LOP totals cover those quarters only."
     ),
@@ -180,6 +188,28 @@ ENGLISH: Final[dict[str, str]] = {
     "protection.persons": "Persons in hidden cells",
     "protection.held": "Revisions held back from the outside reports",
     "protection.held_none": "No revision is held back.",
+    "section.as_reported": "As reported",
+    "as_reported.about": (
+        "Outside reports count each quarter as it was first released: a person reported late counts "
+        "in the next quarter released, a released person who no longer counts stays where released. "
+        "Per released quarter: the value released, today's value by event date, and what separates "
+        "them (released = event date - late added + reported late + removed + edited). Every cell is "
+        "in as_reported.csv."
+    ),
+    "as_reported.none": "No quarter has been released outside yet.",
+    "as_reported.indicator": "Indicator",
+    "as_reported.period": "Quarter",
+    "as_reported.released": "Released",
+    "as_reported.event_basis": "By event date today",
+    "as_reported.late_added": "Late added",
+    "as_reported.reported_late": "Reported late here",
+    "as_reported.removed": "Removed",
+    "as_reported.edited": "Edited",
+    "as_reported.removed_title": "Released persons who no longer count (they stay where released)",
+    "as_reported.reason": "Reason",
+    "as_reported.persons": "Persons",
+    "as_reported.submissions": "Index submissions",
+    "as_reported.waiting": "{n} person(s) reported late wait for the next quarter released.",
     "protection.changed": "Cells changed",
     "section.restatements": "Restatements since the last report",
     "restatements.none": "No published number changed since the last report.",

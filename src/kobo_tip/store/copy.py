@@ -22,6 +22,9 @@ TABLES = {
     "sync_state": "key",
     "runs": "id",
     "releases": "id",
+    "ledger_quarters": "indicator, quarter",
+    "ledger_cells": "indicator, quarter, dimension, category",
+    "ledger_persons": "indicator, person_key",
 }
 _BATCH = 5_000
 

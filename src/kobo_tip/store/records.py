@@ -116,3 +116,19 @@ class StoredRelease:
     through: str
     last_run: int
     cells: dict[str, list[Any]]
+
+
+@dataclass(frozen=True)
+class LedgerRows:
+    """Rows of the as-reported ledger (spec section 4), as saved and as read back.
+
+    ``quarters``: (indicator, quarter, released_at, seeded); ``cells``: (indicator, quarter,
+    dimension, category, value); ``persons``: (indicator, person_key, quarter, submission_id,
+    released_at, categories as JSON)."""
+
+    quarters: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    cells: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+    persons: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.quarters or self.cells or self.persons)

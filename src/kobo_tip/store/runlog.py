@@ -11,16 +11,17 @@ from typing import Any
 
 import orjson
 
-from kobo_tip.store.base import _LAST_PUSH, _PUSHES, StoreBase, told
-from kobo_tip.store.records import RunInfo, StoredRelease, utc_stamp
+from kobo_tip.store.base import _LAST_PUSH, _PUSHES, told
+from kobo_tip.store.ledger import LedgerStore
+from kobo_tip.store.records import LedgerRows, RunInfo, StoredRelease, utc_stamp
 
 INTERNAL_RELEASES_KEPT = 5  # internal renders are compared with the last one only
 RETRIES_KEPT = 50  # retry lines a run-log row keeps
 INTERRUPTED = "interrupted: the sync stopped before its end; its committed batches are kept"
 
 
-class RunLog(StoreBase):
-    """Runs, pushes and releases."""
+class RunLog(LedgerStore):
+    """Runs, pushes and releases (with the as-reported ledger they add to)."""
 
     @told
     def begin_run(self, source: str, started: str | None = None) -> int:
@@ -92,9 +93,12 @@ class RunLog(StoreBase):
         last_run: int,
         cells: Mapping[str, list[Any]],
         released_at: dt.datetime | str | None = None,
+        ledger: LedgerRows | None = None,
     ) -> str:
         """Record what ``audience`` was shown (``cells``: column name -> values); returns its time.
-        Internal renders keep only the last few: they are compared with the last one only."""
+        Internal renders keep only the last few: they are compared with the last one only.
+        ``ledger``: what the release adds to the as-reported ledger, saved in the same transaction,
+        so a quarter is frozen exactly when a release shows it."""
         stamp = utc_stamp(released_at)
         blob = zlib.compress(orjson.dumps(dict(cells)), 6)
         with self._transaction():
@@ -103,6 +107,8 @@ class RunLog(StoreBase):
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (audience, stamp, k, through, last_run, blob),
             )
+            if ledger:
+                self._save_ledger(ledger)
             if k == 0:
                 self._db.execute(
                     "DELETE FROM releases WHERE audience = ? AND id NOT IN "

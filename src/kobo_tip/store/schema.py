@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kobo_tip import indicator as ind
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The answers counting reads, one column each: the code of the answer in answer_values.
 ANSWER_COLUMNS = ind.COUNTED_FIELDS
@@ -67,17 +67,49 @@ CREATE TABLE releases (
     cells BLOB NOT NULL
 );
 CREATE INDEX releases_by_audience ON releases (audience, id);
+-- The as-reported ledger (spec section 4): what outside audiences were shown of each quarter,
+-- frozen at its first outside release. Per indicator (a programme's projects' scoped), the quarters
+-- released (seeded: its cells taken from a release made before the ledger, its persons from the
+-- submissions sent before that release),
+-- their cells' true values, and each person key released with its quarter and categories (JSON).
+CREATE TABLE ledger_quarters (
+    indicator TEXT NOT NULL,
+    quarter TEXT NOT NULL,
+    released_at TEXT NOT NULL,
+    seeded INTEGER NOT NULL,
+    PRIMARY KEY (indicator, quarter)
+);
+CREATE TABLE ledger_cells (
+    indicator TEXT NOT NULL,
+    quarter TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    category TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (indicator, quarter, dimension, category)
+);
+CREATE TABLE ledger_persons (
+    indicator TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    quarter TEXT NOT NULL,
+    submission_id TEXT NOT NULL,
+    released_at TEXT NOT NULL,
+    categories TEXT NOT NULL,
+    PRIMARY KEY (indicator, person_key)
+);
 """
 # Each step takes a store from the version before it to the next (``kobo-tip store migrate``).
 MIGRATIONS: dict[int, str] = {
     # 2 -> 3: releases replace publications, which kept published text only and cannot be audited;
     # the release history starts afresh (spec section 6). Then every stored submission is scrubbed
     # of UIC parts that older versions let through (keys split by '.' or ':', answers in lists).
-    3: SCHEMA[SCHEMA.index("-- What each audience was shown") :]
+    3: SCHEMA[SCHEMA.index("-- What each audience was shown") : SCHEMA.index("-- The as-reported ledger")]
     + ";DROP TABLE publications"
     + f';ALTER TABLE submissions ADD COLUMN "{ind.STAKEHOLDER_OTHER_ORG}" INTEGER NOT NULL DEFAULT 0',
     # 3 -> 4: the run log says which requests were retried.
     4: "ALTER TABLE runs ADD COLUMN retries TEXT",
+    # 4 -> 5: the as-reported ledger. A store with outside releases starts it from them at its next
+    # outside release (``kobo_tip.ledger``): the release cells are compressed, beyond SQL's reach.
+    5: SCHEMA[SCHEMA.index("-- The as-reported ledger") :],
 }
 SCRUBBED_AT = 3  # the migration after which stored submissions are scrubbed
 ANSWER_NAMES = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
