@@ -8,6 +8,7 @@ and the API token, which must travel only as the Authorization header.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import time
@@ -370,6 +371,40 @@ def test_status_shows_the_hook_its_counts_and_its_last_failures(
     assert len(message) == 120 and message.endswith("…")
     assert "\x1b" not in out
     assert PASSWORD not in out + err and USERNAME not in out + err  # Kobo sends the settings back
+
+
+def test_status_blanks_the_hook_password_in_kobo_failure_messages(
+    kobo: FakeKobo,
+    make_project: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = kobo_config(make_project, kobo.url, kobo.asset_uid)
+    assert run(capsys, "hook", "register", "-c", str(config), "--url", PUBLIC)[0] == 0
+    [uid] = kobo.hooks
+    basic = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    quoted = PASSWORD.replace("-", "%2D")
+    messages = [
+        f"HTTPSConnectionPool: https://{USERNAME}:{PASSWORD}@tip.example.org/hooks/kobo/x refused",
+        f"receiver said: wrong password {PASSWORD}",
+        f"proxy echoed: Authorization: Basic {basic}",
+        f'{{"detail": "bad", "password": "{PASSWORD}"}}',
+        f"https://{USERNAME}:{quoted}@tip.example.org/ unreachable",
+        f"token={HEADER_TOKEN}&x=1",
+    ]
+    for number, message in enumerate(messages):
+        kobo.add_hook_log(uid, status_code=500, submission_id=400 + number, tries=1, message=message)
+    # With the hook's secrets in the environment, and without them (status run by someone else).
+    for unset in (False, True):
+        if unset:
+            for name in ("KOBO_TIP_HOOK_PASSWORD", "KOBO_TIP_HOOK_TOKEN"):
+                monkeypatch.delenv(name)
+        code, out, err = run(capsys, "status", "-c", str(config))
+        assert code == 0, err
+        failures = [line for line in out.splitlines() if " HTTP 500" in line]
+        assert len(failures) == 5 and all("***" in line for line in failures), out
+        for secret in (PASSWORD, basic, quoted, HEADER_TOKEN, PASSWORD[:12], basic[:12]):
+            assert secret not in out + err
 
 
 def test_status_says_when_no_hook_pushes_to_kobo_tip(

@@ -187,9 +187,39 @@ def test_a_password_never_goes_in_the_config(tmp_path: Path, pg_database: str, s
     with pytest.raises(ConfigError, match="holds a password") as refused:
         load_settings(config)
     assert "hunter2" not in str(refused.value)
+    # Every other way a libpq URL gives a password, or says where to read one.
+    forms = [
+        "?password=hunter2hunter2",
+        "?pass%77ord=hunter2hunter2",
+        "?host=/tmp&password=hunter2hunter2",
+        "?passfile=/tmp/hunter2hunter2",
+        "?sslpassword=hunter2hunter2",
+    ]
+    joiner = "&" if "?" in pg_database else "?"
+    for form in forms:
+        url = pg_database + joiner + form[1:]
+        on_postgres(config, url, "peru")
+        with pytest.raises(ConfigError, match="holds a password") as refused:
+            load_settings(config)
+        assert "hunter2" not in str(refused.value)
+        on_postgres(config, pg_database, "peru")
+        copied = kobo_tip(config, "store", "copy", "--to", url, "--schema", "peru_copy")
+        assert copied.returncode == 2 and "holds a password" in copied.stderr, (form, copied.stderr)
+        assert "hunter2" not in copied.stderr and len(copied.stderr.strip().splitlines()) == 1
     on_postgres(config, pg_database, "peru", password_env="KOBO_TIP_TEST_PG_PASSWORD")
     done = kobo_tip(config, "sync", "--no-report")
     assert done.returncode == 2 and "KOBO_TIP_TEST_PG_PASSWORD is not set" in done.stderr
+
+
+def test_a_schema_named_like_postgres_own_is_refused_in_one_sentence(
+    tmp_path: Path, pg_database: str, secret: str
+) -> None:
+    config = on_postgres(make_project(tmp_path / "p", submissions=10), pg_database, "pg_project")
+    done = kobo_tip(config, "sync", "--no-report")
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "starts with 'pg_', which PostgreSQL keeps for its own schemas" in line
+    assert "ReservedName" not in line
 
 
 def test_a_schema_of_another_version_is_a_clear_error_never_a_silent_change(

@@ -147,7 +147,7 @@ def test_while_serving_every_kobo_tip_log_line_is_a_json_event() -> None:
     import json
     import logging
 
-    from kobo_tip.serve.events import json_log_lines, log_event
+    from kobo_tip.serve.events import RepeatLimit, json_log_lines, log_event
 
     out = io.StringIO()
     handler = logging.StreamHandler(out)
@@ -157,7 +157,7 @@ def test_while_serving_every_kobo_tip_log_line_is_a_json_event() -> None:
     level = base.level
     base.setLevel(logging.INFO)
     try:
-        with json_log_lines():
+        with json_log_lines(RepeatLimit()):
             logging.getLogger("kobo_tip.probe").info("sync %s: %d of %d rows", "Kobo", 5, 10)
             log_event(logging.INFO, "synced", new=5)
         logging.getLogger("kobo_tip.probe").info("plain again")
@@ -169,3 +169,59 @@ def test_while_serving_every_kobo_tip_log_line_is_a_json_event() -> None:
     assert json.loads(first)["event"] == "log" and json.loads(first)["logger"] == "kobo_tip.probe"
     assert json.loads(second)["event"] == "synced" and json.loads(second)["new"] == 5
     assert third == "plain again", "the command line's own format is back"
+
+
+def test_a_flood_of_loop_errors_writes_a_few_json_lines_and_their_count() -> None:
+    """asyncio's accept() out of files, as it happened: thousands of errors a second (600,000 in
+    45 s), each with a traceback, from the event loop and from uvicorn's logger. While serving, ten
+    JSON lines a kind a window, no traceback, and the count of the rest."""
+    import asyncio
+    import errno
+    import io
+    import json
+    import logging
+
+    from kobo_tip.serve.events import RepeatLimit, json_log_lines, loop_error
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    base = logging.getLogger("kobo_tip")
+    base.addHandler(handler)
+    level = base.level
+    base.setLevel(logging.INFO)
+    limit = RepeatLimit(shown=10, window=3.0)
+    error = OSError(errno.EMFILE, "Too many open files")
+
+    async def flood() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(loop_error)
+        for _ in range(2_000):
+            context = {"message": "socket.accept() out of system resource", "exception": error}
+            loop.call_exception_handler(context)
+        try:
+            raise RuntimeError("/home/someone/secret/path.py")
+        except RuntimeError as exc:
+            for _ in range(500):
+                logging.getLogger("uvicorn.error").error("Exception in ASGI application", exc_info=exc)
+
+    try:
+        with json_log_lines(limit):
+            asyncio.run(flood())
+            time.sleep(3.1)  # a new window: the next line says how many of its kind were left out
+            asyncio.run(flood())
+            limit.report()
+    finally:
+        base.removeHandler(handler)
+        base.setLevel(level)
+    text = out.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]  # every line JSON
+    assert "Traceback" not in text and "/home/someone" not in text
+    loop_lines = [line for line in lines if line["event"] == "loop_error"]
+    assert len(loop_lines) == 20 and loop_lines[0]["errno"] == errno.EMFILE
+    assert loop_lines[10]["repeats_left_out"] == 2_000 - 10
+    uvicorn_lines = [line for line in lines if line["event"] == "log" and line["logger"] == "uvicorn.error"]
+    assert len(uvicorn_lines) == 20 and uvicorn_lines[0]["message"] == "Exception in ASGI application"
+    left = {line["kind"]: line["count"] for line in lines if line["event"] == "repeats_left_out"}
+    assert left == {"loop_error": 2_000 - 10, "Exception in ASGI application": 500 - 10}
+    assert len(lines) == 42

@@ -71,7 +71,7 @@ def _store_lines(settings: Settings) -> list[str]:
 def hook_lines(settings: Settings) -> list[str]:
     """The asset's kobo-tip REST Service(s): endpoint, counts and last failures; or one line saying
     why they could not be read. Without the token in the environment nothing is asked."""
-    from kobo_tip.sources.kobo import HOOK_NAME, HOOK_PATH, KoboSource
+    from kobo_tip.sources.kobo import HOOK_NAME, HOOK_PATH, KoboSource, blank_credentials, hook_secrets
 
     source = dataclasses.replace(
         KoboSource.from_settings(settings), retries=_HOOK_RETRIES, timeout=_HOOK_TIMEOUT
@@ -87,9 +87,14 @@ def hook_lines(settings: Settings) -> list[str]:
         ]
         # Kobo recounts on every log it writes: a hook with no failure counted has none to read.
         failed = [hook for hook in ours if hook.failed_count]
-        failures = {hook.uid: source.hook_failures(hook, _FAILURES_SHOWN) for hook in failed}
+        secrets = hook_secrets(settings.serve)
+        failures = {
+            hook.uid: source.hook_failures(hook, _FAILURES_SHOWN, [*secrets, *hook.secrets])
+            for hook in failed
+        }
     except KoboTipError as exc:
-        return [f"Kobo REST Service: could not be read: {_one_line(str(exc), 300)}"]
+        reason = blank_credentials(str(exc), hook_secrets(settings.serve))
+        return [f"Kobo REST Service: could not be read: {_one_line(reason, 300)}"]
     if not ours:
         return [
             f"Kobo REST Service: none pushes to kobo-tip on asset {source.asset_uid} "
