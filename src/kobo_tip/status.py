@@ -12,6 +12,7 @@ from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError
 from kobo_tip.http import safe_url
 from kobo_tip.store import PROGRAMME_MEMBER, RunInfo, open_store
+from kobo_tip.store.runlog import lost_history
 
 if TYPE_CHECKING:
     from kobo_tip.sources.kobo import Hook, HookFailure
@@ -50,6 +51,7 @@ def _store_lines(settings: Settings) -> list[str]:
         runs = store.runs(_RUNS_SHOWN)
         last_push, pushes = store.pushes()
         programme = store.meta_value(PROGRAMME_MEMBER)
+        lost = store.lost_releases()
     lines.append(f"store {counts.path}")
     lines.append(f"  submissions: {counts.submissions} (deleted on the server: {counts.deleted})")
     if counts.by_review_status:
@@ -63,6 +65,7 @@ def _store_lines(settings: Settings) -> list[str]:
         lines.append(f"  pushed by Kobo (kobo-tip serve): {pushes}, the last at {last_push}")
     if programme:
         lines.append(f"  outside releases: with its programme (kobo-tip report --programme -c {programme})")
+    lines.extend(f"  RELEASES MISSING: {lost_history(counts.path, a, *n)}" for a, n in lost.items())
     lines.append(f"last {len(runs)} sync(s), newest first:" if runs else "no sync yet")
     lines.extend("  " + _run_line(run) for run in runs)
     return lines
