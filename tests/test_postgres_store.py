@@ -160,16 +160,8 @@ def test_a_reporting_role_reports_and_shows_status_but_cannot_sync(
     config = on_postgres(make_project(tmp_path / "p", submissions=100), pg_database, "vietnam")
     assert kobo_tip(config, "sync", "--no-report").returncode == 0
     database = pg_database.rsplit("/", 1)[1].split("?", 1)[0]
-    reader = f"reporter_{database[-6:]}"
-    postgres.create_role(reader)
     # The README's reporting role: it reads everything, and records what each audience was shown.
-    for grant in (
-        f"GRANT USAGE ON SCHEMA vietnam TO {reader}",
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA vietnam TO {reader}",
-        f"GRANT INSERT, DELETE ON vietnam.releases TO {reader}",
-        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA vietnam TO {reader}",
-    ):
-        postgres.execute(grant, database=database)
+    _, reader = readme_roles(postgres, database, "vietnam")
     as_reader = on_postgres(config, postgres.url(database, user=reader), "vietnam")
     report = kobo_tip(as_reader, "report", "--as-of", AS_OF.isoformat())
     assert report.returncode == 0, report.stderr

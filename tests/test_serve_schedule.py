@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,13 +145,9 @@ def test_fuzzed_pushes_never_stop_the_writer_and_the_report_still_renders(settin
     render_reports(settings, audiences=("internal",), as_of=AS_OF)
 
 
-def test_while_serving_every_kobo_tip_log_line_is_a_json_event() -> None:
-    import io
-    import json
-    import logging
-
-    from kobo_tip.serve.events import RepeatLimit, json_log_lines, log_event
-
+@contextlib.contextmanager
+def kobo_tip_log() -> Iterator[io.StringIO]:
+    """The kobo_tip logger's lines, in the command line's plain format, written to the given text."""
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -157,13 +156,22 @@ def test_while_serving_every_kobo_tip_log_line_is_a_json_event() -> None:
     level = base.level
     base.setLevel(logging.INFO)
     try:
+        yield out
+    finally:
+        base.removeHandler(handler)
+        base.setLevel(level)
+
+
+def test_while_serving_every_kobo_tip_log_line_is_a_json_event() -> None:
+    import json
+
+    from kobo_tip.serve.events import RepeatLimit, json_log_lines, log_event
+
+    with kobo_tip_log() as out:
         with json_log_lines(RepeatLimit()):
             logging.getLogger("kobo_tip.probe").info("sync %s: %d of %d rows", "Kobo", 5, 10)
             log_event(logging.INFO, "synced", new=5)
         logging.getLogger("kobo_tip.probe").info("plain again")
-    finally:
-        base.removeHandler(handler)
-        base.setLevel(level)
     first, second, third = out.getvalue().splitlines()
     assert json.loads(first)["message"] == "sync Kobo: 5 of 10 rows"
     assert json.loads(first)["event"] == "log" and json.loads(first)["logger"] == "kobo_tip.probe"
@@ -177,19 +185,10 @@ def test_a_flood_of_loop_errors_writes_a_few_json_lines_and_their_count() -> Non
     JSON lines a kind a window, no traceback, and the count of the rest."""
     import asyncio
     import errno
-    import io
     import json
-    import logging
 
     from kobo_tip.serve.events import RepeatLimit, json_log_lines, loop_error
 
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    base = logging.getLogger("kobo_tip")
-    base.addHandler(handler)
-    level = base.level
-    base.setLevel(logging.INFO)
     limit = RepeatLimit(shown=10, window=3.0)
     error = OSError(errno.EMFILE, "Too many open files")
 
@@ -205,15 +204,11 @@ def test_a_flood_of_loop_errors_writes_a_few_json_lines_and_their_count() -> Non
             for _ in range(500):
                 logging.getLogger("uvicorn.error").error("Exception in ASGI application", exc_info=exc)
 
-    try:
-        with json_log_lines(limit):
-            asyncio.run(flood())
-            time.sleep(3.1)  # a new window: the next line says how many of its kind were left out
-            asyncio.run(flood())
-            limit.report()
-    finally:
-        base.removeHandler(handler)
-        base.setLevel(level)
+    with kobo_tip_log() as out, json_log_lines(limit):
+        asyncio.run(flood())
+        time.sleep(3.1)  # a new window: the next line says how many of its kind were left out
+        asyncio.run(flood())
+        limit.report()
     text = out.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]  # every line JSON
     assert "Traceback" not in text and "/home/someone" not in text
