@@ -492,3 +492,18 @@ def test_hook_register_has_a_description(capsys: pytest.CaptureFixture[str]) -> 
     usage, description = out.split("\n\n")[:2]
     assert usage.startswith("usage: kobo-tip hook register") and "--url URL" in usage
     assert "URL/hooks/kobo/<asset uid>" in description
+
+
+def test_credential_shapes_are_blanked_and_plain_words_kept() -> None:
+    from kobo_tip.sources.kobo import blank_credentials
+
+    assert blank_credentials("401: Basic authentication required", []) == "401: Basic authentication required"
+    assert blank_credentials("the token expired", []) == "the token expired"
+    assert blank_credentials("Authorization: Basic a29ibzpwYXNzd29yZA==", []) == "Authorization: Basic ***"
+    assert blank_credentials("Bearer abcdefghijklmnopqrstuvwxyz", []) == "Bearer ***"
+    assert blank_credentials("https://u:s3cret@host/x failed", []) == "https://u:***@host/x failed"
+    assert blank_credentials("refused ?password=hunter2&x", []) == "refused ?password=***&x"
+    assert (
+        blank_credentials("said hunter2hunter2 twice: hunter2hunter2", ["hunter2hunter2"])
+        == "said *** twice: ***"
+    )

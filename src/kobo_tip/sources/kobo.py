@@ -662,7 +662,15 @@ def _blank(text: str, secrets: Sequence[str]) -> str:
 # a password= or "token": field.
 _CREDENTIAL_SHAPES = (
     (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@"), r"\1:***@"),
-    (re.compile(r"(?i)\b(basic|bearer|token|digest)(\s+)[A-Za-z0-9+/=._~-]{6,}"), r"\1\2***"),
+    # A value after an auth scheme: 8 characters or more with a digit or a base64 sign, or 24 or
+    # more ("Basic authentication required" keeps its words).
+    (
+        re.compile(
+            r"(?i)\b(basic|bearer|token|digest)(\s+)"
+            r"(?:(?=[\w+/=.~-]*[0-9+/=])[\w+/=.~-]{8,}|[\w+/=.~-]{24,})"
+        ),
+        r"\1\2***",
+    ),
     (
         re.compile(
             r"(?i)([\"']?\b(?:password|passwd|pwd|token|secret|api_?key)[\"']?\s*[:=]\s*[\"']?)[^\"'\s,;&}]+"
