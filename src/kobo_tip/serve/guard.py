@@ -13,7 +13,8 @@ headers are in. So the protocol here adds the two missing bounds:
   connections cannot keep a real push out, since a push sends its headers at once); when every
   connection has a request in hand, the new one is answered 503 and closed.
 
-The body's own deadline is the receiver's (``app``), which can still answer 408.
+The body's own deadline is the receiver's (``app``), which can still answer 408; the rest of a body
+left unread by a refusal must arrive, with the next request's headers, within the header deadline.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
-import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kobo_tip.errors import ConfigError
@@ -80,6 +80,7 @@ def bounded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
 
     class BoundedProtocol(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
+        _answered: Any = None  # the request cycle last answered when the wait began
 
         def connection_made(self, transport: Any) -> None:
             if len(self.connections) >= limits.max_connections:
@@ -96,19 +97,15 @@ def bounded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
-            if self in waiting and self.conn.their_state is not h11.IDLE:
+            if self in waiting and self.cycle is not self._answered:
                 self._request_arrived()  # its headers are in: the app's own bounds hold from here
 
         def on_response_complete(self) -> None:
-            whole_request = self.conn.their_state is h11.DONE
-            super().on_response_complete()
-            if self.transport.is_closing():
-                return
-            if not whole_request:
-                # Answered before its body was read (a refusal): the connection cannot carry another
-                # request, and a client trickling the rest of the body would hold it for ever.
-                self.transport.close()
-            elif self.conn.their_state is h11.IDLE:
+            answered = self.cycle
+            super().on_response_complete()  # may read a pipelined request: a new cycle
+            if not self.transport.is_closing() and self.cycle is answered:
+                # No request in hand: the next one's headers (after the rest of this one's body,
+                # if it was answered before reading it, as a refusal is) must arrive in time.
                 self._wait_for_request()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -117,6 +114,7 @@ def bounded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
 
         def _wait_for_request(self) -> None:
             self._request_arrived()
+            self._answered = self.cycle  # a new cycle is a new request (None: none yet)
             waiting[self] = None
             self._deadline = self.loop.call_later(limits.header_seconds, self.drop, "header_timeout")
 
