@@ -83,12 +83,13 @@ def example_project(make_project: Callable[..., Path]) -> Path:
 
 def version_2_store(path: Path) -> None:
     """A store as kobo-tip 0.1 left it (schema 2): publications instead of releases, no column for
-    the organisation of a stakeholder not listed, no retries in the run log."""
+    the organisation of a stakeholder not listed, no retries in the run log, no release marks."""
     import sqlite3
 
     version_4_store(path)
     with sqlite3.connect(path) as db:
-        db.execute("DROP TABLE releases")
+        db.execute("DROP TABLE releases")  # its release-marks trigger with it
+        db.execute("DROP TABLE release_marks")
         db.execute('ALTER TABLE submissions DROP COLUMN "stakeholder_other_org"')
         db.execute("ALTER TABLE runs DROP COLUMN retries")
         db.execute("CREATE TABLE publications (id INTEGER PRIMARY KEY, audience TEXT, value TEXT)")

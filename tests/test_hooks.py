@@ -8,6 +8,7 @@ and the API token, which must travel only as the Authorization header.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import time
@@ -372,6 +373,40 @@ def test_status_shows_the_hook_its_counts_and_its_last_failures(
     assert PASSWORD not in out + err and USERNAME not in out + err  # Kobo sends the settings back
 
 
+def test_status_blanks_the_hook_password_in_kobo_failure_messages(
+    kobo: FakeKobo,
+    make_project: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = kobo_config(make_project, kobo.url, kobo.asset_uid)
+    assert run(capsys, "hook", "register", "-c", str(config), "--url", PUBLIC)[0] == 0
+    [uid] = kobo.hooks
+    basic = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    quoted = PASSWORD.replace("-", "%2D")
+    messages = [
+        f"HTTPSConnectionPool: https://{USERNAME}:{PASSWORD}@tip.example.org/hooks/kobo/x refused",
+        f"receiver said: wrong password {PASSWORD}",
+        f"proxy echoed: Authorization: Basic {basic}",
+        f'{{"detail": "bad", "password": "{PASSWORD}"}}',
+        f"https://{USERNAME}:{quoted}@tip.example.org/ unreachable",
+        f"token={HEADER_TOKEN}&x=1",
+    ]
+    for number, message in enumerate(messages):
+        kobo.add_hook_log(uid, status_code=500, submission_id=400 + number, tries=1, message=message)
+    # With the hook's secrets in the environment, and without them (status run by someone else).
+    for unset in (False, True):
+        if unset:
+            for name in ("KOBO_TIP_HOOK_PASSWORD", "KOBO_TIP_HOOK_TOKEN"):
+                monkeypatch.delenv(name)
+        code, out, err = run(capsys, "status", "-c", str(config))
+        assert code == 0, err
+        failures = [line for line in out.splitlines() if " HTTP 500" in line]
+        assert len(failures) == 5 and all("***" in line for line in failures), out
+        for secret in (PASSWORD, basic, quoted, HEADER_TOKEN, PASSWORD[:12], basic[:12]):
+            assert secret not in out + err
+
+
 def test_status_says_when_no_hook_pushes_to_kobo_tip(
     kobo: FakeKobo, make_project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -457,3 +492,18 @@ def test_hook_register_has_a_description(capsys: pytest.CaptureFixture[str]) -> 
     usage, description = out.split("\n\n")[:2]
     assert usage.startswith("usage: kobo-tip hook register") and "--url URL" in usage
     assert "URL/hooks/kobo/<asset uid>" in description
+
+
+def test_credential_shapes_are_blanked_and_plain_words_kept() -> None:
+    from kobo_tip.sources.kobo import blank_credentials
+
+    assert blank_credentials("401: Basic authentication required", []) == "401: Basic authentication required"
+    assert blank_credentials("the token expired", []) == "the token expired"
+    assert blank_credentials("Authorization: Basic a29ibzpwYXNzd29yZA==", []) == "Authorization: Basic ***"
+    assert blank_credentials("Bearer abcdefghijklmnopqrstuvwxyz", []) == "Bearer ***"
+    assert blank_credentials("https://u:s3cret@host/x failed", []) == "https://u:***@host/x failed"
+    assert blank_credentials("refused ?password=hunter2&x", []) == "refused ?password=***&x"
+    assert (
+        blank_credentials("said hunter2hunter2 twice: hunter2hunter2", ["hunter2hunter2"])
+        == "said *** twice: ***"
+    )

@@ -20,7 +20,7 @@ import pytest
 from fakes.kobo_server import FakeKobo
 from kobo_tip import cli
 from kobo_tip.config import Settings, load_settings
-from kobo_tip.errors import ServerError
+from kobo_tip.errors import ServerError, SourceError
 from kobo_tip.http import ServerTimeout
 from kobo_tip.sources.kobo import WATERMARK, KoboSource, review_status
 from kobo_tip.store import open_store
@@ -424,6 +424,50 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"  # a zombie has ended; only its exit status waits to be collected
+
+
+# --- a hostile server's ids --------------------------------------------------------------------------
+
+
+def _arabic_indic(number: int) -> str:
+    return "".join(chr(0x0660 + int(digit)) for digit in str(number))
+
+
+@pytest.mark.parametrize(
+    "odd_id",
+    [
+        lambda sid: float(sid) + 0.9,  # int() would take it as sid
+        lambda sid: _arabic_indic(sid),  # so would int() of these digits
+        lambda sid: "0" + str(sid),  # a second text of the same id
+        lambda sid: True,  # int(True) is 1
+        lambda sid: float("inf"),  # int() raises OverflowError: the sync crashed
+        lambda sid: -sid,
+        lambda sid: 2**63,
+    ],
+    ids=["float", "arabic-indic", "leading-zero", "true", "infinity", "negative", "beyond-bigint"],
+)
+def test_an_odd_id_from_the_server_stops_the_sync_with_a_clear_error_and_overwrites_nothing(
+    kobo: FakeKobo, project: Callable[..., Settings], odd_id: Callable[[int], Any]
+) -> None:
+    kobo.add_submissions(5)
+    settings = project()
+    _sync(settings, kobo)
+    first = min(kobo.docs)
+    before = _stored(settings)[str(first)]
+    (hostile,) = kobo.add_submissions(1)
+    # The server sends a new row whose _id, read loosely, is the first submission's.
+    kobo.docs[hostile].update({"_id": odd_id(first), "event/event_date": "1999-01-01"})
+    kobo._cache.pop(hostile, None)
+    # Infinity is not JSON at all: the page is refused as such (a Python json would have read it).
+    clear = r"no valid _id|not valid JSON"
+    with pytest.raises((SourceError, ServerError), match=clear):
+        _sync(settings, kobo)
+    stored = _stored(settings)
+    assert stored[str(first)].version_id == before.version_id and stored[str(first)].data == before.data
+    assert len(stored) == 5 and _watermark(settings) == sorted(kobo.docs)[4]
+    with open_store(settings, create=False) as store:
+        (run,) = store.runs(1)
+    assert run.error and re.search(clear, run.error)
 
 
 # --- secrets ------------------------------------------------------------------------------------------

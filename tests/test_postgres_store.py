@@ -23,7 +23,7 @@ from kobo_tip.errors import ConfigError, StoreError
 from kobo_tip.report import render_reports
 from kobo_tip.store import SCHEMA_VERSION, Store, open_store
 from kobo_tip.store.copy import checks
-from kobo_tip.store.postgres import PostgresStore
+from kobo_tip.store.postgres import LEDGER_TABLES, PostgresStore
 from kobo_tip.sync import run_sync
 from pg_cluster import PostgresCluster
 from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
@@ -160,16 +160,8 @@ def test_a_reporting_role_reports_and_shows_status_but_cannot_sync(
     config = on_postgres(make_project(tmp_path / "p", submissions=100), pg_database, "vietnam")
     assert kobo_tip(config, "sync", "--no-report").returncode == 0
     database = pg_database.rsplit("/", 1)[1].split("?", 1)[0]
-    reader = f"reporter_{database[-6:]}"
-    postgres.create_role(reader)
     # The README's reporting role: it reads everything, and records what each audience was shown.
-    for grant in (
-        f"GRANT USAGE ON SCHEMA vietnam TO {reader}",
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA vietnam TO {reader}",
-        f"GRANT INSERT, DELETE ON vietnam.releases TO {reader}",
-        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA vietnam TO {reader}",
-    ):
-        postgres.execute(grant, database=database)
+    _, reader = readme_roles(postgres, database, "vietnam")
     as_reader = on_postgres(config, postgres.url(database, user=reader), "vietnam")
     report = kobo_tip(as_reader, "report", "--as-of", AS_OF.isoformat())
     assert report.returncode == 0, report.stderr
@@ -187,9 +179,39 @@ def test_a_password_never_goes_in_the_config(tmp_path: Path, pg_database: str, s
     with pytest.raises(ConfigError, match="holds a password") as refused:
         load_settings(config)
     assert "hunter2" not in str(refused.value)
+    # Every other way a libpq URL gives a password, or says where to read one.
+    forms = [
+        "?password=hunter2hunter2",
+        "?pass%77ord=hunter2hunter2",
+        "?host=/tmp&password=hunter2hunter2",
+        "?passfile=/tmp/hunter2hunter2",
+        "?sslpassword=hunter2hunter2",
+    ]
+    joiner = "&" if "?" in pg_database else "?"
+    for form in forms:
+        url = pg_database + joiner + form[1:]
+        on_postgres(config, url, "peru")
+        with pytest.raises(ConfigError, match="holds a password") as refused:
+            load_settings(config)
+        assert "hunter2" not in str(refused.value)
+        on_postgres(config, pg_database, "peru")
+        copied = kobo_tip(config, "store", "copy", "--to", url, "--schema", "peru_copy")
+        assert copied.returncode == 2 and "holds a password" in copied.stderr, (form, copied.stderr)
+        assert "hunter2" not in copied.stderr and len(copied.stderr.strip().splitlines()) == 1
     on_postgres(config, pg_database, "peru", password_env="KOBO_TIP_TEST_PG_PASSWORD")
     done = kobo_tip(config, "sync", "--no-report")
     assert done.returncode == 2 and "KOBO_TIP_TEST_PG_PASSWORD is not set" in done.stderr
+
+
+def test_a_schema_named_like_postgres_own_is_refused_in_one_sentence(
+    tmp_path: Path, pg_database: str, secret: str
+) -> None:
+    config = on_postgres(make_project(tmp_path / "p", submissions=10), pg_database, "pg_project")
+    done = kobo_tip(config, "sync", "--no-report")
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "starts with 'pg_', which PostgreSQL keeps for its own schemas" in line
+    assert "ReservedName" not in line
 
 
 def test_a_schema_of_another_version_is_a_clear_error_never_a_silent_change(
@@ -238,3 +260,143 @@ def test_a_sqlite_store_copied_into_postgres_and_back_loses_nothing(
     assert back.returncode == 0, back.stderr
     with Store.open(tmp_path / "b.sqlite") as returned, open_store(moved, create=False) as store:
         assert checks(returned) == checks(store)
+
+
+def readme_roles(postgres: PostgresCluster, database: str, schema: str) -> tuple[str, str]:
+    """The README's two roles of ``schema`` (the officer's sync role and the reporting role)."""
+    sync, report = f"sync_{database[-6:]}", f"report_{database[-6:]}"
+    for role in (sync, report):
+        postgres.create_role(role)
+    for grant in (
+        f"GRANT USAGE ON SCHEMA {schema} TO {sync}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {sync}",
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {sync}",
+        f"GRANT USAGE ON SCHEMA {schema} TO {report}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {report}",
+        f"GRANT INSERT, DELETE ON {schema}.releases TO {report}",
+        f"GRANT INSERT ON {', '.join(f'{schema}.{table}' for table in LEDGER_TABLES)} TO {report}",
+        f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {report}",
+    ):
+        postgres.execute(grant, database=database)
+    return sync, report
+
+
+def test_no_project_role_can_remove_an_outside_release_and_a_cut_history_stops_the_next_release(
+    tmp_path: Path, postgres: PostgresCluster, pg_database: str, secret: str
+) -> None:
+    config = on_postgres(make_project(tmp_path / "p", submissions=200), pg_database, "ghana")
+    assert kobo_tip(config, "store", "migrate").returncode == 0  # as the owner
+    owner = load_settings(config)
+    run_sync(owner, progress=False)
+    render_reports(owner, audiences=("internal", "donor"), as_of=AS_OF)
+    database = pg_database.rsplit("/", 1)[1].split("?", 1)[0]
+    sync, report = readme_roles(postgres, database, "ghana")
+
+    def count(where: str) -> int:
+        found = postgres.execute(f"SELECT count(*) FROM ghana.releases WHERE {where}", database=database)
+        return int(found[0][0])
+
+    # The reporting role renders (it records releases and prunes its internal renders) ...
+    as_reporter = on_postgres(config, postgres.url(database, user=report), "ghana")
+    for _ in range(7):
+        done = kobo_tip(as_reporter, "report", "--as-of", AS_OF.isoformat(), "--audience", "internal")
+        assert done.returncode == 0, done.stderr
+    assert count("k = 0") == 5, "internal renders are still pruned to the last five"
+    # ... but neither it nor the sync role can remove, alter or uncount an outside release.
+    for role in (report, sync):
+        with psycopg.connect(postgres.url(database, user=role), autocommit=True) as connection:
+            assert connection.execute("DELETE FROM ghana.releases WHERE audience = 'donor'").rowcount == 0
+            if role == sync:  # it holds UPDATE on every table; the row policies give it no row
+                assert connection.execute("UPDATE ghana.releases SET k = 0").rowcount == 0
+                assert connection.execute("UPDATE ghana.release_marks SET released = 0").rowcount == 0
+                assert connection.execute("DELETE FROM ghana.release_marks").rowcount == 0
+                # Nor unfreeze a quarter released outside (contract section 4, as reported).
+                for table in ("ledger_quarters", "ledger_cells", "ledger_persons"):
+                    assert connection.execute(f"DELETE FROM ghana.{table}").rowcount == 0
+                    assert connection.execute(f"UPDATE ghana.{table} SET quarter = 'x'").rowcount == 0
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    connection.execute("ALTER TABLE ghana.releases DISABLE ROW LEVEL SECURITY")
+            else:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    connection.execute("UPDATE ghana.release_marks SET released = 0")
+    assert count("audience = 'donor'") == 1
+    frozen = postgres.execute("SELECT count(*) FROM ghana.ledger_persons", database=database)
+    assert int(frozen[0][0]) > 0, "the donor release froze its quarters in the ledger"
+    status = kobo_tip(as_reporter, "status")
+    assert status.returncode == 0 and "RELEASES MISSING" not in status.stdout
+    # Cut by the owner's hand (or a role made before these policies): status says so, to any role,
+    # and the next donor release is refused rather than audited against what is left.
+    postgres.execute("DELETE FROM ghana.releases WHERE audience = 'donor'", database=database)
+    status = kobo_tip(as_reporter, "status")
+    assert status.returncode == 0, status.stderr
+    assert "RELEASES MISSING: The donor release history of" in status.stdout
+    assert "1 outside release(s) were recorded, 0 are left" in status.stdout
+    refused = kobo_tip(as_reporter, "report", "--as-of", AS_OF.isoformat(), "--audience", "donor")
+    assert refused.returncode == 1 and "release history of" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_another_projects_role_cannot_take_this_projects_locks(
+    tmp_path: Path, postgres: PostgresCluster, pg_database: str, secret: str
+) -> None:
+    import hashlib
+
+    config = on_postgres(make_project(tmp_path / "p", submissions=20), pg_database, "kenya")
+    assert kobo_tip(config, "sync", "--no-report").returncode == 0
+    database = pg_database.rsplit("/", 1)[1].split("?", 1)[0]
+    stranger = f"stranger_{database[-6:]}"
+    postgres.create_role(stranger)  # it may connect, and nothing of kenya is granted to it
+    with psycopg.connect(postgres.url(database, user=stranger), autocommit=True) as connection:
+        # The keys as they were: the first from the schema's name alone, which anyone can compute.
+        named = int.from_bytes(hashlib.sha256(b"kenya").digest()[:4], "big", signed=True)
+        for second in (1, 2, 3, 4):
+            connection.execute("SELECT pg_advisory_lock(%s, %s)", (named, second))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute("SELECT value FROM kenya.meta")
+        # Held while the project's sync, report and serve lock run: none of them waits for it.
+        done = kobo_tip(config, "sync", "--no-report")
+        assert done.returncode == 0, done.stderr
+        report = kobo_tip(config, "report", "--as-of", AS_OF.isoformat(), "--audience", "internal")
+        assert report.returncode == 0, report.stderr
+    settings = load_settings(config)
+    with open_store(settings, create=False) as store, store.lock_for_sync():
+        # Two processes of the project still exclude each other.
+        second = kobo_tip(config, "sync", "--no-report")
+        assert second.returncode == 1 and "Another kobo-tip sync" in second.stderr
+
+
+def test_a_version_4_schema_migrates_to_guarded_releases_and_its_own_lock_key(
+    tmp_path: Path, postgres: PostgresCluster, pg_database: str, secret: str
+) -> None:
+    config = on_postgres(make_project(tmp_path / "p", submissions=20), pg_database, "nepal")
+    settings = load_settings(config)
+    run_sync(settings, progress=False)
+    render_reports(settings, audiences=("internal", "donor"), as_of=AS_OF)
+    store = PostgresStore.connect(pg_database, "nepal")
+    for statement in (  # the schema as version 4 made it
+        "DROP TABLE release_marks",
+        "DROP TRIGGER count_outside_release ON releases",
+        "DROP FUNCTION count_outside_release()",
+        "ALTER TABLE releases DISABLE ROW LEVEL SECURITY",
+        "DROP POLICY releases_read ON releases",
+        "DROP POLICY releases_recorded ON releases",
+        "DROP POLICY internal_renders_pruned ON releases",
+        "DELETE FROM meta WHERE key = 'lock_key'",
+        "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
+    ):
+        store._db.execute(statement)
+    store.close()
+    done = kobo_tip(config, "sync", "--no-report")
+    assert done.returncode == 1 and "run 'kobo-tip store migrate'" in done.stderr
+    migrated = kobo_tip(config, "store", "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    with open_store(settings, create=False) as opened:
+        assert opened.schema_version() == SCHEMA_VERSION and opened.lost_releases() == {}
+        assert len(opened.meta_value("lock_key") or "") == 64
+    database = pg_database.rsplit("/", 1)[1].split("?", 1)[0]
+    marks = postgres.execute("SELECT audience, released FROM nepal.release_marks", database=database)
+    assert marks == [("donor", 1)], "the outside releases held at the migration are counted"
+    _, report = readme_roles(postgres, database, "nepal")
+    with psycopg.connect(postgres.url(database, user=report), autocommit=True) as connection:
+        assert connection.execute("DELETE FROM nepal.releases WHERE k > 0").rowcount == 0
+    assert kobo_tip(config, "sync", "--no-report").returncode == 0

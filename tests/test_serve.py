@@ -5,10 +5,13 @@ report files the service wrote."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import csv
 import json
 import os
+import resource
+import selectors
 import signal
 import socket
 import subprocess
@@ -56,6 +59,7 @@ class Service:
     port: int
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    open_files: int | None = None  # the service's RLIMIT_NOFILE, as systemd's LimitNOFILE sets it
     session: requests.Session = field(default_factory=requests.Session)
 
     @property
@@ -68,9 +72,20 @@ class Service:
 
     def start(self) -> None:
         command = [sys.executable, "-m", "kobo_tip", "serve", "-c", str(self.settings.path)]
+        files = self.open_files
+
+        def limit_files() -> None:
+            if files is not None:
+                hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+                resource.setrlimit(resource.RLIMIT_NOFILE, (files, hard))
+
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [*command, "--port", str(self.port)], env=self.env, stdout=log, stderr=log
+                [*command, "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                preexec_fn=limit_files,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -304,6 +319,189 @@ def test_strangers_get_refusals_and_nothing_is_stored(service: Service) -> None:
     assert service.session.get(service.hook).status_code == 405
     assert service.stored() == before
     assert scan(every_file(service)) == []
+
+
+def test_odd_ids_are_refused_and_never_land_on_another_submission(service: Service) -> None:
+    service.start()
+    service.wait_for(service.synced)
+    before = service.stored()
+    target = min(before, key=int)  # what a loose reading of each odd _id below would overwrite
+    (doc,) = fresh(service.kobo, 1)
+    arabic = "".join(chr(0x0660 + int(digit)) for digit in target)
+    odd: list[tuple[str, object]] = [
+        ("float", float(target) + 0.9),
+        ("arabic-indic digits", arabic),
+        ("full-width digits", "".join(chr(0xFF10 + int(digit)) for digit in target)),
+        ("leading zero", "0" + target),
+        ("negative", -int(target)),
+        ("beyond a bigint", 2**63),
+        ("a list", [int(target)]),
+    ]
+    for what, value in odd:
+        answer = service.push({**doc, "_id": value})
+        assert answer.status_code == 422, (what, answer.text)
+    # true is 1 and Infinity is not JSON: sent as text, as a hostile client would.
+    for literal in (b"true", b"Infinity", b"NaN", b"-Infinity"):
+        body = json.dumps({**doc, "_id": 0}).encode().replace(b'"_id": 0', b'"_id": ' + literal)
+        answer = service.session.post(
+            service.hook,
+            data=body,
+            headers={"Content-Type": "application/json"},
+            auth=(HOOK_USER, HOOK_PASSWORD),
+            timeout=30,
+        )
+        assert answer.status_code == 422, (literal, answer.text)
+        assert "Traceback" not in answer.text and "/" not in answer.json()["detail"].split("(")[0]
+    assert service.stored() == before
+    # Its decimal text is the same submission as the integer, and both are taken.
+    assert service.push({**doc, "_id": str(doc["_id"])}).status_code == 200
+    assert service.push(doc).status_code == 200
+    assert set(service.stored()) == set(before) | {str(doc["_id"])}
+    assert service.stop()
+    log = service.log.read_text(encoding="utf-8")
+    assert "Traceback" not in log and str(Path.cwd()) not in log
+
+
+def serve_lines(service: Service, lines: str) -> None:
+    """Add ``lines`` to the project's [serve] section."""
+    config = service.settings.path
+    text = config.read_text(encoding="utf-8").replace("\n[serve]\n", f"\n[serve]\n{lines}\n")
+    config.write_text(text, encoding="utf-8")
+    service.settings = load_settings(config)
+
+
+def open_slow(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that send the start of a request and never finish its headers."""
+    slow = []
+    for _ in range(count):
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        client.sendall(b"POST /hooks/kobo/x HTTP/1.1\r\nHost: tip\r\n")
+        slow.append(client)
+    return slow
+
+
+def closed_within(clients: list[socket.socket], seconds: float) -> int:
+    """How many of ``clients`` the server closes within ``seconds`` (all read to their end)."""
+    selector = selectors.DefaultSelector()
+    for client in clients:
+        client.setblocking(False)
+        selector.register(client, selectors.EVENT_READ)
+    closed, deadline = 0, time.monotonic() + seconds
+    while closed < len(clients) and time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=0.2):
+            client = key.fileobj
+            assert isinstance(client, socket.socket)
+            try:
+                data = client.recv(65536)
+            except (ConnectionResetError, BlockingIOError):
+                data = b""
+            if not data:
+                selector.unregister(client)
+                closed += 1
+    selector.close()
+    return closed
+
+
+def open_sockets(process: subprocess.Popen[bytes]) -> int:
+    """How many sockets ``process`` holds open (connections, the listener, its HTTP sessions)."""
+    found = 0
+    for fd in os.listdir(f"/proc/{process.pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            found += os.readlink(f"/proc/{process.pid}/fd/{fd}").startswith("socket:")
+    return found
+
+
+def test_slow_clients_are_closed_in_time_and_never_keep_a_push_out(service: Service) -> None:
+    # The attack: more connections that never finish their headers than the service may open files.
+    # The defaults throughout (header_timeout_seconds = 10), as a service that sets none runs.
+    service.open_files = 400
+    service.start()
+    service.wait_for(service.synced)
+    assert service.process is not None
+    docs = fresh(service.kobo, 3)
+    started = time.monotonic()
+    slow = open_slow(service.port, 600)
+    try:
+        # A real push gets through at once: it takes the slot of the connection idle the longest.
+        pushed = time.monotonic()
+        assert service.push(docs[0]).status_code == 200
+        assert time.monotonic() - pushed < 1.5
+        # 400 files less the 256 it keeps for itself: 144 connections at most.
+        (listening,) = [
+            json.loads(line) for line in service.log.read_text("utf-8").splitlines() if '"listening"' in line
+        ]
+        assert listening["max_connections"] == 144 and listening["open_files"] == 400
+        assert open_sockets(service.process) <= 144 + 8
+        # Every slow connection is closed: given up to a newer one, or at its 10 s header deadline.
+        assert closed_within(slow, 10 + 8) == 600
+        assert time.monotonic() - started < 25
+    finally:
+        for client in slow:
+            client.close()
+    # A client trickling a byte of its headers every 0.3 s is closed at the deadline all the same.
+    trickler = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+    began = time.monotonic()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        for byte in b"POST /hooks/kobo/x HTTP/1.1\r\nHost: tip\r\nX-Slow: " + b"z" * 40:
+            trickler.sendall(bytes([byte]))
+            time.sleep(0.3)
+    assert closed_within([trickler], 5) == 1 and time.monotonic() - began < 10 + 8
+    trickler.close()
+    assert service.push(docs[1]).status_code == 200
+    assert service.stop()
+    lines = [json.loads(line) for line in service.log.read_text(encoding="utf-8").splitlines()]
+    events = [line["event"] for line in lines]
+    assert "loop_error" not in events, "accept() never ran out of files"
+    # 601 closed connections: 10 lines a minute, and how many were left out when it stopped.
+    shown = events.count("connection_closed")
+    (left_out,) = [line for line in lines if line["event"] == "repeats_left_out"]
+    assert shown <= 20 and left_out["kind"] == "connection_closed" and shown + left_out["count"] >= 601
+    assert str(docs[0]["_id"]) in service.stored() and str(docs[1]["_id"]) in service.stored()
+
+
+def test_a_body_that_does_not_arrive_is_408_and_a_refused_push_cannot_be_trickled(service: Service) -> None:
+    serve_lines(service, "body_timeout_seconds = 1\nheader_timeout_seconds = 2")
+    service.start()
+    service.wait_for(service.synced)
+    auth = base64.b64encode(f"{HOOK_USER}:{HOOK_PASSWORD}".encode()).decode()
+    head = (
+        f"POST /hooks/kobo/{service.kobo.asset_uid} HTTP/1.1\r\nHost: tip\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n"
+    )
+    # Headers whole, the body never: 408 a second later, and the connection closed.
+    client = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+    began = time.monotonic()
+    client.sendall(f"{head}Authorization: Basic {auth}\r\n\r\n{{".encode())
+    answer = b""
+    while chunk := client.recv(65536):
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - began < 5
+    client.close()
+    # Refused at once without credentials; trickling the body then holds the connection only
+    # until the header deadline (the rest of the body and the next request's headers).
+    client = socket.create_connection(("127.0.0.1", service.port), timeout=10)
+    client.sendall(f"{head}\r\n{{".encode())
+    assert client.recv(65536).startswith(b"HTTP/1.1 401")
+    began = time.monotonic()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        for _ in range(25):
+            client.sendall(b" ")
+            time.sleep(0.2)
+    assert closed_within([client], 3) == 1 and time.monotonic() - began < 2 + 4
+    client.close()
+    # A client that sends its whole body after a refusal keeps its connection for the next push.
+    with requests.Session() as session:
+        (doc,) = fresh(service.kobo, 1)
+        assert session.post(service.hook, json=doc, timeout=30).status_code == 401
+        assert session.post(service.hook, json=doc, auth=(HOOK_USER, HOOK_PASSWORD), timeout=30).ok
+    assert service.stop()
+
+
+def test_too_few_open_files_stop_the_start_in_one_sentence(service: Service) -> None:
+    service.open_files = 200
+    with pytest.raises(AssertionError) as stopped:
+        service.start()
+    assert "LimitNOFILE=8192" in str(stopped.value)
 
 
 def test_header_secret_instead_of_basic_auth(service: Service) -> None:

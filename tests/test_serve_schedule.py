@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
+import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,13 +145,9 @@ def test_fuzzed_pushes_never_stop_the_writer_and_the_report_still_renders(settin
     render_reports(settings, audiences=("internal",), as_of=AS_OF)
 
 
-def test_while_serving_every_kobo_tip_log_line_is_a_json_event() -> None:
-    import io
-    import json
-    import logging
-
-    from kobo_tip.serve.events import json_log_lines, log_event
-
+@contextlib.contextmanager
+def kobo_tip_log() -> Iterator[io.StringIO]:
+    """The kobo_tip logger's lines, in the command line's plain format, written to the given text."""
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -157,15 +156,67 @@ def test_while_serving_every_kobo_tip_log_line_is_a_json_event() -> None:
     level = base.level
     base.setLevel(logging.INFO)
     try:
-        with json_log_lines():
-            logging.getLogger("kobo_tip.probe").info("sync %s: %d of %d rows", "Kobo", 5, 10)
-            log_event(logging.INFO, "synced", new=5)
-        logging.getLogger("kobo_tip.probe").info("plain again")
+        yield out
     finally:
         base.removeHandler(handler)
         base.setLevel(level)
+
+
+def test_while_serving_every_kobo_tip_log_line_is_a_json_event() -> None:
+    import json
+
+    from kobo_tip.serve.events import RepeatLimit, json_log_lines, log_event
+
+    with kobo_tip_log() as out:
+        with json_log_lines(RepeatLimit()):
+            logging.getLogger("kobo_tip.probe").info("sync %s: %d of %d rows", "Kobo", 5, 10)
+            log_event(logging.INFO, "synced", new=5)
+        logging.getLogger("kobo_tip.probe").info("plain again")
     first, second, third = out.getvalue().splitlines()
     assert json.loads(first)["message"] == "sync Kobo: 5 of 10 rows"
     assert json.loads(first)["event"] == "log" and json.loads(first)["logger"] == "kobo_tip.probe"
     assert json.loads(second)["event"] == "synced" and json.loads(second)["new"] == 5
     assert third == "plain again", "the command line's own format is back"
+
+
+def test_a_flood_of_loop_errors_writes_a_few_json_lines_and_their_count() -> None:
+    """asyncio's accept() out of files, as it happened: thousands of errors a second (600,000 in
+    45 s), each with a traceback, from the event loop and from uvicorn's logger. While serving, ten
+    JSON lines a kind a window, no traceback, and the count of the rest."""
+    import asyncio
+    import errno
+    import json
+
+    from kobo_tip.serve.events import RepeatLimit, json_log_lines, loop_error
+
+    limit = RepeatLimit(shown=10, window=3.0)
+    error = OSError(errno.EMFILE, "Too many open files")
+
+    async def flood() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(loop_error)
+        for _ in range(2_000):
+            context = {"message": "socket.accept() out of system resource", "exception": error}
+            loop.call_exception_handler(context)
+        try:
+            raise RuntimeError("/home/someone/secret/path.py")
+        except RuntimeError as exc:
+            for _ in range(500):
+                logging.getLogger("uvicorn.error").error("Exception in ASGI application", exc_info=exc)
+
+    with kobo_tip_log() as out, json_log_lines(limit):
+        asyncio.run(flood())
+        time.sleep(3.1)  # a new window: the next line says how many of its kind were left out
+        asyncio.run(flood())
+        limit.report()
+    text = out.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]  # every line JSON
+    assert "Traceback" not in text and "/home/someone" not in text
+    loop_lines = [line for line in lines if line["event"] == "loop_error"]
+    assert len(loop_lines) == 20 and loop_lines[0]["errno"] == errno.EMFILE
+    assert loop_lines[10]["repeats_left_out"] == 2_000 - 10
+    uvicorn_lines = [line for line in lines if line["event"] == "log" and line["logger"] == "uvicorn.error"]
+    assert len(uvicorn_lines) == 20 and uvicorn_lines[0]["message"] == "Exception in ASGI application"
+    left = {line["kind"]: line["count"] for line in lines if line["event"] == "repeats_left_out"}
+    assert left == {"loop_error": 2_000 - 10, "Exception in ASGI application": 500 - 10}
+    assert len(lines) == 42

@@ -415,6 +415,31 @@ def test_releases_come_back_oldest_first_and_internal_keeps_the_last_few(store: 
     assert [r.last_run for r in kept] == [3, 4, 5, 6, 7]
 
 
+def test_a_cut_release_history_is_found_refused_and_stays_visible_in_a_copy(
+    store: Store, tmp_path: Path
+) -> None:
+    from kobo_tip.store.copy import copy_store
+
+    cells = {"indicator": ["identified"], "value": [3], "published": ["<5"]}
+    for through in ("2026-03-31", "2026-06-30", "2026-09-30"):
+        store.save_release("donor", k=5, through=through, last_run=1, cells=cells)
+    store.save_release("public", k=10, through="2026-09-30", last_run=1, cells=cells)
+    for run in range(7):
+        store.save_release("internal", k=0, through="2026-09-30", last_run=run, cells=cells)
+    assert store.lost_releases() == {}, "pruned internal renders are no loss"
+    # Removed behind kobo-tip's back (a SQLite file edited, PostgreSQL's owner), the newest first.
+    newest = max(r.id for r in store.releases("donor"))
+    with store._transaction():
+        store._db.execute("DELETE FROM releases WHERE id = ?", (newest,))
+    assert store.lost_releases() == {"donor": (3, 2)}
+    with pytest.raises(StoreError, match=r"donor release history of .* was cut: 3 outside release\(s\) "):
+        store.releases("donor")
+    assert len(store.releases("public")) == 1 and len(store.releases("internal")) == 5
+    with Store.open(tmp_path / "copy.sqlite") as copied:
+        copy_store(store, copied)
+        assert copied.lost_releases() == {"donor": (3, 2)}, "the copy says what the original lost"
+
+
 def test_a_version_2_store_is_refused_until_migrated_and_loses_its_publications(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     version_2_store(path)

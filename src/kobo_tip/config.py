@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pycountry
 
@@ -178,6 +178,10 @@ class ServeSettings:
     render_delay_seconds: float = 1.0  # after a change, wait this long for more before rendering
     max_body_kb: int = 1024  # a pushed submission larger than this is refused (413)
     queue_limit: int = 1000  # pushes waiting for the store; beyond it the receiver answers 503
+    max_connections: int = 512  # at most; lowered to fit the open-file limit (LimitNOFILE)
+    header_timeout_seconds: float = 10.0  # a request's headers must arrive within this
+    body_timeout_seconds: float = 30.0  # and its body within this after them (else 408)
+    keep_alive_seconds: int = 5  # an idle connection is closed after this
     hook_auth: str = "basic"  # basic | header: how Kobo's REST Service authenticates
     hook_username_env: str = "KOBO_TIP_HOOK_USERNAME"
     hook_password_env: str = "KOBO_TIP_HOOK_PASSWORD"
@@ -748,20 +752,56 @@ def _targets(r: _Reader) -> TargetSettings:
     )
 
 
+# libpq's connection keywords that carry a password or say where to read one: a URL may give any
+# of them in its user part or its query (percent-encoded or not).
+_PASSWORD_KEYWORDS = ("password", "passfile", "sslpassword")
+
+
 def check_store_location(url: str, schema: str) -> None:
     """A PostgreSQL store's ``postgresql://`` URL, without a password (it comes from the environment
     or libpq's own files), and its schema name; anything else is a ConfigError naming the key."""
     if not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("[store] url must be a postgresql:// URL (a SQLite store is [store] path).")
-    if urlsplit(url).password:
+    given = _password_keywords(url)
+    if given:
         raise ConfigError(
-            "[store] url holds a password: remove it and name the environment variable that holds it "
-            "in [store] password_env (or use PGPASSWORD or ~/.pgpass); a password never goes in the file."
+            f"[store] url holds a password ({' and '.join(given)}): remove it and name the environment "
+            "variable that holds the password in [store] password_env (or use PGPASSWORD or ~/.pgpass); "
+            "a password never goes in the file or on the command line."
         )
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
         raise ConfigError(
             f"[store] schema {schema!r} must be lower-case letters, digits and '_' (at most 63)."
         )
+    if schema.startswith("pg_"):
+        raise ConfigError(
+            f"[store] schema {schema!r} starts with 'pg_', which PostgreSQL keeps for its own schemas: "
+            "choose another name."
+        )
+
+
+def _password_keywords(url: str) -> list[str]:
+    """The password keywords ``url`` gives, as libpq itself reads the URL (a user:password@ part is
+    its ``password``); an URL libpq cannot read is refused by the connection, with its reason."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        given = conninfo_to_dict(url)
+    except Exception:  # psycopg.ProgrammingError: said when connecting, without the URL's secrets
+        # Read loosely then: any user:password@ or password keyword in the query still counts.
+        parts = urlsplit(url)
+        keys = {key.lower() for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        return [
+            k for k in _PASSWORD_KEYWORDS if k in keys or (k == "password" and parts.password is not None)
+        ]
+    return [keyword for keyword in _PASSWORD_KEYWORDS if given.get(keyword) is not None]
+
+
+def _seconds(r: _Reader, key: str, default: float) -> float:
+    value = r.get(key, (int, float), default, expected="seconds")
+    if not 0.1 <= value <= 600:
+        raise r.fail(key, "a number of seconds from 0.1 to 600")
+    return float(value)
 
 
 def _serve(r: _Reader) -> ServeSettings:
@@ -782,6 +822,10 @@ def _serve(r: _Reader) -> ServeSettings:
         render_delay_seconds=float(delay),
         max_body_kb=r.integer("max_body_kb", default.max_body_kb, low=1, high=64 * 1024),
         queue_limit=r.integer("queue_limit", default.queue_limit, low=1, high=100_000),
+        max_connections=r.integer("max_connections", default.max_connections, low=16, high=1_000_000),
+        header_timeout_seconds=_seconds(r, "header_timeout_seconds", default.header_timeout_seconds),
+        body_timeout_seconds=_seconds(r, "body_timeout_seconds", default.body_timeout_seconds),
+        keep_alive_seconds=r.integer("keep_alive_seconds", default.keep_alive_seconds, low=1, high=300),
         hook_auth=hook_auth,
         hook_username_env=r.text("hook_username_env", default.hook_username_env),
         hook_password_env=r.text("hook_password_env", default.hook_password_env),

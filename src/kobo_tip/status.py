@@ -13,6 +13,7 @@ from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError
 from kobo_tip.http import safe_url
 from kobo_tip.store import PROGRAMME_MEMBER, RunInfo, open_store
+from kobo_tip.store.runlog import lost_history
 
 if TYPE_CHECKING:
     from kobo_tip.sources.kobo import Hook, HookFailure
@@ -52,6 +53,7 @@ def _store_lines(settings: Settings) -> list[str]:
         last_push, pushes = store.pushes()
         programme = store.meta_value(PROGRAMME_MEMBER)
         checked, accepted = readability.recorded(store), readability.accepted(store)
+        lost = store.lost_releases()
     lines.append(f"store {counts.path}")
     lines.append(f"  submissions: {counts.submissions} (deleted on the server: {counts.deleted})")
     if counts.by_review_status:
@@ -66,6 +68,7 @@ def _store_lines(settings: Settings) -> list[str]:
     if programme:
         lines.append(f"  outside releases: with its programme (kobo-tip report --programme -c {programme})")
     lines.extend(_readability_lines(settings, checked, accepted))
+    lines.extend(f"  RELEASES MISSING: {lost_history(counts.path, a, *n)}" for a, n in lost.items())
     lines.append(f"last {len(runs)} sync(s), newest first:" if runs else "no sync yet")
     lines.extend("  " + _run_line(run) for run in runs)
     return lines
@@ -95,7 +98,7 @@ def _readability_lines(
 def hook_lines(settings: Settings) -> list[str]:
     """The asset's kobo-tip REST Service(s): endpoint, counts and last failures; or one line saying
     why they could not be read. Without the token in the environment nothing is asked."""
-    from kobo_tip.sources.kobo import HOOK_NAME, HOOK_PATH, KoboSource
+    from kobo_tip.sources.kobo import HOOK_NAME, HOOK_PATH, KoboSource, blank_credentials, hook_secrets
 
     source = dataclasses.replace(
         KoboSource.from_settings(settings), retries=_HOOK_RETRIES, timeout=_HOOK_TIMEOUT
@@ -111,9 +114,14 @@ def hook_lines(settings: Settings) -> list[str]:
         ]
         # Kobo recounts on every log it writes: a hook with no failure counted has none to read.
         failed = [hook for hook in ours if hook.failed_count]
-        failures = {hook.uid: source.hook_failures(hook, _FAILURES_SHOWN) for hook in failed}
+        secrets = hook_secrets(settings.serve)
+        failures = {
+            hook.uid: source.hook_failures(hook, _FAILURES_SHOWN, [*secrets, *hook.secrets])
+            for hook in failed
+        }
     except KoboTipError as exc:
-        return [f"Kobo REST Service: could not be read: {_one_line(str(exc), 300)}"]
+        reason = blank_credentials(str(exc), hook_secrets(settings.serve))
+        return [f"Kobo REST Service: could not be read: {_one_line(reason, 300)}"]
     if not ours:
         return [
             f"Kobo REST Service: none pushes to kobo-tip on asset {source.asset_uid} "

@@ -9,6 +9,7 @@ due is written.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -22,7 +23,8 @@ from starlette.applications import Starlette
 
 from kobo_tip.config import Settings
 from kobo_tip.serve.app import make_app
-from kobo_tip.serve.events import json_log_lines, log_event
+from kobo_tip.serve.events import RepeatLimit, json_log_lines, log_event, loop_error
+from kobo_tip.serve.guard import ConnectionLimits, connection_limit, open_file_limit, uvicorn_bounds
 from kobo_tip.serve.intake import Intake
 from kobo_tip.serve.schedule import Poller, Renderer
 from kobo_tip.store import open_store, utc_stamp
@@ -66,8 +68,9 @@ class Service:
         }
 
 
-def build_service(settings: Settings) -> Service:
-    """Check the secrets and the store, and assemble the service (nothing started yet)."""
+def build_service(settings: Settings, repeats: RepeatLimit | None = None) -> Service:
+    """Check the secrets and the store, and assemble the service (nothing started yet); the lines
+    ``repeats`` left out are reported as it stops."""
     secret = settings.secret()
     credentials = settings.serve.credentials()
     status_token = settings.serve.status_token()
@@ -85,6 +88,7 @@ def build_service(settings: Settings) -> Service:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         service.started = utc_stamp()
+        asyncio.get_running_loop().set_exception_handler(loop_error)
         intake.start()
         renderer.start()
         poller.start()
@@ -96,6 +100,8 @@ def build_service(settings: Settings) -> Service:
             intake.close()  # every push answered or queued is committed
             poller.join(SHUTDOWN_SECONDS)
             renderer.close()
+            if repeats is not None:
+                repeats.report()
             log_event(logging.INFO, "stopped")
 
     asset_uid = settings.source.asset_uid if settings.source.kind == "kobo" else ""
@@ -105,6 +111,7 @@ def build_service(settings: Settings) -> Service:
         status_token=status_token,
         intake=intake,
         max_body=settings.serve.max_body_kb * 1024,
+        body_seconds=settings.serve.body_timeout_seconds,
         status=service.status,
         lifespan=lifespan,
     )
@@ -113,8 +120,14 @@ def build_service(settings: Settings) -> Service:
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """Run the service until SIGTERM or SIGINT; one per store."""
-    service = build_service(settings)
-    with open_store(settings) as store, store.lock_for_serve(), json_log_lines():
+    files = open_file_limit()
+    limits = ConnectionLimits(
+        max_connections=connection_limit(settings.serve.max_connections, files),
+        header_seconds=settings.serve.header_timeout_seconds,
+    )
+    repeats = RepeatLimit()
+    service = build_service(settings, repeats)
+    with open_store(settings) as store, store.lock_for_serve(), json_log_lines(repeats):
         config = uvicorn.Config(
             service.app,
             host=host or settings.serve.host,
@@ -123,6 +136,14 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
             access_log=False,  # the receiver logs each refusal itself, without the request's secrets
             timeout_graceful_shutdown=SHUTDOWN_SECONDS,
             server_header=False,
+            **uvicorn_bounds(limits, settings.serve.keep_alive_seconds),
         )
-        log_event(logging.INFO, "listening", host=config.host, port=config.port)
+        log_event(
+            logging.INFO,
+            "listening",
+            host=config.host,
+            port=config.port,
+            max_connections=limits.max_connections,
+            open_files=files,
+        )
         uvicorn.Server(config).run()

@@ -56,17 +56,23 @@ def status_allowed(request: Request, token: str) -> bool:
     return scheme.lower() == "bearer" and _same(given, token)
 
 
-async def _body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it passes ``limit`` bytes (whatever Content-Length said)."""
+class _TooLarge(Exception):
+    """The body passed the limit."""
+
+
+async def _body(request: Request, limit: int, seconds: float) -> bytes:
+    """The body; ``_TooLarge`` as soon as it passes ``limit`` bytes (whatever Content-Length said),
+    ``TimeoutError`` when it has not all arrived ``seconds`` after the headers."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        return None
+        raise _TooLarge
     parts, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        parts.append(chunk)
+    async with asyncio.timeout(seconds):
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            parts.append(chunk)
     return b"".join(parts)
 
 
@@ -77,6 +83,7 @@ def make_app(
     status_token: str,
     intake: Intake,
     max_body: int,
+    body_seconds: float,
     status: Callable[[], dict[str, Any]],
     lifespan: Any = None,
 ) -> Starlette:
@@ -92,10 +99,14 @@ def make_app(
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in JSON_TYPES:
             return _answer(415, "Send the submission as JSON (the REST Service's JSON type).")
-        body = await _body(request, max_body)
-        if body is None:
+        try:
+            body = await _body(request, max_body, body_seconds)
+        except _TooLarge:
             log_event(logging.WARNING, "push_refused", status=413, client=_client(request))
             return _answer(413, f"A submission is at most {max_body // 1024} KB here.")
+        except TimeoutError:
+            log_event(logging.WARNING, "push_refused", status=408, client=_client(request))
+            return _answer(408, "The body did not arrive in time.", Connection="close")
         try:
             raw = read_push(body, asset_uid)
             future = intake.submit(raw)
@@ -124,7 +135,13 @@ def make_app(
             return _answer(401, "Authentication required.", **{"WWW-Authenticate": "Bearer"})
         return JSONResponse(status())
 
+    async def failed(request: Request, exc: Exception) -> Response:
+        # Its type only: the message or a traceback may quote the request or local paths.
+        log_event(logging.ERROR, "request_failed", error=type(exc).__name__)
+        return _answer(500, "kobo-tip could not handle this request.")
+
     return Starlette(
+        exception_handlers={Exception: failed},
         routes=[
             Route("/hooks/kobo/{asset_uid}", receive_push, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

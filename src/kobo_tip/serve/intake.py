@@ -79,7 +79,9 @@ def read_push(body: bytes, asset_uid: str) -> RawSubmission:
     try:
         return raw_submission(data)
     except SourceError:
-        raise PushRefused("The submission lacks a valid _id or _uuid.", 422) from None
+        raise PushRefused(
+            "The submission lacks a valid _id (a whole number, as JSON or decimal text) or _uuid.", 422
+        ) from None
 
 
 @dataclass

@@ -10,19 +10,22 @@ its password or header token) come back in every hook object the server sends.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ipaddress
 import itertools
 import json
 import logging
 import operator
+import os
 import queue
+import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 
@@ -34,7 +37,7 @@ from kobo_tip.http import ServerTimeout, get_json, new_session, request
 from kobo_tip.sources.base import Batch, DeployResult, FormFiles, RawSubmission, SyncState
 
 if TYPE_CHECKING:
-    from kobo_tip.config import HookCredentials, Settings
+    from kobo_tip.config import HookCredentials, ServeSettings, Settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -68,6 +71,9 @@ class Hook:
     success_count: int
     failed_count: int
     pending_count: int
+    # The password and header values of its settings, in their quoted forms: kept only to blank
+    # them out of the hook's failure messages, never shown.
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ def review_status(row: Mapping[str, Any]) -> str:
 def raw_submission(row: dict[str, Any]) -> RawSubmission:
     """A data-endpoint row as the sync needs it; the row itself is kept exactly as sent."""
     try:
-        submission_id = str(int(row["_id"]))
+        submission_id = str(kobo_id(row["_id"]))
         version_id = str(row["_uuid"])
     except (KeyError, TypeError, ValueError):
         raise SourceError(
@@ -442,15 +448,17 @@ class KoboSource:
             # The same class (a timeout stays a ServerTimeout), the words without the secrets.
             raise type(exc)(message, status=exc.status, url=exc.url, detail=detail) from None
 
-    def hook_failures(self, hook: Hook, limit: int = 5) -> list[HookFailure]:
-        """The ``limit`` newest failed pushes of ``hook`` (one log per hook and submission)."""
+    def hook_failures(self, hook: Hook, limit: int = 5, secrets: Sequence[str] = ()) -> list[HookFailure]:
+        """The ``limit`` newest failed pushes of ``hook`` (one log per hook and submission), their
+        messages with ``secrets`` and anything shaped like a credential blanked out: a message
+        quotes the receiver's answer, or an error naming the endpoint with its password."""
         # KPI orders logs newest first (-date_created) and pages them by start/limit: one page.
         url = self._hooks_url(hook.uid, "logs") + f"?status={HOOK_LOG_FAILED}&limit={int(limit)}"
         page = get_json(self.session, url, what=f"the REST Service logs of {self._what()}")
         results = page.get("results") if isinstance(page, dict) else None
         if not isinstance(results, list):
             raise SourceError(f"The REST Service logs of {self._what()} are not a paged list.")
-        failures = [_hook_failure(item) for item in results if isinstance(item, dict)]
+        failures = [_hook_failure(item, secrets) for item in results if isinstance(item, dict)]
         # A retry moves date_modified on: the newest attempt first, whatever order the server kept.
         failures.sort(key=lambda failure: failure.date_modified, reverse=True)
         return failures[:limit]
@@ -613,8 +621,14 @@ def _count(value: Any) -> int:
 
 
 def _hook(item: Mapping[str, Any]) -> Hook:
-    """A hook object of the API; its ``settings`` are left behind."""
+    """A hook object of the API; of its ``settings``, only the secrets to blank out."""
+    settings = item.get("settings")
+    settings = settings if isinstance(settings, dict) else {}
+    headers = settings.get("custom_headers")
+    tokens = [str(value) for value in headers.values()] if isinstance(headers, dict) else []
+    username, password = str(settings.get("username") or ""), str(settings.get("password") or "")
     return Hook(
+        secrets=tuple(secret_forms(username, password, tokens)),
         uid=str(item.get("uid") or ""),
         name=str(item.get("name") or ""),
         endpoint=str(item.get("endpoint") or ""),
@@ -626,22 +640,71 @@ def _hook(item: Mapping[str, Any]) -> Hook:
     )
 
 
-def _hook_failure(item: Mapping[str, Any]) -> HookFailure:
+def _hook_failure(item: Mapping[str, Any], secrets: Sequence[str]) -> HookFailure:
     code = item.get("status_code")
     return HookFailure(
         submission_id=str(item.get("submission_id") or ""),
         status_code=code if type(code) is int else None,
-        message=str(item.get("message") or ""),
+        message=blank_credentials(str(item.get("message") or ""), secrets),
         date_modified=str(item.get("date_modified") or ""),
         tries=_count(item.get("tries")),
     )
 
 
-def _blank(text: str, secrets: list[str]) -> str:
+def _blank(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+# Credentials by their shape, whoever's they are: a URL's user:password@, an Authorization value,
+# a password= or "token": field.
+_CREDENTIAL_SHAPES = (
+    (re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@"), r"\1:***@"),
+    # A value after an auth scheme: 8 characters or more with a digit or a base64 sign, or 24 or
+    # more ("Basic authentication required" keeps its words).
+    (
+        re.compile(
+            r"(?i)\b(basic|bearer|token|digest)(\s+)"
+            r"(?:(?=[\w+/=.~-]*[0-9+/=])[\w+/=.~-]{8,}|[\w+/=.~-]{24,})"
+        ),
+        r"\1\2***",
+    ),
+    (
+        re.compile(
+            r"(?i)([\"']?\b(?:password|passwd|pwd|token|secret|api_?key)[\"']?\s*[:=]\s*[\"']?)[^\"'\s,;&}]+"
+        ),
+        r"\1***",
+    ),
+)
+
+
+def blank_credentials(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with each of ``secrets`` and anything shaped like a credential as ``***``."""
+    text = _blank(text, sorted(secrets, key=len, reverse=True))
+    for shape, replacement in _CREDENTIAL_SHAPES:
+        text = shape.sub(replacement, text)
+    return text
+
+
+def hook_secrets(serve: ServeSettings) -> list[str]:
+    """The hook's password and header token from the environment (those set), in every form a
+    receiver or a proxy may quote them in (``secret_forms``)."""
+    return secret_forms(
+        os.environ.get(serve.hook_username_env, ""),
+        os.environ.get(serve.hook_password_env, ""),
+        [os.environ.get(serve.hook_header_env, "")],
+    )
+
+
+def secret_forms(username: str, password: str, tokens: Sequence[str]) -> list[str]:
+    """A password and tokens as set, URL-encoded, and the password in basic auth's base64."""
+    values = [value for value in (password, *tokens) if value]
+    forms = [form for value in values for form in (value, quote(value, safe=""), quote_plus(value))]
+    if password:
+        forms.append(base64.b64encode(f"{username}:{password}".encode()).decode("ascii"))
+    return sorted(set(forms), key=len, reverse=True)
 
 
 class _ReadAhead(Generic[T]):
@@ -696,21 +759,43 @@ def _json_object(response: requests.Response) -> dict[str, Any]:
 
 
 def _row_ids(rows: list[Any]) -> list[int]:
-    """The ``_id`` of each row, read in C; the first row without one raises the SourceError."""
+    """The ``_id`` of each row, read in C; the first row without a valid one raises the SourceError."""
     try:
-        return list(map(int, map(_ID, rows)))
-    except (KeyError, TypeError, ValueError):
+        ids = list(map(_ID, rows))
+    except (KeyError, TypeError):
         return [_row_id(row) for row in rows]
+    # The common case checked in C: every id an int (not a bool, a subclass) within range.
+    if ids and set(map(type, ids)) == {int} and min(ids) >= 1 and max(ids) <= MAX_KOBO_ID:
+        return ids
+    return [_row_id(row) for row in rows]
 
 
 _ID = operator.itemgetter("_id")
+MAX_KOBO_ID = 2**63 - 1  # a PostgreSQL bigint, as kpi's own primary keys are
+_DECIMAL = re.compile(r"[1-9][0-9]{0,18}")  # ASCII digits, no leading zero: one text per id
+
+
+def kobo_id(value: Any) -> int:
+    """A submission's ``_id``: a JSON integer from 1 to 2**63 - 1, or that integer's ASCII decimal
+    text; anything else (a bool, a float, Infinity, Arabic-Indic or full-width digits) is a
+    ValueError. ``int()`` alone would take ``true`` as 1, ``3.9`` as 3 and ``"١٢"`` as 12, and so
+    lay a hostile submission over another's row."""
+    if type(value) is int:
+        number = value
+    elif type(value) is str and _DECIMAL.fullmatch(value):
+        number = int(value)
+    else:
+        raise ValueError("not a submission _id")
+    if not 1 <= number <= MAX_KOBO_ID:
+        raise ValueError("a submission _id out of range")
+    return number
 
 
 def _row_id(row: Mapping[str, Any]) -> int:
     try:
-        return int(row["_id"])
+        return kobo_id(row["_id"])
     except (KeyError, TypeError, ValueError):
         raise SourceError(
-            "A row from the Kobo data endpoint has no integer _id: the server is not a KoboToolbox "
-            "data endpoint, or the [source] url is wrong."
+            "A row from the Kobo data endpoint has no valid _id (a whole number from 1 to 2**63 - 1): "
+            "the server is not a KoboToolbox data endpoint, or the [source] url is wrong."
         ) from None

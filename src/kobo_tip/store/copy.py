@@ -25,7 +25,12 @@ TABLES = {
     "ledger_quarters": "indicator, quarter",
     "ledger_cells": "indicator, quarter, dimension, category",
     "ledger_persons": "indicator, person_key",
+    # After releases, whose copy the target's trigger counted: the source's marks replace the count
+    # (a history cut before the copy stays visible in the copy).
+    "release_marks": "audience",
 }
+# meta keys each store keeps its own of: the schema's version, a PostgreSQL project's lock key.
+OWN_META = ("schema_version", "lock_key")
 _BATCH = 5_000
 
 
@@ -43,9 +48,16 @@ def copy_store(source: Store, target: Store) -> list[TableCheck]:
         raise StoreError(f"{target.path} already holds a store: copy only into an empty one.")
     with source._reading(), target._transaction():
         for table, order in TABLES.items():
-            if table == "meta":  # the target has its own schema_version; the rest (the secret's mark) moves
-                rows = [r for r in _rows(source, table, order) if r[0] != "schema_version"]
+            if table == "meta":  # the target has its own OWN_META; the rest (the secret's mark) moves
+                rows = [r for r in _rows(source, table, order) if r[0] not in OWN_META]
                 target._db.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", rows)
+                continue
+            if table == "release_marks":
+                target._db.executemany(
+                    "INSERT INTO release_marks (audience, released) VALUES (?, ?) "
+                    "ON CONFLICT (audience) DO UPDATE SET released = excluded.released",
+                    list(_rows(source, table, order)),
+                )
                 continue
             columns = _columns(source, table)
             insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
@@ -75,7 +87,7 @@ def checks(store: Store) -> list[TableCheck]:
         for table, order in TABLES.items():
             digest, count = hashlib.sha256(), 0
             for row in _rows(store, table, order):
-                if table == "meta" and row[0] == "schema_version":
+                if table == "meta" and row[0] in OWN_META:
                     continue
                 if table == "answer_values":
                     row = (*row[:2], store._answer_value(row[2]))

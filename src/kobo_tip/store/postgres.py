@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -25,13 +26,21 @@ from kobo_tip.config import check_store_location
 from kobo_tip.errors import StoreError
 from kobo_tip.store.base import told
 from kobo_tip.store.interface import Store
-from kobo_tip.store.schema import ANSWER_COLUMNS, MIGRATIONS, SCHEMA, SCHEMA_VERSION, TABLE_TEXTS
+from kobo_tip.store.schema import (
+    ANSWER_COLUMNS,
+    MIGRATIONS,
+    RELEASE_MARKS_AT,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TABLE_TEXTS,
+)
 
 _LOCK_WAIT = {"sync": 5.0, "report": 300.0, "serve": 0.0}
 _LOCKS = {"write": 1, "sync": 2, "report": 3, "serve": 4}  # the second key of each advisory lock
 _READ_ROWS = 200_000
 _WRITE_WAIT_MS = 30_000
 _UNIT = "\x1f"
+LOCK_KEY = "lock_key"  # the meta key of the project's random advisory-lock key
 _TEXT, _JSON = b"s", b"j"  # the first byte of a saved answer: a string, or the JSON of anything else
 
 
@@ -41,6 +50,50 @@ _COPY_SUBMISSIONS = (
     + ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
     + ") FROM STDIN"
 )
+
+
+LEDGER_TABLES = ("ledger_quarters", "ledger_cells", "ledger_persons")
+
+
+def release_guard(schema: str) -> list[sql.Composed]:
+    """What keeps the release history whole against every role but the schema's owner (each
+    statement whole: a function body holds ';'):
+
+    * row policies on ``releases``: any role with the grants reads and records releases, but may
+      delete only internal renders (k = 0, which kobo-tip prunes itself) and update none; an
+      outside release, which the disclosure audit of every later report needs, stays;
+    * a trigger, run with the owner's rights, counting each outside release recorded into
+      ``release_marks``, which other roles may only read (a count no reporting role can lower, so
+      a history cut by the owner's hand, or by one made before these policies, shows);
+    * row policies on the as-reported ledger: read and added to, never changed or removed, so no
+      role can unfreeze a quarter released outside.
+    """
+    name = sql.Identifier(schema)
+    statements = [
+        "CREATE FUNCTION count_outside_release() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+        "SET search_path = {schema}, pg_temp AS $$ BEGIN "
+        "IF NEW.k > 0 THEN INSERT INTO release_marks (audience, released) VALUES (NEW.audience, 1) "
+        "ON CONFLICT (audience) DO UPDATE SET released = release_marks.released + 1; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER count_outside_release AFTER INSERT ON releases "
+        "FOR EACH ROW EXECUTE FUNCTION count_outside_release()",
+        "ALTER TABLE releases ENABLE ROW LEVEL SECURITY",
+        "CREATE POLICY releases_read ON releases FOR SELECT USING (true)",
+        "CREATE POLICY releases_recorded ON releases FOR INSERT WITH CHECK (true)",
+        "CREATE POLICY internal_renders_pruned ON releases FOR DELETE USING (k = 0)",
+        "ALTER TABLE release_marks ENABLE ROW LEVEL SECURITY",
+        "CREATE POLICY release_marks_read ON release_marks FOR SELECT USING (true)",
+        *(
+            statement
+            for table in LEDGER_TABLES
+            for statement in (
+                f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+                f"CREATE POLICY {table}_read ON {table} FOR SELECT USING (true)",
+                f"CREATE POLICY {table}_recorded ON {table} FOR INSERT WITH CHECK (true)",
+            )
+        ),
+    ]
+    return [sql.SQL(statement).format(schema=name) for statement in statements]
 
 
 def ddl(statements: str) -> str:
@@ -90,7 +143,9 @@ class PostgresStore(Store):
         self.path = f"postgresql://{host.hostname or ''}{host.path} schema {schema}"
         self.url, self.schema = url, schema
         self._db = _Connection(connection)
-        self._lock_class = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:4], "big", signed=True)
+        # Until the project's own key is read (_prepare): the schema's name alone, which only a
+        # store being made uses (whoever holds it can delay no more than that).
+        self._lock_class = _lock_class(schema, "")
 
     @classmethod
     def connect(
@@ -137,6 +192,7 @@ class PostgresStore(Store):
                     for statement in ddl(SCHEMA).split(";"):
                         if statement.strip():
                             self._db.execute(statement)
+                    self._guard_releases()
                     self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         usable = self._db.raw.execute("SELECT has_schema_privilege(%s, 'USAGE')", (self.schema,)).fetchone()
         if not (usable and usable[0]):
@@ -150,7 +206,10 @@ class PostgresStore(Store):
         version = self.schema_version()
         if migrate and version < SCHEMA_VERSION:
             self._migrate(version)
-        elif version != SCHEMA_VERSION:
+            version = SCHEMA_VERSION
+        if version == SCHEMA_VERSION:
+            self._lock_class = _lock_class(self.schema, self._lock_key())
+        else:
             raise StoreError(
                 f"The store {self.path} has schema version {version}, this kobo-tip reads version "
                 f"{SCHEMA_VERSION}: "
@@ -177,11 +236,32 @@ class PostgresStore(Store):
         """Each migration after ``version`` in one transaction. A PostgreSQL store is made at
         version 4 at the earliest: the steps before it were SQLite's."""
         for target in range(max(version, 4) + 1, SCHEMA_VERSION + 1):
+            if target not in MIGRATIONS:
+                continue  # another branch's step, not in this one
             with self._transaction():
                 for statement in ddl(MIGRATIONS[target]).split(";"):
                     if statement.strip():
                         self._db.execute(statement)
+                if target == RELEASE_MARKS_AT:
+                    self._guard_releases()
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(target),))
+
+    def _guard_releases(self) -> None:
+        """The release guard and the project's random lock key (a store made or migrated to 6)."""
+        for statement in release_guard(self.schema):
+            self._db.raw.execute(statement)
+        self._db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (LOCK_KEY, secrets.token_hex(32))
+        )
+
+    def _lock_key(self) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (LOCK_KEY,)).fetchone()
+        if row is None:
+            raise StoreError(
+                f"The store {self.path} has no lock key (its schema version was set by hand): run "
+                "'kobo-tip store migrate' as its owner."
+            )
+        return str(row[0])
 
     def close(self) -> None:
         self._db.raw.close()
@@ -344,6 +424,12 @@ class PostgresStore(Store):
             codes={field: matrix[:, index] for index, field in enumerate(ANSWER_COLUMNS)},
             values=values,
         )
+
+
+def _lock_class(schema: str, key: str) -> int:
+    """The first key of the project's advisory locks: from its random ``key``, which only roles
+    that can read the project's schema know, so no other project's role can take its locks."""
+    return int.from_bytes(hashlib.sha256(f"{schema}\x00{key}".encode()).digest()[:4], "big", signed=True)
 
 
 def _first_line(exc: BaseException) -> str:

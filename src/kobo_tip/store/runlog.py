@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from kobo_tip.errors import StoreError
 from kobo_tip.store.base import _LAST_PUSH, _PUSHES, told
 from kobo_tip.store.ledger import LedgerStore
 from kobo_tip.store.records import LedgerRows, RunInfo, StoredRelease, utc_stamp
@@ -118,8 +119,24 @@ class RunLog(LedgerStore):
         return stamp
 
     @told
+    def lost_releases(self) -> dict[str, tuple[int, int]]:
+        """Audience -> (outside releases ever recorded, those the store still holds), for each
+        audience whose release history has lost some: what the disclosure audit reads is short."""
+        rows = self._db.execute(
+            "SELECT m.audience, m.released, "
+            "(SELECT count(*) FROM releases r WHERE r.audience = m.audience AND r.k > 0) "
+            "FROM release_marks m ORDER BY m.audience"
+        ).fetchall()
+        return {audience: (int(ever), int(held)) for audience, ever, held in rows if held < ever}
+
+    @told
     def releases(self, audience: str, *, last: bool = False) -> list[StoredRelease]:
-        """``audience``'s releases, oldest first (``last``: the newest only)."""
+        """``audience``'s releases, oldest first (``last``: the newest only). A StoreError when
+        outside releases of ``audience`` were removed: an audit against what is left would let the
+        next report undo the suppression of what was published."""
+        lost = self.lost_releases().get(audience)
+        if lost is not None:
+            raise StoreError(lost_history(self.path, audience, *lost))
         query = (
             "SELECT id, audience, released_at, k, through, last_run, cells FROM releases WHERE audience = ?"
         )
@@ -129,3 +146,13 @@ class RunLog(LedgerStore):
             StoredRelease(id_, name, at, k, through, last_run, orjson.loads(zlib.decompress(cells)))
             for id_, name, at, k, through, last_run, cells in rows
         ]
+
+
+def lost_history(path: object, audience: str, ever: int, held: int) -> str:
+    """The sentence saying that ``audience``'s release history in the store at ``path`` was cut."""
+    return (
+        f"The {audience} release history of {path} was cut: {ever} outside release(s) were recorded, "
+        f"{held} are left, so a report audited against it could undo the suppression of what was "
+        "published; restore the releases table from a backup (or 'kobo-tip store copy' of one) "
+        "before releasing to this audience again."
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kobo_tip import indicator as ind
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The answers counting reads, one column each: the code of the answer in answer_values.
 ANSWER_COLUMNS = ind.COUNTED_FIELDS
@@ -96,6 +96,10 @@ CREATE TABLE ledger_persons (
     categories TEXT NOT NULL,
     PRIMARY KEY (indicator, person_key)
 );
+-- How many outside releases (k > 0) of each audience were ever recorded, counted by a trigger
+-- (RELEASE_MARKS_SQLITE, or postgres' own) that no role but the owner can undo: fewer releases
+-- than this means the history the audit reads has lost some (status says so, a report refuses).
+CREATE TABLE release_marks (audience TEXT PRIMARY KEY, released INTEGER NOT NULL);
 """
 # Each step takes a store from the version before it to the next (``kobo-tip store migrate``).
 MIGRATIONS: dict[int, str] = {
@@ -109,8 +113,24 @@ MIGRATIONS: dict[int, str] = {
     4: "ALTER TABLE runs ADD COLUMN retries TEXT",
     # 4 -> 5: the as-reported ledger. A store with outside releases starts it from them at its next
     # outside release (``kobo_tip.ledger``): the release cells are compressed, beyond SQL's reach.
-    5: SCHEMA[SCHEMA.index("-- The as-reported ledger") :],
+    5: SCHEMA[SCHEMA.index("-- The as-reported ledger") : SCHEMA.index("-- How many outside releases")],
+    # 5 -> 6: outside releases counted where a reporting role cannot lower the count, from those
+    # the store holds now. The back end then adds its trigger (and PostgreSQL its row policies and
+    # the project's random lock key).
+    6: SCHEMA[SCHEMA.index("-- How many outside releases") :]
+    + ";INSERT INTO release_marks (audience, released) "
+    + "SELECT audience, count(*) FROM releases WHERE k > 0 GROUP BY audience",
 }
+RELEASE_MARKS_AT = 6
+# SQLite's trigger counting outside releases: one statement (its body holds ';'). An UPDATE of k
+# or audience is not counted: kobo-tip never updates a release.
+RELEASE_MARKS_SQLITE = """
+CREATE TRIGGER count_outside_release AFTER INSERT ON releases WHEN NEW.k > 0
+BEGIN
+    INSERT INTO release_marks (audience, released) VALUES (NEW.audience, 1)
+    ON CONFLICT (audience) DO UPDATE SET released = released + 1;
+END
+"""
 SCRUBBED_AT = 3  # the migration after which stored submissions are scrubbed
 ANSWER_NAMES = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
 ANSWER_UPDATES = ", ".join(f'"{field}" = ?' for field in ANSWER_COLUMNS)

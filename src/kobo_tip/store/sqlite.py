@@ -27,6 +27,8 @@ from kobo_tip.store.interface import Store
 from kobo_tip.store.schema import (
     ANSWER_COLUMNS,
     MIGRATIONS,
+    RELEASE_MARKS_AT,
+    RELEASE_MARKS_SQLITE,
     SCHEMA,
     SCHEMA_VERSION,
     SCRUBBED_AT,
@@ -119,6 +121,7 @@ class SqliteStore(Store):
                     for statement in SCHEMA.split(";"):
                         if statement.strip():
                             self._db.execute(statement)
+                    self._db.execute(RELEASE_MARKS_SQLITE)
                     self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         version = self.schema_version()
         if migrate and min(MIGRATIONS) - 1 <= version < SCHEMA_VERSION:
@@ -141,12 +144,16 @@ class SqliteStore(Store):
     def _migrate(self, version: int) -> None:
         """Apply each migration after ``version``, each in one transaction with its version number."""
         for target in range(version + 1, SCHEMA_VERSION + 1):
+            if target not in MIGRATIONS:
+                continue  # another branch's step, not in this one
             with self._transaction():
                 for statement in MIGRATIONS[target].split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 if target == SCRUBBED_AT:
                     self._scrub()
+                if target == RELEASE_MARKS_AT:
+                    self._db.execute(RELEASE_MARKS_SQLITE)
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(target),))
         # secure_delete zeroes the pages the scrub freed; VACUUM and a truncated WAL leave no copy behind.
         self._db.execute("VACUUM")
