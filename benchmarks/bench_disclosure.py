@@ -1,18 +1,18 @@
-"""Information loss and time of small-cell protection, the old rule against the audited one (by hand).
+"""What small-cell protection costs the reader, and its time (by hand).
 
     .venv/bin/python benchmarks/bench_disclosure.py --demo
-    .venv/bin/python benchmarks/bench_disclosure.py --rows 1000000 [--keep DIR]
+    .venv/bin/python benchmarks/bench_disclosure.py --rows 10000 [--keep DIR]
 
-``--demo`` runs ``kobo-tip demo`` (two syncs, a release after each) and reports on both releases.
-``--rows`` counts a synthetic store (``bench_report.py``'s, reused with ``--keep``) and protects its
-donor and public tables as a first release.
+``--demo`` runs ``kobo-tip demo`` (two syncs, a release after each) and reports on its last
+release of each outside audience as published (against the release history), then protects the
+same table again with no history. ``--rows`` counts a synthetic store of that many submissions
+(78 locations, a three-year project; ``bench_report.py``'s, reused with ``--keep``) and protects
+its donor and public tables as a first release.
 
-For each table it prints, per audience and breakdown, the share of cells hidden and of the
-persons in them (sum of hidden true values / sum of values) under:
-* the old rule (until this version): primary suppression, then "no relation holds exactly one
-  hidden cell", the smallest visible non-zero part hidden first; and how many small cells an
-  intruder with a solver narrows below ceil(k/2) values in it (``kobo_tip.privacy.audit``);
-* the audited rule (``privacy.protect``), whose audit leaves none; with its time.
+For each audience it prints the share of persons inside hidden cells (``<k``, ``x``, and
+breakdowns left out; true values from the counts), the ``x`` cells of 20 and of 50 persons or
+more, the period totals of k or more hidden, and the time ``privacy.protect`` takes for all the
+outside audiences together.
 """
 
 from __future__ import annotations
@@ -21,20 +21,15 @@ import argparse
 import datetime as dt
 import os
 import tempfile
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from bench_report import AS_OF, GeneratedSource, project, stored
 from measure import Timer
 
 from kobo_tip import demo, periods, privacy
 from kobo_tip.config import Settings, load_settings
-from kobo_tip.privacy.audit import Auditor, Need
-from kobo_tip.privacy.relations import EQUAL, table_relations
-from kobo_tip.privacy.system import IntruderSystem, View
 from kobo_tip.report import cutoff
 from kobo_tip.report.render import count_store, stored_release
 from kobo_tip.store import Store
@@ -43,102 +38,28 @@ from kobo_tip.sync import run_sync
 KS = {"donor": 5, "public": 10}
 
 
-def old_rule(table: pd.DataFrame, k: int, forced: np.ndarray) -> list[str]:
-    """The rule of kobo-tip 0.1: ``<k`` for 1..k-1, then hide until no equality holds one hidden cell."""
-    values = table["value"].astype(int).to_numpy()
-    relations = table_relations(table)
-    members = [
-        cells for cells, sense in zip(relations.cells, relations.senses, strict=True) if sense == EQUAL
-    ]
-    of_cell: dict[int, list[int]] = defaultdict(list)
-    for number, cells in enumerate(members):
-        for cell in cells:
-            of_cell[cell].append(number)
-    hidden = set(np.flatnonzero(((values > 0) & (values < k)) | forced).tolist())
-    pending = sorted({n for cell in hidden for n in of_cell[cell]})
-    while pending:
-        cells = members[pending.pop()]
-        if sum(cell in hidden for cell in cells) != 1:
-            continue
-        candidates = [c for c in cells if c not in hidden and values[c] > 0]
-        if not candidates:
-            continue
-        cell = min(candidates, key=lambda c: (values[c], c))
-        hidden.add(cell)
-        pending.extend(of_cell[cell])
-    return [
-        (f"<{k}" if v < k else privacy.HIDDEN) if i in hidden else str(v)
-        for i, v in enumerate(values.tolist())
-    ]
-
-
-def exposed(views: Sequence[View], k: int) -> int:
-    """Small cells of the first view that an intruder holding ``views`` narrows below ceil(k/2) values."""
-    system = IntruderSystem()
-    variables = [system.add_view(view) for view in views]
-    a, equal, rhs = system.matrix()
-    auditor = Auditor(a, equal, rhs, np.asarray(system.truth))
-    values = views[0].table["value"].to_numpy()
-    small = variables[0][(values > 0) & (values < k)]
-    needs = {int(v): Need(privacy.need_of(k)) for v in small}
-    return len(auditor.exposures(np.asarray(system.lower), np.asarray(system.upper), needs))
-
-
-def loss(table: pd.DataFrame, published: Sequence[str]) -> pd.DataFrame:
-    text = pd.Series(list(published), index=table.index)
+def loss_line(release: privacy.Release) -> str:
+    """One line of what ``release`` hides."""
+    table = release.table
+    text = table["published"].astype(str)
+    values = table["value"].astype(int)
     hidden = ~text.str.isdigit()
-    frame = pd.DataFrame({"dimension": table["dimension"], "hidden": hidden, "value": table["value"]})
-    frame["hidden_value"] = frame["value"].where(hidden, 0)
-    grouped = frame.groupby("dimension", sort=False).agg(
-        cells=("hidden", "size"),
-        hidden=("hidden", "sum"),
-        persons=("value", "sum"),
-        hidden_persons=("hidden_value", "sum"),
-    )
-    return pd.DataFrame(
-        {
-            "cells hidden": (grouped["hidden"] / grouped["cells"]).map("{:.1%}".format),
-            "persons hidden": (grouped["hidden_persons"] / grouped["persons"].clip(lower=1)).map(
-                "{:.1%}".format
-            ),
-        }
+    x = text == privacy.HIDDEN
+    totals = (table["dimension"] == privacy.TOTAL_DIMENSION) & x
+    share = values[hidden].sum() / max(values.sum(), 1)
+    return (
+        f"  {release.audience} (k={release.k}): persons hidden {share:.1%}, "
+        f"x cells {int(x.sum())} (20+: {int((x & (values >= 20)).sum())}, 50+: "
+        f"{int((x & (values >= 50)).sum())}, largest {int(values[x].max()) if x.any() else 0}), "
+        f"period totals hidden as x: {int(totals.sum())}"
     )
 
 
-def compare(table: pd.DataFrame, through: str, releases: dict[str, privacy.Release]) -> None:
-    """Print the old rule against the audited releases for ``table``."""
-    donor_old = old_rule(table, KS["donor"], np.zeros(len(table), dtype=bool))
-    public_old = old_rule(table, KS["public"], ~pd.Series(donor_old).str.isdigit().to_numpy())
-    views = {
-        a: View(table.assign(published=p), KS[a], through)
-        for a, p in (("donor", donor_old), ("public", public_old))
-    }
-    donor_exposed, public_exposed = (
-        exposed([views["donor"], views["public"]], 5),
-        exposed([views["public"]], 10),
-    )
-    print(
-        f"  old rule: {donor_exposed} donor cells (holding the public file too) and {public_exposed} "
-        "public cells narrowed below ceil(k/2) values"
-    )
-    for audience, old in (("donor", donor_old), ("public", public_old)):
-        new = releases[audience].table["published"].tolist()
-        side = (
-            loss(table, old)
-            .add_suffix(" (old)")
-            .join(loss(releases[audience].table, new).add_suffix(" (audited)"))
-        )
-        shares = []
-        for text in (old, new):
-            hidden = ~pd.Series(text, index=table.index).str.isdigit()
-            shares.append(
-                (f"{hidden.mean():.1%}", f"{table['value'][hidden].sum() / table['value'].sum():.1%}")
-            )
-        (cells_old, persons_old), (cells_new, persons_new) = shares
-        print(
-            f"  {audience}: cells hidden {cells_old} -> {cells_new}, persons {persons_old} -> {persons_new}"
-        )
-        print(side.to_string().replace("\n", "\n    ").join(["    ", ""]))
+def report(title: str, releases: Mapping[str, privacy.Release], seconds: Timer | None = None) -> None:
+    timing = f", protected in {seconds}" if seconds is not None else ""
+    print(f"{title}{timing}:")
+    for audience in KS:
+        print(loss_line(releases[audience]))
 
 
 def outside_table(settings: Settings, as_of: dt.date) -> tuple[pd.DataFrame, str]:
@@ -147,6 +68,14 @@ def outside_table(settings: Settings, as_of: dt.date) -> tuple[pd.DataFrame, str
     headline = periods.headline_quarter(settings.project, as_of)
     assert headline is not None
     return cutoff.counts_through(counted.result.counts, headline.end), headline.end.isoformat()
+
+
+def protect(
+    table: pd.DataFrame, through: str, history: Mapping[str, Sequence[privacy.Release]]
+) -> tuple[dict[str, privacy.Release], Timer]:
+    with Timer() as seconds:
+        outcome = privacy.protect(table, KS, history, through)
+    return outcome.releases, seconds
 
 
 def run_demo_case() -> None:
@@ -158,21 +87,16 @@ def run_demo_case() -> None:
         settings = load_settings(result.config_path)
         with Store.open(settings.store_path) as store:
             history = {a: [stored_release(r) for r in store.releases(a)] for a in KS}
-        for number in range(len(history["donor"])):
-            made = {a: history[a][number] for a in KS}
-            table = made["donor"].table
-            print(f"release {number + 1} (through {made['donor'].through}), {len(table):,} cells:")
-            compare(table[privacy.COLUMNS], made["donor"].through, made)
-        # The time of the second render's protection: both audiences, against the first release.
-        first = {a: history[a][:1] for a in KS}
-        second = history["donor"][-1]
-        os.environ["KOBO_TIP_SECRET"] = "benchmark-secret-not-for-use"
-        table, through = outside_table(settings, dt.date.today())
-        with Timer() as protecting:
-            privacy.protect(table, KS, first, through)
-        print(
-            f"protect donor and public against the first release: {protecting} ({len(second.table):,} cells)"
-        )
+        last = {a: history[a][-1] for a in KS}
+        table = last["donor"].table[privacy.COLUMNS]
+        count, through = len(history["donor"]), last["donor"].through
+        print(f"{count} releases; the last through {through}, {len(table):,} cells")
+        report("as published (against the release history)", last)
+        earlier = {a: history[a][:-1] for a in KS}
+        releases, seconds = protect(table, last["donor"].through, earlier)
+        report("the last release protected again against the earlier ones", releases, seconds)
+        releases, seconds = protect(table, last["donor"].through, {})
+        report("the same table with no release history", releases, seconds)
 
 
 def run_rows_case(rows: int, keep: Path | None) -> None:
@@ -185,16 +109,19 @@ def run_rows_case(rows: int, keep: Path | None) -> None:
             settings.store_path.unlink(missing_ok=True)
             run_sync(settings, progress=False, source=GeneratedSource(settings, rows))
         table, through = outside_table(settings, AS_OF)
-        with Timer() as protecting:
-            outcome = privacy.protect(table, KS, {}, through)
-        print(f"{rows:,} submissions, {len(table):,} cells: protect donor and public: {protecting}")
-        compare(table, through, outcome.releases)
+        releases, seconds = protect(table, through, {})
+        locations = sum(1 for location in settings.form.locations if location.level == 1)
+        report(
+            f"{rows:,} submissions, {locations} locations, {len(table):,} cells: a first release",
+            releases,
+            seconds,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo", action="store_true", help="the demo's two releases")
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--demo", action="store_true", help="the demo's releases")
+    parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--keep", type=Path, help="project folder to keep (and reuse) between runs")
     args = parser.parse_args()
     if args.demo:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.optimize import linprog
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse.csgraph import connected_components
 
 SINGLE = {
@@ -219,10 +219,13 @@ def attack(
     cells: set[tuple] | None = None,
     sums: list[Sum] | None = None,
     programmes: list[Programme] | None = None,
+    *,
+    integer: bool = False,
 ) -> list[Finding]:
     """Every cell of true value 1..k-1 (or of ``cells``) with a feasible range in the linear program
     of all ``held`` tables, ``sums`` and the relations of each of ``programmes``: exact where it is
-    narrower than ceil(k/2) values (``exposed``), else at least that wide."""
+    narrower than ceil(k/2) values (``exposed``), else at least that wide. ``integer``: the intruder
+    solves an integer program instead (every count is a whole number), which can only narrow more."""
     unknowns = _Unknowns()
     watched: dict[int, tuple] = {}
     cells_of: list[dict[tuple, int]] = []
@@ -251,10 +254,41 @@ def attack(
         cells_of.append(cell)
     for programme, projects in programmes or []:
         _programme_relations(unknowns, cells_of[programme], [cells_of[i] for i in projects])
-    return _solve(unknowns, watched, math.ceil(k / 2))
+    return _solve(unknowns, watched, math.ceil(k / 2), integer)
 
 
-def _solve(unknowns: _Unknowns, watched: dict[int, tuple], need: int) -> list[Finding]:
+def _optimum(
+    c: np.ndarray, a: sparse.csr_matrix, eq: np.ndarray, rhs: np.ndarray, bounds: list, integer: bool
+) -> tuple[float, np.ndarray | None]:
+    """The least ``c @ x`` under the relations (``eq`` rows equal, the others at most) and bounds:
+    (value, solution), or (-inf, None) when unbounded below."""
+    le = ~eq
+    if not integer:
+        result = linprog(
+            c,
+            A_ub=a[le] if le.any() else None,
+            b_ub=rhs[le] if le.any() else None,
+            A_eq=a[eq] if eq.any() else None,
+            b_eq=rhs[eq] if eq.any() else None,
+            bounds=bounds,
+            method="highs",
+        )
+    else:
+        lower = np.where(eq, rhs, -np.inf)
+        upper = rhs
+        result = milp(
+            c,
+            constraints=[LinearConstraint(a, lower, upper)] if a.shape[0] else [],
+            integrality=np.ones(len(c)),
+            bounds=Bounds([b[0] for b in bounds], [np.inf if b[1] is None else b[1] for b in bounds]),
+        )
+    if result.status == 3:
+        return -math.inf, None
+    assert result.status == 0, result.message
+    return float(result.fun), np.asarray(result.x)
+
+
+def _solve(unknowns: _Unknowns, watched: dict[int, tuple], need: int, integer: bool = False) -> list[Finding]:
     n = len(unknowns.low)
     low, high = np.array(unknowns.low), np.array(unknowns.high)
     truth = np.array(unknowns.truth, dtype=float)
@@ -291,7 +325,7 @@ def _solve(unknowns: _Unknowns, watched: dict[int, tuple], need: int) -> list[Fi
         cols = np.flatnonzero(col_label == label)
         rows = np.flatnonzero(row_label == label)
         sub = af[rows][:, cols]
-        eq, le = senses_a[rows] == "=", senses_a[rows] == "<="
+        eq = senses_a[rows] == "="
         bounds = list(
             zip(
                 low[free_ids[cols]], [None if math.isinf(h) else h for h in high[free_ids[cols]]], strict=True
@@ -310,22 +344,13 @@ def _solve(unknowns: _Unknowns, watched: dict[int, tuple], need: int) -> list[Fi
             for sign in (1.0, -1.0):
                 c = np.zeros(len(cols))
                 c[local[u]] = sign
-                result = linprog(
-                    c,
-                    A_ub=sub[le] if le.any() else None,
-                    b_ub=rhs_free[rows][le] if le.any() else None,
-                    A_eq=sub[eq] if eq.any() else None,
-                    b_eq=rhs_free[rows][eq] if eq.any() else None,
-                    bounds=bounds,
-                    method="highs",
-                )
-                if result.status == 3:
+                best, x = _optimum(c, sub, eq, rhs_free[rows], bounds, integer)
+                if x is None:
                     ends.append(math.inf)
                     continue
-                assert result.status == 0, result.message
-                ends.append(sign * result.fun)
+                ends.append(sign * best)
                 for other in us:
-                    value = result.x[local[other]]
+                    value = x[local[other]]
                     seen_low[other] = min(seen_low[other], value)
                     seen_high[other] = max(seen_high[other], value)
             findings.append(Finding(watched[u], int(truth[u]), ends[0], ends[1]))

@@ -37,7 +37,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         (
             "bench_disclosure.py",
             ["--rows", "300"],
-            r"old rule: \d+ donor cells.*\n(.*\n)*  public: cells hidden",
+            r"300 submissions, 78 locations, .* cells: a first release, protected in .*\n"
+            r"  donor \(k=5\): persons hidden \d+\.\d%, x cells \d+ \(20\+: \d+, 50\+: \d+.*\n"
+            r"  public \(k=10\): persons hidden",
         ),
         (
             "bench_serve.py",

@@ -26,7 +26,7 @@ from kobo_tip.report import render_reports
 from kobo_tip.report.render import stored_release
 from kobo_tip.store import Store
 from report_project import AS_OF as REPORT_AS_OF
-from report_project import make_project, sync
+from report_project import make_project, read_export, sync, write_export
 
 AS_OF = dt.date(2026, 11, 28)  # two releases: through FY2026 Q3, then through FY2026 Q4
 LAYOUT = ["indicator", "period", "period_start", "period_end", "dimension", "category"]
@@ -194,3 +194,40 @@ def test_a_render_that_cannot_prove_the_promise_writes_no_outside_file(
         "donor files untouched"
     )
     assert internal.stat().st_mtime_ns != internal_before, "the internal report is still written"
+
+
+def test_a_project_whose_events_lie_in_two_quarters_keeps_its_period_totals(
+    tmp_path: Path, secret: str
+) -> None:
+    """Issue 26's export case: every event in FY2026 Q1 and Q2, the later quarters true zeros. Hidden
+    zeros never force a total to hide: no period total of k or more is hidden where no period total
+    of its indicator is 1..k-1 (the three LOP totals and FY2026 Q2's shown). And the guarantee holds
+    against the intruder of spec section 6 solving a linear program, and an integer program."""
+    config = make_project(tmp_path / "project", submissions=1200, dhis2=False)
+    rows = [r for r in read_export(config) if "2025-10-01" <= r.get("event/event_date", "") <= "2026-03-31"]
+    write_export(config, rows[:300])
+    settings = sync(config)
+    render_reports(settings, audiences=["internal", "donor"], as_of=REPORT_AS_OF)
+    truth = {
+        (r["indicator"], r["period"]): int(r["value"])
+        for r in read_counts(settings.report.out_dir / "internal" / "counts.csv")
+        if r["dimension"] == "total"
+    }
+    donor = {
+        (r["indicator"], r["period"]): r["value"]
+        for r in read_counts(settings.report.out_dir / "donor" / "counts.csv")
+        if r["dimension"] == "total"
+    }
+    assert truth[("identified_or_referred", "FY2026 Q3")] == 0, "the later quarters are zeros"
+    for name in ("identified_or_referred", "identified", "referred"):
+        assert donor[(name, "LOP")] == str(truth[(name, "LOP")]) and truth[(name, "LOP")] >= K["donor"]
+        assert donor[(name, "FY2026 Q2")] == str(truth[(name, "FY2026 Q2")])
+        periods = [p for n, p in donor if n == name]
+        if not any(0 < truth[(name, p)] < K["donor"] for p in periods):
+            hidden = [p for p in periods if donor[(name, p)] == "x"]
+            assert not hidden, f"{name}: totals hidden with no small total to protect: {hidden}"
+    with Store.open(settings.store_path) as store:
+        made = [held(stored_release(r)) for r in store.releases("donor")]
+    for integer in (False, True):
+        findings = attack(made, K["donor"], integer=integer)
+        assert findings and not exposed(findings, K["donor"]), exposed(findings, K["donor"])[:3]

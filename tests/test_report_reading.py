@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from kobo_tip import indicator
-from kobo_tip.config import Settings
+from kobo_tip.config import Language, Settings
 from kobo_tip.labels import FALLBACK, load_labels
 from kobo_tip.report import render_reports
-from kobo_tip.report.charts import Bar, Series, grouped_bars, horizontal_bars, stacked_bars, trend
+from kobo_tip.report.charts import PALETTE, Bar, Series, grouped_bars, horizontal_bars, stacked_bars, trend
+from kobo_tip.report.document import _age_gender_chart
 from kobo_tip.report.tables import Cell, KeyPeriods, PublishedCounts, headlines
 from kobo_tip.report.texts import ReportWords
 from report_project import AS_OF, rendered_project
@@ -295,3 +296,89 @@ def test_stale_data_are_said_and_fresh_data_are_not(project: Settings) -> None:
         assert not any("days ago" in w for w in warnings(project, "internal"))
     finally:
         render_reports(project, audiences=("internal",), as_of=AS_OF)
+
+
+# -- what was hidden and why ------------------------------------------------------------------
+
+
+def test_every_outside_table_and_chart_has_the_key_beside_it(project: Settings) -> None:
+    """Beside every table (in its block, folded rows included) and every chart of an outside report,
+    one line says what ``<k`` and ``x`` mean, with the audience's k; the internal report, which
+    hides nothing, has none."""
+    key = "<5: 0 to 4 persons; x: 5 or more, hidden so that a small number elsewhere cannot be worked out."
+    tree = page(project, "donor")
+    tables = list(tree.iter(f"{XHTML}table"))
+    figures = list(tree.iter(f"{XHTML}figure"))
+    assert len(tables) > 20 and len(figures) == 5
+    parent = {child: node for node in tree.iter() for child in node}
+
+    def holder(element):
+        while (
+            element.tag != f"{XHTML}figure"
+            and element.get("class") != "block"
+            and element.tag != f"{XHTML}section"
+        ):
+            element = parent[element]
+        return element
+
+    for element in (*tables, *figures):
+        keys = [p for p in holder(element).iter(f"{XHTML}p") if p.get("class") == "note key"]
+        assert [text_of(p) for p in keys] == [key], f"{element.tag} in {holder(element).get('id')}"
+    markdown = (project.report.out_dir / "donor" / "report.md").read_text(encoding="utf-8")
+    blocks = {holder(t) for t in tables}
+    assert markdown.count(key) == len(blocks)
+    assert not [p for p in page(project, "internal").iter(f"{XHTML}p") if p.get("class") == "note key"]
+
+
+def test_the_key_is_in_the_report_language() -> None:
+    words = ReportWords.for_language(
+        load_labels(Language(label="Français (fr)", name="Français", code="fr")), ()
+    )
+    assert words.hidden_key(5).startswith("<5 : de 0 à 4 personnes ; x : 5 ou plus")
+    assert words.hidden_category("Homme") == "Homme : masqué"
+
+
+def cross_tab_counts(cells: dict[str, str]) -> PublishedCounts:
+    """A LOP age band x gender table of ``cells`` (category -> published text)."""
+    rows = [
+        (NAME, "LOP", "lop", "2025-10-01", "2028-09-30", "age_band_x_gender", category, text, True)
+        for category, text in cells.items()
+    ]
+    columns = ["indicator", "period", "period_kind", "period_start", "period_end", "dimension"]
+    return PublishedCounts(pd.DataFrame(rows, columns=[*columns, "category", "value", "additive"]))
+
+
+def test_a_gender_whose_cells_are_all_hidden_is_drawn_and_labelled_hidden() -> None:
+    """Men all hidden at LOP: the chart still has a Male series, drawn as hidden marks outlined in
+    its colour at every age band, and the legend says "Male: hidden"; a gender of zeros only (no
+    one to hide) is left out."""
+    ages = ("0-4", "5-11", "12-17", "18-59", "60+")
+    cells = {f"{a}|female": str(10 + n) for n, a in enumerate(ages)}
+    cells |= {f"{a}|male": "x" if a == "18-59" else "<5" for a in ages}
+    cells |= {f"{a}|non_binary_other": "0" for a in ages}
+    words = ReportWords.for_language(load_labels(FALLBACK), ())
+    chart = _age_gender_chart(cross_tab_counts(cells), words, NAME, "LOP", words.text("chart.hidden"))
+    assert chart is not None
+    svg = str(chart["svg"])
+    legend = re.findall(r"<text [^>]*>([^<]*)</text>", svg)
+    assert "Male: hidden" in legend and "Female" in legend
+    assert not any("Non-binary" in line for line in legend)
+    male = PALETTE[1]
+    marks = [r for r in rects(svg) if r.get("fill") == "url(#hidden-hatch)" and r.get("stroke") == male]
+    assert len(marks) == len(ages), "one hidden mark per age band, in the Male colour"
+    titles = re.findall(r"<title>([^<]*)</title>", svg)
+    assert not [t for t in titles if t.startswith("Male") and t.split(": ")[-1].isdigit()]
+
+
+def test_a_stakeholder_type_shown_only_as_hidden_is_in_the_legend() -> None:
+    quarters = ["FY2026 Q1", "FY2026 Q2"]
+    totals = [number(30), number(40)]
+    series = [
+        Series("Police", [number(20), number(30)]),
+        Series("Teacher: hidden", [hidden("<5"), hidden("x")]),
+    ]
+    svg = stacked_bars(quarters, totals, series, "hidden (small numbers)")
+    legend = re.findall(r"<text [^>]*>([^<]*)</text>", svg)
+    assert "Teacher: hidden" in legend
+    swatches = [r for r in rects(svg) if r.get("width") == "11"]
+    assert [s["fill"] for s in swatches] == [PALETTE[0], "url(#hidden-hatch)", "url(#hidden-hatch)"]

@@ -204,11 +204,10 @@ def _suppress_all(
                 held=views,
                 own=views[: len(own)],
                 larger=[ks[a] for a in larger],
-                # What a smaller k hides, and what this audience's last release hid of the same cells
-                # with the same values: hidden again, it tells nothing new and the release stays stable.
-                forced=_hidden_in(current, through, [*smaller, *([last] if last else [])]),
+                # What a smaller k hides now or hid before with the same values (the donor never sees
+                # less); what this audience hid before costs what it costs the first time (spec 6).
+                forced=_hidden_in(current, through, smaller),
                 guarded=_small_moves(current, last, k) if last else None,
-                stable=_hidden_in(current, through, [last] if last else [], by_value=False),
                 growing=growing,
                 omitted=_left_out_rows(current, omit[audience]),
             )

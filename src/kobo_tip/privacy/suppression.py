@@ -4,10 +4,13 @@ Primary: every count 1..k-1 is hidden as ``<k``. Secondary, as statistical offic
 audit-then-protect loop of tau-Argus and sdcTable): audit, and for each protected cell that
 still keeps too few values, solve a small linear program that finds the cheapest published
 cells whose hiding lets the cell reach the values it lacks (Fischetti and Salazar's protection
-model): the published cells may move at a cost per unit, the cheapest being zeros (no person
-hidden), then cells the last release hid already, then small counts, a period total last. The
-cells that moved are hidden, which can only widen what the intruder must consider, so cells
-proven safe stay safe and only the exposed ones are audited again.
+model). What hiding costs is what the reader loses, the persons a cell holds: the published cells
+may move at a cost per unit of their value (a zero almost nothing), whether or not an earlier
+release hid them. A period total of k or more stays out of that model while its indicator has no
+period total of 1..k-1 and anything else (even giving up the margins kept for later releases) can
+protect: hidden zeros never force a total to hide. The cells that moved are hidden, which can only
+widen what the intruder must consider, so cells proven safe stay safe and only the exposed ones
+are audited again.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from kobo_tip.privacy.relations import CROSS_TAB, TOTAL_DIMENSION, scope_of
 from kobo_tip.privacy.system import HIDDEN, INFINITY, OMITTED, IntruderSystem, View, hidden_bounds
 
 ZERO_COST = 0.05  # a hidden zero hides no one
-MARGIN = 1  # values to spare, where hiding can give them
-STABLE_COST = 0.02  # hidden in the audience's last release already: hiding it again tells nothing new
 TOTAL_COST = 1000.0  # a period total only when nothing else protects
+# A value to spare for each small cell, where hiding can give it: later releases tell more about
+# the cells they revise or extend, and without it the demo's second release cannot protect some
+# breakdowns at all (measured: they are left out).
+MARGIN = 1
 _MOVED = 1e-6
 _MAX_ROUNDS = 50
 
@@ -70,7 +75,6 @@ def suppress(
     larger: Sequence[int] = (),
     forced: np.ndarray | None = None,
     guarded: np.ndarray | None = None,
-    stable: np.ndarray | None = None,
     growing: np.ndarray | None = None,
     omitted: np.ndarray | None = None,
 ) -> Suppressed:
@@ -82,12 +86,18 @@ def suppress(
     k of every audience with a larger one (they hide whatever this one hides, so their ``<k`` and
     ``x`` bound its hidden cells). ``forced``: rows to hide whatever their value; ``guarded``: rows
     that need the protection of a small cell whatever their value (revisions, spec section 6);
-    ``stable``: rows hidden in the last release, cheap to hide again; ``growing``: rows the next
-    release extends (LOP and a running fiscal year); ``omitted``: rows left out of the files
-    (published as ``OMITTED``, bounded by nothing).
+    ``growing``: rows the next release extends (LOP and a running fiscal year); ``omitted``: rows
+    left out of the files (published as ``OMITTED``, bounded by nothing).
     """
     n = len(table)
     none = np.zeros(n, dtype=bool)
+    again = _unchanged(table, k, through, own[-1] if own else None)
+    if (
+        again is not None
+        and not (forced is not None and (forced & ~again.hidden).any())
+        and (omitted is None or np.array_equal(omitted, again.published == OMITTED))
+    ):
+        return Suppressed(list(again.published), again.hidden, 0)
     run = _Suppression(
         table,
         k,
@@ -97,11 +107,31 @@ def suppress(
         (k, *larger),
         forced=none if forced is None else forced,
         guarded=none if guarded is None else guarded,
-        stable=none if stable is None else stable,
         growing=none if growing is None else growing,
         omitted=none if omitted is None else omitted,
     )
     return run.run()
+
+
+@dataclass(frozen=True)
+class _Published:
+    published: np.ndarray  # the text of each row
+    hidden: np.ndarray  # bool per row
+
+
+def _unchanged(table: pd.DataFrame, k: int, through: str, last: View | None) -> _Published | None:
+    """The audience's last release again, when it counted the same cells with the same values
+    through the same day: it was proven then, and nothing new would be published (a render with no
+    new data is no new release)."""
+    if last is None or last.k != k or last.through != through or len(last.table) != len(table):
+        return None
+    columns = ["indicator", "period", "dimension", "category", "value"]
+    before = last.table[columns].reset_index(drop=True)
+    now = table[columns].reset_index(drop=True)
+    if not before.astype(str).equals(now.astype(str)):
+        return None
+    published = last.table["published"].astype(str).to_numpy()
+    return _Published(published, (published == HIDDEN) | np.char.startswith(published.astype(str), "<"))
 
 
 class _Suppression:
@@ -119,7 +149,6 @@ class _Suppression:
         *,
         forced: np.ndarray,
         guarded: np.ndarray,
-        stable: np.ndarray,
         growing: np.ndarray,
         omitted: np.ndarray,
     ) -> None:
@@ -153,13 +182,24 @@ class _Suppression:
         self.auditor.check_truth(self.lower, self.upper)
         self.hard, self.protected = self._needs(history, held, own, guarded, growing, thresholds)
         cost = np.zeros(len(truth))
-        cost[variables] = _costs(table, values, stable)
+        cost[variables] = _costs(table, values)
         hidden_now = np.zeros(len(truth), dtype=bool)
         hidden_now[variables[self.hidden]] = True
         shown_free = np.zeros(len(truth), dtype=bool)
         shown_free[variables] = ~self.hidden & (self.free_lower[variables] < self.free_upper[variables])
+        locked = np.zeros(len(truth), dtype=bool)
+        locked[variables[_locked_totals(table, values, k) & ~self.hidden]] = True
         self.arrays = _Arrays(
-            a, equal, rhs, truth, self.would_low, self.would_high, shown_free | hidden_now, hidden_now, cost
+            a,
+            equal,
+            rhs,
+            truth,
+            self.would_low,
+            self.would_high,
+            shown_free | hidden_now,
+            hidden_now,
+            cost,
+            locked,
         )
         self.protection = _Protection(self.arrays, _regions(self.identities))
 
@@ -229,9 +269,15 @@ class _Suppression:
                     min(seen_low[var], exposure.low), max(seen_high[var], exposure.high)
                 ):
                     continue  # a point found for an earlier cell gives this one its values
-                found = self.protection.cells_to_hide(exposure, self.would_low[var], self.would_high[var])
+                low, high = self.would_low[var], self.would_high[var]
+                found = self.protection.cells_to_hide(exposure, low, high)
+                if found is None and not self._relax(var):
+                    # Only now a period total of k or more: the total is too close to the cells of k
+                    # or more beneath it (6 made of 5 and 1) for anything else to protect the cell.
+                    found = self.protection.cells_to_hide(exposure, low, high, totals=True)
+                    if found is None:
+                        raise self._error(var, "no hiding can protect it")
                 if found is None:
-                    self._relax(var)
                     continue
                 moved, points = found
                 for point in points:
@@ -253,16 +299,17 @@ class _Suppression:
         ]
         return Suppressed(published, self.hidden, self.auditor.solves + self.protection.solves)
 
-    def _relax(self, var: int) -> None:
+    def _relax(self, var: int) -> bool:
         """No hiding reaches ``var``'s need: give up what is a margin for later releases, first its
         own soft need, then the lower bounds the next release may tell about the growing cells of its
-        indicator and dimensions; the guarantee itself cannot be given up."""
+        indicator and dimensions; the guarantee itself cannot be given up. False: nothing is left
+        to give up."""
         if self.protected[var] != self.hard.get(var):
             if var in self.hard:
                 self.protected[var] = self.hard[var]
             else:
                 del self.protected[var]
-            return
+            return True
         name, _, dimension = self.identities[var][:3]
         group = _DIMENSION_GROUPS.get(str(dimension), dimension)
         floored = self.floor > 0
@@ -273,11 +320,12 @@ class _Suppression:
         # Nearest first: the cell's own dimensions, then its indicator, then everything.
         rows = next((np.flatnonzero(rows) for rows in (same_group, mine, floored) if rows.any()), None)
         if rows is None:
-            raise self._error(var, "no hiding can protect it")
+            return False
         self.floor[rows] = 0.0
         self._apply(rows)
         self.arrays.would_low = self.would_low
         self.protection.rebound(self.variables[rows])
+        return True
 
     def _error(self, var: int, why: str) -> DisclosureError:
         name, period, dimension, category = (str(part) for part in self.identities[var][:4])
@@ -348,12 +396,22 @@ def _regions(identities: Sequence[tuple[object, ...]]) -> list[list[np.ndarray]]
     return regions
 
 
-def _costs(table: pd.DataFrame, values: np.ndarray, stable: np.ndarray | None) -> np.ndarray:
-    """What moving a published cell by one costs: the persons it would hide, a total far more."""
+def _locked_totals(table: pd.DataFrame, values: np.ndarray, k: int) -> np.ndarray:
+    """The period totals of k or more that protection may hide only when nothing else protects
+    (spec section 6): those of every indicator none of whose period totals is 1..k-1. Around a small
+    total the guarantee hides totals as a matter of course; elsewhere a total hidden to let hidden
+    zeros move would hide the persons of a whole period for nothing."""
+    total = (table["dimension"] == TOTAL_DIMENSION).to_numpy()
+    names = table["indicator"].to_numpy()
+    small = np.unique(names[total & (values > 0) & (values < k)])
+    return total & (values >= k) & ~np.isin(names, small)
+
+
+def _costs(table: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    """What moving a published cell by one costs: the persons it would hide (whether an earlier
+    release hid it or not: earlier hiding is no reason to keep hiding), a total far more."""
     cost = np.maximum(values, 0).astype(float) + 1.0
     cost[values == 0] = ZERO_COST
-    if stable is not None:
-        cost[stable] = STABLE_COST
     cost[(table["dimension"] == TOTAL_DIMENSION).to_numpy()] = (
         TOTAL_COST + values[(table["dimension"] == TOTAL_DIMENSION).to_numpy()]
     )
@@ -365,11 +423,13 @@ class _Region:
     true value (so a point found here is feasible in the whole system): each variable ``y`` within
     the bounds its cell has once hidden, each hideable cell's move from its true value priced by
     its cost. Hiding a cell makes its moves free; a solve fixes the exposed cell at a target, so
-    successive solves start from the last basis."""
+    successive solves start from the last basis. Without ``totals``, the locked period totals keep
+    their true values until hidden."""
 
-    def __init__(self, system: _Arrays, members: np.ndarray) -> None:
+    def __init__(self, system: _Arrays, members: np.ndarray, *, totals: bool) -> None:
         self.system = system
         self.members = members
+        self.fixed = np.zeros(len(members), dtype=bool) if totals else system.locked[members].copy()
         self.local = np.full(len(system.truth), -1, dtype=np.int64)
         self.local[members] = np.arange(len(members))
         outside = np.ones(len(system.truth), dtype=bool)
@@ -383,7 +443,9 @@ class _Region:
         self.dev_column = np.full(n, -1, dtype=np.int64)
         self.dev_column[dev] = np.arange(len(dev))
         d = self.d = len(dev)
-        low, high = system.would_low[members], system.would_high[members]
+        truth = system.truth[members]
+        low = np.where(self.fixed, truth, system.would_low[members])
+        high = np.where(self.fixed, truth, system.would_high[members])
         inf = highspy.kHighsInf
         lp = highspy.HighsLp()
         # Columns: y (n), then the up and down move of each hideable cell: y - up + down = truth.
@@ -413,8 +475,12 @@ class _Region:
         self.hide(np.flatnonzero(system.hidden_now))
 
     def hide(self, variables: np.ndarray) -> None:
-        """Hidden cells move for free."""
+        """Hidden cells move for free (a locked total too, once hidden)."""
         local = self.local[variables]
+        unlocked = local[local >= 0][self.fixed[local[local >= 0]]]
+        if len(unlocked):
+            self.fixed[unlocked] = False
+            self.rebound(self.members[unlocked])
         columns = self.dev_column[local[local >= 0]]
         columns = columns[columns >= 0]
         if len(columns):
@@ -426,7 +492,7 @@ class _Region:
         """Take the bounds of ``variables`` afresh (what their cells would say if hidden)."""
         for var in variables:
             column = int(self.local[var])
-            if column >= 0:
+            if column >= 0 and not self.fixed[column]:
                 high = self.system.would_high[var]
                 self.highs.changeColBounds(
                     column, self.system.would_low[var], highspy.kHighsInf if np.isinf(high) else high
@@ -460,16 +526,18 @@ class _Arrays:
     hideable: np.ndarray
     hidden_now: np.ndarray
     cost: np.ndarray
+    locked: np.ndarray  # period totals that protection may move only when nothing else protects
 
 
 class _Protection:
     """Finds the cells to hide for an exposed cell: first among the cells of its own indicator and
-    group of dimensions (the totals held), then its indicator's, then everywhere."""
+    group of dimensions (the totals held), then its indicator's, then everywhere; the locked period
+    totals kept at their values unless asked for ``totals``."""
 
     def __init__(self, system: _Arrays, regions_of: list[list[np.ndarray]]) -> None:
         self.system = system
         self.regions_of = regions_of  # per variable: the member arrays to try, smallest first
-        self.models: dict[int, _Region] = {}
+        self.models: dict[tuple[int, bool], _Region] = {}
         self.solves = 0
 
     def hide(self, variables: np.ndarray) -> None:
@@ -482,7 +550,7 @@ class _Protection:
             model.rebound(variables)
 
     def cells_to_hide(
-        self, exposure: Exposure, lower: float, upper: float
+        self, exposure: Exposure, lower: float, upper: float, *, totals: bool = False
     ) -> tuple[np.ndarray, list[np.ndarray]] | None:
         """The variables to hide so the exposed one reaches its need, and the points found (each
         feasible once they are hidden); None if no hiding can."""
@@ -494,9 +562,11 @@ class _Protection:
                 for target in (low_target, high_target):
                     if exposure.low <= target <= exposure.high:
                         continue
-                    model = self.models.get(id(members))
+                    model = self.models.get((id(members), totals))
                     if model is None:
-                        model = self.models[id(members)] = _Region(self.system, members)
+                        model = self.models[(id(members), totals)] = _Region(
+                            self.system, members, totals=totals
+                        )
                     point = model.solve(var, target)
                     self.solves += 1
                     if point is None:

@@ -107,7 +107,11 @@ def stacked_bars(
                 body.append(_rect(x, base, width, part * scale, fill, title))
         body.append(_text(x + width / 2, base - 3, total.text, anchor="middle", size=SMALL))
     body += _period_axis(columns, [LEFT + (i + 0.5) * slot for i in range(len(columns))], TOP + plot + 14)
-    entries = list(zip(colours, (s.label for s in series), strict=True))
+    # A category with no published number above 0 is in the hatched part: its swatch says so.
+    entries = [
+        (colour if any(_number(c) for c in s.cells) else _HATCH, s.label)
+        for colour, s in zip(colours, series, strict=True)
+    ]
     legend, used = _legend([*entries, (_HATCH, hidden_label)] if hatched else entries, TOP + plot + 40)
     return _svg(TOP + plot + 40 + used, hidden_label, body + legend)
 
@@ -229,7 +233,8 @@ def horizontal_bars(bars: Sequence[Bar], hidden_label: str, more: str = "") -> M
 
 def grouped_bars(groups: Sequence[str], series: Sequence[Series], hidden_label: str) -> Markup:
     """Bars side by side per group (an age band), one colour per series (a gender); a hidden cell
-    is a short hatched mark on the baseline, the same for every hidden value."""
+    is a short hatched mark on the baseline outlined in its series' colour, the same for every
+    hidden value, so a series all of whose cells are hidden is still drawn."""
     plot = 160
     count = max(len(groups), 1)
     slot = (WIDTH - LEFT - RIGHT) / count
@@ -241,10 +246,10 @@ def grouped_bars(groups: Sequence[str], series: Sequence[Series], hidden_label: 
             cell = s.cells[index]
             value = _number(cell)
             x = x0 + number * inner
+            colour = PALETTE[number % len(PALETTE)]
             if value is None:
-                body.append(_rect(x, base - 6, inner, 6, _HATCH, cell.text))
+                body.append(_rect(x, base - 6, inner, 6, _HATCH, f"{s.label}: {cell.text}", stroke=colour))
             elif value:
-                colour = PALETTE[number % len(PALETTE)]
                 body.append(_rect(x, base - value * scale, inner, value * scale, colour, str(value)))
         body.append(_text(x0 + slot * (1 - BAR_GAP) / 2, base + 14, group, anchor="middle", size=SMALL))
     entries = [(PALETTE[n % len(PALETTE)], s.label) for n, s in enumerate(series)]
@@ -254,10 +259,14 @@ def grouped_bars(groups: Sequence[str], series: Sequence[Series], hidden_label: 
     return _svg(base + 30 + used, hidden_label, body + legend)
 
 
-def _rect(x: float, y: float, width: float, height: float, fill: str, title: str = "") -> str:
+def _rect(
+    x: float, y: float, width: float, height: float, fill: str, title: str = "", *, stroke: str = ""
+) -> str:
     tip = f"<title>{escape(title)}</title>" if title else ""
+    line = f' stroke="{stroke}" stroke-width="1.5"' if stroke else ""
     return (
-        f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{fill}">{tip}</rect>'
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{fill}"{line}>'
+        f"{tip}</rect>"
     )
 
 

@@ -148,6 +148,8 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "iptt": _iptt(edition),
         "iptt_about": words.text("iptt.about", margin=edition.performance.margin),
         "charts": (_charts(counts, words, key) + _target_chart(edition)) if chart else [],
+        # Beside every table and chart of an outside report: what "<k" and "x" mean (spec section 6).
+        "hidden_key": words.hidden_key(edition.k) if edition.k is not None else "",
         "sections": sections,
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
         "restatements": _restatement_groups(edition) if edition.audience == "internal" else None,
@@ -186,8 +188,8 @@ def _charts(counts: PublishedCounts, words: ReportWords, key: KeyPeriods) -> lis
         series = []
         for category in counts.categories.get((name, "stakeholder_type"), []):
             cells = [counts.cell(name, q, "stakeholder_type", category) for q in quarters]
-            if any(c.is_number and c.text != "0" for c in cells):
-                series.append(Series(words.category("stakeholder_type", category), cells))
+            if label := _series_label(cells, words, words.category("stakeholder_type", category)):
+                series.append(Series(label, cells))
         totals = [counts.cell(name, q, "total", "all") for q in quarters]
         out.append(
             {"title": words.text("section.chart"), "svg": stacked_bars(quarters, totals, series, hidden)}
@@ -217,8 +219,8 @@ def _age_gender_chart(
     series = []
     for gender in genders:
         cells = [counts.cell(name, period, CROSS_TAB, f"{age}{CROSS_TAB_SEPARATOR}{gender}") for age in ages]
-        if any(c.is_number and c.text != "0" for c in cells):
-            series.append(Series(words.category("gender", gender), cells))
+        if label := _series_label(cells, words, words.category("gender", gender)):
+            series.append(Series(label, cells))
     if not series:
         return None
     title = words.text("chart.age_gender", period=period)
@@ -226,6 +228,17 @@ def _age_gender_chart(
         "title": title,
         "svg": grouped_bars([words.category("age_band", a) for a in ages], series, hidden),
     }
+
+
+def _series_label(cells: list[Cell], words: ReportWords, label: str) -> str:
+    """The legend label of a chart's series: its category's, or "<category>: hidden" when none of its
+    cells is a published number above 0 but some are hidden (a chart never drops a hidden category);
+    empty when the category has nothing to draw (only zeros)."""
+    if any(c.is_number and c.text != "0" for c in cells):
+        return label
+    if any(c.text and not c.is_number for c in cells):
+        return words.hidden_category(label)
+    return ""
 
 
 RANKED = 10  # bars in a ranking chart

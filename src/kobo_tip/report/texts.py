@@ -250,6 +250,14 @@ class ReportWords:
     def dimension(self, name: str) -> str:
         return self.labels.texts.get(f"report.dimension.{name}", name)
 
+    def hidden_key(self, k: int) -> str:
+        """The line beside every table and chart of an outside report: what ``<k`` and ``x`` mean."""
+        return self.labels.texts["report.key.hidden"].format(k=k, k_minus_1=k - 1)
+
+    def hidden_category(self, label: str) -> str:
+        """A chart's legend entry for a category all of whose cells are hidden ("Male: hidden")."""
+        return self.labels.texts["report.key.hidden_category"].format(category=label)
+
     def category(self, dimension: str, category: str) -> str:
         """The label of one category of ``dimension`` (the name itself when nothing better exists)."""
         if dimension == "age_band_x_gender":
