@@ -50,7 +50,7 @@ _EXAMPLE_ROSTER = tuple(
 )
 
 # Example referral directory: one organisation for each kind of service people are referred to.
-_EXAMPLE_DIRECTORY = (
+EXAMPLE_REFERRAL_DIRECTORY = (
     ReferralOrg(
         "shelter",
         "Provincial Shelter for Children and Families",
@@ -95,7 +95,7 @@ def write_starter(folder: Path, country: str = "th") -> list[Path]:
         config.write_text(text, encoding="utf-8")
         write_roster(_EXAMPLE_ROSTER, roster)
         write_locations(subdivision_locations(code), locations)
-        write_referral_directory(_EXAMPLE_DIRECTORY, directory)
+        write_referral_directory(EXAMPLE_REFERRAL_DIRECTORY, directory)
     except OSError as exc:
         raise ConfigError(f"Cannot write the starter files in {folder}: {exc.strerror}.") from None
     return [config, roster, locations, directory]
