@@ -13,6 +13,7 @@ says: form, engines and counting cannot drift.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 import json
@@ -509,8 +510,17 @@ def assert_counted(settings: Settings) -> None:
     render_reports(settings, audiences=["internal", "donor"], as_of=AS_OF)
     internal = (settings.report.out_dir / "internal" / "data_quality.csv").read_text(encoding="utf-8")
     assert ORGANISATION in internal
+    # The two referrals went to the same organisation, both with consent to share: internal only.
+    shelter = next(org for org in settings.form.referral_directory if org.id == REFERRAL_ORG)
+    with (settings.report.out_dir / "internal" / "referrals.csv").open(encoding="utf-8") as handle:
+        referrals = {row["referral_org"]: row for row in csv.DictReader(handle)}
+    assert (referrals[REFERRAL_ORG]["referrals"], referrals[REFERRAL_ORG]["consent_to_share"]) == ("2", "2")
+    assert sum(int(row["referrals"]) for row in referrals.values()) == 2
+    assert shelter.name in (settings.report.out_dir / "internal" / "report.html").read_text(encoding="utf-8")
+    assert not (settings.report.out_dir / "donor" / "referrals.csv").exists()
     for path in (settings.report.out_dir / "donor").iterdir():
         assert ORGANISATION.encode() not in path.read_bytes(), path.name
+        assert shelter.name.encode() not in path.read_bytes(), path.name
 
 
 def test_the_engine_s_submissions_are_counted_as_a_kobo_export(

@@ -145,9 +145,25 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "charts": (_charts(counts, words, key) + _target_chart(edition)) if chart else [],
         "sections": sections,
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
+        "referrals": _referrals(edition) if edition.referrals is not None else None,
         "restatements": _restatement_groups(edition) if edition.audience == "internal" else None,
         "protection": _protection(edition) if edition.disclosure is not None else None,
         "provenance": edition.provenance,
+    }
+
+
+def _referrals(edition: Edition) -> dict[str, Any]:
+    """The internal table of referrals by receiving organisation, with its texts."""
+    assert edition.referrals is not None
+    text = edition.words.labels.report_text
+    return {
+        "title": text("referrals.title"),
+        "about": text("referrals.about"),
+        "headers": [text(f"referrals.{name}") for name in ("organisation", "referrals", "consent_to_share")],
+        "rows": [
+            (row.organisation, row.referrals, row.consent_to_share)
+            for row in edition.referrals.itertuples(index=False)
+        ],
     }
 
 

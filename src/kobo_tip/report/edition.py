@@ -57,6 +57,7 @@ class Edition:
     left_out: dict[tuple[str, str], str] = field(default_factory=dict)
     stale_after_days: int = 7
     performance: Performance = field(default_factory=lambda: Performance([], "", 0))
+    referrals: pd.DataFrame | None = None  # internal only: referrals by receiving organisation
 
     @property
     def published(self) -> pd.DataFrame:

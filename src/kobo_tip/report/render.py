@@ -14,7 +14,7 @@ import pandas as pd
 import pycountry
 
 import kobo_tip
-from kobo_tip import cases, counting, indicator, periods, privacy
+from kobo_tip import cases, counting, indicator, periods, privacy, referrals
 from kobo_tip.config import Settings
 from kobo_tip.errors import StoreError, UsageError
 from kobo_tip.labels import load_labels
@@ -139,6 +139,7 @@ def write_audiences(
             except privacy.DisclosureError as exc:
                 failure = exc
         runs = store.runs(restatements.RUNS_LOOKED_AT)
+        referral_rows = _referral_rows(store, settings, result) if INTERNAL in wanted else None
         for audience in wanted:
             if audience == INTERNAL:
                 release = privacy.Release(
@@ -160,7 +161,9 @@ def write_audiences(
                 ):
                     save_release(store, release, counted.provenance.last_run)
 
-            written += publish(settings, counted, release, outcome, runs, last, targets, save=save)
+            written += publish(
+                settings, counted, release, outcome, runs, last, targets, save=save, referrals=referral_rows
+            )
     if failure is not None:
         raise failure
     return written
@@ -190,10 +193,12 @@ def publish(
     targets: Targets | None,
     *,
     save: Callable[[], None] | None = None,
+    referrals: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write one audience's folder of ``release`` (``last``: what the audience was shown before,
     ``targets``: ``load_targets``'s); ``save`` records the release before the folder is swapped
-    in, so no file is ever out without its release on record."""
+    in, so no file is ever out without its release on record. ``referrals`` (``referral_table``'s)
+    is shown to internal only."""
     audience = release.audience
     internal = audience == INTERNAL
     words = ReportWords.for_language(load_labels(settings.project.report_language), settings.form.locations)
@@ -231,6 +236,7 @@ def publish(
         left_out={} if internal else release.omitted(),
         stale_after_days=settings.report.stale_after_days,
         performance=performance,
+        referrals=referrals if internal else None,
     )
     group = settings.report.group if audience in settings.report.share_with_group else ""
     with files.new_folder(settings.report.out_dir / audience, group=group) as folder:
@@ -239,6 +245,20 @@ def publish(
             save()
     final = settings.report.out_dir / audience
     return [final / path.name for path in paths]
+
+
+def _referral_rows(store: Store, settings: Settings, result: counting.CountResult) -> pd.DataFrame:
+    """The internal report's referrals by receiving organisation, of the submissions counted."""
+    excluded = set(
+        result.findings.loc[result.findings["rule"].isin(indicator.EXCLUSION_RULES), "submission_id"]
+    )
+    return referrals.referral_table(
+        store.submissions(include_deleted=False),
+        settings.form.referral_directory,
+        excluded,
+        result.through,
+        load_labels(settings.project.report_language),
+    )
 
 
 def load_targets(settings: Settings, counts: pd.DataFrame) -> Targets | None:
@@ -290,6 +310,10 @@ def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
     ]
     if edition.findings is not None:
         written.append(files.write_data_quality(folder / "data_quality.csv", edition.findings))
+    if edition.referrals is not None:
+        written.append(
+            files.write_table(folder / "referrals.csv", edition.referrals, referrals.REFERRAL_COLUMNS)
+        )
     if settings.targets is not None:
         table = iptt.iptt_frame(edition.performance.rows)
         written.append(files.write_table(folder / "iptt.csv", table, iptt.IPTT_COLUMNS))
