@@ -23,7 +23,8 @@ demo: $(STAMP)
 
 # What the tests need from the system, each said in one sentence when it is missing.
 system:
-	@command -v java >/dev/null 2>&1 || { echo "make test needs Java for ODK Validate: apt-get install default-jre-headless"; exit 1; }
+	@command -v java >/dev/null 2>&1 || { echo "make test needs Java for ODK Validate: apt-get install default-jdk-headless"; exit 1; }
+	@command -v javac >/dev/null 2>&1 || { echo "make test needs a JDK (javac) to drive the form in JavaRosa, ODK Collect's engine: apt-get install default-jdk-headless"; exit 1; }
 	@command -v node >/dev/null 2>&1 || { echo "make test needs Node.js 20.19.3 or later for the ODK Web Forms check: install it from nodejs.org or your package manager"; exit 1; }
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || { echo "make test needs headless Chromium to lay out the reports (phone, desktop, A4): apt-get install chromium"; exit 1; }
 	@command -v initdb >/dev/null 2>&1 || { set -- $(PG_BINDIRS)/initdb; [ -x "$$1" ]; } || { echo "make test needs PostgreSQL (the store tests start a throwaway server): apt-get install postgresql"; exit 1; }

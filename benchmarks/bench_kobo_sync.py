@@ -145,7 +145,7 @@ def main() -> None:
 
         root = Path(folder)
         (root / "forms").mkdir()
-        for name in ("stakeholders.csv", "locations.csv"):
+        for name in ("stakeholders.csv", "locations.csv", "referral_directory.csv"):
             (root / "forms" / name).write_bytes((REPO / "forms" / name).read_bytes())
         source = f'kind = "kobo"\nurl = "{kobo.url}"\nasset_uid = "{kobo.asset_uid}"'
         text = _replace_sections(

@@ -47,6 +47,7 @@ def _project(folder: Path) -> Path:
     text = text.replace('kind = "kobo"', 'kind = "file"\npath = "data/export.json"')
     text = text.replace('roster = "forms/', f'roster = "{REPO}/forms/')
     text = text.replace('locations = "forms/', f'locations = "{REPO}/forms/')
+    text = text.replace('referral_directory = "forms/', f'referral_directory = "{REPO}/forms/')
     config = folder / "kobo-tip.toml"
     config.write_text(text, encoding="utf-8")
     return config

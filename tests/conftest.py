@@ -68,6 +68,7 @@ def write_project(root: Path, **sections: str) -> Path:
     (root / "forms").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "forms" / "stakeholders.csv", root / "forms" / "stakeholders.csv")
     shutil.copy(REPO / "forms" / "locations.csv", root / "forms" / "locations.csv")
+    shutil.copy(REPO / "forms" / "referral_directory.csv", root / "forms" / "referral_directory.csv")
     text = (REPO / "config.example.toml").read_text(encoding="utf-8")
     text = _replace_sections(text, {"source": 'kind = "file"\npath = "data/export.json"', **sections})
     config = root / "kobo-tip.toml"

@@ -77,6 +77,7 @@ def make_project(
     (root / "data").mkdir()
     shutil.copy(REPO / "forms" / "stakeholders.csv", root / "forms" / "stakeholders.csv")
     shutil.copy(REPO / "forms" / "locations.csv", root / "forms" / "locations.csv")
+    shutil.copy(REPO / "forms" / "referral_directory.csv", root / "forms" / "referral_directory.csv")
     sections = {
         "project": (
             f'name = {json.dumps("Safe Migration " + SCRIPT + ATTRIBUTE)}\ncountry = "th"\n'

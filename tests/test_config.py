@@ -185,3 +185,41 @@ def test_a_header_that_is_not_the_roster_header_is_quoted(example_project: Path)
         ConfigError, match=r"first line must be the header id,name,type,trained_on \(found 'ID\|Name"
     ):
         load_settings(example_project)
+
+
+def test_the_referral_directory_is_read_with_its_services(example_project: Path) -> None:
+    path = example_project.parent / "forms" / "referral_directory.csv"
+    path.write_text(
+        "id,name,services\nshelter,Safe House,shelter  medical\nclinic,Clinic,\n", encoding="utf-8"
+    )
+    directory = load_settings(example_project).form.referral_directory
+    assert [(org.id, org.name, org.services) for org in directory] == [
+        ("shelter", "Safe House", ("shelter", "medical")),
+        ("clinic", "Clinic", ()),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("a,A,shelter\na,B,\n", r"line 3: duplicate id 'a'"),
+        ("not_listed,A,\n", r"line 2: id 'not_listed' is reserved for organisations not in the directory"),
+        ("a b,A,\n", r"line 2: id 'a b' must be letters"),
+        ("a,,\n", r"line 2: name is empty"),
+        ("a,A,shelters\n", r"line 2: service 'shelters' is not a service \(did you mean 'shelter'\?\)"),
+        ("", r"has no organisations: add some, or leave the key out"),
+    ],
+)
+def test_a_bad_referral_directory_names_the_line_and_the_fix(
+    example_project: Path, rows: str, message: str
+) -> None:
+    path = example_project.parent / "forms" / "referral_directory.csv"
+    path.write_text("id,name,services\n" + rows, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"Referral directory .*{message}"):
+        load_settings(example_project)
+
+
+def test_without_a_referral_directory_the_config_loads_with_none(example_project: Path) -> None:
+    text = example_project.read_text(encoding="utf-8")
+    example_project.write_text(re.sub(r"(?m)^referral_directory = .*\n", "", text), encoding="utf-8")
+    assert load_settings(example_project).form.referral_directory == ()

@@ -35,7 +35,11 @@ NS = {
 JR_CONSTRAINT_MSG = "{http://openrosa.org/javarosa}constraintMsg"
 JR_REQUIRED_MSG = "{http://openrosa.org/javarosa}requiredMsg"
 SPEC_FIELDS = (
+    ind.CONSENT_STATEMENT,
+    ind.IMMEDIATE_DANGER,
+    ind.EMERGENCY_REFERRAL,
     ind.CONSENT,
+    ind.CONSENT_BY,
     ind.EVENT_DATE,
     ind.ACTION,
     ind.STAKEHOLDER_TYPE,
@@ -57,6 +61,10 @@ SPEC_FIELDS = (
     ind.REPORTED_ELSEWHERE,
     ind.SERVICES,
     ind.REFERRAL_OUTCOME,
+    ind.REFERRAL_ORG,
+    ind.REFERRAL_DATE,
+    ind.CONSENT_TO_SHARE,
+    ind.FOLLOW_UP_DATE,
 )
 META_FIELDS = ("start", "end", "today", "deviceid", "username")
 ETHNICITIES = ("akha", "karen", "shan", "hmong")
@@ -169,13 +177,15 @@ def test_wide_form_passes_odk_validate_and_names_missing_thai_texts(wide: Built)
 
 
 def test_every_spec_field_is_in_the_survey(example: Built, wide: Built) -> None:
-    for built in (example, wide):
-        names = {row.get("name") for row in built.survey}
-        assert set(SPEC_FIELDS) | set(META_FIELDS) | {ind.FORM_VERSION} <= names
+    names = {row.get("name") for row in example.survey}
+    assert set(SPEC_FIELDS) | set(META_FIELDS) | {ind.FORM_VERSION} <= names
     assert set(ind.WG_FIELDS) <= {row.get("name") for row in example.survey}
     assert ind.ETHNICITY not in {row.get("name") for row in example.survey}
     wide_names = {row.get("name") for row in wide.survey}
     assert ind.ETHNICITY in wide_names
+    # No referral directory in the wide config: no question about the receiving organisation.
+    assert ind.REFERRAL_ORG not in wide_names and wide.choice_names("referral_org") == []
+    assert set(SPEC_FIELDS) - {ind.REFERRAL_ORG, ind.LOCATION_ADMIN2} <= wide_names
     assert not set(ind.WG_FIELDS) & wide_names
     assert ind.GROUP_WG not in wide_names
 
@@ -191,12 +201,48 @@ def test_questions_sit_in_the_spec_groups_with_field_list(example: Built) -> Non
             stack.pop()
         else:
             group_of[row["name"]] = "/".join(stack)
-    assert group_of[ind.CONSENT] == "intro"
+    assert group_of[ind.CONSENT] == group_of[ind.CONSENT_BY] == group_of[ind.CONSENT_STATEMENT] == "intro"
     assert group_of[ind.EVENT_DATE] == group_of[ind.GBV_TYPE] == "event"
     assert group_of[ind.UIC_GIVEN] == group_of[ind.REPORTED_ELSEWHERE] == "person"
     assert group_of["wg_seeing"] == "person/wg"
     assert group_of[ind.SERVICES] == group_of[ind.REFERRAL_OUTCOME] == "referral"
+    for name in (ind.REFERRAL_ORG, ind.REFERRAL_DATE, ind.CONSENT_TO_SHARE, ind.FOLLOW_UP_DATE):
+        assert group_of[name] == "referral", name
     assert group_of["start"] == group_of[ind.FORM_VERSION] == ""
+
+
+def test_the_intro_reads_the_statement_then_asks_about_danger_first(example: Built) -> None:
+    names = [row["name"] for row in example.survey if row["type"] not in ("begin_group", "end_group")]
+    intro = names[names.index(ind.CONSENT_STATEMENT) : names.index(ind.CONSENT_BY) + 1]
+    assert intro == [
+        ind.CONSENT_STATEMENT,
+        ind.IMMEDIATE_DANGER,
+        ind.EMERGENCY_REFERRAL,
+        ind.CONSENT,
+        ind.CONSENT_BY,
+    ]
+    assert example.row(ind.CONSENT_STATEMENT)["type"] == example.row(ind.EMERGENCY_REFERRAL)["type"] == "note"
+    assert example.row(ind.IMMEDIATE_DANGER)["type"] == "select_one yes_no_unknown"
+    assert example.row(ind.EMERGENCY_REFERRAL)["relevant"] == "${immediate_danger} = 'yes'"
+    assert example.row(ind.CONSENT_BY)["type"] == "select_one consent_by"
+    assert example.row(ind.CONSENT_BY)["relevant"] == "${consent} = 'yes'"
+    # The age's check against the birth year reads whether it is estimated: asked before it.
+    assert names.index(ind.AGE_ESTIMATED) == names.index(ind.AGE_YEARS) - 1
+
+
+def test_the_referral_group_asks_organisation_dates_and_consent_to_share(example: Built) -> None:
+    assert example.row(ind.REFERRAL_ORG)["type"] == "select_one referral_org"
+    directory = example.settings.form.referral_directory
+    assert example.choice_names("referral_org") == [org.id for org in directory] + ["not_listed"]
+    first = next(row for row in example.choices if row["list_name"] == "referral_org")
+    assert first["label::English (en)"] == first["label::French (fr)"] == directory[0].name
+    assert example.row(ind.REFERRAL_DATE)["type"] == example.row(ind.FOLLOW_UP_DATE)["type"] == "date"
+    assert example.row(ind.REFERRAL_DATE)["constraint"] == ". >= ${event_date} and . <= today()"
+    assert example.row(ind.FOLLOW_UP_DATE)["constraint"] == ". >= ${event_date}"
+    assert example.row(ind.CONSENT_TO_SHARE)["type"] == "select_one yes_no"
+    # None of the new questions is free text about the person.
+    for name in (ind.IMMEDIATE_DANGER, ind.CONSENT_BY, ind.REFERRAL_ORG, ind.CONSENT_TO_SHARE):
+        assert example.row(name)["type"].startswith("select_one "), name
 
 
 def test_question_types_follow_the_spec(example: Built) -> None:
@@ -217,7 +263,10 @@ def test_question_types_follow_the_spec(example: Built) -> None:
     }
     required = {row["name"] for row in example.survey if row.get("required") == "yes"}
     assert required == {
+        ind.IMMEDIATE_DANGER,
         ind.CONSENT,
+        ind.CONSENT_BY,  # when shown: relevant only with consent
+        ind.CONSENT_TO_SHARE,  # when shown: in the referral group
         ind.EVENT_DATE,
         ind.ACTION,
         ind.STAKEHOLDER_TYPE,
@@ -415,6 +464,12 @@ def test_xform_binds_relevance(example: Built) -> None:
         assert f"'{category}')" in relevant(ind.EXPLOITATION_TYPE)
     assert relevant(ind.LOCATION_ADMIN1) == "/tip_victims/event/identification_country = 'th'"
     assert example.bind(ind.SERVICES).get("required") == "true()"
+    assert relevant(ind.CONSENT_BY) == "/tip_victims/intro/consent = 'yes'"
+    assert relevant(ind.EMERGENCY_REFERRAL) == "/tip_victims/intro/immediate_danger = 'yes'"
+    assert example.bind(ind.CONSENT_TO_SHARE).get("required") == "true()"
+    assert _squash(example.bind(ind.REFERRAL_DATE).get("constraint", "")) == (
+        ". >= /tip_victims/event/event_date and . <= today()"
+    )
 
 
 def test_xform_itemsets_carry_the_choice_filters(example: Built) -> None:
@@ -442,9 +497,16 @@ def test_xform_carries_the_version_and_the_form_id(example: Built) -> None:
     [
         ("MA", True),
         ("jó", True),
+        ("jo\u0301", True),  # the same with a combining accent
         ("สม", True),
+        ("เม", True),  # a Thai leading vowel is a letter: เมย์ gives เม
         ("ที่นี่", True),  # two Thai letters with their vowel and tone marks: six characters
         ("ßa", True),
+        ("ក្ម", True),  # Khmer: a letter, the subscript sign (a mark), a letter
+        ("abc", False),  # a third letter
+        ("เมย", False),
+        ("M", False),  # one letter
+        ("\u0301a", False),  # a mark first
         ("M1", False),
         ("๑๒", False),  # Thai digits
         ("o'", False),

@@ -24,12 +24,13 @@ def france(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_writes_the_three_files(tmp_path: Path) -> None:
+def test_writes_the_four_files(tmp_path: Path) -> None:
     written = write_starter(tmp_path / "new", "th")
     assert written == [
         tmp_path / "new" / "kobo-tip.toml",
         tmp_path / "new" / "forms" / "stakeholders.csv",
         tmp_path / "new" / "forms" / "locations.csv",
+        tmp_path / "new" / "forms" / "referral_directory.csv",
     ]
     assert all(path.is_file() for path in written)
     # The starter is the commented example config, with the chosen country.
@@ -51,6 +52,9 @@ def test_the_starter_config_loads_with_the_country_roster_and_locations(france: 
         s.code for s in pycountry.subdivisions.get(country_code="FR") if s.parent_code in admin1
     }
     assert next(loc for loc in admin2 if loc.code == "FR-2A").name == "Corse-du-Sud"
+    # The example referral directory: organisations offering services of the form's list.
+    assert len(settings.form.referral_directory) >= 2
+    assert all(set(org.services) <= set(ind.CHOICES["service"]) for org in settings.form.referral_directory)
 
 
 def test_the_started_project_builds_a_validated_form(france: Path) -> None:

@@ -84,7 +84,7 @@ def test_every_audience_gets_its_files(rendered) -> None:
         expected = {"counts.csv", "restatements.csv", "report.html", "report.md", "counts.xlsx"}
         expected |= {"dhis2_datavalueset.json"}
         if audience == "internal":  # the run released quarters outside: internal reconciles them
-            expected |= {"data_quality.csv", "as_reported.csv"}
+            expected |= {"data_quality.csv", "as_reported.csv", "referrals.csv"}  # never outside internal
         assert names == expected, audience
         header = (folder(settings, audience) / "counts.csv").read_text(encoding="utf-8").splitlines()[0]
         assert header == "indicator,period,period_start,period_end,dimension,category,value"

@@ -18,7 +18,13 @@ import pytest
 from kobo_tip import indicator as ind
 from kobo_tip import synthetic
 from kobo_tip.answers import find_answers
-from kobo_tip.config import load_locations, load_roster, write_locations, write_roster
+from kobo_tip.config import (
+    load_locations,
+    load_referral_directory,
+    load_roster,
+    write_locations,
+    write_roster,
+)
 from kobo_tip.person_key import person_key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,6 +71,9 @@ def options(roster: list[Any], locations: tuple[Any, ...]) -> dict[str, Any]:
         "start_date": START,
         "end_date": END,
         "as_of": AS_OF,
+        "referral_orgs": [
+            org.id for org in load_referral_directory(REPO / "forms" / "referral_directory.csv")
+        ],
     }
 
 
@@ -149,7 +158,7 @@ def test_same_data_in_another_process_with_another_hash_seed(options: dict[str, 
         text=True,
         check=True,
     )
-    here = synthetic.generate_submissions(200, **options)
+    here = synthetic.generate_submissions(200, **{**options, "referral_orgs": ()})
     assert json.loads(done.stdout) == json.loads(json.dumps(here))
 
 
@@ -199,10 +208,11 @@ def test_system_fields_have_kobo_types_and_formats(subs: list[dict[str, Any]], r
 
 
 def test_every_answer_is_a_string_and_a_valid_choice(
-    subs: list[dict[str, Any]], roster: list[Any], locations: tuple[Any, ...]
+    subs: list[dict[str, Any]], roster: list[Any], locations: tuple[Any, ...], options: dict[str, Any]
 ) -> None:
     lists = {
         "stakeholder": {row.id for row in roster} | {ind.NOT_LISTED},
+        "referral_org": {*options["referral_orgs"], ind.NOT_LISTED},
         "admin1": {loc.code for loc in locations if loc.level == 1},
         "admin2": {loc.code for loc in locations if loc.level == 2},
         "country": {"th", "mm", "kh", "la", "vn", "my", ind.STATELESS, ind.UNKNOWN},
@@ -442,3 +452,22 @@ def test_export_file_is_a_kobo_page(subs: list[dict[str, Any]], tmp_path: Path) 
     path = synthetic.write_export(subs[:50], tmp_path / "data" / "export.json")
     page = json.loads(path.read_text(encoding="utf-8"))
     assert page == {"count": 50, "next": None, "previous": None, "results": subs[:50]}
+
+
+def test_the_intake_answers_follow_the_forms_relevance(subs: list[dict[str, Any]]) -> None:
+    referral_paths = [
+        synthetic.FIELD_PATHS[f] for f in (ind.REFERRAL_ORG, ind.REFERRAL_DATE, ind.CONSENT_TO_SHARE)
+    ]
+    for sub in subs:
+        assert answer(sub, ind.IMMEDIATE_DANGER) in ind.CHOICES["yes_no_unknown"]
+        assert (answer(sub, ind.CONSENT_BY) is not None) is (answer(sub, ind.CONSENT) == "yes")
+        referred = "referred" in (answer(sub, ind.ACTION) or "")
+        assert all((path in sub) is referred for path in referral_paths), sub
+        if referred and not is_malformed(sub, ind.EVENT_DATE):
+            assert answer(sub, ind.REFERRAL_DATE) >= answer(sub, ind.EVENT_DATE)
+            follow_up = answer(sub, ind.FOLLOW_UP_DATE)
+            assert follow_up is None or follow_up > answer(sub, ind.EVENT_DATE)
+    children = [sub for sub in subs if answer(sub, ind.CONSENT_BY) not in (None, "person")]
+    assert children and all(
+        int(answer(sub, ind.AGE_YEARS)) < 18 for sub in children if not is_malformed(sub, ind.AGE_YEARS)
+    )

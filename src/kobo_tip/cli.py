@@ -227,7 +227,10 @@ def _cmd_init(args: argparse.Namespace) -> None:
     for path in write_starter(Path(args.dir), country=args.country):
         print(f"wrote {path}")
     print(translations_note(args.country.strip().lower()))
-    print("Next: edit kobo-tip.toml and forms/stakeholders.csv, then run 'kobo-tip form build'.")
+    print(
+        "Next: edit kobo-tip.toml, forms/stakeholders.csv and forms/referral_directory.csv, "
+        "then run 'kobo-tip form build'."
+    )
 
 
 def _build_form(settings: Settings, ignore_warnings: bool):  # -> FormBuild

@@ -63,6 +63,15 @@ class Location:
 
 
 @dataclass(frozen=True)
+class ReferralOrg:
+    """One referral directory row: an organisation a person can be referred to, and its services."""
+
+    id: str
+    name: str
+    services: tuple[str, ...]  # names of the ``service`` choice list
+
+
+@dataclass(frozen=True)
 class ProjectSettings:
     name: str
     country: str  # lower-case ISO alpha-2
@@ -83,6 +92,9 @@ class FormSettings:
     locations: tuple[Location, ...]
     disability: bool
     ethnicities: tuple[str, ...]
+    # The receiving organisations of referrals; empty leaves referral_org out of the form.
+    referral_directory_path: Path | None = None
+    referral_directory: tuple[ReferralOrg, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -272,7 +284,7 @@ _SCHEMA: dict[str, tuple[str, ...]] = {
         "languages",
         "report_language",
     ),
-    "form": ("form_id", "title", "roster", "locations", "disability", "ethnicities"),
+    "form": ("form_id", "title", "roster", "locations", "disability", "ethnicities", "referral_directory"),
     "indicator": (
         "merges",
         "person_categories",
@@ -541,6 +553,7 @@ def _form(r: _Reader, project: ProjectSettings) -> FormSettings:
     roster = load_roster(roster_path)
     locations_path = r.path("locations", "", must_exist=True, what="locations file")
     locations = load_locations(locations_path) if locations_path else default_locations(project.country)
+    directory_path = r.path("referral_directory", "", must_exist=True, what="referral directory")
     ethnicities = r.text_list("ethnicities", [])
     for name in ethnicities:
         if not _CHOICE_NAME_RE.match(name):
@@ -556,6 +569,8 @@ def _form(r: _Reader, project: ProjectSettings) -> FormSettings:
         locations=locations,
         disability=r.boolean("disability", True),
         ethnicities=ethnicities,
+        referral_directory_path=directory_path,
+        referral_directory=load_referral_directory(directory_path) if directory_path else (),
     )
 
 
@@ -879,6 +894,7 @@ def decode_text(data: bytes, what: str) -> str:
 
 ROSTER_COLUMNS = ("id", "name", "type", "trained_on")
 LOCATION_COLUMNS = ("level", "code", "name", "parent")
+REFERRAL_DIRECTORY_COLUMNS = ("id", "name", "services")
 
 
 def write_roster(roster: Iterable[Stakeholder], path: Path) -> Path:
@@ -890,6 +906,13 @@ def write_roster(roster: Iterable[Stakeholder], path: Path) -> Path:
 def write_locations(locations: Iterable[Location], path: Path) -> Path:
     """Write locations as the CSV that ``load_locations`` reads."""
     return _write_csv(path, LOCATION_COLUMNS, ((x.level, x.code, x.name, x.parent) for x in locations))
+
+
+def write_referral_directory(directory: Iterable[ReferralOrg], path: Path) -> Path:
+    """Write a referral directory as the CSV that ``load_referral_directory`` reads."""
+    return _write_csv(
+        path, REFERRAL_DIRECTORY_COLUMNS, ((o.id, o.name, " ".join(o.services)) for o in directory)
+    )
 
 
 def _write_csv(path: Path, header: tuple[str, ...], rows: Iterable[tuple[object, ...]]) -> Path:
@@ -938,6 +961,40 @@ def load_roster(path: Path) -> tuple[Stakeholder, ...]:
     if not roster:
         raise ConfigError(f"Roster {path} has no stakeholders.")
     return tuple(roster)
+
+
+def load_referral_directory(path: Path) -> tuple[ReferralOrg, ...]:
+    """Read and check the referral directory CSV: ``id,name,services`` (services: names of the
+    ``service`` choice list separated by spaces, or empty)."""
+    rows = _read_csv(path, REFERRAL_DIRECTORY_COLUMNS, "Referral directory")
+    known = indicator.CHOICES["service"]
+    seen: set[str] = set()
+    directory = []
+    for line, row in enumerate(rows, start=2):
+        where = f"Referral directory {path} line {line}"
+        oid = row["id"]
+        if not _CHOICE_NAME_RE.match(oid):
+            raise ConfigError(
+                f"{where}: id '{oid}' must be letters, digits, '_', '-' or '.', without spaces."
+            )
+        if oid == indicator.NOT_LISTED:
+            raise ConfigError(f"{where}: id '{oid}' is reserved for organisations not in the directory.")
+        if oid in seen:
+            raise ConfigError(f"{where}: duplicate id '{oid}'.")
+        seen.add(oid)
+        if not row["name"]:
+            raise ConfigError(f"{where}: name is empty.")
+        services = tuple(row["services"].split())
+        for service in services:
+            if service not in known:
+                raise ConfigError(
+                    f"{where}: service '{service}' is not a service{_closest(service, known)}; "
+                    f"choose from {', '.join(known)}, separated by spaces."
+                )
+        directory.append(ReferralOrg(oid, row["name"], services))
+    if not directory:
+        raise ConfigError(f"Referral directory {path} has no organisations: add some, or leave the key out.")
+    return tuple(directory)
 
 
 def load_locations(path: Path) -> tuple[Location, ...]:

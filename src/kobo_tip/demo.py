@@ -28,11 +28,19 @@ from kobo_tip.config import (
     Settings,
     load_settings,
     write_locations,
+    write_referral_directory,
     write_roster,
 )
 from kobo_tip.errors import KoboTipError, UsageError
 from kobo_tip.form import build_form
-from kobo_tip.init_project import LOCATIONS_NAME, ROSTER_NAME, STARTER_CONFIG, subdivision_locations
+from kobo_tip.init_project import (
+    EXAMPLE_REFERRAL_DIRECTORY,
+    LOCATIONS_NAME,
+    REFERRAL_DIRECTORY_NAME,
+    ROSTER_NAME,
+    STARTER_CONFIG,
+    subdivision_locations,
+)
 from kobo_tip.periods import FISCAL_YEAR, QUARTER
 from kobo_tip.report import render_reports
 from kobo_tip.sync import SyncSummary, run_sync
@@ -87,6 +95,7 @@ def run_demo(
     locations = subdivision_locations(COUNTRY)
     write_roster(roster, root / ROSTER_NAME)
     write_locations(locations, root / LOCATIONS_NAME)
+    write_referral_directory(EXAMPLE_REFERRAL_DIRECTORY, root / REFERRAL_DIRECTORY_NAME)
     settings = _write_config(root, start=first, end=_project_end(first))
     logger.info(
         "Demo project written in %s: %d stakeholders, %d locations.", root, len(roster), len(locations)
@@ -107,6 +116,7 @@ def run_demo(
         country=COUNTRY,
         disability=settings.form.disability,
         ethnicities=settings.form.ethnicities,
+        referral_orgs=[org.id for org in settings.form.referral_directory],
     )
     cut = round(len(submissions) * _FIRST_EXPORT_SHARE)
     # The first report is the one published when the first export was taken.

@@ -12,7 +12,11 @@ from typing import Final
 FORM_ID: Final = "tip_victims"
 
 # Field names (spec section 2). Unique in the form, whatever group holds them.
+CONSENT_STATEMENT: Final = "consent_statement"  # a note: the statement read aloud
+IMMEDIATE_DANGER: Final = "immediate_danger"
+EMERGENCY_REFERRAL: Final = "emergency_referral"  # a note: follow the emergency referral procedure now
 CONSENT: Final = "consent"
+CONSENT_BY: Final = "consent_by"
 EVENT_DATE: Final = "event_date"
 ACTION: Final = "action"
 STAKEHOLDER_TYPE: Final = "stakeholder_type"
@@ -44,6 +48,10 @@ WG_FIELDS: Final = (
 REPORTED_ELSEWHERE: Final = "reported_elsewhere"
 SERVICES: Final = "services"
 REFERRAL_OUTCOME: Final = "referral_outcome"
+REFERRAL_ORG: Final = "referral_org"
+REFERRAL_DATE: Final = "referral_date"
+CONSENT_TO_SHARE: Final = "consent_to_share"
+FOLLOW_UP_DATE: Final = "follow_up_date"
 FORM_VERSION: Final = "form_version"
 
 # The raw UIC parts: removed before anything is written to the store.
@@ -58,7 +66,7 @@ GROUP_REFERRAL: Final = "referral"
 
 # The group path of every answer of the form (spec section 2), in form order.
 FIELD_GROUPS: Final[dict[str, str]] = {
-    CONSENT: GROUP_INTRO,
+    **{name: GROUP_INTRO for name in (IMMEDIATE_DANGER, CONSENT, CONSENT_BY)},
     **{
         name: GROUP_EVENT
         for name in (
@@ -83,16 +91,25 @@ FIELD_GROUPS: Final[dict[str, str]] = {
             UIC_MOTHER,
             BIRTH_YEAR,
             GENDER,
-            AGE_YEARS,
             AGE_ESTIMATED,
+            AGE_YEARS,
             COUNTRY_ORIGIN,
             ETHNICITY,
             REPORTED_ELSEWHERE,
         )
     },
     **{name: f"{GROUP_PERSON}/{GROUP_WG}" for name in WG_FIELDS},
-    SERVICES: GROUP_REFERRAL,
-    REFERRAL_OUTCOME: GROUP_REFERRAL,
+    **{
+        name: GROUP_REFERRAL
+        for name in (
+            SERVICES,
+            REFERRAL_OUTCOME,
+            REFERRAL_ORG,
+            REFERRAL_DATE,
+            CONSENT_TO_SHARE,
+            FOLLOW_UP_DATE,
+        )
+    },
 }
 
 # The answers counting reads (spec sections 4 and 7): the store keeps these column by column.
@@ -132,6 +149,8 @@ NOT_ASKED: Final = "not_asked"
 # Choice lists (spec section 2): list name -> choice names, in display order.
 CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "yes_no": ("yes", "no"),
+    "yes_no_unknown": ("yes", "no", "unknown"),
+    "consent_by": ("person", "guardian_with_assent", "caseworker_best_interests"),
     "action": ("identified", "referred"),
     "stakeholder_type": (
         "border_control",
@@ -211,9 +230,11 @@ CHOICES: Final[dict[str, tuple[str, ...]]] = {
 COUNTRY_EXTRAS: Final = (STATELESS, UNKNOWN)
 
 # Which choice list each select question uses (lists built from config: stakeholder,
-# country, admin1, admin2, ethnicity).
+# country, admin1, admin2, ethnicity, referral_org).
 FIELD_LIST: Final[dict[str, str]] = {
+    IMMEDIATE_DANGER: "yes_no_unknown",
     CONSENT: "yes_no",
+    CONSENT_BY: "consent_by",
     ACTION: "action",
     STAKEHOLDER_TYPE: "stakeholder_type",
     STAKEHOLDER_ID: "stakeholder",
@@ -231,6 +252,8 @@ FIELD_LIST: Final[dict[str, str]] = {
     REPORTED_ELSEWHERE: "reported_elsewhere",
     SERVICES: "service",
     REFERRAL_OUTCOME: "referral_outcome",
+    REFERRAL_ORG: "referral_org",
+    CONSENT_TO_SHARE: "yes_no",
 }
 
 SELECT_MULTIPLE_FIELDS: Final = frozenset({ACTION, PERSON_CATEGORY, EXPLOITATION_TYPE, SERVICES})

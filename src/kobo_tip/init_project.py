@@ -1,4 +1,5 @@
-"""``kobo-tip init``: a starter config, an example roster and the country's locations."""
+"""``kobo-tip init``: a starter config, an example roster and referral directory, and the
+country's locations."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import pycountry
 from kobo_tip.config import (
     DEFAULT_CONFIG_NAME,
     Location,
+    ReferralOrg,
     Stakeholder,
     default_locations,
     write_locations,
+    write_referral_directory,
     write_roster,
 )
 from kobo_tip.errors import ConfigError
@@ -23,6 +26,7 @@ from kobo_tip.labels import TRANSLATIONS_DIR, shipped_languages
 STARTER_CONFIG = Path(__file__).resolve().parent / "starter" / "kobo-tip.toml"
 ROSTER_NAME = "forms/stakeholders.csv"
 LOCATIONS_NAME = "forms/locations.csv"
+REFERRAL_DIRECTORY_NAME = "forms/referral_directory.csv"
 
 # Example roster: two stakeholders of every type, for the M&E officer to replace.
 _EXAMPLE_ROSTER = tuple(
@@ -45,9 +49,24 @@ _EXAMPLE_ROSTER = tuple(
     )
 )
 
+# Example referral directory: one organisation for each kind of service people are referred to.
+EXAMPLE_REFERRAL_DIRECTORY = (
+    ReferralOrg(
+        "shelter",
+        "Provincial Shelter for Children and Families",
+        ("shelter", "basic_needs", "child_protection"),
+    ),
+    ReferralOrg("hospital", "Provincial Hospital", ("medical", "psychosocial", "emergency_transport")),
+    ReferralOrg("legal_aid", "Legal Aid Clinic", ("legal_aid", "documentation", "interpretation")),
+    ReferralOrg(
+        "social_welfare", "Social Welfare Office", ("return_repatriation", "reintegration", "livelihood")
+    ),
+)
+
 
 def write_starter(folder: Path, country: str = "th") -> list[Path]:
-    """Write kobo-tip.toml, forms/stakeholders.csv and forms/locations.csv into ``folder``.
+    """Write kobo-tip.toml, forms/stakeholders.csv, forms/locations.csv and
+    forms/referral_directory.csv into ``folder``.
 
     Raises ConfigError for an unknown country, or when one of those files already exists.
     """
@@ -56,7 +75,8 @@ def write_starter(folder: Path, country: str = "th") -> list[Path]:
         raise ConfigError(f"Unknown country '{country}': give an ISO 3166-1 alpha-2 code such as 'th'.")
     folder = Path(folder)
     config, roster, locations = folder / DEFAULT_CONFIG_NAME, folder / ROSTER_NAME, folder / LOCATIONS_NAME
-    for path in (config, roster, locations):
+    directory = folder / REFERRAL_DIRECTORY_NAME
+    for path in (config, roster, locations, directory):
         if path.exists():
             raise ConfigError(
                 f"{path} already exists: kobo-tip init never overwrites it; choose another folder."
@@ -75,9 +95,10 @@ def write_starter(folder: Path, country: str = "th") -> list[Path]:
         config.write_text(text, encoding="utf-8")
         write_roster(_EXAMPLE_ROSTER, roster)
         write_locations(subdivision_locations(code), locations)
+        write_referral_directory(EXAMPLE_REFERRAL_DIRECTORY, directory)
     except OSError as exc:
         raise ConfigError(f"Cannot write the starter files in {folder}: {exc.strerror}.") from None
-    return [config, roster, locations]
+    return [config, roster, locations, directory]
 
 
 def translations_note(country: str) -> str:

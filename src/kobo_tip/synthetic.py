@@ -41,6 +41,8 @@ INTEGER_FIELDS: Final = (ind.AGE_YEARS, ind.BIRTH_YEAR)
 
 _P = FIELD_PATHS
 _K_CONSENT = _P[ind.CONSENT]
+_K_DANGER = _P[ind.IMMEDIATE_DANGER]
+_K_CONSENT_BY = _P[ind.CONSENT_BY]
 _K_DATE = _P[ind.EVENT_DATE]
 _K_ACTION = _P[ind.ACTION]
 _K_STYPE = _P[ind.STAKEHOLDER_TYPE]
@@ -65,6 +67,12 @@ _K_WG = tuple(_P[name] for name in ind.WG_FIELDS)
 _K_ELSEWHERE = _P[ind.REPORTED_ELSEWHERE]
 _K_SERVICES = _P[ind.SERVICES]
 _K_OUTCOME = _P[ind.REFERRAL_OUTCOME]
+_K_REFERRAL_ORG = _P[ind.REFERRAL_ORG]
+_K_REFERRAL_DATE = _P[ind.REFERRAL_DATE]
+_K_SHARE = _P[ind.CONSENT_TO_SHARE]
+_K_FOLLOW_UP = _P[ind.FOLLOW_UP_DATE]
+_ADULT_AGE = 18
+_FOLLOW_UP_DAYS = 14
 _UNLISTED_ORGS = {
     "border_control": "Checkpoint 7 immigration post",
     "labour_inspector": "Provincial labour office",
@@ -374,6 +382,7 @@ class _Scenario:
         disability: bool,
         first_id: int,
         malformed: int | None,
+        referral_orgs: Sequence[str] = (),
     ) -> None:
         if not roster:
             raise ValueError("the roster is empty")
@@ -384,6 +393,10 @@ class _Scenario:
             raise ValueError("no day for events: start_date must be before as_of and on or before end_date")
         self.n = n
         self.rng = rng = random.Random(f"submissions:{seed}")
+        # The intake answers (danger, who consented, the referral's details) draw from their own
+        # generator, so adding them left every other answer of a seed as it was.
+        self.intake_rng = random.Random(f"intake:{seed}")
+        self.referral_orgs = (*referral_orgs, ind.NOT_LISTED) if referral_orgs else ()
         self.country = country
         self.ethnicities = tuple(ethnicities)
         self.disability = disability
@@ -470,6 +483,30 @@ class _Scenario:
         order = _CHOICES["service"]
         chosen = {_SERVICES[self.rng.getrandbits(_SLOT_BITS)] for _ in range(1 + self.rng.randrange(3))}
         return " ".join(sorted(chosen, key=order.index))
+
+    def _intake(self, consent: bool, age: int) -> dict[str, str]:
+        """Immediate danger (rarely yes) and, with consent, who gave it (a guardian or, now and
+        then, a case worker for a child)."""
+        rand = self.intake_rng.random
+        r = rand()
+        answers = {_K_DANGER: "yes" if r < 0.04 else "unknown" if r < 0.1 else "no"}
+        if consent:
+            child = "guardian_with_assent" if rand() < 0.8 else "caseworker_best_interests"
+            answers[_K_CONSENT_BY] = "person" if age >= _ADULT_AGE else child
+        return answers
+
+    def _referral(self, event_date: str) -> dict[str, str]:
+        """The receiving organisation (when there is a directory; a few not in it), the referral
+        made on the event's day, consent to share (mostly yes) and, often, a follow-up date."""
+        rand = self.intake_rng.random
+        answers = {_K_REFERRAL_DATE: event_date, _K_SHARE: "yes" if rand() < 0.85 else "no"}
+        orgs = self.referral_orgs
+        if orgs:
+            answers[_K_REFERRAL_ORG] = orgs[-1] if rand() < 0.05 else orgs[int(rand() * (len(orgs) - 1))]
+        if rand() < 0.6:
+            follow_up = dt.date.fromisoformat(event_date) + dt.timedelta(days=_FOLLOW_UP_DAYS)
+            answers[_K_FOLLOW_UP] = follow_up.isoformat()
+        return answers
 
     # -- who and when ------------------------------------------------------------------------
 
@@ -594,6 +631,8 @@ class _Scenario:
             sub["end"] = f"{days[end_day + 1]}T{clock[end_second]}{offset}"
             sub["today"] = days[fill_day + 1]
             consent = rand() < 0.9
+            age = person.age + (int(event_date[:4]) - person.first_year if follow else 0)  # on the event date
+            sub.update(self._intake(consent, age))
             sub[_K_CONSENT] = "yes" if consent else "no"
             sub[_K_DATE] = event_date
             action = (_FOLLOW_ACTIONS if follow else _FIRST_ACTIONS)[bits(_SLOT_BITS)]
@@ -625,7 +664,7 @@ class _Scenario:
                 sub[_K_MOTHER] = person.mother[spelling]
                 sub.update(person.answers)
                 if follow and event_date[:4] != str(person.first_year):  # a birthday may have passed
-                    sub[_K_AGE] = str(person.age + int(event_date[:4]) - person.first_year)
+                    sub[_K_AGE] = str(age)
                 if rand() < 0.7:
                     sub[_K_ELSEWHERE] = (
                         "yes_project_partner" if follow and rand() < 0.5 else _ELSEWHERE[bits(_SLOT_BITS)]
@@ -634,6 +673,7 @@ class _Scenario:
                 sub[_K_SERVICES] = service_sets[bits(_SLOT_BITS)]
                 if rand() < 0.8:
                     sub[_K_OUTCOME] = _OUTCOMES[bits(_SLOT_BITS)]
+                sub.update(self._referral(event_date))
             if position in malformed_at:
                 field = _MALFORMED_ORDER[position % len(_MALFORMED_ORDER)]
                 if FIELD_PATHS[field] not in sub:  # no consent: the person group is absent
@@ -676,6 +716,7 @@ def iter_submissions(
     disability: bool = True,
     first_id: int = 48_000_000,
     malformed: int | None = None,
+    referral_orgs: Sequence[str] = (),
 ) -> Iterator[dict[str, Any]]:
     """Stream ``n`` submissions in ``_id`` order (Kobo data-API shape), seeded.
 
@@ -683,6 +724,7 @@ def iter_submissions(
     before ``as_of``. ``malformed``: how many records carry one malformed value (default
     0.3 %, at least 3 when n >= 100). ``tz_hours``: the devices' UTC offset (0..12).
     ``first_id``: where ``_id``s start (Kobo's are server-wide, hence large and with gaps).
+    ``referral_orgs``: the referral directory's ids; without them no ``referral_org`` is answered.
     """
     if n <= 0:
         return iter(())
@@ -700,6 +742,7 @@ def iter_submissions(
         disability=disability,
         first_id=first_id,
         malformed=malformed,
+        referral_orgs=referral_orgs,
     )
     return scenario.submissions()
 

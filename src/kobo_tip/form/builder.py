@@ -11,14 +11,15 @@ from kobo_tip.config import Settings
 from kobo_tip.labels import Labels, country_codes
 
 
-def _letters_and_marks() -> str:
-    """A regex class of every letter and mark (Unicode categories L and M) of the Basic
-    Multilingual Plane, as ranges of \\uXXXX escapes: the same in JavaScript (Enketo, ODK Web
-    Forms) and Java (ODK Collect), which \\p{L} is not (Enketo lacks it). Digits of every script,
-    punctuation, symbols, spaces and emoji (outside the plane) are not in it."""
+def _unicode_class(kinds: str) -> str:
+    """A regex class body of every character of the Basic Multilingual Plane whose Unicode
+    category starts with one of ``kinds`` (``L`` letters, ``M`` marks), as ranges of \\uXXXX
+    escapes: the same in JavaScript (Enketo, ODK Web Forms) and Java (ODK Collect), which \\p{L}
+    is not (Enketo lacks it). Digits of every script, punctuation, symbols, spaces and emoji
+    (outside the plane) are in neither class."""
     ranges: list[tuple[int, int]] = []
     for code in range(0x10000):
-        if unicodedata.category(chr(code))[0] not in "LM" or 0xD800 <= code <= 0xDFFF:
+        if unicodedata.category(chr(code))[0] not in kinds or 0xD800 <= code <= 0xDFFF:
             continue
         if ranges and ranges[-1][1] == code - 1:
             ranges[-1] = (ranges[-1][0], code)
@@ -27,10 +28,14 @@ def _letters_and_marks() -> str:
     return "".join(f"\\u{a:04X}" if a == b else f"\\u{a:04X}-\\u{b:04X}" for a, b in ranges)
 
 
-# The first two letters of a name with their vowel and tone marks: a Thai or Burmese letter can
-# carry three marks, so up to 12 characters, all of them letters or marks.
+# Exactly two letters, each with the vowel and tone marks written on it: a third letter is refused.
+# A Thai leading vowel (the เ of เม) is a letter in Unicode, so it counts as one. A Thai or Burmese
+# letter can carry three marks, so the length check stops pasted text before the regex runs.
 _UIC_MAX_CHARACTERS = 12
-_UIC_CONSTRAINT = f"string-length(.) <= {_UIC_MAX_CHARACTERS} and regex(., '^[{_letters_and_marks()}]+$')"
+_UIC_CONSTRAINT = (
+    f"string-length(.) <= {_UIC_MAX_CHARACTERS} and "
+    f"regex(., '^([{_unicode_class('L')}][{_unicode_class('M')}]*){{2}}$')"
+)
 _UIC_UNKNOWN = "99"
 # Choice names the form's logic tests, at their places in the spec's lists.
 _YES = ind.CHOICES["yes_no"][0]
@@ -48,6 +53,8 @@ _CATEGORY_CONSTRAINT = (
     f"count-selected(.) >= 1 and not(selected(., '{_PRESUMED}') and selected(., '{_CONFIRMED}'))"
 )
 _OTHER_ORG_MAX = 80
+_NOTE = "note"
+_DATE = "date"
 _FIELD_LIST = "field-list"
 _AUTOCOMPLETE = "autocomplete"
 _META_TYPES = ("start", "end", "today", "deviceid", "username")
@@ -145,8 +152,9 @@ def _groups(settings: Settings) -> list[_Group]:
             constraint=". >= 1900 and . <= int(format-date(today(), '%Y'))",
         ),
         _Question(ind.GENDER, required=True),
-        _Question(ind.AGE_YEARS, "integer", required=True, constraint=_AGE_CONSTRAINT),
+        # Asked before the age, whose check against the birth year depends on it.
         _Question(ind.AGE_ESTIMATED),
+        _Question(ind.AGE_YEARS, "integer", required=True, constraint=_AGE_CONSTRAINT),
         _Question(ind.COUNTRY_ORIGIN, required=True, appearance=_AUTOCOMPLETE),
     ]
     if form.ethnicities:
@@ -156,15 +164,46 @@ def _groups(settings: Settings) -> list[_Group]:
         person.append(_Group(ind.GROUP_WG, wg, relevant=f"${{{ind.AGE_YEARS}}} >= 5"))
     person.append(_Question(ind.REPORTED_ELSEWHERE))
     return [
-        _Group(ind.GROUP_INTRO, [_Question(ind.CONSENT, required=True)]),
+        _Group(ind.GROUP_INTRO, _intro_questions()),
         _Group(ind.GROUP_EVENT, _event_questions(settings)),
         _Group(ind.GROUP_PERSON, person, relevant=f"${{{ind.CONSENT}}} = '{_YES}'"),
         _Group(
             ind.GROUP_REFERRAL,
-            [_Question(ind.SERVICES, required=True), _Question(ind.REFERRAL_OUTCOME)],
+            _referral_questions(settings),
             relevant=f"selected(${{{ind.ACTION}}}, '{_REFERRED}')",
         ),
     ]
+
+
+def _intro_questions() -> list[_Question | _Group]:
+    """The consent statement, whether the person is in immediate danger (asked first: the
+    emergency procedure does not wait for consent; the form goes on), then consent and who gave it."""
+    consented = f"${{{ind.CONSENT}}} = '{_YES}'"
+    return [
+        _Question(ind.CONSENT_STATEMENT, _NOTE),
+        _Question(ind.IMMEDIATE_DANGER, required=True),
+        _Question(ind.EMERGENCY_REFERRAL, _NOTE, relevant=f"${{{ind.IMMEDIATE_DANGER}}} = '{_YES}'"),
+        _Question(ind.CONSENT, required=True),
+        _Question(ind.CONSENT_BY, required=True, relevant=consented),
+    ]
+
+
+def _referral_questions(settings: Settings) -> list[_Question | _Group]:
+    """Services and outcome, the receiving organisation (only with a referral directory), the
+    referral date, consent to share the person's information with it, and a follow-up date."""
+    event_date = f"${{{ind.EVENT_DATE}}}"
+    questions: list[_Question | _Group] = [
+        _Question(ind.SERVICES, required=True),
+        _Question(ind.REFERRAL_OUTCOME),
+    ]
+    if settings.form.referral_directory:
+        questions.append(_Question(ind.REFERRAL_ORG))
+    questions += [
+        _Question(ind.REFERRAL_DATE, _DATE, constraint=f". >= {event_date} and . <= today()"),
+        _Question(ind.CONSENT_TO_SHARE, required=True),
+        _Question(ind.FOLLOW_UP_DATE, _DATE, constraint=f". >= {event_date}"),
+    ]
+    return questions
 
 
 def _event_questions(settings: Settings) -> list[_Question | _Group]:
@@ -173,7 +212,7 @@ def _event_questions(settings: Settings) -> list[_Question | _Group]:
     questions: list[_Question | _Group] = [
         _Question(
             ind.EVENT_DATE,
-            "date",
+            _DATE,
             required=True,
             constraint=f". <= today() and . >= date('{settings.project.start_date.isoformat()}')",
         ),
@@ -287,6 +326,9 @@ def _choice_rows(settings: Settings, labels: Sequence[Labels]) -> list[dict[str,
         rows.extend(_translated_row(labels, list_name, name) for name in names)
     rows.extend(_copied_row(labels, "stakeholder", s.id, s.name, type=s.type) for s in form.roster)
     rows.append(_translated_row(labels, "stakeholder", ind.NOT_LISTED))
+    rows.extend(_copied_row(labels, "referral_org", org.id, org.name) for org in form.referral_directory)
+    if form.referral_directory:
+        rows.append(_translated_row(labels, "referral_org", ind.NOT_LISTED))
     rows.extend(_translated_row(labels, "country", code) for code in (*country_codes(), *ind.COUNTRY_EXTRAS))
     for loc in form.locations:
         if loc.level == 1:

@@ -152,10 +152,26 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "hidden_key": words.hidden_key(edition.k) if edition.k is not None else "",
         "sections": sections,
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
+        "referrals": _referrals(edition) if edition.referrals is not None else None,
         "restatements": _restatement_groups(edition) if edition.audience == "internal" else None,
         "protection": _protection(edition) if edition.disclosure is not None else None,
         "as_reported": _as_reported(edition) if edition.as_reported is not None else None,
         "provenance": edition.provenance,
+    }
+
+
+def _referrals(edition: Edition) -> dict[str, Any]:
+    """The internal table of referrals by receiving organisation, with its texts."""
+    assert edition.referrals is not None
+    text = edition.words.labels.report_text
+    return {
+        "title": text("referrals.title"),
+        "about": text("referrals.about"),
+        "headers": [text(f"referrals.{name}") for name in ("organisation", "referrals", "consent_to_share")],
+        "rows": [
+            (row.organisation, row.referrals, row.consent_to_share)
+            for row in edition.referrals.itertuples(index=False)
+        ],
     }
 
 

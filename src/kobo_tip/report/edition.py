@@ -61,6 +61,7 @@ class Edition:
     performance: Performance = field(default_factory=lambda: Performance([], "", 0))
     basis: str = AS_REPORTED  # how outside audiences count ([report] outside_basis)
     as_reported: Reconciliation | None = None  # internal only, on the as-reported basis
+    referrals: pd.DataFrame | None = None  # internal only: referrals by receiving organisation
 
     @property
     def published(self) -> pd.DataFrame:

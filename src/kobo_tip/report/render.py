@@ -14,7 +14,7 @@ import pandas as pd
 import pycountry
 
 import kobo_tip
-from kobo_tip import cases, counting, indicator, ledger, periods, privacy, readability
+from kobo_tip import cases, counting, indicator, ledger, periods, privacy, readability, referrals
 from kobo_tip.config import AS_REPORTED, Settings
 from kobo_tip.errors import StoreError, UsageError
 from kobo_tip.labels import load_labels
@@ -174,6 +174,7 @@ def write_audiences(
         runs = store.runs(restatements.RUNS_LOOKED_AT)
         # The internal report reconciles with the ledger as this run leaves it.
         after = reported.ledger if reported and outcome else None
+        referral_rows = _referral_rows(store, settings, result) if INTERNAL in wanted else None
         for audience in wanted:
             if audience == INTERNAL:
                 release = privacy.Release(
@@ -217,7 +218,16 @@ def write_audiences(
                     after or ledger.Ledger.of(store.ledger()), result, published_through(headline, settings)
                 )
             written += publish(
-                settings, counted, release, outcome, runs, last, targets, save=save, reconciled=reconciled
+                settings,
+                counted,
+                release,
+                outcome,
+                runs,
+                last,
+                targets,
+                save=save,
+                reconciled=reconciled,
+                referrals=referral_rows,
             )
     if failure is not None:
         raise failure
@@ -279,11 +289,13 @@ def publish(
     *,
     save: Callable[[], None] | None = None,
     reconciled: as_reported.Reconciliation | None = None,
+    referrals: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write one audience's folder of ``release`` (``last``: what the audience was shown before,
     ``targets``: ``load_targets``'s); ``save`` records the release before the folder is swapped
     in, so no file is ever out without its release on record. ``reconciled``: the internal
-    report's as-reported section (``as_reported.reconcile``)."""
+    report's as-reported section (``as_reported.reconcile``); ``referrals``
+    (``referral_table``'s) is shown to internal only."""
     audience = release.audience
     internal = audience == INTERNAL
     words = ReportWords.for_language(load_labels(settings.project.report_language), settings.form.locations)
@@ -323,6 +335,7 @@ def publish(
         performance=performance,
         basis=settings.report.outside_basis,
         as_reported=reconciled if internal else None,
+        referrals=referrals if internal else None,
     )
     group = settings.report.group if audience in settings.report.share_with_group else ""
     with files.new_folder(settings.report.out_dir / audience, group=group) as folder:
@@ -331,6 +344,20 @@ def publish(
             save()
     final = settings.report.out_dir / audience
     return [final / path.name for path in paths]
+
+
+def _referral_rows(store: Store, settings: Settings, result: counting.CountResult) -> pd.DataFrame:
+    """The internal report's referrals by receiving organisation, of the submissions counted."""
+    excluded = set(
+        result.findings.loc[result.findings["rule"].isin(indicator.EXCLUSION_RULES), "submission_id"]
+    )
+    return referrals.referral_table(
+        store.submissions(include_deleted=False),
+        settings.form.referral_directory,
+        excluded,
+        result.through,
+        load_labels(settings.project.report_language),
+    )
 
 
 def load_targets(settings: Settings, counts: pd.DataFrame) -> Targets | None:
@@ -385,6 +412,10 @@ def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
     if edition.as_reported is not None and not edition.as_reported.cells.empty:
         cells = edition.as_reported.cells
         written.append(files.write_table(folder / "as_reported.csv", cells, as_reported.AS_REPORTED_COLUMNS))
+    if edition.referrals is not None:
+        written.append(
+            files.write_table(folder / "referrals.csv", edition.referrals, referrals.REFERRAL_COLUMNS)
+        )
     if settings.targets is not None:
         table = iptt.iptt_frame(edition.performance.rows)
         written.append(files.write_table(folder / "iptt.csv", table, iptt.IPTT_COLUMNS))
