@@ -505,7 +505,9 @@ def test_xform_carries_the_version_and_the_form_id(example: Built) -> None:
         ("ក្ម", True),  # Khmer: a letter, the subscript sign (a mark), a letter
         ("abc", False),  # a third letter
         ("เมย", False),
-        ("M", False),  # one letter
+        ("M", True),  # a name of one letter: the key pads it with 9
+        ("伟", True),  # a Chinese given name of one character
+        ("မြ", True),  # one Burmese letter with its medial
         ("\u0301a", False),  # a mark first
         ("M1", False),
         ("๑๒", False),  # Thai digits

@@ -160,11 +160,12 @@ def test_consent_opens_the_person_group_and_referral_the_services(form: Path, ru
     assert referred[1]["relevant"] and referred[2]["required"] and not referred[2]["valid"]
 
 
-# Exactly two letters, each with its marks: Zö precomposed and with a combining diaeresis; Thai
+# The first two letters, each with its marks: Zö precomposed and with a combining diaeresis; Thai
 # with vowel and tone marks and a leading vowel (เม of เมย์); Burmese မြင့် is two letters (မ with
 # its medial ြ, then င with two marks); Khmer ក្ម is a letter, the subscript sign, a letter.
-UIC_ACCEPTED = ["Ma", "Zö", "Zo\u0308", "ที่นี่", "เม", "สม", "မြင့်", "ក្ម", "ລາ", "Ηλ", "Мы", "ab"]
-# Digits of several scripts, punctuation, emoji, spaces; and one letter or three (Zoë, เมย, မြ is one).
+# A name of one letter is taken as it is (the key pads it with 9): M, 伟, the Burmese syllable မြ.
+UIC_ACCEPTED = ["Ma", "Zö", "Zo\u0308", "ที่นี่", "เม", "สม", "မြင့်", "ក្ម", "ລາ", "Ηλ", "Мы", "ab", "M", "伟", "မြ"]
+# Digits of several scripts, punctuation, emoji, spaces; and three letters (Zoë, เมย).
 UIC_REFUSED = [
     "๑๒",
     "١٢",
@@ -176,11 +177,9 @@ UIC_REFUSED = [
     "a-b",
     "a.",
     "x" * 13,
-    "M",
     "Zoë",
     "abc",
     "เมย",
-    "မြ",
 ]
 
 

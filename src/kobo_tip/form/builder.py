@@ -28,13 +28,14 @@ def _unicode_class(kinds: str) -> str:
     return "".join(f"\\u{a:04X}" if a == b else f"\\u{a:04X}-\\u{b:04X}" for a, b in ranges)
 
 
-# Exactly two letters, each with the vowel and tone marks written on it: a third letter is refused.
-# A Thai leading vowel (the เ of เม) is a letter in Unicode, so it counts as one. A Thai or Burmese
+# The first two letters, each with the vowel and tone marks written on it: a third letter is refused.
+# One letter is taken, for a name that has only one (a Chinese given name of one character, a
+# Burmese syllable such as မြ); the person key pads it with 9 (contract section 3). A Thai leading vowel (the เ of เม) is a letter in Unicode, so it counts as one. A Thai or Burmese
 # letter can carry three marks, so the length check stops pasted text before the regex runs.
 _UIC_MAX_CHARACTERS = 12
 _UIC_CONSTRAINT = (
     f"string-length(.) <= {_UIC_MAX_CHARACTERS} and "
-    f"regex(., '^([{_unicode_class('L')}][{_unicode_class('M')}]*){{2}}$')"
+    f"regex(., '^([{_unicode_class('L')}][{_unicode_class('M')}]*){{1,2}}$')"
 )
 _UIC_UNKNOWN = "99"
 # Choice names the form's logic tests, at their places in the spec's lists.
