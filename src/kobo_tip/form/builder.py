@@ -30,7 +30,8 @@ def _unicode_class(kinds: str) -> str:
 
 # The first two letters, each with the vowel and tone marks written on it: a third letter is refused.
 # One letter is taken, for a name that has only one (a Chinese given name of one character, a
-# Burmese syllable such as မြ); the person key pads it with 9 (contract section 3). A Thai leading vowel (the เ of เม) is a letter in Unicode, so it counts as one. A Thai or Burmese
+# Burmese syllable such as မြ); the person key pads it with 9 (contract section 3). A Thai leading
+# vowel (the เ of เม) is a letter in Unicode, so it counts as one. A Thai or Burmese
 # letter can carry three marks, so the length check stops pasted text before the regex runs.
 _UIC_MAX_CHARACTERS = 12
 _UIC_CONSTRAINT = (
