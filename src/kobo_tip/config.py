@@ -924,6 +924,19 @@ def _write_csv(path: Path, header: tuple[str, ...], rows: Iterable[tuple[object,
     return path
 
 
+def _new_choice_id(value: str, seen: set[str], where: str, not_listed: str) -> str:
+    """A roster's or directory's id, checked as a choice name of the form and added to ``seen``;
+    ``not_listed`` says whom the reserved ``not_listed`` choice stands for."""
+    if not _CHOICE_NAME_RE.match(value):
+        raise ConfigError(f"{where}: id '{value}' must be letters, digits, '_', '-' or '.', without spaces.")
+    if value == indicator.NOT_LISTED:
+        raise ConfigError(f"{where}: id '{value}' is reserved for {not_listed}.")
+    if value in seen:
+        raise ConfigError(f"{where}: duplicate id '{value}'.")
+    seen.add(value)
+    return value
+
+
 def load_roster(path: Path) -> tuple[Stakeholder, ...]:
     """Read and check the roster CSV: ``id,name,type,trained_on``."""
     rows = _read_csv(path, ROSTER_COLUMNS, "Roster")
@@ -932,16 +945,7 @@ def load_roster(path: Path) -> tuple[Stakeholder, ...]:
     roster = []
     for line, row in enumerate(rows, start=2):
         where = f"Roster {path} line {line}"
-        sid = row["id"]
-        if not _CHOICE_NAME_RE.match(sid):
-            raise ConfigError(
-                f"{where}: id '{sid}' must be letters, digits, '_', '-' or '.', without spaces."
-            )
-        if sid == indicator.NOT_LISTED:
-            raise ConfigError(f"{where}: id '{sid}' is reserved for stakeholders not on the roster.")
-        if sid in seen:
-            raise ConfigError(f"{where}: duplicate id '{sid}'.")
-        seen.add(sid)
+        sid = _new_choice_id(row["id"], seen, where, "stakeholders not on the roster")
         if row["type"] not in types:
             raise ConfigError(
                 f"{where}: type '{row['type']}' is not a stakeholder type{_closest(row['type'], types)}; "
@@ -972,16 +976,7 @@ def load_referral_directory(path: Path) -> tuple[ReferralOrg, ...]:
     directory = []
     for line, row in enumerate(rows, start=2):
         where = f"Referral directory {path} line {line}"
-        oid = row["id"]
-        if not _CHOICE_NAME_RE.match(oid):
-            raise ConfigError(
-                f"{where}: id '{oid}' must be letters, digits, '_', '-' or '.', without spaces."
-            )
-        if oid == indicator.NOT_LISTED:
-            raise ConfigError(f"{where}: id '{oid}' is reserved for organisations not in the directory.")
-        if oid in seen:
-            raise ConfigError(f"{where}: duplicate id '{oid}'.")
-        seen.add(oid)
+        oid = _new_choice_id(row["id"], seen, where, "organisations not in the directory")
         if not row["name"]:
             raise ConfigError(f"{where}: name is empty.")
         services = tuple(row["services"].split())
