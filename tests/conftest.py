@@ -84,13 +84,12 @@ def example_project(make_project: Callable[..., Path]) -> Path:
 
 def version_2_store(path: Path) -> None:
     """A store as kobo-tip 0.1 left it (schema 2): publications instead of releases, no column for
-    the organisation of a stakeholder not listed, no retries in the run log, no release marks."""
+    the organisation of a stakeholder not listed, no retries in the run log."""
     import sqlite3
 
     version_4_store(path)
     with sqlite3.connect(path) as db:
-        db.execute("DROP TABLE releases")  # its release-marks trigger with it
-        db.execute("DROP TABLE release_marks")
+        db.execute("DROP TABLE releases")
         db.execute('ALTER TABLE submissions DROP COLUMN "stakeholder_other_org"')
         db.execute("ALTER TABLE runs DROP COLUMN retries")
         db.execute("CREATE TABLE publications (id INTEGER PRIMARY KEY, audience TEXT, value TEXT)")
@@ -99,15 +98,17 @@ def version_2_store(path: Path) -> None:
 
 
 def version_4_store(path: Path) -> None:
-    """An empty store as kobo-tip left it before the as-reported ledger (schema 4)."""
+    """An empty store as kobo-tip left it before the as-reported ledger and the release marks
+    (schema 4)."""
     import sqlite3
 
     from kobo_tip.store import Store
 
     Store.open(path).close()
     with sqlite3.connect(path) as db:
-        for table in ("ledger_quarters", "ledger_cells", "ledger_persons"):
+        for table in ("ledger_quarters", "ledger_cells", "ledger_persons", "release_marks"):
             db.execute(f"DROP TABLE {table}")
+        db.execute("DROP TRIGGER count_outside_release")
         db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
 
