@@ -225,6 +225,10 @@ ENGLISH: Final[dict[str, str]] = {
     "footer.form_versions": "Form version(s)",
     "footer.tool": "Produced by kobo-tip",
     "footer.never_synced": "never synced",
+    "workbook.key": (
+        "'<{k}': a number from 0 to {k_minus_1}, hidden to protect the people counted; 'x': a number "
+        "hidden so that the small ones cannot be worked out."
+    ),
 }
 
 
