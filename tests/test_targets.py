@@ -67,6 +67,12 @@ BAD_ROWS = {
         [[NAME, "LOP", "total", "all", "12.5", ""]],
         r"line 2: target '12.5' must be a whole number",
     ),
+    "badly grouped": ([[NAME, "LOP", "total", "all", "1,80", ""]], r"line 2: target '1,80' must be a whole"),
+    "two separators": (
+        [[NAME, "LOP", "total", "all", "1,800 000", ""]],
+        r"line 2: target '1,800 000' must be a whole",
+    ),
+    "a point": ([[NAME, "LOP", "total", "all", "1.800", ""]], r"line 2: target '1.800' must be a whole"),
     "duplicate": (
         [[NAME, "LOP", "total", "all", 10, ""], [NAME, "LOP", "total", "all", 12, ""]],
         r"line 3: a second target for identified_or_referred LOP total=all \(the first is on line 2\)",
@@ -79,6 +85,23 @@ def test_a_bad_row_is_one_sentence_naming_its_line(settings: Settings, tmp_path:
     rows, message = case
     with pytest.raises(ConfigError, match=message):
         checked(settings, write_targets(tmp_path / "targets.csv", rows))
+
+
+@pytest.mark.parametrize("written", ["1,800", "1 800", "1\u00a0800", "1\u202f800", "1'800", "1800"])
+def test_targets_may_separate_thousands_as_english_and_french_write_them(
+    settings: Settings, tmp_path: Path, written: str
+) -> None:
+    found = checked(
+        settings, write_targets(tmp_path / "targets.csv", [[NAME, "LOP", "total", "all", written, ""]])
+    )
+    assert found.by_key[(NAME, "LOP", "total", "all")].target == 1800
+    rows = [[NAME, "LOP", "total", "all", "1,234,567", ""]]
+    assert (
+        checked(settings, write_targets(tmp_path / "big.csv", rows))
+        .by_key[(NAME, "LOP", "total", "all")]
+        .target
+        == 1234567
+    )
 
 
 def test_a_file_without_the_header_says_which_columns_it_lacks(tmp_path: Path) -> None:
