@@ -1,10 +1,11 @@
 """iptt.xlsx: the indicator performance tracking table in the layout donors ask for.
 
 A row per indicator and target disaggregate; across, the baseline, the LOP target, actual and
-percentage, then each fiscal year's target and actual followed by its quarters' target, actual
-and percentage, the deviations flagged, and an empty column for the officer's explanation.
-Every figure is one of ``iptt.csv`` (an ``IpttRow``): a hidden actual stays hidden, with its
-percentage, so the workbook says nothing the disclosure audit has not seen.
+percentage, then each quarter's target, actual and percentage, each fiscal year's target and
+actual after its quarters (as the report's tables order them), the deviations flagged, and an
+empty column for the officer's explanation. Every figure is one of ``iptt.csv`` (an ``IpttRow``):
+a hidden actual stays hidden, with its percentage, so the workbook says nothing the disclosure
+audit has not seen.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def write_iptt_workbook(path: Path, edition: Edition, periods: Sequence[Period])
 
 
 def _columns(periods: Sequence[Period]) -> list[tuple[str, tuple[str, ...]]]:
-    """(period, its column titles): each fiscal year (target, actual) before its quarters
-    (target, actual, percentage)."""
+    """(period, its column titles) in the project's order: the quarters (target, actual,
+    percentage), each fiscal year (target, actual) after its own."""
     out: list[tuple[str, tuple[str, ...]]] = []
     for period in periods:
         if period.kind == FISCAL_YEAR:
