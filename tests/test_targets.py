@@ -67,6 +67,12 @@ BAD_ROWS = {
         [[NAME, "LOP", "total", "all", "12.5", ""]],
         r"line 2: target '12.5' must be a whole number",
     ),
+    "badly grouped": ([[NAME, "LOP", "total", "all", "1,80", ""]], r"line 2: target '1,80' must be a whole"),
+    "two separators": (
+        [[NAME, "LOP", "total", "all", "1,800 000", ""]],
+        r"line 2: target '1,800 000' must be a whole",
+    ),
+    "a point": ([[NAME, "LOP", "total", "all", "1.800", ""]], r"line 2: target '1.800' must be a whole"),
     "duplicate": (
         [[NAME, "LOP", "total", "all", 10, ""], [NAME, "LOP", "total", "all", 12, ""]],
         r"line 3: a second target for identified_or_referred LOP total=all \(the first is on line 2\)",
@@ -79,6 +85,23 @@ def test_a_bad_row_is_one_sentence_naming_its_line(settings: Settings, tmp_path:
     rows, message = case
     with pytest.raises(ConfigError, match=message):
         checked(settings, write_targets(tmp_path / "targets.csv", rows))
+
+
+@pytest.mark.parametrize("written", ["1,800", "1 800", "1\u00a0800", "1\u202f800", "1'800", "1800"])
+def test_targets_may_separate_thousands_as_english_and_french_write_them(
+    settings: Settings, tmp_path: Path, written: str
+) -> None:
+    found = checked(
+        settings, write_targets(tmp_path / "targets.csv", [[NAME, "LOP", "total", "all", written, ""]])
+    )
+    assert found.by_key[(NAME, "LOP", "total", "all")].target == 1800
+    rows = [[NAME, "LOP", "total", "all", "1,234,567", ""]]
+    assert (
+        checked(settings, write_targets(tmp_path / "big.csv", rows))
+        .by_key[(NAME, "LOP", "total", "all")]
+        .target
+        == 1234567
+    )
 
 
 def test_a_file_without_the_header_says_which_columns_it_lacks(tmp_path: Path) -> None:
@@ -297,7 +320,8 @@ def test_html_markdown_and_xlsx_show_the_iptt_csv(project: Settings) -> None:
         ][1:]
         assert [a.strip() for _, a in md_rows[: len(expected)]] == [a or "not yet" for _, a in expected]
         sheet = openpyxl.load_workbook(folder / "counts.xlsx")["iptt"]
-        assert sheet.max_row == 1 + len(iptt_csv(project, audience))
+        key = audience != "internal"  # outside internal, the key of <k and x comes first
+        assert sheet.max_row == key + 1 + len(iptt_csv(project, audience))
 
 
 def test_summary_paragraph_says_only_published_numbers(project: Settings) -> None:
@@ -347,3 +371,65 @@ def test_a_bad_targets_file_stops_the_report_with_its_line(project: Settings, tm
             render_reports(project, audiences=("internal",), as_of=AS_OF)
     finally:
         path.write_text(saved, encoding="utf-8")
+
+
+def iptt_workbook(settings: Settings, audience: str) -> tuple[list[list[object]], list[str], dict]:
+    """iptt.xlsx read back: the header rows, the column titles and {(period, title): column}."""
+    sheet = openpyxl.load_workbook(settings.report.out_dir / audience / "iptt.xlsx")["iptt"]
+    rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    first = next(i for i, row in enumerate(rows) if row[0] == "indicator")
+    assert sheet.freeze_panes == f"E{first + 2}", "the header rows and the disaggregate stay in view"
+    group, columns = "", {}
+    for index, (above, title) in enumerate(zip(rows[first - 1], rows[first], strict=True)):
+        group = above or group  # a period's label is merged across the columns under it
+        columns[(group, title)] = index
+    return rows[first + 1 :], rows[first], columns
+
+
+def test_the_iptt_workbook_is_in_the_donors_layout(project: Settings) -> None:
+    periods = [p for p in project_periods(project.project) if p.kind in ("fiscal_year", "quarter")]
+    for audience in ("internal", "donor"):
+        body, titles, columns = iptt_workbook(project, audience)
+        expected = [
+            "indicator",
+            "dimension",
+            "category",
+            "baseline",
+            "target",
+            "actual",
+            "% achieved to date",
+        ]
+        for period in periods:
+            expected += ["target", "actual"] + (["% achieved"] if period.kind == "quarter" else [])
+        assert titles == [*expected, "deviation", "explanation"]
+        assert ("FY2026", "actual") in columns and ("FY2026 Q3", "% achieved") in columns
+        assert [row[:3] for row in body] == [
+            [NAME, "total", "all"],
+            [NAME, "gender", "female"],
+            [NAME, "gender", "male"],
+        ], "a row per indicator and target disaggregate"
+        by_key = {tuple(row[:3]): row for row in body}
+        flags: dict[tuple, list[str]] = {}
+        for target in (r for r in iptt_csv(project, audience) if not r["period"].startswith("LOP through")):
+            row = by_key[(target["indicator"], target["dimension"], target["category"])]
+            actual = row[columns[(target["period"], "actual")]]
+            shown = target["actual"]
+            assert actual == (int(shown) if shown.isdigit() else shown or None), (audience, target)
+            title = "% achieved to date" if target["period"] == "LOP" else "% achieved"
+            if (target["period"], title) in columns:
+                percent = row[columns[(target["period"], title)]]
+                assert percent == (float(target["percent_achieved"]) if target["percent_achieved"] else None)
+            if target["flag"]:
+                flags.setdefault(tuple(row[:3]), []).append(f"{target['period']}: {target['flag']}")
+        for key, row in by_key.items():
+            assert row[3] is None and row[-1] is None, "baseline (no targets file gives one) and explanation"
+            assert row[-2] == "; ".join(flags.get(key, [])) or (row[-2] is None and key not in flags)
+        total = by_key[(NAME, "total", "all")]
+        assert total[columns[("LOP", "target")]] == 720, "the whole LOP target, not the target to date"
+        assert total[columns[("FY2028", "target")]] is None and total[columns[("FY2026", "target")]] == 240
+    body, _, columns = iptt_workbook(project, "donor")
+    male = next(row for row in body if row[2] == "male")
+    hidden = male[columns[("FY2027 Q1", "actual")]]
+    assert hidden in ("<5", "x") and male[columns[("FY2027 Q1", "% achieved")]] is None, (
+        "a hidden actual stays hidden, and its percentage with it"
+    )

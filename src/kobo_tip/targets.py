@@ -4,7 +4,7 @@ pre-filled template to start from (``kobo-tip targets template``).
 A target is for one cell of ``counts.csv`` (indicator, period, dimension, category): a target
 for a sum of categories ("children") is refused, since its actual would be a new figure that
 the disclosure audit has not seen. Rows with an empty target are the template's blanks and are
-skipped.
+skipped. A target may separate its thousands as English or French writes them (``1,800``, ``1 800``).
 """
 
 from __future__ import annotations
@@ -112,6 +112,21 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+# Digits in groups of three, one separator throughout: "1,800" as English writes it, "1 800" (a
+# space, a no-break space or the narrow one) as French does, "1'800" as Swiss forms do. A point
+# is not one of them: "1.800" is a fraction in English, refused rather than guessed.
+GROUPED = re.compile(r"\d{1,3}(?P<separator>[, \u00a0\u202f'])\d{3}(?:(?P=separator)\d{3})*")
+
+
+def whole_number(text: str) -> int | None:
+    """``text`` as a whole number of persons, its thousands separated or not; None if it is not one."""
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    if GROUPED.fullmatch(text):
+        return int(re.sub(r"\D", "", text))
+    return None
+
+
 def check_targets(
     rows: Iterable[tuple[int, dict[str, str]]],
     settings: Settings,
@@ -146,9 +161,10 @@ def check_targets(
                 "category of counts.csv; for a group of them, such as children, set one per category)."
             )
         text = row.get("target", "")
-        if not re.fullmatch(r"\d+", text):
+        number = whole_number(text)
+        if number is None:
             raise ConfigError(f"{where}: target '{text}' must be a whole number of persons, 0 or more.")
-        target = Target(name, period, dimension, category, int(text), row.get("notes", ""), line)
+        target = Target(name, period, dimension, category, number, row.get("notes", ""), line)
         if target.key in found:
             raise ConfigError(
                 f"{where}: a second target for {name} {period} {dimension}={category} "

@@ -18,13 +18,23 @@ from kobo_tip import cases, counting, indicator, ledger, periods, privacy, reada
 from kobo_tip.config import AS_REPORTED, Settings
 from kobo_tip.errors import StoreError, UsageError
 from kobo_tip.labels import load_labels
-from kobo_tip.report import as_reported, cutoff, dhis2, document, files, iptt, restatements, workbook
+from kobo_tip.report import (
+    as_reported,
+    cutoff,
+    dhis2,
+    document,
+    files,
+    iptt,
+    iptt_workbook,
+    restatements,
+    workbook,
+)
 from kobo_tip.report.edition import Edition, Performance, Provenance
 from kobo_tip.report.tables import KeyPeriods, PublishedCounts
 from kobo_tip.report.texts import ReportWords
 from kobo_tip.store import PROGRAMME_MEMBER, RunInfo, Store, StoredRelease, open_store, utc_stamp
 from kobo_tip.store.records import LedgerRows
-from kobo_tip.targets import Targets, check_targets, read_targets
+from kobo_tip.targets import Targets, check_targets, project_periods, read_targets
 
 log = logging.getLogger(__name__)
 
@@ -425,6 +435,11 @@ def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
         written.append(files.write_text(folder / "report.md", document.render_markdown(edition)))
     if "xlsx" in formats:
         written.append(workbook.write_workbook(folder / "counts.xlsx", edition))
+        if settings.targets is not None:
+            iptt_path = folder / "iptt.xlsx"
+            written.append(
+                iptt_workbook.write_iptt_workbook(iptt_path, edition, project_periods(settings.project))
+            )
     if settings.dhis2 is not None:
         path, left_out = dhis2.write_data_value_set(folder / "dhis2_datavalueset.json", edition, settings)
         if left_out:

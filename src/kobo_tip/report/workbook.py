@@ -1,40 +1,39 @@
-"""counts.xlsx: the published tables for people, one sheet per dimension.
+"""counts.xlsx: the published tables for people.
 
-Rows are (indicator, category) with the choice name and its label; columns are the periods.
-Numbers are stored as numbers, ``<k`` and ``x`` as text, and every text cell that a
-spreadsheet could read as a formula is made inert.
+``data`` is every published cell as a row (a pivot table or Power BI reads it): the value a
+number, or empty beside the ``status`` of a cell not shown. Then the age band x gender cross-tab
+of every period, and one sheet per dimension with the categories down and the periods across.
+Numbers are stored as numbers, ``<k`` and ``x`` as text (outside internal, a line on each sheet
+says what they mean), and every text cell that a spreadsheet could read as a formula is made inert.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import pandas as pd
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.comments import Comment
 from openpyxl.worksheet.worksheet import Worksheet
 
-from kobo_tip import privacy
+from kobo_tip import indicator, privacy
+from kobo_tip.privacy import CROSS_TAB
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import inert
 from kobo_tip.report.iptt import IPTT_COLUMNS
-from kobo_tip.report.tables import Cell, dimension_tables
+from kobo_tip.report.sheets import add_note, fit_columns, header, published_value, save
+from kobo_tip.report.tables import cross_tab, dimension_tables
 
-HEADER_FONT = Font(bold=True, color="FFFFFF")
-HEADER_FILL = PatternFill("solid", fgColor="1F4E79")
 FIXED_COLUMNS = ("indicator", "category", "label")
+CROSS_COLUMNS = ("indicator", "period", "age_band", "label")
+DATA_SHEET = "data"
+DATA_COLUMNS = (*indicator.COUNTS_COLUMNS, "status")
+SHOWN, SMALL, HIDDEN = "shown", "small", "hidden"  # the status of a published cell
 
 
-def _value(cell: Cell) -> int | str:
-    return int(cell.text) if cell.is_number else inert(cell.text)
-
-
-def _header(sheet: Worksheet, titles: list[str]) -> None:
-    sheet.append([inert(title) for title in titles])
-    for cell in sheet[1]:
-        cell.font = HEADER_FONT
-        cell.fill = HEADER_FILL
-        cell.alignment = Alignment(horizontal="center", wrap_text=True)
+def status_of(text: str) -> str:
+    """``shown`` for a number, ``small`` for ``<k``, ``hidden`` for ``x``."""
+    return SHOWN if text.isdigit() else SMALL if text.startswith("<") else HIDDEN
 
 
 def write_workbook(path: Path, edition: Edition) -> Path:
@@ -42,42 +41,82 @@ def write_workbook(path: Path, edition: Edition) -> Path:
     book = Workbook()
     about = book.active
     about.title = "about"
-    words = edition.words
     for label, value in _about_rows(edition):
         about.append([inert(label), inert(value)])
     about.column_dimensions["A"].width = 28
     about.column_dimensions["B"].width = 90
+    note = key_note(edition)
+    _data_sheet(book.create_sheet(DATA_SHEET), edition.published, note)
+    if any(dimension == CROSS_TAB for _, dimension in edition.counts.categories):
+        _cross_sheet(book.create_sheet(CROSS_TAB[:31]), edition, note)
     sheets: dict[str, Worksheet] = {}
     periods = [p.label for p in edition.counts.periods]
     for name in edition.counts.indicators():
-        for table in dimension_tables(edition.counts, words, name, edition.left_out):
+        for table in dimension_tables(edition.counts, edition.words, name, edition.left_out):
             sheet = sheets.get(table.dimension)
             if sheet is None:
                 sheet = sheets[table.dimension] = book.create_sheet(table.dimension[:31])
-                _header(sheet, [*FIXED_COLUMNS, *periods])
-                sheet.freeze_panes = "D2"
-                sheet.column_dimensions["A"].width = 24
-                sheet.column_dimensions["B"].width = 22
-                sheet.column_dimensions["C"].width = 36
+                _start(sheet, [*FIXED_COLUMNS, *periods], note, "D")
             for row in table.rows:
                 by_period = {
                     column.label: cell for column, cell in zip(table.columns, row.cells, strict=True)
                 }
-                values = [_value(by_period[p]) if p in by_period else "" for p in periods]
+                values = [published_value(by_period[p].text) if p in by_period else "" for p in periods]
                 sheet.append([name, inert(row.category), inert(row.label), *values])
     if edition.performance.rows:
         sheet = book.create_sheet("iptt")
-        _header(sheet, list(IPTT_COLUMNS))
-        sheet.freeze_panes = "A2"
+        _start(sheet, list(IPTT_COLUMNS), note, "A")
         for target_row in edition.performance.rows:
             sheet.append([_iptt_value(value) for value in target_row.csv_row()])
-        for letter, width in zip("ABCDEFGHI", (24, 24, 18, 16, 8, 8, 10, 8, 40), strict=True):
-            sheet.column_dimensions[letter].width = width
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    book.save(temporary)
-    os.replace(temporary, path)
-    return path
+    for sheet in book.worksheets[1:]:
+        fit_columns(sheet, frozenset({1}) if note else frozenset())
+    return save(book, path)
+
+
+def key_note(edition: Edition) -> str:
+    """The line that says what ``<k`` and ``x`` mean, in an outside audience's sheets."""
+    if edition.k is None:
+        return ""
+    return edition.words.hidden_key(edition.k)  # the same line as beside the report's tables
+
+
+def _start(sheet: Worksheet, titles: list[str], note: str, first_scrolling: str) -> None:
+    """The key (when there is one) and the header, frozen above the rows and left of
+    ``first_scrolling``, the first column that scrolls."""
+    add_note(sheet, note)
+    header(sheet, titles)
+    sheet.freeze_panes = f"{first_scrolling}{sheet.max_row + 1}"
+
+
+def _data_sheet(sheet: Worksheet, published: pd.DataFrame, note: str) -> None:
+    """Every published cell as a row; the header is the first row, so that a pivot table, Power BI
+    or ``pandas.read_excel`` reads it as it is (the key is a comment on the ``status`` header)."""
+    header(sheet, list(DATA_COLUMNS))
+    sheet.freeze_panes = "A2"
+    if note:
+        sheet.cell(1, len(DATA_COLUMNS)).comment = Comment(note, "kobo-tip")
+    columns = [published[c].astype(str).tolist() for c in indicator.COUNTS_COLUMNS]
+    for name, period, start, end, dimension, category, text in zip(*columns, strict=True):
+        value = int(text) if text.isdigit() else None
+        sheet.append([name, inert(period), start, end, dimension, inert(category), value, status_of(text)])
+
+
+def _cross_sheet(sheet: Worksheet, edition: Edition, note: str) -> None:
+    """Age bands down and genders across, for each indicator and period in turn."""
+    words = edition.words
+    tables = [
+        (name, period.label, table)
+        for name in edition.counts.indicators()
+        for period in edition.counts.periods
+        if (table := cross_tab(edition.counts, words, name, period.label)) is not None
+    ]
+    genders = list(dict.fromkeys(column.label for _, _, table in tables for column in table.columns))
+    _start(sheet, [*CROSS_COLUMNS, *genders], note, "E")
+    for name, period, table in tables:
+        for row in table.rows:
+            by_gender = {column.label: cell for column, cell in zip(table.columns, row.cells, strict=True)}
+            values = [published_value(by_gender[g].text) if g in by_gender else "" for g in genders]
+            sheet.append([name, inert(period), inert(row.category), inert(row.label), *values])
 
 
 def _iptt_value(text: str) -> str | int | float:
