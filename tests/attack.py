@@ -1,6 +1,6 @@
-"""An intruder with a linear-program solver, written from spec section 6 alone.
+"""An intruder with a linear-program solver, written from contract section 6 alone.
 
-It reads published ``counts.csv`` tables (as DataFrames of text), writes every relation the spec
+It reads published ``counts.csv`` tables (as DataFrames of text), writes every relation the contract
 gives the intruder, and solves, for each hidden cell, the smallest and largest value consistent
 with everything published (scipy's ``linprog``). It shares no code with ``kobo_tip.privacy``:
 the relations, the bounds and the solver calls are its own.

@@ -1,4 +1,4 @@
-"""The counting engine on hand-built scenarios: every rule of spec section 4, exact counts."""
+"""The counting engine on hand-built scenarios: every rule of contract section 4, exact counts."""
 
 from __future__ import annotations
 

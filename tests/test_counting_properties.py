@@ -1,4 +1,4 @@
-"""Property tests of the counting engine over random submission sets (spec section 4 consequences)."""
+"""Property tests of the counting engine over random submission sets (contract section 4 consequences)."""
 
 from __future__ import annotations
 

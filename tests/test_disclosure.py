@@ -1,8 +1,8 @@
-"""The promise of spec section 6, attacked: an intruder holding every release solves them as one LP.
+"""The promise of contract section 6, attacked: an intruder holding every release solves them as one LP.
 
 Each test runs the pipeline (two syncs with late data, edits, deletions and reviews between them,
 a release after each), then hands every donor and public release to ``attack.py``, an intruder
-written from the spec alone, and asks for each small cell the values it can still take. The
+written from the contract alone, and asks for each small cell the values it can still take. The
 published text it reads is what ``counts.csv`` holds (checked against the release records); the
 true values come from the release records, which the test trusts only to tell which cells kept
 their value from one release to the next (more than a real intruder knows).
@@ -73,7 +73,7 @@ def assert_nothing_narrowed(settings: Settings) -> dict[str, list[Release]]:
         )
     donor_held = [held(r) for a in ("donor", "public") for r in made[a]]
     public_held = [held(r) for r in made["public"]]
-    # The intruder also reads every figure of the latest IPTTs (spec section 6: nothing new from them).
+    # The intruder also reads every figure of the latest IPTTs (contract section 6: nothing new from them).
     donor_sums = iptt_sums(settings, "donor", len(made["donor"]) - 1, donor_held[len(made["donor"]) - 1])
     donor_sums += iptt_sums(settings, "public", len(donor_held) - 1, donor_held[-1])
     public_sums = iptt_sums(settings, "public", len(public_held) - 1, public_held[-1])
@@ -125,7 +125,7 @@ def iptt_sums(settings: Settings, audience: str, index: int, table: Held) -> lis
 
 
 def assert_nested(made: dict[str, list[Release]]) -> None:
-    """A cell hidden for the donor is hidden for the public (spec section 6)."""
+    """A cell hidden for the donor is hidden for the public (contract section 6)."""
     donor, public = made["donor"][-1].table, made["public"][-1].table
     keys = ["indicator", "period", "dimension", "category"]
     both = donor[[*keys, "published"]].merge(
@@ -202,7 +202,7 @@ def test_a_project_whose_events_lie_in_two_quarters_keeps_its_period_totals(
     """Issue 26's export case: every event in FY2026 Q1 and Q2, the later quarters true zeros. Hidden
     zeros never force a total to hide: no period total of k or more is hidden where no period total
     of its indicator is 1..k-1 (the three LOP totals and FY2026 Q2's shown). And the guarantee holds
-    against the intruder of spec section 6 solving a linear program, and an integer program."""
+    against the intruder of contract section 6 solving a linear program, and an integer program."""
     config = make_project(tmp_path / "project", submissions=1200, dhis2=False)
     rows = [r for r in read_export(config) if "2025-10-01" <= r.get("event/event_date", "") <= "2026-03-31"]
     write_export(config, rows[:300])

@@ -124,7 +124,7 @@ COUNTED = {  # variant -> (quarter, the person's categories) per counted person
 
 
 def expected_cells() -> dict[tuple[str, str, str, str], int]:
-    """Every cell of counts.csv with its value: the full grid of spec section 7, zeros included."""
+    """Every cell of counts.csv with its value: the full grid of contract section 7, zeros included."""
     bands = ["0-4", "5-11", "12-17", "18-59", "60+", "unknown"]
     genders = list(ind.CHOICES["gender"])
     categories = {

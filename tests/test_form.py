@@ -1,4 +1,4 @@
-"""The form generator: the XLSForm of spec section 2, converted and checked by a real ODK Validate.
+"""The form generator: the XLSForm of contract section 2, converted and checked by a real ODK Validate.
 
 Each config is built once per module (ODK Validate costs about a second of Java per run). Java
 is required: without it these tests fail rather than pass without the validator.

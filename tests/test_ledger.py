@@ -1,4 +1,4 @@
-"""The as-reported basis (spec section 4): quarters frozen at their first outside release.
+"""The as-reported basis (contract section 4): quarters frozen at their first outside release.
 
 Two successive donor releases of one project: the first through FY2026 Q4, the second through
 FY2027 Q1 after a late person, an edit and a deletion. Released quarters keep every true value and

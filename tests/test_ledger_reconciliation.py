@@ -1,4 +1,4 @@
-"""The as-reported ledger and the internal reconciliation on a hand-built case (spec sections 4, 7).
+"""The as-reported ledger and the internal reconciliation on a hand-built case (contract sections 4, 7).
 
 Six persons identified in FY2026 Q1 are released; by the next release one is deleted, one merged
 into another, one's stakeholder left the roster, one's age edited, one late person arrived for Q1

@@ -1,4 +1,4 @@
-"""Fiscal quarters, labels, reporting periods and DHIS2 ids (spec section 5)."""
+"""Fiscal quarters, labels, reporting periods and DHIS2 ids (contract section 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The person key of spec section 3: UIC normalisation vectors, HMAC, fallbacks, stripping."""
+"""The person key of contract section 3: UIC normalisation vectors, HMAC, fallbacks, stripping."""
 
 from __future__ import annotations
 

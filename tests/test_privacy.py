@@ -1,4 +1,4 @@
-"""Releases for outside audiences on hand-made tables (spec section 6): what is hidden, nested,
+"""Releases for outside audiences on hand-made tables (contract section 6): what is hidden, nested,
 held back or released, and proven against the independent intruder of ``attack.py``."""
 
 from __future__ import annotations

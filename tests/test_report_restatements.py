@@ -61,7 +61,7 @@ def late_submission(rows: list[dict], settings: Settings) -> dict:
 @pytest.fixture
 def published_once(tmp_path: Path, secret: str) -> Settings:
     """Released once to internal and donor, outside audiences counting by event date: the release
-    rule of spec section 6 (``test_ledger`` holds the as-reported basis)."""
+    rule of contract section 6 (``test_ledger`` holds the as-reported basis)."""
     config = make_project(tmp_path / "project", submissions=400, dhis2=False)
     text = config.read_text(encoding="utf-8")
     config.write_text(
@@ -102,7 +102,7 @@ def test_late_submission_is_listed_with_old_and_new_value(published_once: Settin
     html = (settings.report.out_dir / "internal" / "report.html").read_text(encoding="utf-8")
     assert "1 new submissions synced since" in html.split('id="restatements"')[1]
 
-    # One more person in an ended quarter is a revision of 1: the donor is not shown it (spec section
+    # One more person in an ended quarter is a revision of 1: the donor is not shown it (contract section
     # 6), the quarter keeps the value first published and the internal report says it is held back.
     assert value(settings, "donor", TOTAL_Q2) in (str(before), "<5", "x")
     assert restatements(settings, "donor") == {}

@@ -31,7 +31,7 @@ AGE_RANGE = (0, 120)
 BIRTH_YEAR_RANGE = (1900, 2200)
 # Fields read from the data: everything the counting rules and the dimensions use.
 READ_FIELDS = ind.COUNTED_FIELDS
-# A group is "missing" when none of these answers is present (spec section 2: required ones).
+# A group is "missing" when none of these answers is present (contract section 2: required ones).
 GROUP_FIELDS = {
     ind.GROUP_EVENT: (
         ind.EVENT_DATE,
@@ -305,7 +305,7 @@ def _structure_findings(table: AnswerTable, findings: _Findings) -> None:
     findings.find_each(~anything & ~findings.noted, "malformed", "data", "the submission has no answers")
     for group, fields in GROUP_FIELDS.items():
         missing = anything & ~np.logical_or.reduce([answered[field] for field in fields])
-        expected = consent_yes if group == ind.GROUP_PERSON else True  # spec section 2
+        expected = consent_yes if group == ind.GROUP_PERSON else True  # contract section 2
         detail = f"group '{group}' is missing: no answers in it"
         findings.find_each(missing & expected, "malformed", group, detail)
     for index in np.flatnonzero(np.asarray(table.key_basis, dtype=object) != "uic"):
@@ -377,7 +377,7 @@ def _id_numbers(ids: list[str]) -> np.ndarray:
 
 
 def disability_status(frame: pd.DataFrame) -> pd.Categorical:
-    """Washington Group status (spec section 4): not_asked under 5, yes, no or unknown."""
+    """Washington Group status (contract section 4): not_asked under 5, yes, no or unknown."""
     hard = {"a_lot_of_difficulty", "cannot_do_at_all"}
     easy = {"no_difficulty", "some_difficulty"}
     answers = [frame[field] for field in ind.WG_FIELDS]

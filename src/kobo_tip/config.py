@@ -139,7 +139,7 @@ class ReportSettings:
     # Above this share of submissions unreadable for the counting, outside reports are held back
     # until an officer has looked (``kobo_tip.readability``).
     max_unreadable_percent: float = 5.0
-    # How outside audiences count (spec section 4): "as_reported" freezes a released quarter,
+    # How outside audiences count (contract section 4): "as_reported" freezes a released quarter,
     # "event_date" counts every person in the quarter of their index event, as internal does.
     outside_basis: str = "as_reported"
 
@@ -333,7 +333,7 @@ _REQUIRED_SECTIONS = ("project", "form")
 REPORT_FORMATS = ("html", "md", "csv", "xlsx")
 SOURCE_KINDS = ("kobo", "odk_central", "file")
 AS_REPORTED, EVENT_DATE = "as_reported", "event_date"
-OUTSIDE_BASES = (AS_REPORTED, EVENT_DATE)  # [report] outside_basis (spec section 4)
+OUTSIDE_BASES = (AS_REPORTED, EVENT_DATE)  # [report] outside_basis (contract section 4)
 
 
 def _closest(name: str, options: tuple[str, ...] | list[str]) -> str:

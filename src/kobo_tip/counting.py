@@ -1,7 +1,7 @@
-"""The counting engine (spec sections 3, 4, 5 and 7): eligibility, index events, count tables.
+"""The counting engine (contract sections 3, 4, 5 and 7): eligibility, index events, count tables.
 
 Everything is vectorised over the case frame of ``kobo_tip.cases``: rules are boolean masks taken
-in the spec's order, index events come from one sort and ``duplicated``, and every table is a
+in the contract's order, index events come from one sort and ``duplicated``, and every table is a
 ``bincount`` of (quarter, category) codes, turned into fiscal-year and LOP rows by one matrix
 product, so quarters always add up to years and to the LOP.
 """
@@ -162,7 +162,7 @@ def person_codes(frame: pd.DataFrame, merges: Sequence[tuple[str, str]]) -> np.n
 
 
 def first_failed_rule(frame: pd.DataFrame, settings: Settings, as_of: dt.date) -> np.ndarray:
-    """Per row, the first rule of spec section 4 it fails, or "" when it is eligible for some variant."""
+    """Per row, the first rule of contract section 4 it fails, or "" when it is eligible for some variant."""
     project, options = settings.project, settings.indicator
     status = frame["review_status"].astype(object).to_numpy()
     date = frame["event_date"]
@@ -298,7 +298,7 @@ def _present(values: pd.Series, rows: np.ndarray | None = None) -> set[str]:
 
 
 def location_codes(events: pd.DataFrame, level: int, categories: Sequence[str]) -> np.ndarray:
-    """admin1 (or admin2) code, else the identification country, else ``unknown`` (spec section 4)."""
+    """admin1 (or admin2) code, else the identification country, else ``unknown`` (contract section 4)."""
     admin = recode(events[_admin_field(level)], categories, -1)
     country = recode(events[ind.IDENTIFICATION_COUNTRY], categories, categories.index(ind.UNKNOWN))
     return np.where(admin >= 0, admin, country)
@@ -343,7 +343,7 @@ def _personal(name: str, values: pd.Series, choices: Sequence[str], consented: n
 def dimensions(
     events: pd.DataFrame, variant: str, settings: Settings, locations: Sequence[str], origins: Sequence[str]
 ) -> list[Dimension]:
-    """Every dimension of spec section 7 for the index events ``events`` of one variant."""
+    """Every dimension of contract section 7 for the index events ``events`` of one variant."""
     consented = (events[ind.CONSENT] == "yes").to_numpy()
     bounds = np.asarray(settings.indicator.age_bands, dtype=np.float64)
     bands = (*ind.age_band_labels(settings.indicator.age_bands), ind.UNKNOWN)
@@ -562,7 +562,7 @@ def possible_duplicates(
 
 
 def _sorted_findings(parts: list[pd.DataFrame], rows: list[np.ndarray], rank: np.ndarray) -> pd.DataFrame:
-    """All findings in submission id order, then the spec's rule order (``rows``: each part's frame rows)."""
+    """All findings in submission id order, then the contract's rule order (``rows``: each part's rows)."""
     findings = pd.concat([part.astype(object) for part in parts], ignore_index=True)
     place = rank[np.concatenate(rows)] if rows else np.array([], dtype=np.int64)
     rule = findings["rule"].map(RULE_ORDER).to_numpy()
@@ -582,7 +582,7 @@ def count_indicator(
     merges: Sequence[tuple[str, str]] | None = None,
     persons: bool = False,
 ) -> CountResult:
-    """Apply the counting rules and build every table of spec section 7 (see docs/modules.md).
+    """Apply the counting rules and build every table of contract section 7 (see docs/modules.md).
 
     ``rules`` (each row's ``first_failed_rule``) and ``merges`` (submission id pairs) replace the
     ones ``settings`` gives, for a programme that holds each row to its own project's. ``persons``:

@@ -1,6 +1,6 @@
 """The indicator specification as Python data: field names, choice names, variants, dimensions.
 
-Everything here is fixed by ``indicator-spec.md``; the form builder, the connectors, the
+Everything here is fixed by ``docs/contract.md``; the form builder, the connectors, the
 counting engine and the reports all read it from this one place.
 """
 
@@ -11,7 +11,7 @@ from typing import Final
 
 FORM_ID: Final = "tip_victims"
 
-# Field names (spec section 2). Unique in the form, whatever group holds them.
+# Field names (contract section 2). Unique in the form, whatever group holds them.
 CONSENT_STATEMENT: Final = "consent_statement"  # a note: the statement read aloud
 IMMEDIATE_DANGER: Final = "immediate_danger"
 EMERGENCY_REFERRAL: Final = "emergency_referral"  # a note: follow the emergency referral procedure now
@@ -57,14 +57,14 @@ FORM_VERSION: Final = "form_version"
 # The raw UIC parts: removed before anything is written to the store.
 UIC_PARTS: Final = (UIC_GIVEN, UIC_MOTHER)
 
-# Groups (spec section 2).
+# Groups (contract section 2).
 GROUP_INTRO: Final = "intro"
 GROUP_EVENT: Final = "event"
 GROUP_PERSON: Final = "person"
 GROUP_WG: Final = "wg"
 GROUP_REFERRAL: Final = "referral"
 
-# The group path of every answer of the form (spec section 2), in form order.
+# The group path of every answer of the form (contract section 2), in form order.
 FIELD_GROUPS: Final[dict[str, str]] = {
     **{name: GROUP_INTRO for name in (IMMEDIATE_DANGER, CONSENT, CONSENT_BY)},
     **{
@@ -112,7 +112,7 @@ FIELD_GROUPS: Final[dict[str, str]] = {
     },
 }
 
-# The answers counting reads (spec sections 4 and 7): the store keeps these column by column.
+# The answers counting reads (contract sections 4 and 7): the store keeps these column by column.
 COUNTED_FIELDS: Final = (
     CONSENT,
     EVENT_DATE,
@@ -146,7 +146,7 @@ UNKNOWN: Final = "unknown"
 NOT_RECORDED: Final = "not_recorded"
 NOT_ASKED: Final = "not_asked"
 
-# Choice lists (spec section 2): list name -> choice names, in display order.
+# Choice lists (contract section 2): list name -> choice names, in display order.
 CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "yes_no": ("yes", "no"),
     "yes_no_unknown": ("yes", "no", "unknown"),
@@ -258,7 +258,7 @@ FIELD_LIST: Final[dict[str, str]] = {
 
 SELECT_MULTIPLE_FIELDS: Final = frozenset({ACTION, PERSON_CATEGORY, EXPLOITATION_TYPE, SERVICES})
 
-# Indicator variants (spec section 1) and the actions each one takes.
+# Indicator variants (contract section 1) and the actions each one takes.
 VARIANTS: Final[dict[str, frozenset[str]]] = {
     "identified_or_referred": frozenset({"identified", "referred"}),
     "identified": frozenset({"identified"}),
@@ -266,7 +266,7 @@ VARIANTS: Final[dict[str, frozenset[str]]] = {
 }
 HEADLINE_VARIANT: Final = "identified_or_referred"
 
-# Review status in the store (spec section 4, rule 2).
+# Review status in the store (contract section 4, rule 2).
 REVIEW_STATUSES: Final = ("approved", "rejected", "on_hold", "unreviewed")
 KOBO_REVIEW_STATUS: Final[dict[str, str]] = {
     "validation_status_approved": "approved",
@@ -282,7 +282,7 @@ CENTRAL_REVIEW_STATUS: Final[dict[str, str]] = {
     "edited": "unreviewed",
 }
 
-# Exclusion rules in the spec's order (section 4), then the findings.
+# Exclusion rules in the contract's order (section 4), then the findings.
 EXCLUSION_RULES: Final = (
     "deleted",
     "rejected",
@@ -297,7 +297,7 @@ EXCLUSION_RULES: Final = (
 )
 FINDING_RULES: Final = ("malformed", "not_linkable", "possible_duplicate")
 
-# Dimensions (spec section 7). Additive dimensions sum to the period total.
+# Dimensions (contract section 7). Additive dimensions sum to the period total.
 DIMENSIONS: Final = (
     "total",
     "age_band",
@@ -316,7 +316,7 @@ MULTI_RESPONSE_DIMENSIONS: Final = (
     "services",
 )
 # Dimensions in which each counted person is in exactly one category, so the categories sum to the
-# period total (spec section 6): the additive ones and gbv_type, a select_one whose ``unknown``
+# period total (contract section 6): the additive ones and gbv_type, a select_one whose ``unknown``
 # holds everyone it was not asked of.
 SINGLE_RESPONSE_DIMENSIONS: Final = (
     *(d for d in DIMENSIONS if d not in ("total", "age_band_x_gender")),

@@ -1,4 +1,4 @@
-"""The as-reported basis of outside audiences (spec section 4): a quarter, once released outside,
+"""The as-reported basis of outside audiences (contract section 4): a quarter, once released outside,
 is frozen for every outside audience through a ledger kept in the store.
 
 The ledger holds, per indicator (a programme's projects under their scoped names), the quarters

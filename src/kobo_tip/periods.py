@@ -1,4 +1,4 @@
-"""Reporting periods (spec section 5): fiscal quarters for any start month, labels, DHIS2 ids.
+"""Reporting periods (contract section 5): fiscal quarters for any start month, labels, DHIS2 ids.
 
 A fiscal year is named by the calendar year in which it ends: with start month 10, FY2026 runs
 2025-10-01 .. 2026-09-30 and ``FY2026 Q1`` is Oct-Dec 2025. With start month 1 the labels are

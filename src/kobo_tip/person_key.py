@@ -1,4 +1,4 @@
-"""The pseudonymous person key of spec section 3: HMAC-SHA-256 of the UIC string.
+"""The pseudonymous person key of contract section 3: HMAC-SHA-256 of the UIC string.
 
 Computed when a submission enters the store; the raw UIC parts never reach the store.
 """

@@ -320,7 +320,7 @@ def _as_reported(
     history: dict[str, list[privacy.Release]],
     stamp: str,
 ) -> ledger.AsReported:
-    """The joint table as reported (spec section 4): the programme's quarters and each project's
+    """The joint table as reported (contract section 4): the programme's quarters and each project's
     freeze the same way, in the programme store's ledger. A project that kept a ledger of its own
     while it released alone brings it in, under its scoped names, the first time."""
     programme = count.programme.result

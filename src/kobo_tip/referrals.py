@@ -1,5 +1,5 @@
 """Referrals by receiving organisation, and how many had the person's consent to share: a table of
-the internal report only (spec section 2: the referral group's answers never leave internal).
+the internal report only (contract section 2: the referral group's answers never leave internal).
 
 The store keeps these answers in each submission's JSON, not column by column (counting does not
 read them), so the table reads the stored submissions once: one JSON decode a row, which is what

@@ -43,7 +43,7 @@ from kobo_tip.worker import PrepareState, pack, unpack, worker, worker_available
 logger = logging.getLogger("kobo_tip")
 http_log = logging.getLogger("kobo_tip.http")
 
-# Never stored: the raw UIC parts (spec section 3), and the keys where servers put the review state
+# Never stored: the raw UIC parts (contract section 3), and the keys where servers put the review state
 # (Kobo _validation_status, Central CSV ReviewState, OData __system/reviewState and the updatedAt a
 # review bumps). The review_status column holds the state, so a review never looks like an edit.
 # The instance name too: a form's settings may build it from any answers, name codes included, and a

@@ -28,7 +28,7 @@ from typing import Any, Final, NamedTuple
 from kobo_tip import indicator as ind
 from kobo_tip.config import Location, Stakeholder
 
-# --- group paths (spec section 2) ---------------------------------------------------------
+# --- group paths (contract section 2) ---------------------------------------------------------
 
 #: Kobo key of every answer of the form: ``event/event_date``; ``form_version`` sits at the top.
 FIELD_PATHS: Final[dict[str, str]] = {

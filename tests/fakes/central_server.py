@@ -1,6 +1,6 @@
 """A fake ODK Central on 127.0.0.1: sessions, forms and drafts, and the OData Submissions feed.
 
-It answers in Central's real shapes (see ../shared/reference/odk-central-and-pyxform.md):
+It answers in Central's real shapes (as central-backend's source and the real server show them):
 problem JSON ``{"message", "code", "details"}``; OData ``value`` rows with ``__id`` and
 ``__system``, nested group objects, integers as JSON numbers; ``@odata.nextLink`` with an
 opaque ``$skiptoken`` (newest first, 501.1 if ``$orderby`` comes with it); ``updatedAt``

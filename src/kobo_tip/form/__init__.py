@@ -1,4 +1,4 @@
-"""The XLSForm of spec section 2: builder (sheets), writer (xlsx), convert (pyxform + ODK Validate)."""
+"""The XLSForm of contract section 2: builder (sheets), writer (xlsx), convert (pyxform + ODK Validate)."""
 
 from kobo_tip.form.build import FormBuild, build_form
 

@@ -1,4 +1,4 @@
-"""Settings -> the XLSForm of spec section 2 as plain sheets (rows of column -> text)."""
+"""Settings -> the XLSForm of contract section 2 as plain sheets (rows of column -> text)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ _UIC_CONSTRAINT = (
     f"regex(., '^([{_unicode_class('L')}][{_unicode_class('M')}]*){{1,2}}$')"
 )
 _UIC_UNKNOWN = "99"
-# Choice names the form's logic tests, at their places in the spec's lists.
+# Choice names the form's logic tests, at their places in the contract's lists.
 _YES = ind.CHOICES["yes_no"][0]
 _REFERRED = ind.CHOICES["action"][1]
 *_EXPLOITATION_CATEGORIES, _GBV = ind.CHOICES["person_category"]
@@ -49,7 +49,7 @@ _AGE_CONSTRAINT = (
     f"abs(int(format-date(${{{ind.EVENT_DATE}}}, '%Y')) - ${{{ind.BIRTH_YEAR}}} - .) <= "
     f"if(${{{ind.AGE_ESTIMATED}}} = '{ind.CHOICES['yes_no'][0]}', 5, 1))"
 )
-# Presumed and confirmed trafficking exclude each other (spec section 2).
+# Presumed and confirmed trafficking exclude each other (contract section 2).
 _PRESUMED, _CONFIRMED = ind.CHOICES["person_category"][:2]
 _CATEGORY_CONSTRAINT = (
     f"count-selected(.) >= 1 and not(selected(., '{_PRESUMED}') and selected(., '{_CONFIRMED}'))"

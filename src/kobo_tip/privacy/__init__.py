@@ -1,4 +1,4 @@
-"""Audiences and small-cell protection (spec section 6).
+"""Audiences and small-cell protection (contract section 6).
 
 ``internal`` sees every count. An outside audience (``donor``, ``public``) sees a release: counts
 of 1..k-1 hidden as ``<k``, and more cells hidden (``<k`` for a zero, ``x`` for k or more) until

@@ -2,7 +2,7 @@
 
 For a protected cell the intruder's best is the smallest and largest value it can take in the
 linear program of everything published; rounded inward, they leave ``floor(max) - ceil(min) + 1``
-possible integers. A cell is safe when that number reaches its need (ceil(k/2), spec section 6).
+possible integers. A cell is safe when that number reaches its need (ceil(k/2), contract section 6).
 
 The work is split by connected component of the hidden cells (shown cells are constants), and
 most cells are proven safe without a solve of their own: every solution HiGHS returns is a point

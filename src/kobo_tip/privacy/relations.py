@@ -1,4 +1,4 @@
-"""The intruder's relations among the cells of one counts table (spec section 6).
+"""The intruder's relations among the cells of one counts table (contract section 6).
 
 Every relation is linear: ``sum(coef * cell) (= or <=) rhs``. Equalities: each single-response
 dimension's categories sum to the period total; the age band x gender cross-tab sums to both
@@ -40,10 +40,10 @@ QUARTER, FISCAL_YEAR, LOP = "quarter", "fiscal_year", "lop"
 EQUAL, AT_MOST = "=", "<="
 # A table holding a programme and its projects names a project's indicators "<scope>/<indicator>".
 SCOPE_SEPARATOR, PROGRAMME_SCOPE = "/", ""
-SEEN_DIMENSIONS = ("location", "country_of_origin")  # categories listed only when seen (spec section 7)
+SEEN_DIMENSIONS = ("location", "country_of_origin")  # categories listed only when seen (contract section 7)
 ALWAYS_LISTED = (indicator.UNKNOWN, indicator.NOT_RECORDED)
 IDENTIFIED_OR_REFERRED, IDENTIFIED, REFERRED = "identified_or_referred", "identified", "referred"
-NO_DISABILITY_QUESTIONS_BELOW = 5  # spec section 4: under 5, the Washington Group set is not asked
+NO_DISABILITY_QUESTIONS_BELOW = 5  # contract section 4: under 5, the Washington Group set is not asked
 
 
 @dataclass
@@ -113,7 +113,7 @@ def scope_of(name: str) -> tuple[str, str]:
 
 
 def table_relations(table: pd.DataFrame) -> Relations:
-    """Every relation of spec section 6 among the rows of ``table`` (positions 0..len-1): those of
+    """Every relation of contract section 6 among the rows of ``table`` (positions 0..len-1): those of
     each scope's cells, and where the table holds a programme and its projects, those between them."""
     keys = list(
         zip(*(table[name].tolist() for name in ("indicator", "period", "dimension", "category")), strict=True)

@@ -1,4 +1,4 @@
-"""Outside releases (spec section 6): what each audience is shown, revisions held back or released.
+"""Outside releases (contract section 6): what each audience is shown, revisions held back or released.
 
 A release is what an outside audience was shown: every cell's true value and published text,
 with the k and the day it counted through. The release history of every audience with k at least
@@ -205,7 +205,8 @@ def _suppress_all(
                 own=views[: len(own)],
                 larger=[ks[a] for a in larger],
                 # What a smaller k hides now or hid before with the same values (the donor never sees
-                # less); what this audience hid before costs what it costs the first time (spec 6).
+                # less); what this audience hid before costs what it costs the first time (contract
+                # section 6).
                 forced=_hidden_in(current, through, smaller),
                 guarded=_small_moves(current, last, k) if last else None,
                 growing=growing,
@@ -420,7 +421,7 @@ def _summed(quarters: pd.DataFrame, layout: pd.DataFrame) -> pd.DataFrame:
     category): the periods of ``layout``, each
     dimension's categories as they first appear (``layout``'s first), fiscal years and LOP as sums
     of their quarters, zeros where a quarter lacks a category, and the locations and countries of
-    origin no counted person has left out (spec section 7)."""
+    origin no counted person has left out (contract section 7)."""
     periods = layout[["period", "period_start", "period_end", "period_kind"]].drop_duplicates("period")
     parent = parent_periods(layout)
     categories = pd.concat(

@@ -1,4 +1,4 @@
-"""Primary and secondary suppression with the disclosure audit in the loop (spec section 6).
+"""Primary and secondary suppression with the disclosure audit in the loop (contract section 6).
 
 Primary: every count 1..k-1 is hidden as ``<k``. Secondary, as statistical offices do it (the
 audit-then-protect loop of tau-Argus and sdcTable): audit, and for each protected cell that
@@ -41,7 +41,7 @@ _MAX_ROUNDS = 50
 
 
 class DisclosureError(KoboTipError):
-    """The suppression could not prove the guarantee of spec section 6: nothing is published.
+    """The suppression could not prove the guarantee of contract section 6: nothing is published.
     ``cell``: (indicator, period, dimension, category) of the cell that could not be protected,
     when it is one of this release's."""
 
@@ -85,7 +85,7 @@ def suppress(
     ``own``: those of this audience, whose protected cells must stay protected too; ``larger``: the
     k of every audience with a larger one (they hide whatever this one hides, so their ``<k`` and
     ``x`` bound its hidden cells). ``forced``: rows to hide whatever their value; ``guarded``: rows
-    that need the protection of a small cell whatever their value (revisions, spec section 6);
+    that need the protection of a small cell whatever their value (revisions, contract section 6);
     ``growing``: rows the next release extends (LOP and a running fiscal year); ``omitted``: rows
     left out of the files (published as ``OMITTED``, bounded by nothing).
     """
@@ -398,7 +398,7 @@ def _regions(identities: Sequence[tuple[object, ...]]) -> list[list[np.ndarray]]
 
 def _locked_totals(table: pd.DataFrame, values: np.ndarray, k: int) -> np.ndarray:
     """The period totals of k or more that protection may hide only when nothing else protects
-    (spec section 6): those of every indicator none of whose period totals is 1..k-1. Around a small
+    (contract section 6): those of every indicator none of whose period totals is 1..k-1. Around a small
     total the guarantee hides totals as a matter of course; elsewhere a total hidden to let hidden
     zeros move would hide the persons of a whole period for nothing."""
     total = (table["dimension"] == TOTAL_DIMENSION).to_numpy()

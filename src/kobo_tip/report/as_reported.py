@@ -1,4 +1,4 @@
-"""The internal report's account of the as-reported basis (spec sections 4 and 7): for every cell of
+"""The internal report's account of the as-reported basis (contract sections 4 and 7): for every cell of
 every quarter released outside, the value released and today's event-basis value, and what
 separates them, so that an officer can explain every difference to a donor.
 
@@ -153,7 +153,7 @@ def _ledger_frame(book: pd.DataFrame) -> pd.DataFrame:
 
 def _reasons(gone: pd.DataFrame, rows: pd.DataFrame | None) -> list[str]:
     """Why each released person of ``gone`` no longer counts: merged into another person, else the
-    first rule of spec section 4 their index submission fails now, else its key changed, else the
+    first rule of contract section 4 their index submission fails now, else its key changed, else the
     first rule another of their rows fails."""
     if rows is None:
         return [NO_LONGER] * len(gone)

@@ -1,10 +1,10 @@
 """Counts through an earlier day, derived from a count through a later one.
 
-Outside ``internal`` only ended quarters are published (spec section 6). A person counts in
+Outside ``internal`` only ended quarters are published (contract section 6). A person counts in
 the quarter of their first eligible event, so a quarter that ended by ``through`` holds the
 same value whether or not later events are counted; the fiscal years and LOP are then the
 sums of the kept quarters, and location and country of origin keep the codes seen among the
-persons counted by then (spec section 7). Deriving this from the internal count saves a second
+persons counted by then (contract section 7). Deriving this from the internal count saves a second
 pass of the counting engine over every case (tests check it equals
 ``count_indicator(..., through=...)``).
 """

@@ -148,7 +148,7 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "iptt": _iptt(edition),
         "iptt_about": words.text("iptt.about", margin=edition.performance.margin),
         "charts": (_charts(counts, words, key) + _target_chart(edition)) if chart else [],
-        # Beside every table and chart of an outside report: what "<k" and "x" mean (spec section 6).
+        # Beside every table and chart of an outside report: what "<k" and "x" mean (contract section 6).
         "hidden_key": words.hidden_key(edition.k) if edition.k is not None else "",
         "sections": sections,
         "data_quality": _data_quality(edition) if edition.findings is not None else None,

@@ -1,4 +1,4 @@
-"""Tidy files: counts.csv, data_quality.csv, restatements.csv (spec section 7).
+"""Tidy files: counts.csv, data_quality.csv, restatements.csv (contract section 7).
 
 Every cell that a spreadsheet could read as a formula (``= + - @``, and the tab and carriage
 return OWASP lists) is made inert with a leading ``'``, and control characters (which XLSX cannot

@@ -4,7 +4,7 @@ Every figure here is computed from the audience's published cells and the target
 not sensitive: an actual is a published cell; a cumulative actual is a sum of published numbers
 (quarters, or a fiscal year's total, or the LOP itself) and is hidden when no such sum gives it;
 a percentage and a flag exist only beside a published actual. So nothing a reader can work out
-from this section goes beyond what the tables already say, and the disclosure audit of spec
+from this section goes beyond what the tables already say, and the disclosure audit of contract
 section 6 holds for it unchanged.
 """
 

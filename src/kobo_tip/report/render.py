@@ -135,7 +135,7 @@ def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
 
 
 def as_reported_basis(settings: Settings) -> bool:
-    """True when outside audiences count as reported (spec section 4), so the ledger is kept."""
+    """True when outside audiences count as reported (contract section 4), so the ledger is kept."""
     return settings.report.outside_basis == AS_REPORTED
 
 
@@ -274,7 +274,7 @@ def reported_table(
     history: Mapping[str, Sequence[privacy.Release]],
     stamp: str,
 ) -> ledger.AsReported:
-    """The as-reported table of the ended-quarter counts ``table`` (spec section 4), from the
+    """The as-reported table of the ended-quarter counts ``table`` (contract section 4), from the
     store's ledger and the outside audiences' earlier releases (``history``)."""
     assert result.persons is not None, "count with persons=True on the as-reported basis"
     groups = ledger.merged_groups(result.rows)

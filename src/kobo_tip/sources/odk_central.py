@@ -80,7 +80,7 @@ def odata_time(moment: dt.datetime) -> str:
 
 
 def review_status(state: Any) -> str | None:
-    """The store's status for a ``reviewState`` (spec section 4): null and ``edited`` are
+    """The store's status for a ``reviewState`` (contract section 4): null and ``edited`` are
     unreviewed; a state Central may add later is None, which keeps the status the store held."""
     if state is None:
         return "unreviewed"

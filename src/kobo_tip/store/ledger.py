@@ -1,4 +1,4 @@
-"""The as-reported ledger (spec section 4): the quarters released outside, their cells and the
+"""The as-reported ledger (contract section 4): the quarters released outside, their cells and the
 persons counted in them, written in the transaction that saves the release they belong to."""
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ class StoredRelease:
 
 @dataclass(frozen=True)
 class LedgerRows:
-    """Rows of the as-reported ledger (spec section 4), as saved and as read back.
+    """Rows of the as-reported ledger (contract section 4), as saved and as read back.
 
     ``quarters``: (indicator, quarter, released_at, seeded); ``cells``: (indicator, quarter,
     dimension, category, value); ``persons``: (indicator, person_key, quarter, submission_id,

@@ -67,7 +67,7 @@ CREATE TABLE releases (
     cells BLOB NOT NULL
 );
 CREATE INDEX releases_by_audience ON releases (audience, id);
--- The as-reported ledger (spec section 4): what outside audiences were shown of each quarter,
+-- The as-reported ledger (contract section 4): what outside audiences were shown of each quarter,
 -- frozen at its first outside release. Per indicator (a programme's projects' scoped), the quarters
 -- released (seeded: its cells taken from a release made before the ledger, its persons from the
 -- submissions sent before that release),
@@ -104,7 +104,7 @@ CREATE TABLE release_marks (audience TEXT PRIMARY KEY, released INTEGER NOT NULL
 # Each step takes a store from the version before it to the next (``kobo-tip store migrate``).
 MIGRATIONS: dict[int, str] = {
     # 2 -> 3: releases replace publications, which kept published text only and cannot be audited;
-    # the release history starts afresh (spec section 6). Then every stored submission is scrubbed
+    # the release history starts afresh (contract section 6). Then every stored submission is scrubbed
     # of UIC parts that older versions let through (keys split by '.' or ':', answers in lists).
     3: SCHEMA[SCHEMA.index("-- What each audience was shown") : SCHEMA.index("-- The as-reported ledger")]
     + ";DROP TABLE publications"
