@@ -105,7 +105,9 @@ def version_4_store(path: Path) -> None:
 
     Store.open(path).close()
     with sqlite3.connect(path) as db:
-        for table in ("ledger_quarters", "ledger_cells", "ledger_persons"):
+        # Schema 6's release marks came after the ledger: a version 4 store has neither.
+        db.execute("DROP TRIGGER count_outside_release")
+        for table in ("ledger_quarters", "ledger_cells", "ledger_persons", "release_marks"):
             db.execute(f"DROP TABLE {table}")
         db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
