@@ -11,8 +11,12 @@ its donor and public tables as a first release.
 
 For each audience it prints the share of persons inside hidden cells (``<k``, ``x``, and
 breakdowns left out; true values from the counts), the ``x`` cells of 20 and of 50 persons or
-more, the period totals of k or more hidden, and the time ``privacy.protect`` takes for all the
-outside audiences together.
+more, the period totals of k or more hidden, the share hidden in quarters, fiscal years and LOP,
+and the time ``privacy.protect`` takes for all the outside audiences together. For the demo it
+also prints the floor its release history sets: under ``as_reported`` a fiscal year or LOP cell
+shown in the earlier release and shown again would give away, by difference, the new quarter's
+cell of the same category, so every small cell of a new quarter hides those two cells whatever
+the suppression does.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from kobo_tip.store import Store
 from kobo_tip.sync import run_sync
 
 KS = {"donor": 5, "public": 10}
+KINDS = {privacy.QUARTER: "quarters", "fiscal_year": "fiscal years", "lop": "LOP"}
+CELL = ["indicator", "period", "dimension", "category"]
 
 
 def loss_line(release: privacy.Release) -> str:
@@ -47,11 +53,51 @@ def loss_line(release: privacy.Release) -> str:
     x = text == privacy.HIDDEN
     totals = (table["dimension"] == privacy.TOTAL_DIMENSION) & x
     share = values[hidden].sum() / max(values.sum(), 1)
+    kinds = table["period_kind"].astype(str)
+    by_kind = ", ".join(
+        f"{label} {values[hidden & (kinds == kind)].sum() / max(values.sum(), 1):.1%}"
+        for kind, label in KINDS.items()
+    )
     return (
         f"  {release.audience} (k={release.k}): persons hidden {share:.1%}, "
         f"x cells {int(x.sum())} (20+: {int((x & (values >= 20)).sum())}, 50+: "
         f"{int((x & (values >= 50)).sum())}, largest {int(values[x].max()) if x.any() else 0}), "
-        f"period totals hidden as x: {int(totals.sum())}"
+        f"period totals hidden as x: {int(totals.sum())}; hidden in {by_kind}"
+    )
+
+
+def history_floor(release: privacy.Release, earlier: privacy.Release) -> str:
+    """What ``release`` must hide because ``earlier`` was published: the small cells themselves and,
+    for each small cell of a quarter ``earlier`` did not count, the cells of k or more of its
+    category in the fiscal year and LOP that ``earlier`` showed and that now include that quarter
+    (shown again, their difference from ``earlier`` is the quarter's cell)."""
+    table, k = release.table, release.k
+    values = table["value"].astype(int)
+    before = earlier.table.assign(shown=earlier.table["published"].astype(str).str.isdigit())
+    shown_before = set(map(tuple, before.loc[before["shown"], CELL].to_numpy().tolist()))
+    ends = table["period_end"].astype(str)
+    new_quarter = (table["period_kind"] == privacy.QUARTER) & (ends > earlier.through)
+    small = (values > 0) & (values < k)
+    grown = (table["period_kind"] != privacy.QUARTER) & (ends > earlier.through) & (values >= k)
+    span = table["period_start"].astype(str)
+    forced = pd.Series(False, index=table.index)
+    for quarter in table.loc[new_quarter & small].itertuples():
+        forced |= (
+            grown
+            & (table["indicator"] == quarter.indicator)
+            & (table["dimension"] == quarter.dimension)
+            & (table["category"] == quarter.category)
+            & (span <= str(quarter.period_start))
+            & (ends >= str(quarter.period_end))
+        )
+    cells = table[CELL].to_numpy().tolist()
+    forced &= pd.Series([tuple(cell) in shown_before for cell in cells], table.index)
+    total = max(values.sum(), 1)
+    return (
+        f"  {release.audience}: small cells {values[small].sum() / total:.1%}; their fiscal year and "
+        f"LOP cells shown in the earlier release {values[forced].sum() / total:.1%} ({int(forced.sum())} "
+        f"cells, 50+: {int((forced & (values >= 50)).sum())}); floor "
+        f"{values[small | forced].sum() / total:.1%}"
     )
 
 
@@ -92,6 +138,9 @@ def run_demo_case() -> None:
         count, through = len(history["donor"]), last["donor"].through
         print(f"{count} releases; the last through {through}, {len(table):,} cells")
         report("as published (against the release history)", last)
+        print("what the release history forces whatever the suppression does:")
+        for audience in KS:
+            print(history_floor(last[audience], history[audience][-2]))
         earlier = {a: history[a][:-1] for a in KS}
         releases, seconds = protect(table, last["donor"].through, earlier)
         report("the last release protected again against the earlier ones", releases, seconds)
