@@ -239,18 +239,23 @@ class _Suppression:
         thresholds: tuple[int, ...],
     ) -> tuple[dict[int, Need], dict[int, Need]]:
         """The guarantee (hard) for this release's small cells and those of the audience's earlier
-        releases; and, where hiding can give them, a value to spare for this release's small cells
-        and the ranges the next release's quarters will need (soft): later releases tell more about
-        the cells they extend, and a margin keeps what they tell from taking a cell below its need."""
+        releases, shown or left out; and, where hiding can give them, a value to spare for this
+        release's shown small cells and the ranges the next release's quarters will need (soft):
+        later releases tell more about the cells they extend, and a margin keeps what they tell
+        from taking a cell below its need."""
         need = Need(need_of(self.k))
-        small = ((self.values > 0) & (self.values < self.k) | guarded) & ~self.omitted
-        hard = {int(var): need for var in self.variables[small]}
+        small = (self.values > 0) & (self.values < self.k)
+        hard = {int(var): need for var in self.variables[(small | guarded) & ~self.omitted]}
         soft = {var: Need(need.values + MARGIN) for var in hard}
+        # A small cell left out of the files is still a cell: the fiscal year through this quarter
+        # minus the one through the last, both shown, gives it exactly. It needs the guarantee; a
+        # margin for later releases it does not, as no release shows it.
+        for var in self.variables[small & self.omitted]:
+            hard.setdefault(int(var), need)
         for view, vars_ in zip(held, history, strict=True):
             if id(view) in own:
                 view_values = view.table["value"].astype(int).to_numpy()
-                shown = (view.table["published"].astype(str) != OMITTED).to_numpy()
-                for var in vars_[shown & (view_values > 0) & (view_values < view.k)]:
+                for var in vars_[(view_values > 0) & (view_values < view.k)]:
                     hard.setdefault(int(var), Need(need_of(view.k)))
         for row, reach in _growth_needs(self.values, growing & ~self.omitted, self.k, thresholds).items():
             var = int(self.variables[row])
