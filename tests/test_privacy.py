@@ -65,10 +65,11 @@ def saved(release: Release) -> Release:
 
 
 def held(release: Release) -> Held:
+    """The release as its intruder holds it: the cells left out stay in, published as ``OMITTED``
+    (the intruder knows they exist, so the quarters still add up to their fiscal year)."""
     table = release.table
-    shown = table[table["published"] != privacy.OMITTED]
     return Held(
-        shown[LAYOUT].assign(value=shown["published"].to_numpy()),
+        table[LAYOUT].assign(value=table["published"].to_numpy()),
         table[[*LAYOUT, "value"]],
         release.k,
         release.through,
@@ -76,10 +77,16 @@ def held(release: Release) -> Held:
 
 
 def assert_safe(*outcomes: privacy.Outcome) -> None:
-    releases = {a: [o.releases[a] for o in outcomes] for a in KS}
+    assert_safe_over({}, *outcomes)
+
+
+def assert_safe_over(history: dict[str, list[Release]], *outcomes: privacy.Outcome) -> None:
+    """No small cell narrowed by an intruder holding ``history`` and then ``outcomes``."""
+    releases = {a: [*history.get(a, []), *(o.releases[a] for o in outcomes)] for a in KS}
     donor = attack([held(r) for a in KS for r in releases[a]], KS["donor"])
     public = attack([held(r) for r in releases["public"]], KS["public"])
-    assert not exposed(donor, KS["donor"]) and not exposed(public, KS["public"])
+    assert not exposed(donor, KS["donor"]), exposed(donor, KS["donor"])[:3]
+    assert not exposed(public, KS["public"]), exposed(public, KS["public"])[:3]
 
 
 def test_published_text_tells_the_truth_and_small_counts_never_appear() -> None:
@@ -183,6 +190,41 @@ def test_a_release_that_an_earlier_one_gave_away_fails_closed() -> None:
     history = {"donor": [saved(Release("donor", 5, through(4), leaked))]}
     with pytest.raises(DisclosureError, match=r"cannot be protected|narrowed below"):
         protect(counts, 4, history)
+
+
+def by_fiscal_year_only(release: Release, dimension: str) -> Release:
+    """``release`` with ``dimension`` published by fiscal year and LOP only: its quarters left out,
+    its fiscal-year and LOP cells of k or more shown."""
+    table = release.table.copy()
+    rows = (table["dimension"] == dimension).to_numpy()
+    quarter = (table["period_kind"] == "quarter").to_numpy()
+    table.loc[rows & quarter, "published"] = privacy.OMITTED
+    large = rows & ~quarter & (table["value"] >= release.k).to_numpy()
+    table.loc[large, "published"] = table.loc[large, "value"].astype(str)
+    return saved(Release(release.audience, release.k, release.through, table))
+
+
+def test_a_left_out_quarter_is_protected_from_the_difference_of_two_fiscal_years() -> None:
+    """A breakdown published by fiscal year and LOP only still has its quarters: the fiscal year
+    through Q3 minus the fiscal year through Q2, both shown, is the Q3 cell, left out or not."""
+    persons = []
+    for quarter, border in enumerate((10, 10, 3)):
+        persons += people(30, quarter)
+        persons += people(border, quarter, stakeholder_type="border_control")
+        persons += people(12, quarter, stakeholder_type="private_sector")
+    first = protect(counts_table(persons, 2), 2)
+    history = {
+        "donor": [by_fiscal_year_only(first.releases["donor"], "stakeholder_type")],
+        "public": [saved(first.releases["public"])],
+    }
+    donor = history["donor"][0]
+    assert cell(donor, "FY2026 Q2", "stakeholder_type", "border_control") == privacy.OMITTED
+    assert cell(donor, "FY2026", "stakeholder_type", "border_control") == "20"
+    assert not exposed(attack([held(r) for a in KS for r in history[a]], KS["donor"]), KS["donor"])
+    second = protect(counts_table(persons, 3), 3, history)
+    now = second.releases["donor"]
+    assert cell(now, "FY2026 Q3", "stakeholder_type", "border_control") == privacy.OMITTED
+    assert_safe_over(history, second)
 
 
 def test_information_loss_counts_hidden_cells_and_the_persons_in_them() -> None:
