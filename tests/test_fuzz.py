@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 import json
 import random
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ ODD_KEYS = ["person.gender", "event:action", "event-event_date", "a/b/c/d/e/f/g"
 def mutate(row: dict[str, Any], rng: random.Random, number: int) -> dict[str, Any]:
     row = copy.deepcopy(row)
     row["_id"] = 10_000_000 + number
-    row["_uuid"] = f"fuzz-{number}"
+    row["_uuid"] = str(uuid.UUID(int=number))  # a version in its own shape: Kobo's pushes carry one
     for _ in range(rng.randint(1, 4)):
         action = rng.random()
         keys = [k for k in row if k not in ("_id", "_uuid")]

@@ -13,6 +13,7 @@ from pg_cluster import find_bin
 
 TOOLS = {
     "java": "java",
+    "javac": "javac",
     "node": "node",
     "chromium": next(
         (name for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), "chromium"
@@ -20,7 +21,11 @@ TOOLS = {
     "initdb": "initdb",
 }
 SENTENCES = {
-    "java": "make test needs Java for ODK Validate: apt-get install default-jre-headless",
+    "java": "make test needs Java for ODK Validate: apt-get install default-jdk-headless",
+    "javac": (
+        "make test needs a JDK (javac) to drive the form in JavaRosa, ODK Collect's engine: "
+        "apt-get install default-jdk-headless"
+    ),
     "node": "make test needs Node.js 20.19.3 or later for the ODK Web Forms check",
     "chromium": (
         "make test needs headless Chromium to lay out the reports (phone, desktop, A4): "
