@@ -16,7 +16,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 SECRET = "test-secret-not-for-production"
 
 # The project must work in a clone with nothing beside it: a test that opens a file in a folder
-# next to the checkout (a ``../shared`` of the developers', say) fails, in every test of this run.
+# next to the checkout (a folder of the developers' own, say) fails, in every test of this run.
 _BESIDE = str(REPO.parent) + os.sep
 _INSIDE = str(REPO) + os.sep
 _OPENED_BESIDE: list[str] = []

@@ -2,8 +2,9 @@
 the internal report only (contract section 2: the referral group's answers never leave internal).
 
 The store keeps these answers in each submission's JSON, not column by column (counting does not
-read them), so the table reads the stored submissions once: one JSON decode a row, which is what
-every render of the internal report can afford.
+read them), so the table reads the stored submissions once: one JSON decode a row on every render
+of the internal report. That cost grows with the store (and lands on `serve`'s renders); keeping
+these two answers column by column, as counting's are, is the way to drop it.
 """
 
 from __future__ import annotations
