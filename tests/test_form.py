@@ -130,12 +130,12 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """Three languages (Thai has no translation file), 40 stakeholders, admin1 + admin2 in two
+    """Three languages (Khmer has no translation file), 40 stakeholders, admin1 + admin2 in two
     countries, ethnicity on, disability off."""
     root = tmp_path_factory.mktemp("wide")
     config = write_project(
         root,
-        project=_project_section(["English (en)", "French (fr)", "Thai (th)"]),
+        project=_project_section(["English (en)", "French (fr)", "Khmer (km)"]),
         form=_form_section(disability=False, ethnicities=ETHNICITIES),
     )
     types = ind.CHOICES["stakeholder_type"]
@@ -162,15 +162,17 @@ def test_example_form_passes_odk_validate_without_warnings(example: Built) -> No
     assert example.build.xlsx_path.is_file()
 
 
-def test_wide_form_passes_odk_validate_and_names_missing_thai_texts(wide: Built) -> None:
+def test_wide_form_passes_odk_validate_and_counts_missing_khmer_texts(wide: Built) -> None:
     assert wide.build.validated
     assert len(wide.settings.form.roster) == 40
-    # Thai has no translation file: one warning, naming the language and the fields.
+    # Khmer has no translation file: one short warning with the count and the command to run.
     (warning,) = wide.build.warnings
-    assert warning.startswith("Thai (th):")
-    for field in (ind.CONSENT, ind.EVENT_DATE, ind.UIC_GIVEN, ind.SERVICES):
-        assert f"fields.{field} (" in warning
-    assert "choices.gender (female" in warning
+    english = load_labels(wide.settings.project.languages[0])
+    form_texts = sum(1 for key in english.texts if not key.startswith("report."))
+    assert warning == (
+        f"Khmer (km): {form_texts} form text(s) have no translation and show in English; export them "
+        'for a translator with kobo-tip translations export --language "Khmer (km)".'
+    )
 
 
 # --- the XLSForm ------------------------------------------------------------------------------
@@ -330,10 +332,10 @@ def test_texts_come_from_each_language(example: Built, wide: Built) -> None:
     thailand = next(row for row in example.choices if row["list_name"] == "country" and row["name"] == "th")
     assert thailand["label::English (en)"] == "Thailand"
     assert thailand["label::French (fr)"] == "Thaïlande"
-    # Thai has no translation file: English text, but country names from pycountry's Thai catalogue.
-    assert wide.row(ind.CONSENT)["label::Thai (th)"] == wide.row(ind.CONSENT)["label::English (en)"]
-    thai_thailand = next(row for row in wide.choices if row["list_name"] == "country" and row["name"] == "th")
-    assert thai_thailand["label::Thai (th)"] == "ไทย"
+    # Khmer has no translation file: English text, but country names from pycountry's Khmer catalogue.
+    assert wide.row(ind.CONSENT)["label::Khmer (km)"] == wide.row(ind.CONSENT)["label::English (en)"]
+    khmer_thailand = next(r for r in wide.choices if r["list_name"] == "country" and r["name"] == "th")
+    assert khmer_thailand["label::Khmer (km)"] == "ថៃ"
     # Roster names have no translation: copied into every language.
     first = example.settings.form.roster[0]
     roster_row = next(row for row in example.choices if row["name"] == first.id)

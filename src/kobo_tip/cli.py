@@ -63,6 +63,13 @@ _DESCRIPTIONS = {
     "hook register": "Create or update the REST Service of the configured KoboToolbox asset that pushes "
     "each new submission to URL/hooks/kobo/<asset uid>, with the credentials [serve] hook_auth names.",
     "demo": "Run the whole pipeline on generated data in a new folder: no server and no secret needed.",
+    "translations": "Hand the form and report texts of a language to a translator, and bring them back.",
+    "translations export": "Write every form and report text of a language to an XLSX sheet or a gettext "
+    ".po file: key, English source, where it appears, the current translation (empty when none) and "
+    "what must stay unchanged.",
+    "translations import": "Check a translated XLSX or .po file (every text translated, placeholders, "
+    "numbers and name-code examples kept, lengths a phone can show) and write it as "
+    "translations/<code>.toml beside the config, which overrides the texts kobo-tip ships.",
 }
 
 
@@ -178,6 +185,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--url",
         required=True,
         help="the public https:// base URL where kobo-tip serve is reachable (behind a TLS proxy)",
+    )
+
+    translations = actions("translations", "export a language's texts for a translator, import them back")
+    export = action(translations, "translations", "export", "write a language's texts to XLSX or .po")
+    export.add_argument("--language", required=True, help='the language, such as "Khmer (km)"')
+    export.add_argument(
+        "--format", choices=("xlsx", "po"), help="xlsx or po (default: from --out's suffix, else xlsx)"
+    )
+    export.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        help="file to write (default: translations/<code>.<format> beside the config)",
+    )
+    imported = action(translations, "translations", "import", "check a translated file and use it")
+    imported.add_argument("file", type=Path, help="the translated .xlsx or .po file")
+    imported.add_argument(
+        "--reviewed", action="store_true", help="mark the language as reviewed by the project"
     )
 
     demo = add("demo", help="the whole pipeline on generated data, no server needed")
@@ -409,6 +434,23 @@ def _cmd_hook(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_translations(args: argparse.Namespace) -> None:
+    from kobo_tip.translation import export_translation, import_translation
+
+    if args.translations_command is None:
+        raise UsageError("'kobo-tip translations' needs an action: export or import.")
+    settings = _settings(args)
+    if args.translations_command == "export":
+        exported = export_translation(settings, args.language, fmt=args.format, out=args.out)
+        print(f"wrote {exported.path}: {exported.texts} texts, {exported.untranslated} without translation")
+        return
+    done = import_translation(settings, args.file, reviewed=args.reviewed)
+    state = ", marked reviewed" if done.reviewed else ""
+    print(f"wrote {done.path}: {done.texts} {done.language.label} texts{state}")
+    if done.language.code not in {lang.code for lang in settings.project.languages}:
+        print(f'Add "{done.language.label}" to [project] languages to build the form with it.')
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from kobo_tip.demo import run_demo
 
@@ -428,6 +470,7 @@ _COMMANDS = {
     "serve": _cmd_serve,
     "hook": _cmd_hook,
     "demo": _cmd_demo,
+    "translations": _cmd_translations,
 }
 
 

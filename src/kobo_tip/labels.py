@@ -1,8 +1,10 @@
 """Form and report texts in one language: translations/<code>.toml, falling back to English.
 
 Each translation file is keyed by the names the indicator specification fixes (fields, groups,
-choices) plus a ``[report]`` table. A text a translation lacks is taken from English and named in
-a warning, so no label is ever blank. Country names come from pycountry's gettext catalogues.
+choices) plus a ``[report]`` table. A project's own file (``translations/<code>.toml`` beside the
+config) overrides and adds to the shipped one. A form text a translation lacks is taken from
+English and counted in a warning, so no label is ever blank. Country names come from pycountry's
+gettext catalogues.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from kobo_tip.errors import ConfigError
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 FALLBACK = Language(label="English (en)", name="English", code="en")
+REPORT_PREFIX = "report."
+COUNTRY_PREFIX = "choices.country"
+# A translation file's top-level flag: ``reviewed = false`` until the project has checked its texts.
+REVIEWED_KEY = "reviewed"
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,13 @@ class Labels:
         if country is None:
             return code
         english = getattr(country, "common_name", None) or country.name
-        return self.country_names.gettext(english)
+        translated = self.country_names.gettext(english)
+        if translated == english and english != country.name:
+            # Some catalogues (Arabic, Thai) translate only the official name ("Iran, Islamic
+            # Republic of"), not the common one ("Iran"): a translated official name beats English.
+            official = self.country_names.gettext(country.name)
+            return official if official != country.name else english
+        return translated
 
     def report_text(self, key: str) -> str:
         """A report text such as ``dimension.age_band``; the key's last part when there is none."""
@@ -76,31 +88,73 @@ def country_codes() -> tuple[str, ...]:
 
 @functools.cache
 def load_labels(language: Language) -> Labels:
-    """The texts of ``language``; missing ones come from English, each named in ``warnings``."""
+    """The texts of ``language``; missing ones come from English, counted in ``warnings``."""
     english = _flatten(_read_toml(TRANSLATIONS_DIR / "en.toml"))
     warnings: list[str] = []
-    path = _translation_file(language)
-    own = _flatten(_read_toml(path)) if path else {}
+    own = own_translation(language)
     if language.code != FALLBACK.code:
-        missing = [key for key in english if key not in own]
+        missing = [key for key in english if key not in own.texts and not key.startswith(REPORT_PREFIX)]
         if missing:
-            where = f"in {path.name}" if path else f"(no {language.code}.toml: {how_to_translate(language)})"
             warnings.append(
-                f"{language.label}: {len(missing)} text(s) have no translation {where}; English used for "
-                f"{_describe(missing)}."
+                f"{language.label}: {len(missing)} form text(s) have no translation and show in English; "
+                "export them for a translator with "
+                f'kobo-tip translations export --language "{language.label}".'
             )
-        unknown = [key for key in own if key not in english]
-        if path and unknown:
+        unknown = [key for key in own.texts if key not in english and not _is_country_name(key)]
+        if unknown:
             warnings.append(
-                f"{language.label}: {path.name} has key(s) that English lacks, ignored "
-                f"(check their spelling): {', '.join(unknown)}."
+                f"{language.label}: {', '.join(path.name for path in own.paths)} has key(s) that English "
+                f"lacks, ignored (check their spelling): {', '.join(unknown)}."
             )
-    texts = {key: own.get(key, text) for key, text in english.items()}
+        if own.texts and not own.reviewed:
+            warnings.append(
+                f"{language.label}: the translation kobo-tip ships has not been reviewed; have a "
+                f"{language.name} speaker check it and import it with "
+                "kobo-tip translations import FILE --reviewed."
+            )
+    texts = {key: own.texts.get(key, text) for key, text in english.items()}
+    texts.update({key: text for key, text in own.texts.items() if _is_country_name(key)})
     country_names = _country_catalogue(language)
     if country_names is None:
         warnings.append(f"{language.label}: pycountry has no country names in this language; English used.")
         country_names = gettext.NullTranslations()
     return Labels(language=language, texts=texts, warnings=tuple(warnings), country_names=country_names)
+
+
+@dataclass(frozen=True)
+class OwnTranslation:
+    """A language's own texts (no English fallback): the shipped file's, overridden key by key by the
+    project's file; ``reviewed`` is false when the file that decides says ``reviewed = false``."""
+
+    texts: Mapping[str, str]
+    reviewed: bool
+    paths: tuple[Path, ...]
+
+
+def own_translation(language: Language) -> OwnTranslation:
+    texts: dict[str, str] = {}
+    reviewed = True
+    paths = _translation_files(language)
+    for path in paths:
+        table = _read_toml(path)
+        # The review mark is a top-level boolean, not a text; the project's file, read last, decides.
+        mark = table.pop(REVIEWED_KEY, None)
+        if isinstance(mark, bool):
+            reviewed = mark
+        texts.update(_flatten(table))
+    return OwnTranslation(texts=texts, reviewed=reviewed, paths=paths)
+
+
+def _is_country_name(key: str) -> bool:
+    """``choices.country.tr``: a translation may name a country its pycountry catalogue lacks
+    (the Thai one has no "Türkiye" yet); any ISO 3166-1 alpha-2 code is a valid key."""
+    head, _, code = key.rpartition(".")
+    return head == COUNTRY_PREFIX and pycountry.countries.get(alpha_2=code.upper()) is not None
+
+
+def english_texts() -> dict[str, str]:
+    """Every text key with its English source, in the order of en.toml."""
+    return _flatten(_read_toml(TRANSLATIONS_DIR / "en.toml"))
 
 
 @functools.cache
@@ -115,27 +169,22 @@ def field_labels(name: str) -> frozenset[str]:
     return frozenset(labels)
 
 
-def _translation_file(language: Language) -> Path | None:
-    folders = [language.folder] if language.folder else []
-    for folder in (*folders, TRANSLATIONS_DIR):
-        for code in dict.fromkeys((language.code, language.code.split("-")[0].lower())):
-            path = folder / f"{code}.toml"
-            if path.is_file():
-                return path
-    return None
+def _translation_files(language: Language) -> tuple[Path, ...]:
+    """The shipped file, then the project's (``translations/`` beside the config), which overrides
+    and adds to it; for each, the full code's file or else the primary language's (fr-CA -> fr)."""
+    folders = [TRANSLATIONS_DIR, *([language.folder] if language.folder else [])]
+    found = []
+    for folder in folders:
+        codes = dict.fromkeys((language.code, language.code.split("-")[0].lower()))
+        path = next((folder / f"{code}.toml" for code in codes if (folder / f"{code}.toml").is_file()), None)
+        if path is not None:
+            found.append(path)
+    return tuple(found)
 
 
 def shipped_languages() -> tuple[str, ...]:
     """The codes of the translations kobo-tip ships."""
     return tuple(sorted(path.stem for path in TRANSLATIONS_DIR.glob("*.toml")))
-
-
-def how_to_translate(language: Language) -> str:
-    """How a team adds ``language``: a copy of the English texts in a folder beside the config."""
-    return (
-        f"copy {TRANSLATIONS_DIR / 'en.toml'} to translations/{language.code}.toml beside the config "
-        "and translate its texts"
-    )
 
 
 def _country_catalogue(language: Language) -> gettext.NullTranslations | None:
@@ -164,12 +213,3 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             texts[f"{prefix}{key}"] = str(value)
     return texts
-
-
-def _describe(keys: list[str]) -> str:
-    """``fields.consent (label, hint); choices.gender (female)``: one entry per field or list."""
-    grouped: dict[str, list[str]] = {}
-    for key in keys:
-        head, _, tail = key.rpartition(".")
-        grouped.setdefault(head, []).append(tail)
-    return "; ".join(f"{head} ({', '.join(tails)})" for head, tails in grouped.items())
