@@ -14,6 +14,7 @@ from kobo_tip.errors import ConfigError
 from kobo_tip.form import build_form
 from kobo_tip.form.writer import read_sheet
 from kobo_tip.init_project import STARTER_CONFIG, write_starter
+from kobo_tip.labels import english_texts
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +112,11 @@ def test_init_says_which_translations_exist_and_a_project_adds_its_own(
 ) -> None:
     assert main(["init", str(tmp_path), "--country", "kh"]) == 0
     out = capsys.readouterr().out
-    assert "Form languages: English (en), French (fr) (kobo-tip ships translations for en, fr)" in out
-    assert "To add the language of Cambodia, copy " in out and "to translations/<code>.toml" in out
-    # Following that advice: a Khmer file beside the config with two texts translated.
+    shipped = "(kobo-tip ships translations for ar, en, es, fr, pt, th)"
+    assert f"Form languages: English (en), French (fr) {shipped}" in out
+    assert "To add the language of Cambodia, " in out and "kobo-tip translations export --language" in out
+    assert "it writes translations/<code>.toml beside kobo-tip.toml" in out
+    # A Khmer file beside the config with two texts translated (as a hand-written file would be).
     (tmp_path / "translations").mkdir()
     (tmp_path / "translations" / "km.toml").write_text(
         '[groups]\nintro = "ការយល់ព្រម"\n\n[fields.consent]\nlabel = "តើបុគ្គលនេះយល់ព្រមទេ?"\n', encoding="utf-8"
@@ -127,4 +130,6 @@ def test_init_says_which_translations_exist_and_a_project_adds_its_own(
     assert consent["label::Khmer (km)"] == "តើបុគ្គលនេះយល់ព្រមទេ?"
     assert consent["label::French (fr)"].startswith("La personne accepte")
     (warning,) = [w for w in build.warnings if w.startswith("Khmer (km)")]
-    assert "have no translation in " in warning and "km.toml" in warning
+    form_texts = sum(1 for key in english_texts() if not key.startswith("report."))
+    assert f"{form_texts - 2} form text(s) have no translation" in warning
+    assert "translations export" in warning

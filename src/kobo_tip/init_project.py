@@ -21,7 +21,7 @@ from kobo_tip.config import (
     write_roster,
 )
 from kobo_tip.errors import ConfigError
-from kobo_tip.labels import TRANSLATIONS_DIR, shipped_languages
+from kobo_tip.labels import shipped_languages
 
 STARTER_CONFIG = Path(__file__).resolve().parent / "starter" / "kobo-tip.toml"
 ROSTER_NAME = "forms/stakeholders.csv"
@@ -109,9 +109,9 @@ def translations_note(country: str) -> str:
     starter = tomllib.loads(STARTER_CONFIG.read_text(encoding="utf-8"))["project"]["languages"]
     return (
         f"Form languages: {', '.join(starter)} (kobo-tip ships translations for {shipped}). To add the "
-        f"language of {country_name}, copy {TRANSLATIONS_DIR / 'en.toml'} to translations/<code>.toml "
-        'beside kobo-tip.toml, translate its texts, and add "Name (code)" to [project] languages; '
-        "'kobo-tip form build' names any text left untranslated."
+        f'language of {country_name}, add "Name (code)" to [project] languages, run kobo-tip translations '
+        'export --language "Name (code)", have the XLSX (or .po) file translated, and bring it back with '
+        "kobo-tip translations import FILE: it writes translations/<code>.toml beside kobo-tip.toml."
     )
 
 

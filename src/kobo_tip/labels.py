@@ -100,7 +100,7 @@ def load_labels(language: Language) -> Labels:
                 "export them for a translator with "
                 f'kobo-tip translations export --language "{language.label}".'
             )
-        unknown = [key for key in own.texts if key not in english and not _is_country_name(key)]
+        unknown = [key for key in own.texts if key not in english and not is_country_name(key)]
         if unknown:
             warnings.append(
                 f"{language.label}: {', '.join(path.name for path in own.paths)} has key(s) that English "
@@ -108,12 +108,12 @@ def load_labels(language: Language) -> Labels:
             )
         if own.texts and not own.reviewed:
             warnings.append(
-                f"{language.label}: the translation kobo-tip ships has not been reviewed; have a "
-                f"{language.name} speaker check it and import it with "
+                f"{language.label}: the translation kobo-tip ships has not been reviewed; have a native "
+                "speaker check an export of it, then import it with "
                 "kobo-tip translations import FILE --reviewed."
             )
     texts = {key: own.texts.get(key, text) for key, text in english.items()}
-    texts.update({key: text for key, text in own.texts.items() if _is_country_name(key)})
+    texts.update({key: text for key, text in own.texts.items() if is_country_name(key)})
     country_names = _country_catalogue(language)
     if country_names is None:
         warnings.append(f"{language.label}: pycountry has no country names in this language; English used.")
@@ -145,7 +145,7 @@ def own_translation(language: Language) -> OwnTranslation:
     return OwnTranslation(texts=texts, reviewed=reviewed, paths=paths)
 
 
-def _is_country_name(key: str) -> bool:
+def is_country_name(key: str) -> bool:
     """``choices.country.tr``: a translation may name a country its pycountry catalogue lacks
     (the Thai one has no "Türkiye" yet); any ISO 3166-1 alpha-2 code is a valid key."""
     head, _, code = key.rpartition(".")

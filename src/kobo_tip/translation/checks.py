@@ -7,7 +7,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 
-from kobo_tip.labels import english_texts
+from kobo_tip.labels import english_texts, is_country_name
 from kobo_tip.translation.catalogue import name_code_examples, numbers, placeholders
 
 # Displayed characters (vowel and tone marks written on a letter take no place of their own).
@@ -40,7 +40,11 @@ def length_limit(key: str, english: str) -> int:
 def problems(translated: Mapping[str, str]) -> list[str]:
     """One phrase per problem, in the order of en.toml; empty when the file can be imported."""
     english = english_texts()
-    found = [f"{key} is not a kobo-tip text (check its spelling)" for key in translated if key not in english]
+    found = [
+        f"{key} is not a kobo-tip text (check its spelling)"
+        for key in translated
+        if key not in english and not is_country_name(key)
+    ]
     missing = [key for key in english if not translated.get(key, "").strip()]
     if missing:
         shown = ", ".join(missing[:_SHOWN_MISSING]) + (", ..." if len(missing) > _SHOWN_MISSING else "")
