@@ -18,6 +18,7 @@ from kobo_tip.config import load_settings, parse_language
 from kobo_tip.form import build_form
 from kobo_tip.form.writer import read_sheet
 from kobo_tip.labels import REPORT_PREFIX, TRANSLATIONS_DIR, english_texts, is_country_name, load_labels
+from kobo_tip.translation.catalogue import placeholders
 from kobo_tip.translation.checks import CHOICE_LIMIT
 
 ENGLISH = "English (en)"
@@ -72,7 +73,10 @@ def test_each_shipped_language_has_every_form_text_and_says_it_is_unreviewed(lab
     table = tomllib.loads((TRANSLATIONS_DIR / f"{language.code}.toml").read_text(encoding="utf-8"))
     assert table.pop("reviewed") is False
     form_keys = {key for key in english_texts() if not key.startswith(REPORT_PREFIX)}
-    assert {key for key in _keys(table) if not is_country_name(key)} == form_keys
+    # The report texts are a [report] table of their own at the end of the file.
+    assert {
+        key for key in _keys(table) if not is_country_name(key) and not key.startswith(REPORT_PREFIX)
+    } == (form_keys)
     assert load_labels(language).warnings == (f"{label}: {UNREVIEWED}",)
 
 
@@ -137,8 +141,10 @@ def test_export_writes_every_text_with_where_it_appears_and_what_to_keep(
     assert all(row[3] is None for row in rows)  # no Khmer text yet: empty, not English
     assert by_key["fields.consent.hint"][2] == "Form, question consent: hint under the question"
     assert by_key["choices.gender.female"][2] == "Form, answer female of the list gender"
-    assert by_key["report.key.hidden"][2].startswith("Report: key / hidden")
-    assert by_key["report.key.hidden"][4] == "Keep unchanged: {k}, {k_minus_1}, 0."
+    with_placeholders = _placeholder_key()
+    assert by_key[with_placeholders][2] == f"Report: {' / '.join(with_placeholders.split('.')[1:])}"
+    for placeholder in placeholders(english[with_placeholders]):
+        assert placeholder in by_key[with_placeholders][4]
     assert by_key["fields.uic_mother.hint"][4] == "Keep unchanged: 99."
     assert by_key["fields.uic_given.hint"][4] == ("Keep unchanged: Maria, Ma, สมศรี, สม, ที่นี่, เมย์, เม.")
 
@@ -157,12 +163,16 @@ def test_export_as_po_carries_the_current_translation_context_and_comments(
     entries = {entry.msgctxt: entry for entry in catalogue}
     assert len(entries) == len(english_texts())
     assert entries["choices.gender.female"].msgstr == "หญิง"
-    assert entries["report.key.hidden"].msgstr == ""  # the report texts are not translated yet
-    assert "python-brace-format" in entries["report.key.hidden"].flags
+    assert "python-brace-format" in entries[_placeholder_key()].flags
     assert "Keep unchanged: 99." in entries["fields.uic_mother.hint"].comment
 
 
 # --- round trips: export -> translate -> import -> build --------------------------------------
+
+
+def _placeholder_key() -> str:
+    """The first text with a placeholder such as {k} (the report's key to hidden numbers)."""
+    return next(key for key, text in english_texts().items() if placeholders(text))
 
 
 def _translated(english: str) -> str:
@@ -292,14 +302,17 @@ def test_a_removed_placeholder_is_refused(
 ) -> None:
     config, path = french_export
 
+    key = _placeholder_key()
+    placeholder = placeholders(english_texts()[key])[-1]
+
     def drop(cells: dict[str, object]) -> None:
-        cell = cells["report.key.hidden"]
-        cell.value = str(cell.value).replace("{k_minus_1}", "quatre")  # type: ignore[attr-defined]
+        cell = cells[key]
+        cell.value = str(cell.value).replace(placeholder, "quatre")  # type: ignore[attr-defined]
 
     _edit(path, drop)
     assert _import_fails(capsys, config, path) == (
         "error: fr.xlsx was not imported: fix 1 problem(s) in it and import it again: "
-        "report.key.hidden lost the placeholder(s) {k_minus_1}.\n"
+        f"{key} lost the placeholder(s) {placeholder}.\n"
     )
 
 
