@@ -365,3 +365,25 @@ def test_a_file_that_is_not_an_export_is_refused_in_one_sentence(
         err
         == f"error: {stray} is neither .xlsx nor .po; import the file 'kobo-tip translations export' wrote.\n"
     )
+
+
+def test_an_export_whose_format_and_file_name_disagree_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _project(tmp_path, (ENGLISH,))
+    out_file = tmp_path / "km.xlsx"
+    code, _, err = run(
+        capsys,
+        "translations",
+        "export",
+        "--language",
+        "Khmer (km)",
+        "--format",
+        "po",
+        "-o",
+        str(out_file),
+        "-c",
+        str(config),
+    )
+    assert (code, err) == (2, f"error: --format po would write {out_file} in another format; name it .po.\n")
+    assert not out_file.exists()

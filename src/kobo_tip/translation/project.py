@@ -41,8 +41,10 @@ def export_translation(
     """Write every text of the language, translated or not, to ``out`` (default
     translations/<code>.<fmt> beside the config)."""
     language = _project_language(settings, language_label)
+    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    if fmt is not None and suffix in FORMATS and suffix != fmt:
+        raise ConfigError(f"--format {fmt} would write {out} in another format; name it .{fmt}.")
     if fmt is None:
-        suffix = out.suffix.lower().lstrip(".") if out is not None else ""
         fmt = suffix if suffix in FORMATS else FORMATS[0]
     path = out if out is not None else settings.path.parent / TRANSLATIONS_FOLDER / f"{language.code}.{fmt}"
     if not path.is_absolute():
