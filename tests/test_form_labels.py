@@ -81,12 +81,12 @@ def test_country_names_come_from_pycountry_in_each_language() -> None:
 
 
 def test_a_language_without_a_file_falls_back_to_english_and_names_the_fields() -> None:
-    thai = load_labels(parse_language("Thai (th)"))
+    khmer = load_labels(parse_language("Khmer (km)"))
     english = load_labels(ENGLISH)
-    assert thai.texts == english.texts
-    (warning,) = thai.warnings
-    assert warning.startswith("Thai (th): ")
-    assert "(no th.toml: copy " in warning and "to translations/th.toml beside the config" in warning
+    assert khmer.texts == english.texts
+    (warning,) = khmer.warnings
+    assert warning.startswith("Khmer (km): ")
+    assert "(no km.toml: copy " in warning and "to translations/km.toml beside the config" in warning
     assert "fields.consent (label, hint, required_message)" in warning
     assert "choices.wg_difficulty (no_difficulty" in warning
 
