@@ -70,6 +70,7 @@ def make_project(
     dhis2: bool = True,
     report_language: str = "English (en)",
     with_targets: bool = False,
+    languages: tuple[str, ...] = ("English (en)", "French (fr)"),
 ) -> Path:
     """Write config, roster, locations (the busiest with hostile names) and a synthetic export;
     ``with_targets`` adds ``TARGETS`` as the project's targets file."""
@@ -82,7 +83,8 @@ def make_project(
         "project": (
             f'name = {json.dumps("Safe Migration " + SCRIPT + ATTRIBUTE)}\ncountry = "th"\n'
             "start_date = 2025-10-01\nend_date = 2028-09-30\nfiscal_year_start_month = 10\n"
-            f'languages = ["English (en)", "French (fr)"]\nreport_language = "{report_language}"'
+            f"languages = {json.dumps(list(languages), ensure_ascii=False)}\n"
+            f'report_language = "{report_language}"'
         ),
         "source": 'kind = "file"\npath = "data/export.json"',
         "report": 'out_dir = "reports"\naudiences = ["internal", "donor"]',

@@ -8,15 +8,17 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from html import escape as html_escape
 from pathlib import Path
 
 import html5lib
 import openpyxl
 import pytest
+from babel.dates import format_date
 
 from conftest import SECRET
 from kobo_tip import indicator
-from kobo_tip.config import Settings
+from kobo_tip.config import Settings, parse_language
 from kobo_tip.errors import StoreError
 from kobo_tip.labels import FALLBACK, load_labels
 from kobo_tip.report import render_reports
@@ -232,14 +234,15 @@ def test_markdown_tables_hold_the_csv_numbers(rendered, audience: str) -> None:
 def test_xlsx_sheets_numbers_and_inert_formulas(rendered) -> None:
     settings, _, _ = rendered
     book = openpyxl.load_workbook(folder(settings, "donor") / "counts.xlsx")
-    expected = {"about", "total", "age_band", "gender", "location", "country_of_origin", "stakeholder_type"}
+    # Sheets and headers are named in the report language (English here).
+    expected = {"About", "Total", "Age band", "Gender", "Location of identification", "Country of origin"}
     assert expected <= set(book.sheetnames)
-    assert "person_category" in book.sheetnames
-    sheet = book["total"]
+    assert "Person category" in book.sheetnames
+    sheet = book["Total"]
     assert sheet.freeze_panes == "D3", "the key of <k and x above the header, both frozen"
     assert sheet["A2"].font.bold
     header = [c.value for c in sheet[2]]
-    assert header[:3] == ["indicator", "category", "label"]
+    assert header[:3] == ["Indicator", "Code", "Category"]
     cells = csv_cells(settings, "donor")
     for row in sheet.iter_rows(min_row=3):
         for period, cell in zip(header[3:], row[3:], strict=True):
@@ -248,7 +251,7 @@ def test_xlsx_sheets_numbers_and_inert_formulas(rendered) -> None:
                 assert cell.data_type == "n" and cell.value == int(published)
             else:
                 assert cell.data_type == "s" and cell.value == published
-    location = book["location"]
+    location = book["Location of identification"]
     labels = [row[2].value for row in location.iter_rows(min_row=3)]
     assert "'" + FORMULA in labels
     assert not any(
@@ -341,8 +344,23 @@ def test_labels_follow_the_report_language_and_csv_keeps_choice_names(tmp_path: 
     )
     render_reports(settings, audiences=["donor"], as_of=AS_OF)
     html = (folder(settings, "donor") / "report.html").read_text(encoding="utf-8")
-    assert '<html lang="fr">' in html
-    for text in ("Victimes identifiées ou orientées", "Tranche d&#39;âge", "Genre", "Cambodge"):
+    assert '<html lang="fr" dir="ltr">' in html
+    for text in (
+        "Victimes identifiées ou orientées",
+        "Tranche d&#39;âge",
+        "Genre",
+        "Cambodge",
+        "Ce qui est compté",
+    ):
         assert text in html, text
+    english, french = (load_labels(parse_language(label)).texts for label in ("English (en)", "French (fr)"))
+    for key, text in english.items():
+        lead = html_escape(text.split("{")[0].strip(), quote=True)
+        if key.startswith("report.") and text != french[key] and len(lead) > 10:
+            assert lead not in html, f"English left in the French report: {key}"
+    run_date = re.search(r"<dt>Date du rapport</dt><dd>(.*?)</dd>", html)
+    assert run_date and run_date.group(1) == format_date(AS_OF, "medium", locale="fr"), (
+        "a date the French way"
+    )
     categories = {r["category"] for r in read_counts(settings, "donor") if r["dimension"] == "gender"}
     assert {"female", "male", "not_recorded"} <= categories

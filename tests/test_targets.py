@@ -319,7 +319,7 @@ def test_html_markdown_and_xlsx_show_the_iptt_csv(project: Settings) -> None:
             line.split("|")[3:5] for line in part.splitlines() if line.startswith("| ") and "---" not in line
         ][1:]
         assert [a.strip() for _, a in md_rows[: len(expected)]] == [a or "not yet" for _, a in expected]
-        sheet = openpyxl.load_workbook(folder / "counts.xlsx")["iptt"]
+        sheet = openpyxl.load_workbook(folder / "counts.xlsx")["IPTT"]
         key = audience != "internal"  # outside internal, the key of <k and x comes first
         assert sheet.max_row == key + 1 + len(iptt_csv(project, audience))
 
@@ -375,9 +375,9 @@ def test_a_bad_targets_file_stops_the_report_with_its_line(project: Settings, tm
 
 def iptt_workbook(settings: Settings, audience: str) -> tuple[list[list[object]], list[str], dict]:
     """iptt.xlsx read back: the header rows, the column titles and {(period, title): column}."""
-    sheet = openpyxl.load_workbook(settings.report.out_dir / audience / "iptt.xlsx")["iptt"]
+    sheet = openpyxl.load_workbook(settings.report.out_dir / audience / "iptt.xlsx")["IPTT"]
     rows = [list(row) for row in sheet.iter_rows(values_only=True)]
-    first = next(i for i, row in enumerate(rows) if row[0] == "indicator")
+    first = next(i for i, row in enumerate(rows) if row[0] == "Indicator")
     assert sheet.freeze_panes == f"E{first + 2}", "the header rows and the disaggregate stay in view"
     group, columns = "", {}
     for index, (above, title) in enumerate(zip(rows[first - 1], rows[first], strict=True)):
@@ -391,18 +391,18 @@ def test_the_iptt_workbook_is_in_the_donors_layout(project: Settings) -> None:
     for audience in ("internal", "donor"):
         body, titles, columns = iptt_workbook(project, audience)
         expected = [
-            "indicator",
-            "dimension",
-            "category",
-            "baseline",
-            "target",
-            "actual",
+            "Indicator",
+            "Breakdown",
+            "Category",
+            "Baseline",
+            "Target",
+            "Actual",
             "% achieved to date",
         ]
         for period in periods:
-            expected += ["target", "actual"] + (["% achieved"] if period.kind == "quarter" else [])
-        assert titles == [*expected, "deviation", "explanation"]
-        assert ("FY2026", "actual") in columns and ("FY2026 Q3", "% achieved") in columns
+            expected += ["Target", "Actual"] + (["% achieved"] if period.kind == "quarter" else [])
+        assert titles == [*expected, "Deviation", "Explanation"], "titles in the report language"
+        assert ("FY2026", "Actual") in columns and ("FY2026 Q3", "% achieved") in columns
         assert [row[:3] for row in body] == [
             [NAME, "total", "all"],
             [NAME, "gender", "female"],
@@ -412,7 +412,7 @@ def test_the_iptt_workbook_is_in_the_donors_layout(project: Settings) -> None:
         flags: dict[tuple, list[str]] = {}
         for target in (r for r in iptt_csv(project, audience) if not r["period"].startswith("LOP through")):
             row = by_key[(target["indicator"], target["dimension"], target["category"])]
-            actual = row[columns[(target["period"], "actual")]]
+            actual = row[columns[(target["period"], "Actual")]]
             shown = target["actual"]
             assert actual == (int(shown) if shown.isdigit() else shown or None), (audience, target)
             title = "% achieved to date" if target["period"] == "LOP" else "% achieved"
@@ -425,11 +425,11 @@ def test_the_iptt_workbook_is_in_the_donors_layout(project: Settings) -> None:
             assert row[3] is None and row[-1] is None, "baseline (no targets file gives one) and explanation"
             assert row[-2] == "; ".join(flags.get(key, [])) or (row[-2] is None and key not in flags)
         total = by_key[(NAME, "total", "all")]
-        assert total[columns[("LOP", "target")]] == 720, "the whole LOP target, not the target to date"
-        assert total[columns[("FY2028", "target")]] is None and total[columns[("FY2026", "target")]] == 240
+        assert total[columns[("LOP", "Target")]] == 720, "the whole LOP target, not the target to date"
+        assert total[columns[("FY2028", "Target")]] is None and total[columns[("FY2026", "Target")]] == 240
     body, _, columns = iptt_workbook(project, "donor")
     male = next(row for row in body if row[2] == "male")
-    hidden = male[columns[("FY2027 Q1", "actual")]]
+    hidden = male[columns[("FY2027 Q1", "Actual")]]
     assert hidden in ("<5", "x") and male[columns[("FY2027 Q1", "% achieved")]] is None, (
         "a hidden actual stays hidden, and its percentage with it"
     )

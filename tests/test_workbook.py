@@ -77,10 +77,10 @@ def test_the_donor_data_sheet_holds_no_number_the_release_hides(project: Setting
 
 @pytest.mark.parametrize("audience", ["internal", "donor"])
 def test_the_age_by_gender_sheet_is_the_cross_tab(project: Settings, audience: str) -> None:
-    sheet = openpyxl.load_workbook(book_path(project, audience))["age_band_x_gender"]
+    sheet = openpyxl.load_workbook(book_path(project, audience))["Age band by gender"]
     first = 2 if audience == "donor" else 1  # outside internal the key comes first
     header = [c.value for c in sheet[first]]
-    assert header[:4] == ["indicator", "period", "age_band", "label"]
+    assert header[:4] == ["Indicator", "Period", "Code", "Age band"]
     assert sheet.freeze_panes == f"E{first + 1}"
     genders = header[4:]
     assert "Female" in genders and "Male" in genders
@@ -106,12 +106,12 @@ def test_every_sheet_has_a_frozen_header_fitted_columns_and_outside_the_key(proj
             assert sheet.freeze_panes is not None, (audience, sheet.title)
             widths = [d.width for d in sheet.column_dimensions.values()]
             assert widths and all(8 <= w <= 60 for w in widths), (audience, sheet.title)
-        gender = book["gender"]
+        gender = book["Gender"]
         note = gender["A1"].value
         if audience == "donor":
             assert note.startswith("<5: 0 to 4 persons; x: 5 or more"), "the key of the small-cell marks"
-            assert gender.freeze_panes == "D3" and gender["A2"].value == "indicator"
+            assert gender.freeze_panes == "D3" and gender["A2"].value == "Indicator"
             assert book["data"]["H1"].comment.text == note
         else:
-            assert note == "indicator" and gender.freeze_panes == "D2"
+            assert note == "Indicator" and gender.freeze_panes == "D2"
             assert book["data"]["H1"].comment is None

@@ -139,6 +139,9 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
     return {
         "edition": edition,
         "t": words.text,
+        "n": lambda value: words.number(str(value)),
+        "direction": "rtl" if words.right_to_left else "ltr",
+        "data_as_of": _moment(edition.provenance.data_as_of, words),
         "audience_title": words.text(f"audience.{edition.audience}"),
         "notes": notes,
         "stale": _staleness(edition),
@@ -146,7 +149,7 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "headlines": headlines(counts, words, key),
         "summary": edition.performance.summary,
         "iptt": _iptt(edition),
-        "iptt_about": words.text("iptt.about", margin=edition.performance.margin),
+        "iptt_about": words.text("iptt.about", margin=words.percent(edition.performance.margin)),
         "charts": (_charts(counts, words, key) + _target_chart(edition)) if chart else [],
         # Beside every table and chart of an outside report: what "<k" and "x" mean (contract section 6).
         "hidden_key": words.hidden_key(edition.k) if edition.k is not None else "",
@@ -175,6 +178,14 @@ def _referrals(edition: Edition) -> dict[str, Any]:
     }
 
 
+def _moment(stamp: str | None, words: ReportWords) -> str:
+    """The UTC time of the last sync (``2025-04-02T08:00:00Z``) as the report language writes it."""
+    if not stamp:
+        return ""
+    moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return f"{words.date(moment.date())} {moment:%H:%M} UTC"
+
+
 def _staleness(edition: Edition) -> str:
     """A warning when the last sync is older than ``[report] stale_after_days``; else ''."""
     stamp = edition.provenance.data_as_of
@@ -183,7 +194,7 @@ def _staleness(edition: Edition) -> str:
     synced = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).date()
     days = (edition.provenance.run_date - synced).days
     return (
-        edition.words.text("stale", days=days, date=synced.isoformat())
+        edition.words.text("stale", days=days, date=edition.words.date(synced))
         if days > edition.stale_after_days
         else ""
     )
@@ -295,11 +306,11 @@ def _iptt(edition: Edition) -> list[dict[str, Any]]:
         else:
             breakdown = f"{words.dimension(row.dimension)}: {words.category(row.dimension, row.category)}"
         if row.target is None:
-            target = str(row.full_target) if row.full_target is not None else ""
+            target = words.number(str(row.full_target)) if row.full_target is not None else ""
         elif row.full_target is not None:
             target = words.text("iptt.target_to_date", target=row.target, full=row.full_target)
         else:
-            target = str(row.target)
+            target = words.number(str(row.target))
         period = row.period
         if row.cumulative:
             period = f"{row.period.removeprefix('LOP through ')} ({words.text('iptt.cumulative')})"
@@ -310,7 +321,7 @@ def _iptt(edition: Edition) -> list[dict[str, Any]]:
                 "target": target,
                 "actual": _iptt_actual(row.actual, words),
                 "hidden": bool(row.actual.text) and not row.actual.is_number,
-                "percent": f"{row.percent}%" if row.percent not in ("", "n/a") else row.percent,
+                "percent": words.percent_text(row.percent),
                 "flag": words.text(f"iptt.{row.flag}") if row.flag else "",
                 "notes": row.notes,
                 "cumulative": row.cumulative,
@@ -322,7 +333,9 @@ def _iptt(edition: Edition) -> list[dict[str, Any]]:
 def _iptt_actual(actual: Cell, words: ReportWords) -> str:
     if not actual.text:
         return words.text("iptt.not_yet")
-    return words.text("iptt.not_published") if actual.text == iptt.NOT_PUBLISHED else actual.text
+    return (
+        words.text("iptt.not_published") if actual.text == iptt.NOT_PUBLISHED else words.number(actual.text)
+    )
 
 
 def _target_chart(edition: Edition) -> list[dict[str, Any]]:
@@ -383,8 +396,8 @@ def _protection(edition: Edition) -> dict[str, Any]:
         {
             "audience": words.text(f"audience.{row.audience}"),
             "dimension": words.dimension(row.dimension),
-            "cells": f"{row.hidden_cells / row.cells:.1%}" if row.cells else "–",
-            "persons": f"{row.hidden_persons / row.persons:.1%}" if row.persons else "–",
+            "cells": words.percent(100 * row.hidden_cells / row.cells) if row.cells else "–",
+            "persons": words.percent(100 * row.hidden_persons / row.persons) if row.persons else "–",
         }
         for row in loss.itertuples()
     ]

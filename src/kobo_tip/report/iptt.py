@@ -232,7 +232,9 @@ def summary(counts: PublishedCounts, words: ReportWords, rows: list[IpttRow], na
         if cell.is_number and before.is_number:
             change = int(cell.text) - int(before.text)
             key = "summary.up" if change > 0 else "summary.down" if change < 0 else "summary.same"
-            parts.append(words.text(key, n=abs(change), previous=quarters[-2].label, value=before.text))
+            parts.append(
+                words.text(key, n=abs(change), previous=quarters[-2].label, value=words.number(before.text))
+            )
     years = counts.of_kind(FISCAL_YEAR)
     latest = {*(p.label for p in years[-1:]), *(p.label for p in counts.of_kind(LOP))}
     for row in rows:
@@ -244,15 +246,15 @@ def summary(counts: PublishedCounts, words: ReportWords, rows: list[IpttRow], na
                 words.text(
                     key,
                     period=row.period,
-                    value=row.actual.text,
+                    value=words.number(row.actual.text),
                     target=row.target,
                     full=row.full_target,
                     quarter=last.label,
-                    percent=row.percent,
+                    percent=words.percent_text(row.percent),
                 )
             )
     return " ".join(parts)
 
 
 def _said(cell: Cell, words: ReportWords) -> str:
-    return cell.text if cell.is_number else words.text("summary.hidden")
+    return words.number(cell.text) if cell.is_number else words.text("summary.hidden")

@@ -20,12 +20,13 @@ from kobo_tip.periods import FISCAL_YEAR, LOP_LABEL, QUARTER, Period
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import inert
 from kobo_tip.report.iptt import IpttRow
-from kobo_tip.report.sheets import add_note, fit_columns, header, published_value, save
+from kobo_tip.report.sheets import add_note, fit_columns, header, published_value, save, sheet_title
 from kobo_tip.report.workbook import key_note
 
+# Column titles, as report texts (``[report.column]``): the workbook speaks the report language.
 ROW_COLUMNS = ("indicator", "dimension", "category", "baseline")
-TARGET, ACTUAL, PERCENT = "target", "actual", "% achieved"
-LOP_PERCENT = "% achieved to date"  # against the targets of the quarters ended, when they all have one
+TARGET, ACTUAL, PERCENT = "target", "actual", "percent_achieved"
+LOP_PERCENT = "percent_to_date"  # against the targets of the quarters ended, when they all have one
 DEVIATION, EXPLANATION = "deviation", "explanation"
 Disaggregate = tuple[str, str, str]  # indicator, dimension, category
 
@@ -34,8 +35,9 @@ def write_iptt_workbook(path: Path, edition: Edition, periods: Sequence[Period])
     """Write iptt.xlsx for ``edition``'s targets; ``periods``: the project's, in order, so that
     the quarters and fiscal years still to come have their columns too."""
     book = Workbook()
+    words = edition.words
     sheet = book.active
-    sheet.title = "iptt"
+    sheet.title = sheet_title(book, words.text("sheet.iptt"))
     note = key_note(edition)
     add_note(sheet, note)
     columns = _columns(periods)
@@ -44,7 +46,7 @@ def write_iptt_workbook(path: Path, edition: Edition, periods: Sequence[Period])
     ]
     header(sheet, ["", "", "", "", *groups, "", ""])
     titles = [TARGET, ACTUAL, LOP_PERCENT] + [kind for _, kinds in columns for kind in kinds]
-    header(sheet, [*ROW_COLUMNS, *titles, DEVIATION, EXPLANATION])
+    header(sheet, [words.text(f"column.{key}") for key in (*ROW_COLUMNS, *titles, DEVIATION, EXPLANATION)])
     _merge_groups(sheet, len(ROW_COLUMNS) + 1, [3, *(len(kinds) for _, kinds in columns)])
     sheet.freeze_panes = f"E{sheet.max_row + 1}"
     for key, by_period in _disaggregates(edition.performance.rows).items():

@@ -336,7 +336,7 @@ def publish(
         restatements=restatements.restatements(
             last, runs, published, through, settings.indicator.merges_path
         ),
-        provenance=counted.provenance if internal else _outside(counted.provenance, settings),
+        provenance=counted.provenance if internal else _outside(counted.provenance, settings, words),
         words=words,
         disclosure=privacy.information_loss(outcome.releases.values()) if internal and outcome else None,
         held=list(outcome.held) if internal and outcome else [],
@@ -455,13 +455,12 @@ def published_through(headline: periods.Period | None, settings: Settings) -> dt
     return headline.end
 
 
-SOURCE_KINDS = {"kobo": "KoboToolbox", "odk_central": "ODK Central", "file": "an export file"}
-
-
-def _outside(provenance: Provenance, settings: Settings) -> Provenance:
+def _outside(provenance: Provenance, settings: Settings, words: ReportWords) -> Provenance:
     """The footer facts an outside audience sees: the tool's and the config's words only, no text a
-    submission or a local path carries (the kind of source, not its address; no form versions)."""
-    return dataclasses.replace(provenance, source=SOURCE_KINDS[settings.source.kind], form_versions=())
+    submission or a local path carries (the kind of source, in the report language, not its
+    address; no form versions)."""
+    source = words.text(f"source.{settings.source.kind}")
+    return dataclasses.replace(provenance, source=source, form_versions=())
 
 
 def _provenance(runs: Sequence[RunInfo], form_versions: tuple[str, ...], run_date: dt.date) -> Provenance:

@@ -17,6 +17,8 @@ HEADER_FONT = Font(bold=True, color="FFFFFF")
 HEADER_FILL = PatternFill("solid", fgColor="1F4E79")
 NOTE_FONT = Font(italic=True)
 NARROWEST, WIDEST = 8, 60  # characters: a column fits its longest value within these
+SHEET_TITLE_LIMIT = 31  # characters Excel allows in a sheet's name
+_NOT_IN_SHEET_TITLE = str.maketrans(dict.fromkeys("[]:*?/\\", " "))
 
 
 def header(sheet: Worksheet, titles: list[str]) -> None:
@@ -26,6 +28,19 @@ def header(sheet: Worksheet, titles: list[str]) -> None:
         cell.font = HEADER_FONT
         cell.fill = HEADER_FILL
         cell.alignment = Alignment(horizontal="center", wrap_text=True)
+
+
+def sheet_title(book: Workbook, text: str) -> str:
+    """``text`` (a heading in the report language) as a sheet name Excel accepts: without the
+    characters it refuses, cut to its limit, and told apart from the book's other sheets."""
+    title = " ".join(text.translate(_NOT_IN_SHEET_TITLE).split())[:SHEET_TITLE_LIMIT] or "-"
+    taken = {name.casefold() for name in book.sheetnames}
+    candidate, number = title, 1
+    while candidate.casefold() in taken:
+        number += 1
+        suffix = f" ({number})"
+        candidate = title[: SHEET_TITLE_LIMIT - len(suffix)] + suffix
+    return candidate
 
 
 def published_value(text: str) -> int | str:

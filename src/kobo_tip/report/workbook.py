@@ -1,8 +1,10 @@
 """counts.xlsx: the published tables for people.
 
 ``data`` is every published cell as a row (a pivot table or Power BI reads it): the value a
-number, or empty beside the ``status`` of a cell not shown. Then the age band x gender cross-tab
-of every period, and one sheet per dimension with the categories down and the periods across.
+number, or empty beside the ``status`` of a cell not shown; like counts.csv it keeps its English
+name and column names in every language, so what reads it needs no change. Then the age band x
+gender cross-tab of every period, and one sheet per dimension with the categories down and the
+periods across: those sheets, and their headers, are named in the report language.
 Numbers are stored as numbers, ``<k`` and ``x`` as text (outside internal, a line on each sheet
 says what they mean), and every text cell that a spreadsheet could read as a formula is made inert.
 """
@@ -21,11 +23,11 @@ from kobo_tip.privacy import CROSS_TAB
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import inert
 from kobo_tip.report.iptt import IPTT_COLUMNS
-from kobo_tip.report.sheets import add_note, fit_columns, header, published_value, save
+from kobo_tip.report.sheets import add_note, fit_columns, header, published_value, save, sheet_title
 from kobo_tip.report.tables import cross_tab, dimension_tables
 
-FIXED_COLUMNS = ("indicator", "category", "label")
-CROSS_COLUMNS = ("indicator", "period", "age_band", "label")
+FIXED_COLUMNS = ("column.indicator", "column.code", "column.category")  # report texts
+CROSS_COLUMNS = ("column.indicator", "column.period", "column.code", "dimension.age_band")
 DATA_SHEET = "data"
 DATA_COLUMNS = (*indicator.COUNTS_COLUMNS, "status")
 SHOWN, SMALL, HIDDEN = "shown", "small", "hidden"  # the status of a published cell
@@ -39,8 +41,9 @@ def status_of(text: str) -> str:
 def write_workbook(path: Path, edition: Edition) -> Path:
     """Write counts.xlsx for ``edition`` (through a temporary file) and return its path."""
     book = Workbook()
+    words = edition.words
     about = book.active
-    about.title = "about"
+    about.title = sheet_title(book, words.text("sheet.about"))
     for label, value in _about_rows(edition):
         about.append([inert(label), inert(value)])
     about.column_dimensions["A"].width = 28
@@ -48,15 +51,15 @@ def write_workbook(path: Path, edition: Edition) -> Path:
     note = key_note(edition)
     _data_sheet(book.create_sheet(DATA_SHEET), edition.published, note)
     if any(dimension == CROSS_TAB for _, dimension in edition.counts.categories):
-        _cross_sheet(book.create_sheet(CROSS_TAB[:31]), edition, note)
+        _cross_sheet(book.create_sheet(sheet_title(book, words.dimension(CROSS_TAB))), edition, note)
     sheets: dict[str, Worksheet] = {}
     periods = [p.label for p in edition.counts.periods]
     for name in edition.counts.indicators():
         for table in dimension_tables(edition.counts, edition.words, name, edition.left_out):
             sheet = sheets.get(table.dimension)
             if sheet is None:
-                sheet = sheets[table.dimension] = book.create_sheet(table.dimension[:31])
-                _start(sheet, [*FIXED_COLUMNS, *periods], note, "D")
+                sheet = sheets[table.dimension] = book.create_sheet(sheet_title(book, table.title))
+                _start(sheet, [*(words.text(key) for key in FIXED_COLUMNS), *periods], note, "D")
             for row in table.rows:
                 by_period = {
                     column.label: cell for column, cell in zip(table.columns, row.cells, strict=True)
@@ -64,8 +67,8 @@ def write_workbook(path: Path, edition: Edition) -> Path:
                 values = [published_value(by_period[p].text) if p in by_period else "" for p in periods]
                 sheet.append([name, inert(row.category), inert(row.label), *values])
     if edition.performance.rows:
-        sheet = book.create_sheet("iptt")
-        _start(sheet, list(IPTT_COLUMNS), note, "A")
+        sheet = book.create_sheet(sheet_title(book, words.text("sheet.iptt")))
+        _start(sheet, [words.text(f"column.{name}") for name in IPTT_COLUMNS], note, "A")
         for target_row in edition.performance.rows:
             sheet.append([_iptt_value(value) for value in target_row.csv_row()])
     for sheet in book.worksheets[1:]:
@@ -111,7 +114,7 @@ def _cross_sheet(sheet: Worksheet, edition: Edition, note: str) -> None:
         if (table := cross_tab(edition.counts, words, name, period.label)) is not None
     ]
     genders = list(dict.fromkeys(column.label for _, _, table in tables for column in table.columns))
-    _start(sheet, [*CROSS_COLUMNS, *genders], note, "E")
+    _start(sheet, [*(words.text(key) for key in CROSS_COLUMNS), *genders], note, "E")
     for name, period, table in tables:
         for row in table.rows:
             by_gender = {column.label: cell for column, cell in zip(table.columns, row.cells, strict=True)}
@@ -133,9 +136,9 @@ def _about_rows(edition: Edition) -> list[tuple[str, str]]:
     words = edition.words
     provenance = edition.provenance
     rows = [
-        ("project", edition.project_name),
-        ("audience", edition.audience),
-        (words.text("footer.run_date"), provenance.run_date.isoformat()),
+        (words.text("about.project"), edition.project_name),
+        (words.text("about.audience"), words.text(f"audience.{edition.audience}")),
+        (words.text("footer.run_date"), words.date(provenance.run_date)),
         (words.text("footer.as_of"), provenance.data_as_of or words.text("footer.never_synced")),
         (words.text("footer.source"), provenance.source),
         *(
@@ -144,14 +147,22 @@ def _about_rows(edition: Edition) -> list[tuple[str, str]]:
             else []
         ),
         (words.text("footer.tool"), provenance.tool_version),
-        ("not additive", ", ".join(d for d, additive in edition.counts.additive.items() if not additive)),
+        (
+            words.text("about.not_additive"),
+            ", ".join(words.dimension(d) for d, additive in edition.counts.additive.items() if not additive),
+        ),
     ]
     if edition.k is not None:
         need = privacy.need_of(edition.k)
         rows.append(
-            ("suppression", words.text("rule.suppression", k=edition.k, k_minus_1=edition.k - 1, need=need))
+            (
+                words.text("about.suppression"),
+                words.text("rule.suppression", k=edition.k, k_minus_1=edition.k - 1, need=need),
+            )
         )
-        rows.append(("revisions", words.text("rule.revisions", k=edition.k)))
+        rows.append((words.text("about.revisions"), words.text("rule.revisions", k=edition.k)))
     for (name, dimension), level in sorted(edition.left_out.items()):
-        rows.append((f"{name}: {dimension}", words.text(f"left_out.{level}")))
+        rows.append(
+            (f"{words.indicator(name)}: {words.dimension(dimension)}", words.text(f"left_out.{level}"))
+        )
     return rows
