@@ -1,13 +1,15 @@
 """What small-cell protection costs the reader, and its time (by hand).
 
     .venv/bin/python benchmarks/bench_disclosure.py --demo
-    .venv/bin/python benchmarks/bench_disclosure.py --rows 10000 [--keep DIR]
+    .venv/bin/python benchmarks/bench_disclosure.py --rows 10000 [--location-level 2] [--keep DIR]
 
 ``--demo`` runs ``kobo-tip demo`` (two syncs, a release after each) and reports on its last
 release of each outside audience as published (against the release history), then protects the
 same table again with no history. ``--rows`` counts a synthetic store of that many submissions
 (78 locations, a three-year project; ``bench_report.py``'s, reused with ``--keep``) and protects
-its donor and public tables as a first release.
+its donor and public tables as a first release; with ``--location-level 2`` its locations are
+counted by district: the 78 provinces' districts in ``forms/locations.csv`` and more generated
+beside them, ``DISTRICTS`` in all (Thailand has about 930).
 
 For each audience it prints the share of persons inside hidden cells (``<k``, ``x``, and
 breakdowns left out; true values from the counts), the ``x`` cells of 20 and of 50 persons or
@@ -22,6 +24,7 @@ the suppression does.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import os
 import tempfile
@@ -29,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
-from bench_report import AS_OF, GeneratedSource, project, stored
+from bench_report import AS_OF, REPO, GeneratedSource, project, stored
 from measure import Timer
 
 from kobo_tip import demo, periods, privacy
@@ -40,6 +43,7 @@ from kobo_tip.store import Store
 from kobo_tip.sync import run_sync
 
 KS = {"donor": 5, "public": 10}
+DISTRICTS = 930
 KINDS = {privacy.QUARTER: "quarters", "fiscal_year": "fiscal years", "lop": "LOP"}
 CELL = ["indicator", "period", "dimension", "category"]
 
@@ -148,20 +152,47 @@ def run_demo_case() -> None:
         report("the same table with no release history", releases, seconds)
 
 
-def run_rows_case(rows: int, keep: Path | None) -> None:
+def by_district(config: Path) -> None:
+    """Count ``config``'s project by district: a locations file beside it with every province of
+    ``forms/locations.csv``, its districts, and generated ones up to ``DISTRICTS`` in all."""
+    with (REPO / "forms" / "locations.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    provinces = [row for row in rows if row["level"] == "1" and row["parent"] == "th"]
+    districts = [row for row in rows if row["level"] == "2"]
+    number = 0
+    while len(districts) < DISTRICTS:
+        province = provinces[number % len(provinces)]
+        number += 1
+        code = f"{province['code']}-G{number:03d}"
+        districts.append({"level": "2", "code": code, "name": f"District {code}", "parent": province["code"]})
+    path = config.parent / "districts.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["level", "code", "name", "parent"])
+        writer.writeheader()
+        writer.writerows([*(row for row in rows if row["level"] == "1"), *districts])
+    text = config.read_text(encoding="utf-8").replace("location_level = 1", "location_level = 2")
+    text = text.replace(f'locations = "{REPO}/forms/locations.csv"', 'locations = "districts.csv"')
+    config.write_text(text, encoding="utf-8")
+
+
+def run_rows_case(rows: int, keep: Path | None, location_level: int) -> None:
     os.environ.setdefault("KOBO_TIP_SECRET", "benchmark-secret-not-for-use")
     with tempfile.TemporaryDirectory() as temporary:
         folder = keep or Path(temporary)
         folder.mkdir(parents=True, exist_ok=True)
-        settings = load_settings(project(folder))
+        config = project(folder)
+        if location_level == 2:
+            by_district(config)
+        settings = load_settings(config)
         if stored(settings) != rows:
             settings.store_path.unlink(missing_ok=True)
             run_sync(settings, progress=False, source=GeneratedSource(settings, rows))
         table, through = outside_table(settings, AS_OF)
         releases, seconds = protect(table, through, {})
-        locations = sum(1 for location in settings.form.locations if location.level == 1)
+        locations = sum(1 for location in settings.form.locations if location.level == location_level)
         report(
-            f"{rows:,} submissions, {locations} locations, {len(table):,} cells: a first release",
+            f"{rows:,} submissions, {locations} {'districts' if location_level == 2 else 'locations'}, "
+            f"{len(table):,} cells: a first release",
             releases,
             seconds,
         )
@@ -171,12 +202,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", action="store_true", help="the demo's releases")
     parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--location-level", type=int, choices=(1, 2), default=1)
     parser.add_argument("--keep", type=Path, help="project folder to keep (and reuse) between runs")
     args = parser.parse_args()
     if args.demo:
         run_demo_case()
     else:
-        run_rows_case(args.rows, args.keep)
+        run_rows_case(args.rows, args.keep, args.location_level)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """A source of synthetic submissions streamed in batches, as a server would page them: the same
-rows for every benchmark that syncs them (seed 11). It imports kobo-tip's modules only when it
+rows for every benchmark that syncs them (seed 11 unless told). It imports kobo-tip's modules only when it
 yields, so a process that imports it weighs no more for it."""
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ BATCH = 10_000
 class GeneratedSource:
     kind = "generated"
 
-    def __init__(self, settings: Settings, rows: int) -> None:
-        self.settings, self.rows = settings, rows
+    def __init__(
+        self, settings: Settings, rows: int, *, seed: int = 11, end_date: dt.date | None = None
+    ) -> None:
+        """``seed``: another seed, other people; ``end_date``: the last event day (default the
+        project's end)."""
+        self.settings, self.rows, self.seed, self.end_date = settings, rows, seed, end_date
 
     def describe(self) -> str:
         return f"{self.rows:,} synthetic submissions"
@@ -34,11 +38,11 @@ class GeneratedSource:
         project, form = self.settings.project, self.settings.form
         rows = synthetic.iter_submissions(
             self.rows,
-            seed=11,
+            seed=self.seed,
             roster=form.roster,
             locations=form.locations,
             start_date=project.start_date,
-            end_date=project.end_date,
+            end_date=self.end_date or project.end_date,
             as_of=AS_OF,
         )
         while chunk := list(itertools.islice(rows, BATCH)):
