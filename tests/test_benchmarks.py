@@ -17,7 +17,12 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 @pytest.mark.parametrize(
     ("script", "args", "expected"),
     [
-        ("bench_counting.py", ["--rows", "300"], r"identified_or_referred\s+\d+"),
+        (
+            "bench_counting.py",
+            ["--rows", "300", "--pushes", "6"],
+            r"identified_or_referred\s+\d+(.*\n)*.*its table equals count_indicator.s: True(.*\n)*"
+            r"6 changes taken in one at a time(.*\n)*.*equals a full recount: True",
+        ),
         ("bench_store.py", ["--rows", "300", "--read-rows", "600"], r"read counted\s+600 rows"),
         ("bench_report.py", ["--rows", "300"], r"render_reports end to end"),
         ("bench_kobo_sync.py", ["2000", "--rounds", "1"], r"full sync .* \(2000 new\).*\n.*median"),

@@ -90,8 +90,13 @@ def test_a_person_whose_index_event_moves_to_another_quarter_is_counted_there_on
     assert quarter_totals(tally.counts()) == {"FY2026 Q2": 1}, "the later event is the index event now"
     tally.update(build_cases([stored("2", "2026-02-10", given="Jo")], project).frame)
     assert quarter_totals(tally.counts()) == {"FY2026 Q2": 1}, "another person; Maria has none left"
-    tally.update(build_cases([stored("3", "2026-05-10", given="Maria")], project).frame)
+    undated = stored("4", None, given="Maria")  # never counted, whatever else it says
+    tally.update(build_cases([stored("3", "2026-05-10", given="Maria"), undated], project).frame)
     assert quarter_totals(tally.counts()) == {"FY2026 Q2": 1, "FY2026 Q3": 1}
+    rows = [early, later, stored("2", "2026-02-10", given="Jo"), stored("3", "2026-05-10", given="Maria")]
+    rows[0] = SimpleNamespace(**{**vars(early), "deleted": True})
+    full = count_indicator(build_cases([*rows[:1], *rows[2:], undated], project), project, AS_OF)
+    pd.testing.assert_frame_equal(tally.counts(), full.counts)
 
 
 def quarter_totals(counts: pd.DataFrame) -> dict[str, int]:

@@ -175,7 +175,10 @@ class Tally:
             "date": np.where(date == _NAT, _NEVER, date),
             "submitted": np.where(submitted == _NAT, _NEVER, submitted),
             "id_number": frame["id_number"].to_numpy(dtype=np.float64),
-            "quarter": counting._quarter_numbers(frame["event_date"], self._first_quarter),
+            # A row without a date is never counted: any quarter will do, as long as it is a number.
+            "quarter": np.nan_to_num(
+                counting._quarter_numbers(frame["event_date"], self._first_quarter), nan=-1
+            ).astype(np.int64),
         }
         for variant, actions in ind.VARIANTS.items():
             columns[variant] = counted & np.logical_or.reduce([action[a] for a in actions])
