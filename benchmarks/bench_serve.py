@@ -130,7 +130,7 @@ def rounds_to_report(kobo: FakeKobo, hook: str, log: Path, report: Path, rounds:
     """Part 1: one push at a time, timed until the internal report is replaced."""
     session = requests.Session()
     delay = load_settings(report.parents[2] / "kobo-tip.toml").serve.render_delay_seconds
-    totals, answers, renders, waits = [], [], [], []
+    totals, answers, renders, waits, cpus = [], [], [], [], []
     for _ in range(rounds):
         (body,) = fresh(kobo, 1)
         before, seen = report_version(report), len(events(log))
@@ -148,16 +148,17 @@ def rounds_to_report(kobo: FakeKobo, hook: str, log: Path, report: Path, rounds:
         totals.append(total)
         answers.append(answered)
         renders.append(rendered["ms"] / 1000)
+        cpus.append(rendered.get("cpu_ms", 0) / 1000)
         waits.append(total - answered - rendered["ms"] / 1000)
         print(
             f"  round: {total:.2f} s = push answered {ms(answered)} + wait {ms(waits[-1])} "
-            f"+ render {ms(renders[-1])} ({', '.join(rendered['audiences'])})"
+            f"+ render {ms(renders[-1])} ({', '.join(rendered['audiences'])}; CPU {ms(cpus[-1])})"
         )
     print(
         f"push to updated internal report: median {statistics.median(totals):.2f} s, max {max(totals):.2f} s "
         f"over {rounds} rounds (push answered median {ms(statistics.median(answers))}, wait "
         f"{ms(statistics.median(waits))} with render_delay_seconds = {delay:g}, render "
-        f"{ms(statistics.median(renders))}); goal < 5 s"
+        f"{ms(statistics.median(renders))}, its CPU {ms(statistics.median(cpus))}); goal < 5 s"
     )
 
 

@@ -125,7 +125,7 @@ class Tally:
                         additive=self._additive[name],
                     )
                 )
-        return pd.concat(blocks, ignore_index=True)[counting.COUNT_COLUMNS]
+        return counting.count_table(blocks)
 
     def _seen(self, name: str, categories: Sequence[str], tail: tuple[str, ...]) -> tuple[str, ...]:
         total = sum(tables[name].sum(axis=0) for tables in self._tables.values())

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -54,11 +55,12 @@ def _child_started(level: int) -> None:
     logger.propagate = False
 
 
-def _render_in_child(settings: Settings, audiences: list[str]) -> list[Path] | str:
-    """The paths written, or what to say of the failure (exceptions are not sent back: one that
-    cannot be pickled would break the pool, and its message may quote data)."""
+def _render_in_child(settings: Settings, audiences: list[str]) -> tuple[list[Path], float] | str:
+    """The paths written and the CPU seconds it took, or what to say of the failure (exceptions are
+    not sent back: one that cannot be pickled would break the pool, and its message may quote data)."""
+    started = time.process_time()
     try:
-        return render_reports(settings, audiences=audiences)
+        return render_reports(settings, audiences=audiences), time.process_time() - started
     except Exception as exc:
         return failure_text(exc)
 
@@ -69,6 +71,7 @@ class RenderProcess:
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self.cpu_seconds = 0.0  # the last render's, in the child (its wall time depends on the load)
 
     def __call__(self, settings: Settings, *, audiences: Sequence[str]) -> list[Path]:
         pool = self._started()
@@ -81,7 +84,8 @@ class RenderProcess:
             ) from exc
         if isinstance(outcome, str):
             raise RenderFailed(outcome)
-        return outcome
+        written, self.cpu_seconds = outcome
+        return written
 
     def start(self) -> None:
         """Start the child now, so that it has imported what a render needs before the first."""

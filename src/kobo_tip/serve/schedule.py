@@ -105,6 +105,7 @@ class Renderer:
             audiences=audiences,
             files=len(written),
             ms=round((time.monotonic() - started) * 1000),
+            **({"cpu_ms": round(self._process.cpu_seconds * 1000)} if self._render is self._process else {}),
         )
 
 
