@@ -192,13 +192,20 @@ def during_renders(kobo: FakeKobo, hook: str, log: Path, seconds: float, every: 
         if answer.status_code != 200:
             raise SystemExit(f"push answered {answer.status_code}: {answer.text}")
         spans.append((sent, time.perf_counter()))
-    time.sleep(1)
+    # A render that began during the pushes is measured when it ends: its span is known then.
+    rendering = time.perf_counter()
+    while len(renders) == 0 and time.perf_counter() - rendering < 600:
+        time.sleep(0.1)
+    time.sleep(0.2)
     done.set()
     watcher.join()
     during = sorted(end - sent for sent, end in spans if any(sent < b and a < end for a, b in renders))
     every_latency = sorted(end - sent for sent, end in spans)
     if not during:
-        print(f"pushes during renders: no render overlapped the {len(spans)} pushes")
+        print(
+            f"pushes during renders: no render overlapped the {len(spans)} pushes (p50 "
+            f"{ms(statistics.median(every_latency))}, max {ms(every_latency[-1])})"
+        )
         return
     slow = sum(1 for latency in during if latency > 0.05)
     print(
