@@ -1,12 +1,18 @@
 """Time reading the store, typing the cases and counting them, on synthetic submissions (run by hand).
 
-    .venv/bin/python benchmarks/bench_counting.py [--rows 1000000] [--seed 7]
+    .venv/bin/python benchmarks/bench_counting.py [--rows 1000000] [--seed 7] [--pushes 20]
 
 The store is filled the way a sync fills it (``kobo_tip.synthetic`` Kobo rows, keyed and
 stripped by ``sync.prepare_row``), then read back as the report does:
 ``store.answer_table()`` -> ``cases_from_table`` -> ``count_indicator``, each step timed. Peak
 memory is the process's maximum resident set size (``resource.getrusage``); CPU time is shown
 because wall time depends on the load.
+
+Then ``serve``'s way (``kobo_tip.tally``): the tally built from the same cases, and ``--pushes``
+changes taken in one at a time, each timed with the ``counts()`` table after it: half new
+submissions of a person already stored (a later event), half edits that move a stored submission
+to another person. At the end the tally's table is checked against ``count_indicator`` of the
+changed rows.
 """
 
 from __future__ import annotations
@@ -14,18 +20,24 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
+import random
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from measure import Timer, peak_mb
 
-from kobo_tip.cases import cases_from_table
+from kobo_tip.cases import FINDING_COLUMNS, Cases, cases_from_table
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.counting import count_indicator
 from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import Store
 from kobo_tip.sync import prepare_row, submission_reader
 from kobo_tip.synthetic import iter_submissions
+from kobo_tip.tally import Tally
 
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = dt.date(2028, 9, 30)  # the example project's last day: every period is shown
@@ -55,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--pushes", type=int, default=20, help="changes taken in by the tally")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "kobo-tip.toml"
@@ -81,6 +94,47 @@ def main() -> None:
     sizes = (len(cases.frame), len(result.counts), len(result.findings))
     print("cases: {:,}; counts rows: {:,}; findings: {:,}".format(*sizes))
     print(lop[["indicator", "value"]].to_string(index=False))
+    if args.pushes:
+        tally_pushes(cases.frame, settings, args.pushes, result.counts)
+
+
+def tally_pushes(frame: pd.DataFrame, settings: Settings, pushes: int, counts: pd.DataFrame) -> None:
+    """Build a tally of ``frame``, take in ``pushes`` changes one at a time, check it at the end."""
+    with Timer() as building:
+        tally = Tally(frame, settings, AS_OF)
+    same = tally.counts().equals(counts)
+    print(f"Tally built: {building}; peak RSS {peak_mb():.0f} MB; its table equals count_indicator's: {same}")
+    rng = random.Random(5)
+    frame = frame.reset_index(drop=True)
+    updates, tables, changed = [], [], []
+    for number in range(pushes):
+        row = frame.iloc[[rng.randrange(len(frame))]].copy()
+        other = frame["person_key"].iloc[rng.randrange(len(frame))]
+        if number % 2 == 0:  # a new submission: a later event of the same person
+            row["submission_id"] = str(90_000_000 + number)
+            row["id_number"] = float(90_000_000 + number)
+            row["event_date"] = row["event_date"] + pd.Timedelta(days=20)
+        else:  # an edit: the same submission, now another person's
+            row["person_key"] = other
+        started = time.perf_counter()
+        tally.update(row)
+        middle = time.perf_counter()
+        table = tally.counts()
+        updates.append(middle - started)
+        tables.append(time.perf_counter() - middle)
+        changed.append(row)
+    print(
+        f"{pushes} changes taken in one at a time: update median {statistics.median(updates) * 1000:.1f} ms "
+        f"(max {max(updates) * 1000:.1f} ms), counts() median {statistics.median(tables) * 1000:.1f} ms "
+        f"(max {max(tables) * 1000:.1f} ms)"
+    )
+    edits = pd.concat(changed)
+    edits = edits.drop_duplicates("submission_id", keep="last")
+    stays = ~np.isin(frame["submission_id"].to_numpy(), edits["submission_id"].to_numpy())
+    after = pd.concat([frame[stays], edits], ignore_index=True)
+    after["person_key"] = after["person_key"].astype("category")
+    full = count_indicator(Cases(after, pd.DataFrame(columns=FINDING_COLUMNS)), settings, AS_OF).counts
+    print(f"after the changes, the tally's table equals a full recount: {table.equals(full)}")
 
 
 if __name__ == "__main__":

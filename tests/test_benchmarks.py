@@ -17,7 +17,12 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 @pytest.mark.parametrize(
     ("script", "args", "expected"),
     [
-        ("bench_counting.py", ["--rows", "300"], r"identified_or_referred\s+\d+"),
+        (
+            "bench_counting.py",
+            ["--rows", "300", "--pushes", "6"],
+            r"identified_or_referred\s+\d+(.*\n)*.*its table equals count_indicator.s: True(.*\n)*"
+            r"6 changes taken in one at a time(.*\n)*.*equals a full recount: True",
+        ),
         ("bench_store.py", ["--rows", "300", "--read-rows", "600"], r"read counted\s+600 rows"),
         ("bench_report.py", ["--rows", "300"], r"render_reports end to end"),
         ("bench_kobo_sync.py", ["2000", "--rounds", "1"], r"full sync .* \(2000 new\).*\n.*median"),
@@ -43,8 +48,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ),
         (
             "bench_serve.py",
-            ["--rows", "300", "--pushes", "200", "--rounds", "2", "--clients", "8"],
-            r"push to updated internal report: median .* s(.*\n)*sustained: 200 pushes .* pushes/s(.*\n)*"
+            ["--rows", "300", "--pushes", "200", "--rounds", "2", "--clients", "8", "--steady", "6"],
+            r"push to updated internal report: median .* s(.*\n)*pushes during renders: (.*\n)*"
+            r"sustained: 200 pushes .* pushes/s(.*\n)*"
             r"peak RSS of the service: \d+ MiB(.*\n)*stored exactly once: 200 of 200",
         ),
     ],

@@ -6,6 +6,8 @@ import contextlib
 import datetime as dt
 import io
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -14,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from kobo_tip.config import Settings
+from kobo_tip.config import Settings, load_settings
 from kobo_tip.report import outside_due, render_reports
+from kobo_tip.serve.render_process import RenderFailed, RenderProcess
 from kobo_tip.serve.schedule import Renderer
 from report_project import AS_OF, make_project, sync
 
@@ -82,6 +85,40 @@ def test_a_failing_render_is_told_and_the_next_one_runs(settings: Settings) -> N
     renderer.request()
     renderer.close()
     assert len(attempts) == 2 and renderer.last_error == "" and renderer.renders == 1
+
+
+def test_the_default_render_runs_in_a_child_that_outlives_sigterm_and_is_replaced_when_killed(
+    settings: Settings, tmp_path: Path
+) -> None:
+    process = RenderProcess()
+    try:
+        child = process.pid()
+        assert child != os.getpid(), "the render runs outside the service's process"
+        written = process(settings, audiences=["internal"])
+        report = settings.report.out_dir / "internal" / "report.html"
+        assert report in written and report.exists()
+        os.kill(child, signal.SIGTERM)  # a service manager signals the whole group at shutdown
+        time.sleep(0.3)
+        assert process.pid() == child, "the child ignores SIGTERM: the render still due is written"
+        os.kill(child, signal.SIGKILL)
+        time.sleep(0.3)
+        with pytest.raises(RenderFailed, match="render process stopped"):
+            process(settings, audiences=["internal"])
+        assert process(settings, audiences=["internal"]) and process.pid() != child, "a new child"
+        unsynced = make_project(tmp_path / "unsynced", submissions=5, dhis2=False)
+        with pytest.raises(RenderFailed, match="synced"):  # the child's own message comes back
+            process(load_settings(unsynced), audiences=["internal"])
+    finally:
+        process.close()
+
+
+def test_a_renderer_without_a_render_given_renders_in_its_child(settings: Settings) -> None:
+    renderer = Renderer(settings, 0.05)
+    renderer.start()
+    renderer.request()
+    renderer.close()  # the render still due is written before it stops
+    assert renderer.renders == 1 and renderer.last_error == ""
+    assert (settings.report.out_dir / "internal" / "report.html").exists()
 
 
 @pytest.fixture

@@ -436,33 +436,56 @@ def _counts(
     """The counts table: variants, then periods, then dimensions and their categories, in order."""
     quarters = [period for period in periods if period.kind == QUARTER]
     to_periods = _period_matrix(periods)
-    labels = np.asarray([period.label for period in periods], dtype=object)
-    starts = np.asarray([period.start.isoformat() for period in periods], dtype=object)
-    ends = np.asarray([period.end.isoformat() for period in periods], dtype=object)
-    kinds = np.asarray([period.kind for period in periods], dtype=object)
     blocks = []
     for variant, rows in index_rows.items():
         persons = events.iloc[rows]
         quarter = _quarter_numbers(persons["event_date"], quarters[0] if quarters else None)
         for dimension in dimensions(persons, variant, settings, locations, origins):
             values = to_periods @ _table(dimension, quarter, len(quarters))  # (periods, categories)
-            n = len(dimension.categories)
             blocks.append(
-                pd.DataFrame(
-                    {
-                        "indicator": variant,
-                        "period": np.repeat(labels, n),
-                        "period_start": np.repeat(starts, n),
-                        "period_end": np.repeat(ends, n),
-                        "dimension": dimension.name,
-                        "category": np.tile(np.asarray(dimension.categories, dtype=object), len(periods)),
-                        "value": values.reshape(-1).astype(np.int64),
-                        "additive": dimension.additive,
-                        "period_kind": np.repeat(kinds, n),
-                    }
+                count_block(
+                    variant,
+                    dimension.name,
+                    dimension.categories,
+                    values,
+                    periods,
+                    additive=dimension.additive,
                 )
             )
-    return pd.concat(blocks, ignore_index=True)[COUNT_COLUMNS]
+    return count_table(blocks)
+
+
+def count_block(
+    variant: str,
+    dimension: str,
+    categories: Sequence[str],
+    values: np.ndarray,
+    periods: Sequence[Period],
+    *,
+    additive: bool,
+) -> dict[str, np.ndarray]:
+    """The counts table's columns of one variant and dimension; ``values``: (periods, categories)."""
+    n = len(categories)
+    size = n * len(periods)
+    return {
+        "indicator": np.full(size, variant, dtype=object),
+        "period": np.repeat(np.asarray([period.label for period in periods], dtype=object), n),
+        "period_start": np.repeat(np.asarray([p.start.isoformat() for p in periods], dtype=object), n),
+        "period_end": np.repeat(np.asarray([p.end.isoformat() for p in periods], dtype=object), n),
+        "dimension": np.full(size, dimension, dtype=object),
+        "category": np.tile(np.asarray(categories, dtype=object), len(periods)),
+        "value": values.reshape(-1).astype(np.int64),
+        "additive": np.full(size, additive, dtype=bool),
+        "period_kind": np.repeat(np.asarray([period.kind for period in periods], dtype=object), n),
+    }
+
+
+def count_table(blocks: Sequence[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """The counts table of ``count_block``s, in their order (one frame built once: a frame a block
+    cost more than the counting itself)."""
+    return pd.DataFrame(
+        {column: np.concatenate([block[column] for block in blocks]) for column in COUNT_COLUMNS}
+    )
 
 
 def person_names(frame: pd.DataFrame) -> np.ndarray:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from kobo_tip.config import Settings
 from kobo_tip.errors import CodesClash, KoboTipError, SyncStopped
-from kobo_tip.report import outside_due, render_reports
+from kobo_tip.report import outside_due
 from kobo_tip.serve.events import log_event
+from kobo_tip.serve.render_process import RenderProcess, failure_text
 from kobo_tip.store import open_store, utc_stamp
 from kobo_tip.sync import SyncSummary, run_sync
 
@@ -22,22 +23,21 @@ CLASH_ATTEMPTS = 3
 LONGEST_WAIT = 5.0  # under a steady stream of pushes, render at least this often (times the delay)
 
 
-def _error(exc: Exception) -> str:
-    # Our messages hold no data; anything else may quote a submission: its type only.
-    return exc.message if isinstance(exc, KoboTipError) else f"unexpected {type(exc).__name__}"
-
-
 class Renderer:
-    """Renders the reports in a thread of its own, ``delay`` seconds after the last request (at
-    most ``LONGEST_WAIT`` delays after the first): many pushes, one render."""
+    """Renders the reports ``delay`` seconds after the last request (at most ``LONGEST_WAIT``
+    delays after the first): many pushes, one render. A thread of its own waits for the render,
+    which runs in a child process (``RenderProcess``) unless ``render`` is given: at most one
+    render runs and one more is due, however many requests come meanwhile."""
 
     def __init__(
         self,
         settings: Settings,
         delay: float,
-        render: Callable[..., Sequence[Path]] = render_reports,
+        render: Callable[..., Sequence[Path]] | None = None,
     ) -> None:
-        self.settings, self.delay, self._render = settings, delay, render
+        self.settings, self.delay = settings, delay
+        self._process = RenderProcess()  # no child until its first render
+        self._render = render or self._process
         self._changed = threading.Condition()
         self._due: float | None = None
         self._first: float | None = None
@@ -49,6 +49,8 @@ class Renderer:
         self.renders = 0
 
     def start(self) -> None:
+        if self._render is self._process:
+            self._process.start()
         self._thread.start()
 
     def request(self, *, outside: bool = False) -> None:
@@ -66,6 +68,7 @@ class Renderer:
             self._closing = True
             self._changed.notify()
         self._thread.join()
+        self._process.close()
 
     def _run(self) -> None:
         while True:
@@ -90,7 +93,7 @@ class Renderer:
         try:
             written = self._render(self.settings, audiences=audiences)
         except Exception as exc:
-            self.last_error = _error(exc)
+            self.last_error = failure_text(exc)
             log_event(logging.WARNING, "render_failed", audiences=audiences, error=self.last_error)
             return
         self.last_error = ""
@@ -102,6 +105,7 @@ class Renderer:
             audiences=audiences,
             files=len(written),
             ms=round((time.monotonic() - started) * 1000),
+            **({"cpu_ms": round(self._process.cpu_seconds * 1000)} if self._render is self._process else {}),
         )
 
 
@@ -138,7 +142,7 @@ class Poller:
         except SyncStopped:
             return
         except Exception as exc:
-            self.last_error = _error(exc)
+            self.last_error = failure_text(exc)
             log_event(logging.WARNING, "sync_failed", error=self.last_error)
             return
         self.last_error = ""
