@@ -145,7 +145,6 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
         store_url=store_url,
         store_schema=schema,
         store_password_env=store.text("password_env", ""),
-        raw=raw,
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kobo_tip.config.secret import MIN_SECRET_CHARS, read_secret, strong_secret
 from kobo_tip.errors import WeakSecretError
@@ -214,7 +213,6 @@ class Settings:
     store_url: str = ""  # postgresql://user@host/db: the shared back end, with the project in store_schema
     store_schema: str = "kobo_tip"
     store_password_env: str = ""  # else libpq's own means (PGPASSWORD, ~/.pgpass)
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def secret(self) -> bytes:
         """The person-key secret, read from the environment when needed; a short one is refused."""
