@@ -75,7 +75,7 @@ def test_a_project_in_postgres_reports_exactly_what_it_reports_from_sqlite(
             "donor",
             "internal",
         ]
-    assert not shared.store_path.exists(), "nothing of it went to a file"
+    assert not shared.store.path.exists(), "nothing of it went to a file"
 
 
 def test_two_projects_sync_at_once_into_one_database_and_each_role_sees_only_its_own(

@@ -497,7 +497,7 @@ def expected_counts() -> dict[tuple[str, str], int]:
 
 
 def assert_counted(settings: Settings) -> None:
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         result = count_store(store, settings, AS_OF).result
     counts = result.counts
     totals = counts[counts["dimension"] == "total"].set_index(["indicator", "period"])["value"]

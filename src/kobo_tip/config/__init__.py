@@ -45,6 +45,7 @@ from kobo_tip.config.settings import (
     Settings,
     SourceSettings,
     Stakeholder,
+    StoreSettings,
     TargetSettings,
 )
 
@@ -75,6 +76,7 @@ __all__ = [
     "Settings",
     "SourceSettings",
     "Stakeholder",
+    "StoreSettings",
     "TargetSettings",
     "check_store_location",
     "decode_text",

@@ -17,8 +17,8 @@ from kobo_tip.config.sections import (
     _report,
     _serve,
     _source,
+    _store,
     _targets,
-    check_store_location,
 )
 from kobo_tip.config.settings import DEFAULT_CONFIG_NAME, ServeSettings, Settings
 from kobo_tip.errors import ConfigError
@@ -116,15 +116,7 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
             "[indicator] location_level = 2 needs admin2 rows in the locations file ([form] locations)."
         )
     source = _source(reader("source"), form)
-    store = reader("store")
-    store_path = store.path("path", "data/kobo-tip.sqlite")
-    assert store_path is not None
-    store_url = store.text("url", "")
-    if store_url and "path" in raw.get("store", {}):
-        raise ConfigError("[store] has both path (SQLite) and url (PostgreSQL): keep one.")
-    schema = store.text("schema", "kobo_tip")
-    if store_url:
-        check_store_location(store_url, schema)
+    store = _store(reader("store"))
     privacy = _privacy(reader("privacy"))
     report = _report(reader("report"), privacy)
     dhis2 = _dhis2(reader("dhis2")) if "dhis2" in raw else None
@@ -136,15 +128,12 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
         form=form,
         indicator=ind,
         source=source,
-        store_path=store_path,
+        store=store,
         privacy=privacy,
         report=report,
         dhis2=dhis2,
         targets=targets,
         serve=serve,
-        store_url=store_url,
-        store_schema=schema,
-        store_password_env=store.text("password_env", ""),
     )
 
 

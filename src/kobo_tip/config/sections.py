@@ -34,6 +34,7 @@ from kobo_tip.config.settings import (
     ReportSettings,
     ServeSettings,
     SourceSettings,
+    StoreSettings,
     TargetSettings,
 )
 from kobo_tip.errors import ConfigError
@@ -314,6 +315,18 @@ def _targets(r: Reader) -> TargetSettings:
         sheet=r.text("sheet", ""),
         margin_percent=r.integer("margin_percent", 10, low=0, high=100),
     )
+
+
+def _store(r: Reader) -> StoreSettings:
+    path = r.path("path", "data/kobo-tip.sqlite")
+    assert path is not None
+    url = r.text("url", "")
+    if url and "path" in r.table:
+        raise ConfigError("[store] has both path (SQLite) and url (PostgreSQL): keep one.")
+    schema = r.text("schema", "kobo_tip")
+    if url:
+        check_store_location(url, schema)
+    return StoreSettings(path=path, url=url, schema=schema, password_env=r.text("password_env", ""))
 
 
 # libpq's connection keywords that carry a password or say where to read one: a URL may give any

@@ -198,21 +198,28 @@ class ServeSettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """``[store]``: the SQLite file ``path``, unless ``url`` names a PostgreSQL database."""
+
+    path: Path  # the SQLite file
+    url: str = ""  # postgresql://user@host/db: the shared back end, with the project in schema
+    schema: str = "kobo_tip"
+    password_env: str = ""  # else libpq's own means (PGPASSWORD, ~/.pgpass)
+
+
+@dataclass(frozen=True)
 class Settings:
     path: Path  # the config file
     project: ProjectSettings
     form: FormSettings
     indicator: IndicatorSettings
     source: SourceSettings
-    store_path: Path  # the SQLite file ([store] path), unless store_url names a PostgreSQL database
+    store: StoreSettings
     privacy: PrivacySettings
     report: ReportSettings
     dhis2: Dhis2Settings | None = None
     targets: TargetSettings | None = None
     serve: ServeSettings = field(default_factory=ServeSettings)
-    store_url: str = ""  # postgresql://user@host/db: the shared back end, with the project in store_schema
-    store_schema: str = "kobo_tip"
-    store_password_env: str = ""  # else libpq's own means (PGPASSWORD, ~/.pgpass)
 
     def secret(self) -> bytes:
         """The person-key secret, read from the environment when needed; a short one is refused."""
