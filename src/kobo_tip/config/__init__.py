@@ -25,9 +25,12 @@ from kobo_tip.config.secret import MIN_SECRET_CHARS, read_secret
 from kobo_tip.config.sections import TRANSLATIONS_FOLDER, check_store_location, parse_language
 from kobo_tip.config.settings import (
     AS_REPORTED,
+    CENTRAL_PASSWORD_ENV,
+    CENTRAL_USERNAME_ENV,
     DEFAULT_CONFIG_NAME,
     EVENT_DATE,
     HOOK_AUTH,
+    KOBO_TOKEN_ENV,
     OUTSIDE_BASES,
     REPORT_FORMATS,
     SOURCE_KINDS,
@@ -51,9 +54,12 @@ from kobo_tip.config.settings import (
 
 __all__ = [
     "AS_REPORTED",
+    "CENTRAL_PASSWORD_ENV",
+    "CENTRAL_USERNAME_ENV",
     "DEFAULT_CONFIG_NAME",
     "EVENT_DATE",
     "HOOK_AUTH",
+    "KOBO_TOKEN_ENV",
     "LOCATION_COLUMNS",
     "MIN_SECRET_CHARS",
     "OUTSIDE_BASES",

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from kobo_tip.config.reader import Reader, closest
+from kobo_tip.config.reader import Reader, closest, field_defaults
 from kobo_tip.config.sections import (
     _dhis2,
     _form,
@@ -20,7 +20,17 @@ from kobo_tip.config.sections import (
     _store,
     _targets,
 )
-from kobo_tip.config.settings import DEFAULT_CONFIG_NAME, ServeSettings, Settings
+from kobo_tip.config.settings import (
+    DEFAULT_CONFIG_NAME,
+    Dhis2Settings,
+    PrivacySettings,
+    ReportSettings,
+    ServeSettings,
+    Settings,
+    SourceSettings,
+    StoreSettings,
+    TargetSettings,
+)
 from kobo_tip.errors import ConfigError
 
 _SCHEMA: dict[str, tuple[str, ...]] = {
@@ -105,8 +115,9 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
         if section not in raw:
             raise ConfigError(f"Section [{section}] is missing from {config_path}.")
 
-    def reader(section: str) -> Reader:
-        return Reader(section, raw.get(section, {}), base)
+    def reader(section: str, settings_class: type | None = None) -> Reader:
+        defaults = field_defaults(settings_class) if settings_class else {}
+        return Reader(section, raw.get(section, {}), base, defaults)
 
     project = _project(reader("project"))
     form = _form(reader("form"), project)
@@ -115,13 +126,13 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
         raise ConfigError(
             "[indicator] location_level = 2 needs admin2 rows in the locations file ([form] locations)."
         )
-    source = _source(reader("source"), form)
-    store = _store(reader("store"))
-    privacy = _privacy(reader("privacy"))
-    report = _report(reader("report"), privacy)
-    dhis2 = _dhis2(reader("dhis2")) if "dhis2" in raw else None
-    targets = _targets(reader("targets")) if "targets" in raw else None
-    serve = _serve(reader("serve"))
+    source = _source(reader("source", SourceSettings), form)
+    store = _store(reader("store", StoreSettings))
+    privacy = _privacy(reader("privacy", PrivacySettings))
+    report = _report(reader("report", ReportSettings), privacy)
+    dhis2 = _dhis2(reader("dhis2", Dhis2Settings)) if "dhis2" in raw else None
+    targets = _targets(reader("targets", TargetSettings)) if "targets" in raw else None
+    serve = _serve(reader("serve", ServeSettings))
     return Settings(
         path=config_path,
         project=project,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +17,28 @@ def closest(name: str, options: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-class Reader:
-    """Typed access to one TOML table, with errors that name the key."""
+def field_defaults(settings_class: type) -> dict[str, Any]:
+    """The defaults a settings dataclass declares, by field name: the one place each is written."""
+    defaults = {}
+    for item in dataclasses.fields(settings_class):
+        if item.default is not dataclasses.MISSING:
+            defaults[item.name] = item.default
+        elif item.default_factory is not dataclasses.MISSING:
+            defaults[item.name] = item.default_factory()
+    return defaults
 
-    def __init__(self, section: str, table: dict[str, Any], base: Path) -> None:
+
+class Reader:
+    """Typed access to one TOML table, with errors that name the key. A key read without a default
+    takes the one ``defaults`` gives (the section dataclass's), else it is required."""
+
+    def __init__(
+        self, section: str, table: dict[str, Any], base: Path, defaults: Mapping[str, Any] | None = None
+    ) -> None:
         self.section = section
         self.table = table
         self.base = base
+        self.defaults = defaults or {}
 
     def key(self, name: str) -> str:
         return f"[{self.section}] {name}"
@@ -32,6 +49,8 @@ class Reader:
 
     def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., *, expected: str) -> Any:
         if name not in self.table:
+            if default is ...:
+                default = self.defaults.get(name, ...)
             if default is ...:
                 raise ConfigError(f"{self.key(name)} is missing: it must be {expected}.")
             return default
@@ -46,7 +65,7 @@ class Reader:
     def text(self, name: str, default: Any = ..., *, expected: str = "a string") -> str:
         return self.get(name, str, default, expected=expected)
 
-    def boolean(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: Any = ...) -> bool:
         return self.get(name, bool, default, expected="true or false")
 
     def integer(self, name: str, default: Any = ..., *, low: int, high: int) -> int:

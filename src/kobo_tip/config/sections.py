@@ -20,7 +20,6 @@ from kobo_tip.config.files import (
 )
 from kobo_tip.config.reader import Reader, closest
 from kobo_tip.config.settings import (
-    AS_REPORTED,
     HOOK_AUTH,
     OUTSIDE_BASES,
     REPORT_FORMATS,
@@ -169,25 +168,25 @@ def _indicator(r: Reader) -> IndicatorSettings:
 
 
 def _source(r: Reader, form: FormSettings) -> SourceSettings:
-    kind = r.text("kind", "file")
+    kind = r.text("kind")
     if kind not in SOURCE_KINDS:
         raise r.fail("kind", f"one of {', '.join(SOURCE_KINDS)}")
-    reconcile = r.get("reconcile_hours", (int, float), 24, expected="a number of hours")
+    reconcile = r.get("reconcile_hours", (int, float), expected="a number of hours")
     if reconcile < 0:
         raise r.fail("reconcile_hours", "a number of hours, 0 or more")
-    project_id = r.get("project_id", int, None, expected="the Central project's number")
-    page_size = r.integer("page_size", 1000, low=1, high=1000)
+    project_id = r.get("project_id", int, expected="the Central project's number")
+    page_size = r.integer("page_size", low=1, high=1000)
     settings = SourceSettings(
         kind=kind,
-        url=r.text("url", "").rstrip("/"),
-        asset_uid=r.text("asset_uid", ""),
-        token_env=r.text("token_env", "KOBO_TOKEN"),
+        url=r.text("url").rstrip("/"),
+        asset_uid=r.text("asset_uid"),
+        token_env=r.text("token_env"),
         reconcile_hours=float(reconcile),
         project_id=project_id,
-        form_id=r.text("form_id", "") or form.form_id,
-        username_env=r.text("username_env", "ODK_CENTRAL_USERNAME"),
-        password_env=r.text("password_env", "ODK_CENTRAL_PASSWORD"),
-        path=r.path("path", "", what="source file"),
+        form_id=r.text("form_id") or form.form_id,
+        username_env=r.text("username_env"),
+        password_env=r.text("password_env"),
+        path=r.path("path", what="source file"),
         page_size=page_size,
     )
     if kind == "file" and settings.path is None:
@@ -210,14 +209,9 @@ def _source(r: Reader, form: FormSettings) -> SourceSettings:
 
 
 def _privacy(r: Reader) -> PrivacySettings:
-    secret_env = r.text("secret_env", "KOBO_TIP_SECRET")
-    min_cell_raw = r.get(
-        "min_cell",
-        dict,
-        dict(indicator.DEFAULT_MIN_CELL),
-        expected="a table such as { donor = 5, public = 10 }",
-    )
-    min_cell = dict(indicator.DEFAULT_MIN_CELL)
+    secret_env = r.text("secret_env")
+    min_cell_raw = r.get("min_cell", dict, expected="a table such as { donor = 5, public = 10 }")
+    min_cell = dict(r.defaults["min_cell"])
     for audience, k in min_cell_raw.items():
         if audience not in ("donor", "public"):
             raise ConfigError(
@@ -231,8 +225,8 @@ def _privacy(r: Reader) -> PrivacySettings:
     return PrivacySettings(secret_env=secret_env, min_cell=min_cell)
 
 
-def _audiences(r: Reader, name: str, default: list[str]) -> tuple[str, ...]:
-    audiences = r.text_list(name, default)
+def _audiences(r: Reader, name: str) -> tuple[str, ...]:
+    audiences = r.text_list(name)
     for audience in audiences:
         if audience not in indicator.AUDIENCES:
             raise ConfigError(
@@ -243,21 +237,21 @@ def _audiences(r: Reader, name: str, default: list[str]) -> tuple[str, ...]:
 
 
 def _report(r: Reader, privacy: PrivacySettings) -> ReportSettings:
-    out_dir = r.path("out_dir", "reports")
+    out_dir = r.path("out_dir")
     assert out_dir is not None
-    audiences = _audiences(r, "audiences", ["internal", "donor"])
-    formats = r.text_list("formats", list(REPORT_FORMATS))
+    audiences = _audiences(r, "audiences")
+    formats = r.text_list("formats")
     for fmt in formats:
         if fmt not in REPORT_FORMATS:
             raise ConfigError(f"[report] formats: unknown format '{fmt}'{closest(fmt, REPORT_FORMATS)}.")
-    group = r.text("group", "")
+    group = r.text("group")
     if group:
         try:
             grp.getgrnam(group)
         except KeyError:
             raise r.fail("group", "the name of an existing group of this machine") from None
-    shared = _audiences(r, "share_with_group", ["donor", "public"])
-    basis = r.text("outside_basis", AS_REPORTED)
+    shared = _audiences(r, "share_with_group")
+    basis = r.text("outside_basis")
     if basis not in OUTSIDE_BASES:
         raise r.fail("outside_basis", f"one of {', '.join(OUTSIDE_BASES)}")
     return ReportSettings(
@@ -266,15 +260,15 @@ def _report(r: Reader, privacy: PrivacySettings) -> ReportSettings:
         formats=formats,
         group=group,
         share_with_group=shared,
-        stale_after_days=r.integer("stale_after_days", 7, low=0, high=3650),
-        max_unreadable_percent=_percent(r, "max_unreadable_percent", 5.0),
+        stale_after_days=r.integer("stale_after_days", low=0, high=3650),
+        max_unreadable_percent=_percent(r, "max_unreadable_percent"),
         outside_basis=basis,
     )
 
 
-def _percent(r: Reader, name: str, default: float) -> float:
+def _percent(r: Reader, name: str) -> float:
     expected = "a percentage from 0 to 100"
-    value = r.get(name, (int, float), default, expected=expected)
+    value = r.get(name, (int, float), expected=expected)
     if isinstance(value, bool) or not 0 <= value <= 100:
         raise r.fail(name, expected)
     return float(value)
@@ -297,10 +291,10 @@ def _dhis2(r: Reader) -> Dhis2Settings:
     return Dhis2Settings(
         data_elements=data_elements,
         org_unit=r.text("org_unit", expected="the DHIS2 org unit uid"),
-        attribute_option_combo=r.text("attribute_option_combo", ""),
+        attribute_option_combo=r.text("attribute_option_combo"),
         category_option_combos=text_table("category_option_combos"),
-        data_set=r.text("data_set", ""),
-        target_attribute_option_combo=r.text("target_attribute_option_combo", ""),
+        data_set=r.text("data_set"),
+        target_attribute_option_combo=r.text("target_attribute_option_combo"),
     )
 
 
@@ -312,21 +306,21 @@ def _targets(r: Reader) -> TargetSettings:
         )
     return TargetSettings(
         path=path,
-        sheet=r.text("sheet", ""),
-        margin_percent=r.integer("margin_percent", 10, low=0, high=100),
+        sheet=r.text("sheet"),
+        margin_percent=r.integer("margin_percent", low=0, high=100),
     )
 
 
 def _store(r: Reader) -> StoreSettings:
-    path = r.path("path", "data/kobo-tip.sqlite")
+    path = r.path("path")
     assert path is not None
-    url = r.text("url", "")
+    url = r.text("url")
     if url and "path" in r.table:
         raise ConfigError("[store] has both path (SQLite) and url (PostgreSQL): keep one.")
-    schema = r.text("schema", "kobo_tip")
+    schema = r.text("schema")
     if url:
         check_store_location(url, schema)
-    return StoreSettings(path=path, url=url, schema=schema, password_env=r.text("password_env", ""))
+    return StoreSettings(path=path, url=url, schema=schema, password_env=r.text("password_env"))
 
 
 # libpq's connection keywords that carry a password or say where to read one: a URL may give any
@@ -374,39 +368,38 @@ def _password_keywords(url: str) -> list[str]:
     return [keyword for keyword in _PASSWORD_KEYWORDS if given.get(keyword) is not None]
 
 
-def _seconds(r: Reader, key: str, default: float) -> float:
-    value = r.get(key, (int, float), default, expected="seconds")
+def _seconds(r: Reader, key: str) -> float:
+    value = r.get(key, (int, float), expected="seconds")
     if not 0.1 <= value <= 600:
         raise r.fail(key, "a number of seconds from 0.1 to 600")
     return float(value)
 
 
 def _serve(r: Reader) -> ServeSettings:
-    default = ServeSettings()
-    hook_auth = r.text("hook_auth", default.hook_auth)
+    hook_auth = r.text("hook_auth")
     if hook_auth not in HOOK_AUTH:
         raise r.fail("hook_auth", "'basic' (user name and password) or 'header' (a custom header)")
-    header = r.text("hook_header", default.hook_header)
+    header = r.text("hook_header")
     if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", header) or header.lower() in ("authorization", "host"):
         raise r.fail("hook_header", "an HTTP header name such as X-Kobo-Tip-Token")
-    delay = r.get("render_delay_seconds", (int, float), default.render_delay_seconds, expected="seconds")
+    delay = r.get("render_delay_seconds", (int, float), expected="seconds")
     if not 0 <= delay <= 600:
         raise r.fail("render_delay_seconds", "a number of seconds from 0 to 600")
     return ServeSettings(
-        host=r.text("host", default.host),
-        port=r.integer("port", default.port, low=1, high=65535),
-        poll_minutes=r.integer("poll_minutes", default.poll_minutes, low=1, high=24 * 60),
+        host=r.text("host"),
+        port=r.integer("port", low=1, high=65535),
+        poll_minutes=r.integer("poll_minutes", low=1, high=24 * 60),
         render_delay_seconds=float(delay),
-        max_body_kb=r.integer("max_body_kb", default.max_body_kb, low=1, high=64 * 1024),
-        queue_limit=r.integer("queue_limit", default.queue_limit, low=1, high=100_000),
-        max_connections=r.integer("max_connections", default.max_connections, low=16, high=1_000_000),
-        header_timeout_seconds=_seconds(r, "header_timeout_seconds", default.header_timeout_seconds),
-        body_timeout_seconds=_seconds(r, "body_timeout_seconds", default.body_timeout_seconds),
-        keep_alive_seconds=r.integer("keep_alive_seconds", default.keep_alive_seconds, low=1, high=300),
+        max_body_kb=r.integer("max_body_kb", low=1, high=64 * 1024),
+        queue_limit=r.integer("queue_limit", low=1, high=100_000),
+        max_connections=r.integer("max_connections", low=16, high=1_000_000),
+        header_timeout_seconds=_seconds(r, "header_timeout_seconds"),
+        body_timeout_seconds=_seconds(r, "body_timeout_seconds"),
+        keep_alive_seconds=r.integer("keep_alive_seconds", low=1, high=300),
         hook_auth=hook_auth,
-        hook_username_env=r.text("hook_username_env", default.hook_username_env),
-        hook_password_env=r.text("hook_password_env", default.hook_password_env),
+        hook_username_env=r.text("hook_username_env"),
+        hook_password_env=r.text("hook_password_env"),
         hook_header=header,
-        hook_header_env=r.text("hook_header_env", default.hook_header_env),
-        status_token_env=r.text("status_token_env", default.status_token_env),
+        hook_header_env=r.text("hook_header_env"),
+        status_token_env=r.text("status_token_env"),
     )

@@ -6,10 +6,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kobo_tip import indicator
 from kobo_tip.config.secret import MIN_SECRET_CHARS, read_secret, strong_secret
 from kobo_tip.errors import WeakSecretError
 
 DEFAULT_CONFIG_NAME = "kobo-tip.toml"
+# The environment variables a source's credentials are read from unless the config names others;
+# the sources' own defaults are these too.
+KOBO_TOKEN_ENV = "KOBO_TOKEN"
+CENTRAL_USERNAME_ENV, CENTRAL_PASSWORD_ENV = "ODK_CENTRAL_USERNAME", "ODK_CENTRAL_PASSWORD"
+REPORT_FORMATS = ("html", "md", "csv", "xlsx")
+SOURCE_KINDS = ("kobo", "odk_central", "file")
+AS_REPORTED, EVENT_DATE = "as_reported", "event_date"
+OUTSIDE_BASES = (AS_REPORTED, EVENT_DATE)  # [report] outside_basis (contract section 4)
 
 
 @dataclass(frozen=True)
@@ -91,30 +100,31 @@ class IndicatorSettings:
 
 @dataclass(frozen=True)
 class SourceSettings:
-    kind: str  # kobo | odk_central | file
+    # The defaults of a section's dataclass are those of its keys: ``Reader`` takes them from here.
+    kind: str = "file"  # kobo | odk_central | file
     url: str = ""
     asset_uid: str = ""
-    token_env: str = "KOBO_TOKEN"
+    token_env: str = KOBO_TOKEN_ENV
     reconcile_hours: float = 24.0
     project_id: int | None = None
     form_id: str = ""
-    username_env: str = "ODK_CENTRAL_USERNAME"
-    password_env: str = "ODK_CENTRAL_PASSWORD"
+    username_env: str = CENTRAL_USERNAME_ENV
+    password_env: str = CENTRAL_PASSWORD_ENV
     path: Path | None = None
     page_size: int = 1000
 
 
 @dataclass(frozen=True)
 class PrivacySettings:
-    secret_env: str
-    min_cell: dict[str, int]
+    secret_env: str = "KOBO_TIP_SECRET"
+    min_cell: dict[str, int] = field(default_factory=lambda: dict(indicator.DEFAULT_MIN_CELL))
 
 
 @dataclass(frozen=True)
 class ReportSettings:
-    out_dir: Path
-    audiences: tuple[str, ...]
-    formats: tuple[str, ...]
+    out_dir: Path = Path("reports")  # relative to the config's folder, until read
+    audiences: tuple[str, ...] = ("internal", "donor")
+    formats: tuple[str, ...] = REPORT_FORMATS
     group: str = ""  # a group that may read the reports of share_with_group (empty: owner only)
     share_with_group: tuple[str, ...] = ("donor", "public")
     stale_after_days: int = 7  # a report says how old its data are when the last sync is older
@@ -123,15 +133,15 @@ class ReportSettings:
     max_unreadable_percent: float = 5.0
     # How outside audiences count (contract section 4): "as_reported" freezes a released quarter,
     # "event_date" counts every person in the quarter of their index event, as internal does.
-    outside_basis: str = "as_reported"
+    outside_basis: str = AS_REPORTED
 
 
 @dataclass(frozen=True)
 class Dhis2Settings:
     data_elements: dict[str, str]
     org_unit: str
-    attribute_option_combo: str
     category_option_combos: dict[str, str]
+    attribute_option_combo: str = ""
     data_set: str = ""
     # The attribute option combo of targets (DHIS2 keeps targets as their own attribute option).
     target_attribute_option_combo: str = ""
@@ -201,7 +211,7 @@ class ServeSettings:
 class StoreSettings:
     """``[store]``: the SQLite file ``path``, unless ``url`` names a PostgreSQL database."""
 
-    path: Path  # the SQLite file
+    path: Path = Path("data/kobo-tip.sqlite")  # the SQLite file, relative to the config's folder until read
     url: str = ""  # postgresql://user@host/db: the shared back end, with the project in schema
     schema: str = "kobo_tip"
     password_env: str = ""  # else libpq's own means (PGPASSWORD, ~/.pgpass)
@@ -234,9 +244,3 @@ class Settings:
                 "change it (a store keyed with a short secret must be synced anew)."
             )
         return value.encode("utf-8")
-
-
-REPORT_FORMATS = ("html", "md", "csv", "xlsx")
-SOURCE_KINDS = ("kobo", "odk_central", "file")
-AS_REPORTED, EVENT_DATE = "as_reported", "event_date"
-OUTSIDE_BASES = (AS_REPORTED, EVENT_DATE)  # [report] outside_basis (contract section 4)
