@@ -7,8 +7,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from kobo_tip.config.reader import Reader, closest, field_defaults
+from kobo_tip.config.reader import Reader, closest
 from kobo_tip.config.sections import (
+    SECTIONS,
     _dhis2,
     _form,
     _indicator,
@@ -20,74 +21,9 @@ from kobo_tip.config.sections import (
     _store,
     _targets,
 )
-from kobo_tip.config.settings import (
-    DEFAULT_CONFIG_NAME,
-    Dhis2Settings,
-    PrivacySettings,
-    ReportSettings,
-    ServeSettings,
-    Settings,
-    SourceSettings,
-    StoreSettings,
-    TargetSettings,
-)
+from kobo_tip.config.settings import DEFAULT_CONFIG_NAME, Settings
 from kobo_tip.errors import ConfigError
 
-_SCHEMA: dict[str, tuple[str, ...]] = {
-    "project": (
-        "name",
-        "country",
-        "start_date",
-        "end_date",
-        "fiscal_year_start_month",
-        "languages",
-        "report_language",
-    ),
-    "form": ("form_id", "title", "roster", "locations", "disability", "ethnicities", "referral_directory"),
-    "indicator": (
-        "merges",
-        "person_categories",
-        "require_approved",
-        "require_event_after_training",
-        "age_bands",
-        "location_level",
-    ),
-    "source": (
-        "kind",
-        "url",
-        "asset_uid",
-        "token_env",
-        "reconcile_hours",
-        "project_id",
-        "form_id",
-        "username_env",
-        "password_env",
-        "path",
-        "page_size",
-    ),
-    "store": ("path", "url", "schema", "password_env"),
-    "privacy": ("secret_env", "min_cell"),
-    "report": (
-        "out_dir",
-        "audiences",
-        "formats",
-        "group",
-        "share_with_group",
-        "stale_after_days",
-        "max_unreadable_percent",
-        "outside_basis",
-    ),
-    "dhis2": (
-        "data_elements",
-        "org_unit",
-        "attribute_option_combo",
-        "category_option_combos",
-        "data_set",
-        "target_attribute_option_combo",
-    ),
-    "targets": ("path", "sheet", "margin_percent"),
-    "serve": tuple(ServeSettings.__dataclass_fields__),
-}
 _REQUIRED_SECTIONS = ("project", "form")
 
 
@@ -115,9 +51,8 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
         if section not in raw:
             raise ConfigError(f"Section [{section}] is missing from {config_path}.")
 
-    def reader(section: str, settings_class: type | None = None) -> Reader:
-        defaults = field_defaults(settings_class) if settings_class else {}
-        return Reader(section, raw.get(section, {}), base, defaults)
+    def reader(section: str) -> Reader:
+        return Reader(section, raw.get(section, {}), base, SECTIONS[section])
 
     project = _project(reader("project"))
     form = _form(reader("form"), project)
@@ -126,13 +61,13 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
         raise ConfigError(
             "[indicator] location_level = 2 needs admin2 rows in the locations file ([form] locations)."
         )
-    source = _source(reader("source", SourceSettings), form)
-    store = _store(reader("store", StoreSettings))
-    privacy = _privacy(reader("privacy", PrivacySettings))
-    report = _report(reader("report", ReportSettings), privacy)
-    dhis2 = _dhis2(reader("dhis2", Dhis2Settings)) if "dhis2" in raw else None
-    targets = _targets(reader("targets", TargetSettings)) if "targets" in raw else None
-    serve = _serve(reader("serve", ServeSettings))
+    source = _source(reader("source"), form)
+    store = _store(reader("store"))
+    privacy = _privacy(reader("privacy"))
+    report = _report(reader("report"), privacy)
+    dhis2 = _dhis2(reader("dhis2")) if "dhis2" in raw else None
+    targets = _targets(reader("targets")) if "targets" in raw else None
+    serve = _serve(reader("serve"))
     return Settings(
         path=config_path,
         project=project,
@@ -150,10 +85,11 @@ def settings_from_dict(raw: dict[str, Any], config_path: Path) -> Settings:
 
 def _check_keys(raw: dict[str, Any]) -> None:
     for section, table in raw.items():
-        if section not in _SCHEMA:
-            raise ConfigError(f"Unknown section [{section}]{closest(section, tuple(_SCHEMA))}.")
+        if section not in SECTIONS:
+            raise ConfigError(f"Unknown section [{section}]{closest(section, tuple(SECTIONS))}.")
         if not isinstance(table, dict):
             raise ConfigError(f"[{section}] must be a table of keys.")
         for key in table:
-            if key not in _SCHEMA[section]:
-                raise ConfigError(f"Unknown key '{key}' in [{section}]{closest(key, _SCHEMA[section])}.")
+            keys = SECTIONS[section].keys
+            if key not in keys:
+                raise ConfigError(f"Unknown key '{key}' in [{section}]{closest(key, keys)}.")

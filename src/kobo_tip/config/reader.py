@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import difflib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,21 @@ from kobo_tip.errors import ConfigError
 def closest(name: str, options: tuple[str, ...] | list[str]) -> str:
     match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section's table of keys, used both to read it (``Reader`` reads no other key) and to
+    refuse a key the config has beyond it; and the defaults of those keys."""
+
+    keys: tuple[str, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, settings_class: type) -> Section:
+        """The section read field by field into ``settings_class``: its fields and their defaults."""
+        names = tuple(item.name for item in dataclasses.fields(settings_class))
+        return cls(names, field_defaults(settings_class))
 
 
 def field_defaults(settings_class: type) -> dict[str, Any]:
@@ -29,16 +45,16 @@ def field_defaults(settings_class: type) -> dict[str, Any]:
 
 
 class Reader:
-    """Typed access to one TOML table, with errors that name the key. A key read without a default
-    takes the one ``defaults`` gives (the section dataclass's), else it is required."""
+    """Typed access to one TOML table, with errors that name the key. It reads only the keys of its
+    section's table; a key read without a default takes the table's, else it is required."""
 
-    def __init__(
-        self, section: str, table: dict[str, Any], base: Path, defaults: Mapping[str, Any] | None = None
-    ) -> None:
+    def __init__(self, section: str, table: dict[str, Any], base: Path, spec: Section) -> None:
         self.section = section
         self.table = table
         self.base = base
-        self.defaults = defaults or {}
+        self.spec = spec
+        self.defaults = spec.defaults
+        self.read: set[str] = set()  # the keys asked for: the tests hold them to the table
 
     def key(self, name: str) -> str:
         return f"[{self.section}] {name}"
@@ -48,6 +64,9 @@ class Reader:
         return ConfigError(f"{self.key(name)} must be {expected}, got {value!r}.")
 
     def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., *, expected: str) -> Any:
+        if name not in self.spec.keys:  # a reader and its table disagree: the code is wrong, not the config
+            raise LookupError(f"{self.key(name)} is read but not in the section's table of keys")
+        self.read.add(name)
         if name not in self.table:
             if default is ...:
                 default = self.defaults.get(name, ...)

@@ -18,7 +18,7 @@ from kobo_tip.config.files import (
     load_referral_directory,
     load_roster,
 )
-from kobo_tip.config.reader import Reader, closest
+from kobo_tip.config.reader import Reader, Section, closest
 from kobo_tip.config.settings import (
     HOOK_AUTH,
     OUTSIDE_BASES,
@@ -403,3 +403,31 @@ def _serve(r: Reader) -> ServeSettings:
         hook_header_env=r.text("hook_header_env"),
         status_token_env=r.text("status_token_env"),
     )
+
+
+# The keys of each section: one table per section, which its reader reads from and which a config's
+# keys are checked against. A section read field by field into its dataclass has that dataclass's
+# fields as keys and their defaults; form and indicator name files whose contents they load.
+SECTIONS: dict[str, Section] = {
+    "project": Section.of(ProjectSettings),
+    "form": Section(
+        ("form_id", "title", "roster", "locations", "disability", "ethnicities", "referral_directory")
+    ),
+    "indicator": Section(
+        (
+            "merges",
+            "person_categories",
+            "require_approved",
+            "require_event_after_training",
+            "age_bands",
+            "location_level",
+        )
+    ),
+    "source": Section.of(SourceSettings),
+    "store": Section.of(StoreSettings),
+    "privacy": Section.of(PrivacySettings),
+    "report": Section.of(ReportSettings),
+    "dhis2": Section.of(Dhis2Settings),
+    "targets": Section.of(TargetSettings),
+    "serve": Section.of(ServeSettings),
+}
