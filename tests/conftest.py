@@ -1,4 +1,5 @@
-"""Shared fixtures: an example project in a temporary folder and the person-key secret."""
+"""Shared fixtures (an example project in a temporary folder, the person-key secret, and through
+the plugins below the fake servers and the PostgreSQL cluster)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Every test can ask for the loopback fake servers and the throwaway PostgreSQL cluster by name.
+pytest_plugins = ("fakes.fixtures", "pg_cluster")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

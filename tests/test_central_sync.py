@@ -6,13 +6,14 @@ import dataclasses
 import datetime as dt
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fakes import tip_answers
 from fakes.central_server import FakeCentral, from_kobo, nested
+from fakes.fixtures import CENTRAL_EMAIL_ENV, CENTRAL_PASSWORD_ENV
 from kobo_tip import indicator
 from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
@@ -21,27 +22,19 @@ from kobo_tip.sources.odk_central import CHANGED, CURSOR, CentralSource
 from kobo_tip.store import Store, StoredSubmission
 from kobo_tip.sync import SyncSummary, run_sync
 
-EMAIL_ENV, PASSWORD_ENV = "CENTRAL_TEST_EMAIL", "CENTRAL_TEST_PASSWORD"
 HOUR = 3600
-
-
-@pytest.fixture
-def central(monkeypatch: pytest.MonkeyPatch, secret: str) -> Iterator[FakeCentral]:
-    with FakeCentral() as fake:
-        monkeypatch.setenv(EMAIL_ENV, fake.email)
-        monkeypatch.setenv(PASSWORD_ENV, fake.password)
-        yield fake
 
 
 def central_section(fake: FakeCentral, page_size: int = 10) -> str:
     return (
         f'kind = "odk_central"\nurl = "{fake.url}"\nproject_id = {fake.project_id}\n'
-        f'username_env = "{EMAIL_ENV}"\npassword_env = "{PASSWORD_ENV}"\npage_size = {page_size}'
+        f'username_env = "{CENTRAL_EMAIL_ENV}"\npassword_env = "{CENTRAL_PASSWORD_ENV}"\n'
+        f"page_size = {page_size}"
     )
 
 
 @pytest.fixture
-def settings(make_project: Callable[..., Path], central: FakeCentral) -> Settings:
+def settings(make_project: Callable[..., Path], central: FakeCentral, secret: str) -> Settings:
     return load_settings(make_project(source=central_section(central)))
 
 
@@ -317,7 +310,7 @@ def test_expired_sessions_are_renewed_during_a_long_run(central: FakeCentral, se
 def test_a_401_right_after_logging_in_again_fails_clearly(central: FakeCentral, settings: Settings) -> None:
     add(central, 3)
     central.inject(".svc/Submissions", status=401, count=2)
-    with pytest.raises(ServerError, match=rf"HTTP 401.*{EMAIL_ENV}.*{PASSWORD_ENV}"):
+    with pytest.raises(ServerError, match=rf"HTTP 401.*{CENTRAL_EMAIL_ENV}.*{CENTRAL_PASSWORD_ENV}"):
         sync(settings)
     assert central.logins == 2
 

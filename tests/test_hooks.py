@@ -40,12 +40,6 @@ def kobo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKobo]:
         yield fake
 
 
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    with Listener() as other:
-        yield other
-
-
 def kobo_config(make_project: Callable[..., Path], url: str, uid: str, serve: str = "") -> Path:
     sections = {"source": f'kind = "kobo"\nurl = "{url}"\nasset_uid = "{uid}"'}
     if serve:

@@ -28,8 +28,6 @@ from kobo_tip.report import render_reports
 from kobo_tip.report.render import stored_release
 from kobo_tip.report.texts import ReportWords
 from kobo_tip.store import Store, open_store
-from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
-from pg_cluster import postgres as postgres_fixture  # noqa: F401
 from report_project import AS_OF, make_project, read_export, sync, write_export
 from test_disclosure import held
 from test_postgres_store import on_postgres

@@ -26,8 +26,6 @@ from kobo_tip.store.copy import checks
 from kobo_tip.store.postgres import LEDGER_TABLES, PostgresStore
 from kobo_tip.sync import run_sync
 from pg_cluster import PostgresCluster
-from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
-from pg_cluster import postgres as postgres_fixture  # noqa: F401
 from report_project import AS_OF, make_project
 
 SYNC = ("sync", "--no-report")

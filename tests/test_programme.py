@@ -26,8 +26,6 @@ from kobo_tip.report import cutoff, render_reports
 from kobo_tip.report.render import stored_release
 from kobo_tip.store import Store, open_store
 from kobo_tip.sync import run_sync
-from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
-from pg_cluster import postgres as postgres_fixture  # noqa: F401
 from report_project import AS_OF, make_project, read_export, write_export
 from test_postgres_store import on_postgres
 

@@ -27,6 +27,7 @@ import pytest
 
 from conftest import version_2_store
 from fakes.central_server import FakeCentral
+from fakes.fixtures import CENTRAL_EMAIL_ENV, CENTRAL_PASSWORD_ENV
 from fakes.kobo_server import FakeKobo
 from fakes.listener import Listener
 from kobo_tip.cli import main
@@ -41,14 +42,6 @@ from kobo_tip.sources.odk_central import CentralSource
 from kobo_tip.store import Store
 from kobo_tip.sync import recognise_project_labels, run_sync, stored_json
 from test_files_source import GROUPS, answers, kobo_submission
-
-EMAIL_ENV, PASSWORD_ENV = "CENTRAL_TEST_EMAIL", "CENTRAL_TEST_PASSWORD"
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    with Listener() as other:
-        yield other
 
 
 @pytest.fixture
@@ -90,14 +83,6 @@ def test_an_import_whose_status_url_is_elsewhere_is_refused(
     assert listener.received == []
 
 
-@pytest.fixture
-def central(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCentral]:
-    with FakeCentral() as fake:
-        monkeypatch.setenv(EMAIL_ENV, fake.email)
-        monkeypatch.setenv(PASSWORD_ENV, fake.password)
-        yield fake
-
-
 @pytest.mark.parametrize(("status", "host"), [(307, "127.0.0.1"), (308, "127.0.0.2"), (302, "127.0.0.1")])
 def test_a_login_redirected_elsewhere_never_sends_the_password(
     central: FakeCentral, make_project: Callable[..., Path], status: int, host: str
@@ -107,7 +92,7 @@ def test_a_login_redirected_elsewhere_never_sends_the_password(
         config = make_project(
             source=(
                 f'kind = "odk_central"\nurl = "{central.url}"\nproject_id = {central.project_id}\n'
-                f'username_env = "{EMAIL_ENV}"\npassword_env = "{PASSWORD_ENV}"'
+                f'username_env = "{CENTRAL_EMAIL_ENV}"\npassword_env = "{CENTRAL_PASSWORD_ENV}"'
             )
         )
         source = dataclasses.replace(
@@ -125,7 +110,7 @@ def test_a_login_redirected_on_the_same_server_is_not_sent_again(
     config = make_project(
         source=(
             f'kind = "odk_central"\nurl = "{central.url}"\nproject_id = {central.project_id}\n'
-            f'username_env = "{EMAIL_ENV}"\npassword_env = "{PASSWORD_ENV}"'
+            f'username_env = "{CENTRAL_EMAIL_ENV}"\npassword_env = "{CENTRAL_PASSWORD_ENV}"'
         )
     )
     source = dataclasses.replace(CentralSource.from_settings(load_settings(config)), retries=0, backoff=0.0)

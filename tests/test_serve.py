@@ -32,8 +32,6 @@ from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.labels import field_labels
 from kobo_tip.store import open_store
-from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
-from pg_cluster import postgres as postgres_fixture  # noqa: F401
 from test_postgres_store import on_postgres
 from test_security import CANARY, scan
 
