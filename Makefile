@@ -8,7 +8,7 @@ WEBFORMS := tests/webforms
 WEBFORMS_STAMP := $(WEBFORMS)/node_modules/.installed
 PG_BINDIRS ?= /usr/lib/postgresql/*/bin# where Debian puts the PostgreSQL programs
 
-.PHONY: install demo test lint pytest pyxform3 form bench clean system
+.PHONY: install demo test test-fast lint pytest pyxform3 form bench clean system
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ lint: $(STAMP)
 
 pytest: $(STAMP) $(WEBFORMS_STAMP) | system
 	$(BIN)/python -m pytest -q
+
+# The unit tier alone (tests/conftest.py says which file is in which tier): nothing but the venv.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'unit and not slow and not sweep'
 
 # The form must also convert without warnings under pyxform 3.0, the version KoboToolbox runs.
 pyxform3: $(STAMP)

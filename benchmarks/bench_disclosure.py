@@ -113,7 +113,7 @@ def report(title: str, releases: Mapping[str, privacy.Release], seconds: Timer |
 
 
 def outside_table(settings: Settings, as_of: dt.date) -> tuple[pd.DataFrame, str]:
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         counted = count_store(store, settings, as_of)
     headline = periods.headline_quarter(settings.project, as_of)
     assert headline is not None
@@ -135,7 +135,7 @@ def run_demo_case() -> None:
             result = demo.run_demo(Path(temporary) / "demo")
         print(f"kobo-tip demo end to end: {whole}")
         settings = load_settings(result.config_path)
-        with Store.open(settings.store_path) as store:
+        with Store.open(settings.store.path) as store:
             history = {a: [stored_release(r) for r in store.releases(a)] for a in KS}
         last = {a: history[a][-1] for a in KS}
         table = last["donor"].table[privacy.COLUMNS]
@@ -185,7 +185,7 @@ def run_rows_case(rows: int, keep: Path | None, location_level: int) -> None:
             by_district(config)
         settings = load_settings(config)
         if stored(settings) != rows:
-            settings.store_path.unlink(missing_ok=True)
+            settings.store.path.unlink(missing_ok=True)
             run_sync(settings, progress=False, source=GeneratedSource(settings, rows))
         table, through = outside_table(settings, AS_OF)
         releases, seconds = protect(table, through, {})

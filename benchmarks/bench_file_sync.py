@@ -138,7 +138,7 @@ def write_export(config: Path, rows: int) -> Path:
 
 
 def new_store(config: Path) -> None:
-    store = load_settings(config).store_path
+    store = load_settings(config).store.path
     for path in store.parent.glob(store.name + "*"):
         path.unlink()
 

@@ -106,7 +106,7 @@ def sync(config: Path, env: dict[str, str]) -> SyncRun:
 
 
 def new_store(config: Path) -> None:
-    store = load_settings(config).store_path
+    store = load_settings(config).store.path
     for path in store.parent.glob(store.name + "*"):
         path.unlink()  # a new store: the next sync fetches every row again
 

@@ -52,9 +52,9 @@ def project(folder: Path) -> Path:
 
 
 def stored(settings: Settings) -> int:
-    if not settings.store_path.exists():
+    if not settings.store.path.exists():
         return 0
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         return store.counts().submissions + store.counts().deleted
 
 
@@ -69,13 +69,13 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         settings = load_settings(project(folder))
         if stored(settings) != args.rows:
-            settings.store_path.unlink(missing_ok=True)
+            settings.store.path.unlink(missing_ok=True)
             with Timer() as syncing:
                 run_sync(settings, progress=False, source=GeneratedSource(settings, args.rows))
             print(f"sync of {args.rows:,} generated submissions: {syncing}")
         print(f"store: {stored(settings):,} submissions")
 
-        with Store.open(settings.store_path) as store:
+        with Store.open(settings.store.path) as store:
             with Timer() as counting:
                 counted = count_store(store, settings, AS_OF)
             print(

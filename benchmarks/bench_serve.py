@@ -320,7 +320,7 @@ def main() -> None:
             f"peak RSS of the service: {peak} MiB; SIGTERM: exit {code} after {stopping:.1f} s, "
             f"last event {lines[-1]['event']!r}"
         )
-        with Store.open(settings.store_path) as store:
+        with Store.open(settings.store.path) as store:
             stored = collections.Counter(s.submission_id for s in store.submissions())
             total = store.counts().submissions
         once = sum(1 for sid in ids if stored[sid] == 1)

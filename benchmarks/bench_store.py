@@ -104,10 +104,10 @@ def main() -> None:
             with Timer() as syncing:  # the sync's worker process included
                 run_sync(settings, progress=False)
             _report(label, args.rows, syncing)
-        print(f"store file: {settings.store_path.stat().st_size / 1e6:.0f} MB for {args.rows:,} rows")
+        print(f"store file: {settings.store.path.stat().st_size / 1e6:.0f} MB for {args.rows:,} rows")
 
-        total = _grow(settings.store_path, args.read_rows)
-        with Store.open(settings.store_path) as store:
+        total = _grow(settings.store.path, args.read_rows)
+        with Store.open(settings.store.path) as store:
             with Timer() as reading:
                 streamed = sum(1 for _ in store.submissions())
             _report("read whole", streamed, reading)

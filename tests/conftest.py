@@ -1,4 +1,5 @@
-"""Shared fixtures: an example project in a temporary folder and the person-key secret."""
+"""Shared fixtures (an example project in a temporary folder, the person-key secret, and through
+the plugins below the fake servers and the PostgreSQL cluster) and the test tiers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Every test can ask for the loopback fake servers and the throwaway PostgreSQL cluster by name.
+pytest_plugins = ("fakes.fixtures", "pg_cluster")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -40,6 +44,70 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if _OPENED_BESIDE:
         print(f"\nfiles opened outside the repository: {sorted(set(_OPENED_BESIDE))}")
         session.exitstatus = 1
+
+
+# The tiers, by file. A file is in the tier of the most its tests need: "unit" needs nothing but the
+# venv and runs in seconds (`make test-fast`); "integration" starts the loopback fake servers or a
+# throwaway PostgreSQL (both back ends), or runs the pipeline through a store (sync, count, audit,
+# render); "system" drives Java (ODK Validate, JavaRosa), Node.js (ODK Web Forms) or headless
+# Chromium. A file named in neither set is unit. `make test` runs all three.
+INTEGRATION = frozenset(
+    {
+        "test_benchmarks.py",
+        "test_central_deploy.py",
+        "test_central_sync.py",
+        "test_disclosure.py",
+        "test_e2e_counting.py",
+        "test_files_source.py",
+        "test_fuzz.py",
+        "test_hooks.py",
+        "test_http.py",
+        "test_kobo_deploy.py",
+        "test_kobo_sync.py",
+        "test_labelled_exports.py",
+        "test_ledger.py",
+        "test_ledger_reconciliation.py",
+        "test_pg_cluster.py",
+        "test_postgres_store.py",
+        "test_programme.py",
+        "test_recorded_fixtures.py",
+        "test_report.py",
+        "test_report_cutoff.py",
+        "test_report_restatements.py",
+        "test_security.py",
+        "test_serve.py",
+        "test_serve_schedule.py",
+        "test_store.py",
+        "test_stored_answers.py",
+        "test_sync_files.py",
+        "test_workbook.py",
+    }
+)
+SYSTEM = frozenset(
+    {
+        "test_demo.py",
+        "test_form.py",
+        "test_init.py",
+        "test_report_layout.py",
+        "test_system_checks.py",
+        "test_webforms.py",
+    }
+)
+# Fixtures that start a server: a unit test that asks for one belongs to another tier.
+_SERVER_FIXTURES = frozenset({"postgres", "pg_database", "central", "listener"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        tier = "system" if name in SYSTEM else "integration" if name in INTEGRATION else "unit"
+        servers = _SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if tier == "unit" and servers:
+            raise pytest.UsageError(
+                f"{item.nodeid} starts a server ({', '.join(sorted(servers))}) but its file is in the unit "
+                "tier: add the file to INTEGRATION in tests/conftest.py."
+            )
+        item.add_marker(tier)
 
 
 @pytest.fixture

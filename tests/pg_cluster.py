@@ -1,14 +1,9 @@
 """A throwaway PostgreSQL server for the tests: its own cluster in a fresh temporary folder, reachable
 on a unix socket and on 127.0.0.1 only, stopped and deleted at the end of the session.
 
-Test modules take the fixtures by importing both (``pg_database`` needs ``postgres`` beside it),
-under other names, so that ruff does not see the tests' ``postgres`` parameters as redefinitions::
-
-    from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
-    from pg_cluster import postgres as postgres_fixture  # noqa: F401
-
-``postgres`` is the session's cluster (a :class:`PostgresCluster`); ``pg_database`` is the URL of a
-database made for one test and dropped after it.
+``tests/conftest.py`` registers this module as a pytest plugin, so every test can ask for its
+fixtures by name. ``postgres`` is the session's cluster (a :class:`PostgresCluster`);
+``pg_database`` is the URL of a database made for one test and dropped after it.
 """
 
 from __future__ import annotations
@@ -327,24 +322,15 @@ class PostgresCluster:
         self.execute(statement)
 
 
-# pytest makes a separate fixture of each module's import of ``postgres``, so the cluster is kept
-# on the session's config: one server however many modules import the fixture.
-_CLUSTER = pytest.StashKey[PostgresCluster]()
-
-
-# Named explicitly: pytest would otherwise name an imported fixture after the name it is imported as.
-@pytest.fixture(scope="session", name="postgres")
-def postgres(request: pytest.FixtureRequest) -> Iterator[PostgresCluster]:
+@pytest.fixture(scope="session")
+def postgres(request: pytest.FixtureRequest) -> PostgresCluster:
     """The session's PostgreSQL cluster, started on first use and stopped when the session ends."""
-    stash = request.config.stash
-    if _CLUSTER not in stash:
-        cluster = PostgresCluster().start()
-        stash[_CLUSTER] = cluster
-        request.config.add_cleanup(cluster.stop)  # runs however the session ends, failures included
-    yield stash[_CLUSTER]
+    cluster = PostgresCluster().start()
+    request.config.add_cleanup(cluster.stop)  # runs however the session ends, failures included
+    return cluster
 
 
-@pytest.fixture(name="pg_database")
+@pytest.fixture
 def pg_database(postgres: PostgresCluster) -> Iterator[str]:
     """The socket URL of an empty database of the test's own, dropped after the test."""
     name = f"test_{secrets.token_hex(6)}"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
 from fakes.central_server import FakeCentral
+from fakes.fixtures import CENTRAL_EMAIL_ENV, CENTRAL_PASSWORD_ENV
 from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import ServerError, SourceError
@@ -19,16 +20,7 @@ from kobo_tip.sources.base import FormFiles
 from kobo_tip.sources.odk_central import CentralSource
 
 REPO = Path(__file__).resolve().parents[1]
-EMAIL_ENV, PASSWORD_ENV = "CENTRAL_TEST_EMAIL", "CENTRAL_TEST_PASSWORD"
 WARNING = "Languages 'English' are missing a language code: use 'English (en)'."
-
-
-@pytest.fixture
-def central(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCentral]:
-    with FakeCentral() as fake:
-        monkeypatch.setenv(EMAIL_ENV, fake.email)
-        monkeypatch.setenv(PASSWORD_ENV, fake.password)
-        yield fake
 
 
 @pytest.fixture
@@ -36,7 +28,7 @@ def config(make_project: Callable[..., Path], central: FakeCentral) -> Path:
     return make_project(
         source=(
             f'kind = "odk_central"\nurl = "{central.url}"\nproject_id = {central.project_id}\n'
-            f'username_env = "{EMAIL_ENV}"\npassword_env = "{PASSWORD_ENV}"'
+            f'username_env = "{CENTRAL_EMAIL_ENV}"\npassword_env = "{CENTRAL_PASSWORD_ENV}"'
         )
     )
 

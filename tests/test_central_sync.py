@@ -6,13 +6,14 @@ import dataclasses
 import datetime as dt
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fakes import tip_answers
 from fakes.central_server import FakeCentral, from_kobo, nested
+from fakes.fixtures import CENTRAL_EMAIL_ENV, CENTRAL_PASSWORD_ENV
 from kobo_tip import indicator
 from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
@@ -21,27 +22,19 @@ from kobo_tip.sources.odk_central import CHANGED, CURSOR, CentralSource
 from kobo_tip.store import Store, StoredSubmission
 from kobo_tip.sync import SyncSummary, run_sync
 
-EMAIL_ENV, PASSWORD_ENV = "CENTRAL_TEST_EMAIL", "CENTRAL_TEST_PASSWORD"
 HOUR = 3600
-
-
-@pytest.fixture
-def central(monkeypatch: pytest.MonkeyPatch, secret: str) -> Iterator[FakeCentral]:
-    with FakeCentral() as fake:
-        monkeypatch.setenv(EMAIL_ENV, fake.email)
-        monkeypatch.setenv(PASSWORD_ENV, fake.password)
-        yield fake
 
 
 def central_section(fake: FakeCentral, page_size: int = 10) -> str:
     return (
         f'kind = "odk_central"\nurl = "{fake.url}"\nproject_id = {fake.project_id}\n'
-        f'username_env = "{EMAIL_ENV}"\npassword_env = "{PASSWORD_ENV}"\npage_size = {page_size}'
+        f'username_env = "{CENTRAL_EMAIL_ENV}"\npassword_env = "{CENTRAL_PASSWORD_ENV}"\n'
+        f"page_size = {page_size}"
     )
 
 
 @pytest.fixture
-def settings(make_project: Callable[..., Path], central: FakeCentral) -> Settings:
+def settings(make_project: Callable[..., Path], central: FakeCentral, secret: str) -> Settings:
     return load_settings(make_project(source=central_section(central)))
 
 
@@ -54,12 +47,12 @@ def sync(settings: Settings, *, full: bool = False) -> SyncSummary:
 
 
 def stored(settings: Settings) -> dict[str, StoredSubmission]:
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         return {row.submission_id: row for row in store.submissions()}
 
 
 def watermark(settings: Settings, name: str) -> str | None:
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         return store.watermark(name)
 
 
@@ -122,7 +115,7 @@ def persons(settings: Settings) -> int:
     from kobo_tip.cases import cases_from_table
     from kobo_tip.counting import count_indicator
 
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         cases = cases_from_table(store.answer_table(), settings)
     counts = count_indicator(cases, settings, dt.date(2026, 9, 1)).counts
     headline = counts[
@@ -241,7 +234,7 @@ def test_only_deletions_within_centrals_purge_window_are_asked_about(
     central.delete(ids[0])
     central.delete(ids[1])
     sync(settings)
-    with Store.open(settings.store_path) as store:  # deleted 32 days ago: purged on Central by now
+    with Store.open(settings.store.path) as store:  # deleted 32 days ago: purged on Central by now
         long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=32)).strftime("%Y-%m-%dT%H:%M:%SZ")
         store._db.execute("UPDATE submissions SET deleted_at = ? WHERE submission_id = ?", (long_ago, ids[0]))
         store._db.commit()
@@ -258,7 +251,7 @@ def test_reconcile_repairs_drifted_rows_and_fetches_only_those(
     central.tick(HOUR)
     add(central, 1, seed=2)  # the newest stamp: ids are older than the next pull's overlap window
     sync(settings)
-    with Store.open(settings.store_path) as store:  # drift, e.g. a store restored from a backup
+    with Store.open(settings.store.path) as store:  # drift, e.g. a store restored from a backup
         store._db.execute(
             "UPDATE submissions SET review_status = 'approved' WHERE submission_id = ?", (ids[0],)
         )
@@ -317,7 +310,7 @@ def test_expired_sessions_are_renewed_during_a_long_run(central: FakeCentral, se
 def test_a_401_right_after_logging_in_again_fails_clearly(central: FakeCentral, settings: Settings) -> None:
     add(central, 3)
     central.inject(".svc/Submissions", status=401, count=2)
-    with pytest.raises(ServerError, match=rf"HTTP 401.*{EMAIL_ENV}.*{PASSWORD_ENV}"):
+    with pytest.raises(ServerError, match=rf"HTTP 401.*{CENTRAL_EMAIL_ENV}.*{CENTRAL_PASSWORD_ENV}"):
         sync(settings)
     assert central.logins == 2
 
@@ -374,9 +367,9 @@ def test_kobo_tip_sync_command(central: FakeCentral, make_project: Callable[...,
     assert main(["sync", "-c", str(config), "--no-report"]) == 0
     settings = load_settings(config)
     assert set(stored(settings)) == set(ids)
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         store._db.execute("PRAGMA wal_checkpoint(FULL)")
-    saved = b"".join(path.read_bytes() for path in settings.store_path.parent.iterdir() if path.is_file())
+    saved = b"".join(path.read_bytes() for path in settings.store.path.parent.iterdir() if path.is_file())
     assert central.password.encode() not in saved
     assert central.issued and not any(token.encode() in saved for token in central.issued)
     assert central.tokens == {}  # logged out at the end of the sync

@@ -7,11 +7,14 @@ import io
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kobo_tip.cli import main
-from kobo_tip.config import load_settings
+from kobo_tip.config import load, load_settings
+from kobo_tip.config.reader import Reader
+from kobo_tip.config.sections import SECTIONS
 from kobo_tip.errors import ConfigError
 
 PROJECT = (
@@ -223,3 +226,24 @@ def test_without_a_referral_directory_the_config_loads_with_none(example_project
     text = example_project.read_text(encoding="utf-8")
     example_project.write_text(re.sub(r"(?m)^referral_directory = .*\n", "", text), encoding="utf-8")
     assert load_settings(example_project).form.referral_directory == ()
+
+
+def test_each_section_reads_exactly_its_table_of_keys(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table a config's keys are checked against is the one its reader reads: a key added to
+    one and not the other fails here (a key read outside its table fails at once in Reader)."""
+    readers: list[Reader] = []
+
+    class Recording(Reader):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            readers.append(self)
+
+    monkeypatch.setattr(load, "Reader", Recording)
+    dhis2 = 'data_elements = {}\norg_unit = "ou1"\ncategory_option_combos = {}'
+    load_settings(make_project(dhis2=dhis2, targets='path = "forms/stakeholders.csv"'))
+    read = {reader.section: reader.read for reader in readers}
+    assert set(read) == set(SECTIONS)
+    for section, spec in SECTIONS.items():
+        assert read[section] == set(spec.keys), section

@@ -34,7 +34,7 @@ K = {"donor": 5, "public": 10}
 
 
 def releases(settings: Settings) -> dict[str, list[Release]]:
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         return {audience: [stored_release(r) for r in store.releases(audience)] for audience in K}
 
 
@@ -178,7 +178,7 @@ def test_a_render_that_cannot_prove_the_promise_writes_no_outside_file(
     donor_folder = settings.report.out_dir / "donor"
     before = {path.name: path.read_bytes() for path in donor_folder.iterdir()}
     # An earlier donor edition (edited by hand here; kobo-tip never prints one) gave small cells away.
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         (last,) = store.releases("donor")
         cells = dict(last.cells)
         cells["published"] = [
@@ -227,7 +227,7 @@ def test_a_project_whose_events_lie_in_two_quarters_keeps_its_period_totals(
         if not any(0 < truth[(name, p)] < K["donor"] for p in periods):
             hidden = [p for p in periods if donor[(name, p)] == "x"]
             assert not hidden, f"{name}: totals hidden with no small total to protect: {hidden}"
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         made = [held(stored_release(r)) for r in store.releases("donor")]
     for integer in (False, True):
         findings = attack(made, K["donor"], integer=integer)

@@ -812,7 +812,7 @@ def test_a_second_sync_of_the_unchanged_file_stores_and_deletes_nothing(
     assert run_sync(settings, progress=False).new == 40
     again = run_sync(settings, progress=False)
     assert (again.fetched, again.new, again.unchanged, again.deleted) == (0, 0, 0, 0)
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         assert store.counts().submissions == 40 and store.counts().deleted == 0
     full = run_sync(settings, progress=False, full=True)
     assert (full.fetched, full.unchanged, full.deleted) == (40, 40, 0)

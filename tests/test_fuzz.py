@@ -145,7 +145,7 @@ def test_thousands_of_mutated_submissions_never_crash_a_run(
         dq = (settings.report.out_dir / "internal" / "data_quality.csv").read_text(encoding="utf-8")
         findings += dq.count("\n") - 1
         assert "\x00" not in dq and "\x1b" not in dq
-        with Store.open(settings.store_path) as store:
+        with Store.open(settings.store.path) as store:
             assert store.counts().submissions == len({str(r["_id"]) for r in rows})
     with capsys.disabled():
         print(

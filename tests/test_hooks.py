@@ -40,12 +40,6 @@ def kobo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKobo]:
         yield fake
 
 
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    with Listener() as other:
-        yield other
-
-
 def kobo_config(make_project: Callable[..., Path], url: str, uid: str, serve: str = "") -> Path:
     sections = {"source": f'kind = "kobo"\nurl = "{url}"\nasset_uid = "{uid}"'}
     if serve:
@@ -428,7 +422,7 @@ def test_status_with_kobo_down_prints_the_store_exits_0_and_says_why(
     kobo: FakeKobo, make_project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = kobo_config(make_project, f"http://127.0.0.1:{_closed_port()}", kobo.asset_uid)
-    Store.open(load_settings(config).store_path).close()
+    Store.open(load_settings(config).store.path).close()
     started = time.monotonic()
     code, out, err = run(capsys, "status", "-c", str(config))
     assert code == 0, err

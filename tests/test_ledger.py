@@ -28,8 +28,6 @@ from kobo_tip.report import render_reports
 from kobo_tip.report.render import stored_release
 from kobo_tip.report.texts import ReportWords
 from kobo_tip.store import Store, open_store
-from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
-from pg_cluster import postgres as postgres_fixture  # noqa: F401
 from report_project import AS_OF, make_project, read_export, sync, write_export
 from test_disclosure import held
 from test_postgres_store import on_postgres
@@ -49,7 +47,7 @@ def with_basis(config: Path, basis: str) -> Settings:
 
 
 def donor_releases(settings: Settings) -> list[Release]:
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         return [stored_release(r) for r in store.releases("donor")]
 
 
@@ -258,7 +256,7 @@ def test_postgres_keeps_the_same_ledger_as_sqlite(
     shared, _ = two_releases(
         tmp_path / "p", "as_reported", store=lambda config: on_postgres(config, pg_database, "ledger")
     )
-    assert shared.store_url and not shared.store_path.exists()
+    assert shared.store.url and not shared.store.path.exists()
     quarters, cells, persons = ledger_of(shared)
     assert len(quarters) == 15 and len(persons) > 300
     assert (quarters, cells, persons) == ledger_of(embedded)
@@ -277,10 +275,10 @@ def test_a_store_released_by_the_previous_version_starts_its_ledger_from_its_rel
     settings = with_basis(config, "event_date")
     sync(config)
     render_reports(settings, audiences=["internal", "donor"], as_of=FIRST)
-    version_4_store(settings.store_path)  # what the previous version left: no ledger tables
+    version_4_store(settings.store.path)  # what the previous version left: no ledger tables
     with pytest.raises(StoreError, match=r"schema version 4.*kobo-tip store migrate"):
-        Store.open(settings.store_path)
-    Store.open(settings.store_path, migrate=True).close()
+        Store.open(settings.store.path)
+    Store.open(settings.store.path, migrate=True).close()
     assert ledger_of(settings) == (set(), set(), set())
     settings = with_basis(config, "as_reported")
     second_release(settings)

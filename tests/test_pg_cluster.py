@@ -15,8 +15,6 @@ from psycopg.conninfo import conninfo_to_dict
 
 import pg_cluster
 from pg_cluster import PostgresCluster, find_bin
-from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
-from pg_cluster import postgres as postgres_fixture  # noqa: F401
 
 LOOPBACK_HEX = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp

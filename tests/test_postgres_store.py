@@ -26,8 +26,6 @@ from kobo_tip.store.copy import checks
 from kobo_tip.store.postgres import LEDGER_TABLES, PostgresStore
 from kobo_tip.sync import run_sync
 from pg_cluster import PostgresCluster
-from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
-from pg_cluster import postgres as postgres_fixture  # noqa: F401
 from report_project import AS_OF, make_project
 
 SYNC = ("sync", "--no-report")
@@ -75,7 +73,7 @@ def test_a_project_in_postgres_reports_exactly_what_it_reports_from_sqlite(
             "donor",
             "internal",
         ]
-    assert not shared.store_path.exists(), "nothing of it went to a file"
+    assert not shared.store.path.exists(), "nothing of it went to a file"
 
 
 def test_two_projects_sync_at_once_into_one_database_and_each_role_sees_only_its_own(

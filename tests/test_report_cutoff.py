@@ -20,7 +20,7 @@ def test_derived_counts_equal_counting_through_that_day(
     tmp_path: Path, secret: str, through: dt.date
 ) -> None:
     settings = sync(make_project(tmp_path / "p", submissions=500, dhis2=False))
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         cases = build_cases(store.submissions(), settings)
     internal = count_indicator(cases, settings, AS_OF).counts
     expected = count_indicator(cases, settings, AS_OF, through=through).counts

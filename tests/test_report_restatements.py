@@ -128,7 +128,7 @@ def test_edit_and_deletion_are_reasons(published_once: Settings) -> None:
     reasons = {r["reason"] for r in log.values()}
     assert len(reasons) == 1
     assert "1 edited, 1 deleted submissions synced since" in reasons.pop()
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         (saved,) = store.releases("internal", last=True)
     cells = zip(*(saved.cells[c] for c in ("indicator", "period", "dimension", "category")), strict=True)
     published = dict(zip(cells, saved.cells["published"], strict=True))

@@ -27,6 +27,7 @@ import pytest
 
 from conftest import version_2_store
 from fakes.central_server import FakeCentral
+from fakes.fixtures import CENTRAL_EMAIL_ENV, CENTRAL_PASSWORD_ENV
 from fakes.kobo_server import FakeKobo
 from fakes.listener import Listener
 from kobo_tip.cli import main
@@ -41,14 +42,6 @@ from kobo_tip.sources.odk_central import CentralSource
 from kobo_tip.store import Store
 from kobo_tip.sync import recognise_project_labels, run_sync, stored_json
 from test_files_source import GROUPS, answers, kobo_submission
-
-EMAIL_ENV, PASSWORD_ENV = "CENTRAL_TEST_EMAIL", "CENTRAL_TEST_PASSWORD"
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    with Listener() as other:
-        yield other
 
 
 @pytest.fixture
@@ -90,14 +83,6 @@ def test_an_import_whose_status_url_is_elsewhere_is_refused(
     assert listener.received == []
 
 
-@pytest.fixture
-def central(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCentral]:
-    with FakeCentral() as fake:
-        monkeypatch.setenv(EMAIL_ENV, fake.email)
-        monkeypatch.setenv(PASSWORD_ENV, fake.password)
-        yield fake
-
-
 @pytest.mark.parametrize(("status", "host"), [(307, "127.0.0.1"), (308, "127.0.0.2"), (302, "127.0.0.1")])
 def test_a_login_redirected_elsewhere_never_sends_the_password(
     central: FakeCentral, make_project: Callable[..., Path], status: int, host: str
@@ -107,7 +92,7 @@ def test_a_login_redirected_elsewhere_never_sends_the_password(
         config = make_project(
             source=(
                 f'kind = "odk_central"\nurl = "{central.url}"\nproject_id = {central.project_id}\n'
-                f'username_env = "{EMAIL_ENV}"\npassword_env = "{PASSWORD_ENV}"'
+                f'username_env = "{CENTRAL_EMAIL_ENV}"\npassword_env = "{CENTRAL_PASSWORD_ENV}"'
             )
         )
         source = dataclasses.replace(
@@ -125,7 +110,7 @@ def test_a_login_redirected_on_the_same_server_is_not_sent_again(
     config = make_project(
         source=(
             f'kind = "odk_central"\nurl = "{central.url}"\nproject_id = {central.project_id}\n'
-            f'username_env = "{EMAIL_ENV}"\npassword_env = "{PASSWORD_ENV}"'
+            f'username_env = "{CENTRAL_EMAIL_ENV}"\npassword_env = "{CENTRAL_PASSWORD_ENV}"'
         )
     )
     source = dataclasses.replace(CentralSource.from_settings(load_settings(config)), retries=0, backoff=0.0)
@@ -195,7 +180,7 @@ def scan(paths: list[Path]) -> list[str]:
 
 
 def every_file(settings: Settings) -> list[Path]:
-    store = settings.store_path
+    store = settings.store.path
     files = [p for p in store.parent.glob(store.name + "*") if p.is_file()]
     return files + [p for p in settings.report.out_dir.rglob("*") if p.is_file()]
 
@@ -230,7 +215,7 @@ def test_name_codes_in_every_key_style_reach_no_byte_on_disk(
     summary = run_sync(settings, progress=False)
     assert summary.new == 39
     render_reports(settings, as_of=dt.date(2026, 6, 1))
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         keys = {s.key_basis for s in store.submissions()}
     assert keys == {"uic"} or style.startswith("central"), "the codes were found by name"
     assert scan(every_file(settings)) == []
@@ -256,10 +241,10 @@ def test_an_export_with_labels_as_headers_is_read_and_its_name_codes_dropped(
             {k: v if isinstance(v, str) else json.dumps(v) for k, v in row.items()} for row in labelled
         )
     settings = dataclasses.replace(settings, source=dataclasses.replace(settings.source, path=path))
-    with Store.open(settings.store_path):  # held open: the WAL is scanned as the sync left it
+    with Store.open(settings.store.path):  # held open: the WAL is scanned as the sync left it
         assert run_sync(settings, progress=False).new == 9
         files = every_file(settings)
-        with Store.open(settings.store_path) as store:
+        with Store.open(settings.store.path) as store:
             assert {s.key_basis for s in store.submissions()} == {"uic"}  # the codes were read
         assert any(path.name.endswith("-wal") for path in files)
         assert scan(files) == []
@@ -312,9 +297,9 @@ def test_a_name_code_under_an_odd_key_is_read_and_never_stored(
 ) -> None:
     settings = own_label_project(make_project)
     write_rows(settings, [with_odd_key(sid, key) for sid in range(1, 30)])
-    with Store.open(settings.store_path):
+    with Store.open(settings.store.path):
         assert run_sync(settings, progress=False).new == 29
-        with Store.open(settings.store_path) as store:
+        with Store.open(settings.store.path) as store:
             stored = list(store.submissions())
         assert scan(every_file(settings)) == []
     assert {s.key_basis for s in stored} == {"uic"}  # read as the name code it is
@@ -337,7 +322,7 @@ def test_the_instance_name_is_never_stored(make_project: Callable[..., Path], se
     settings = load_settings(make_project())
     rows = [{**kobo_submission(sid), "meta/instanceName": f"{CANARY[0]} {CANARY[1]}"} for sid in range(1, 9)]
     write_rows(settings, rows)
-    with Store.open(settings.store_path):
+    with Store.open(settings.store.path):
         run_sync(settings, progress=False)
         assert scan(every_file(settings)) == []
     assert stored_json({"meta": {"instanceName": CANARY[0]}, "a": 1}) == b'{"meta":{},"a":1}'
@@ -369,7 +354,7 @@ def test_metadata_not_in_its_shape_is_refused_on_a_push_and_kept_out_of_a_sync(
     write_rows(settings, [planted, kobo_submission(4)])
     run_sync(settings, progress=False)
     render_reports(settings, as_of=dt.date(2026, 6, 1))
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         held = {s.submission_id: s for s in store.submissions()}
     assert key not in held["3"].data and "Xylophona" not in repr(held["3"])
     assert held["4"].form_version == "20251001000000"  # a row in shape keeps its metadata
@@ -408,14 +393,14 @@ def test_missing_never_synced_and_damaged_stores_are_one_sentence_each(
     settings = load_settings(config)
     assert main(["report", "-c", str(config)]) == 1
     assert "No store at" in capsys.readouterr().err
-    Store.open(settings.store_path).close()
+    Store.open(settings.store.path).close()
     assert main(["report", "-c", str(config)]) == 1
     assert "Nothing has been synced" in capsys.readouterr().err
     rows = [kobo_submission(sid) for sid in range(1, 200)]
     write_rows(settings, rows)
     assert main(["sync", "-c", str(config), "--no-report"]) == 0
     capsys.readouterr()
-    with settings.store_path.open("r+b") as handle:  # garbage over the pages that hold the rows
+    with settings.store.path.open("r+b") as handle:  # garbage over the pages that hold the rows
         handle.seek(16384 * 3)
         handle.write(os.urandom(16384 * 4))
     assert main(["report", "-c", str(config)]) == 1

@@ -32,8 +32,6 @@ from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.labels import field_labels
 from kobo_tip.store import open_store
-from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
-from pg_cluster import postgres as postgres_fixture  # noqa: F401
 from test_postgres_store import on_postgres
 from test_security import CANARY, scan
 
@@ -668,7 +666,7 @@ def test_sigterm_commits_what_was_answered_and_exits_cleanly(service: Service) -
 
 
 def every_file(service: Service) -> list[Path]:
-    store = service.settings.store_path
+    store = service.settings.store.path
     files = [p for p in store.parent.glob(store.name + "*") if p.is_file()]
     return files + [p for p in service.settings.report.out_dir.rglob("*") if p.is_file()] + [service.log]
 
@@ -699,6 +697,6 @@ def test_pushes_and_polls_into_a_postgres_store(service: Service, pg_database: s
         assert list(pool.map(lambda doc: push_until_answered(service, doc), docs + docs)) == [200] * 40
     with open_store(service.settings, create=False) as store:
         assert store.counts().submissions == 40 and store.pushes()[1] == 40
-        assert not service.settings.store_path.exists()
+        assert not service.settings.store.path.exists()
     service.wait_for(lambda: (service.settings.report.out_dir / "internal" / "counts.csv").exists())
     assert service.stop()

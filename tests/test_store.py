@@ -27,8 +27,6 @@ from kobo_tip.store import ANSWER_COLUMNS, SCHEMA_VERSION, BatchOutcome, Store, 
 from kobo_tip.store import postgres as postgres_module
 from kobo_tip.store import sqlite as store_module
 from kobo_tip.store.postgres import PostgresStore
-from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
-from pg_cluster import postgres as postgres_fixture  # noqa: F401
 
 
 def row(sid: str, version: str = "v1", status: str | None = None, content: str = "a") -> SubmissionRow:

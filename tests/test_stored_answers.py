@@ -52,7 +52,7 @@ def test_cases_from_answers_equal_cases_from_full_data(
     subs[3]["person/age_years"] = True
     _sync(settings, subs)
 
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         full = build_cases(store.submissions(), settings)
         table = store.answer_table()
     slim = cases_from_table(table, settings)
@@ -77,7 +77,7 @@ def test_the_table_is_read_in_chunks_in_row_order(
     _sync(settings, subs)
     monkeypatch.setattr(store_module, "_READ_ROWS", 7)
 
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         table = store.answer_table()
         stored = list(store.submissions())
 

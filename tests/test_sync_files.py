@@ -50,7 +50,7 @@ def export(settings: Settings, rows: list[dict[str, Any]]) -> None:
 
 
 def stored(settings: Settings) -> dict[str, StoredSubmission]:
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         return {s.submission_id: s for s in store.submissions()}
 
 
@@ -101,7 +101,7 @@ def test_rerun_edit_delete_status_and_reappearance(project: Settings) -> None:
     assert counts(run_sync(project, progress=False)) == (1, 0, 4, 0, 0)
     assert not stored(project)["4"].deleted
 
-    with Store.open(project.store_path) as store:
+    with Store.open(project.store.path) as store:
         history = store.runs(10)
     assert [(r.new, r.edited, r.deleted, r.status_changed) for r in history] == [
         (1, 0, 0, 0),
@@ -116,19 +116,19 @@ def test_uic_parts_and_the_secret_never_reach_the_store_files(project: Settings,
     rows = [kobo_submission(sid, uic_given=UIC_VALUES[0], uic_mother=UIC_VALUES[1]) for sid in range(1, 40)]
     export(project, rows)
     # An open reader keeps the WAL file from being checkpointed away when the sync closes the store.
-    with Store.open(project.store_path):
+    with Store.open(project.store.path):
         run_sync(project, progress=False)
         rows[0] = kobo_submission(1, version="v2", uic_given=UIC_VALUES[0], uic_mother=UIC_VALUES[1])
         export(project, rows)
         run_sync(project, progress=False, full=True)
-        wal = Path(f"{project.store_path}-wal")
+        wal = Path(f"{project.store.path}-wal")
         assert wal.stat().st_size > 0
-        contents = project.store_path.read_bytes() + wal.read_bytes()
+        contents = project.store.path.read_bytes() + wal.read_bytes()
     assert b"person/birth_year" in contents  # the scan does see the stored answers
     for needle in (*UIC_VALUES, secret):
         assert needle.encode() not in contents
         assert needle.encode("utf-16-le") not in contents
-    with Store.open(project.store_path) as store:
+    with Store.open(project.store.path) as store:
         assert all(secret not in str(run) for run in store.runs(10))
 
 
@@ -146,7 +146,7 @@ def test_the_secret_is_required_before_anything_is_touched(
 
     with pytest.raises(SecretMissingError, match="KOBO_TIP_SECRET"):
         run_sync(settings, source=Untouchable())  # type: ignore[arg-type]
-    assert not settings.store_path.exists()
+    assert not settings.store.path.exists()
 
 
 @pytest.mark.parametrize("weak", ["a", "s3cr3t-short", "x" * 19])
@@ -160,7 +160,7 @@ def test_a_short_secret_is_refused_with_how_to_make_one(
     assert f"KOBO_TIP_SECRET holds {len(weak)} characters" in err and "at least 20" in err
     assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in err
     assert "s3cr3t" not in err, "the secret is never echoed"
-    assert not project.store_path.exists(), "nothing is keyed with a weak secret"
+    assert not project.store.path.exists(), "nothing is keyed with a weak secret"
     monkeypatch.setenv("KOBO_TIP_SECRET", "x" * 20)
     assert cli.main(["sync", "-c", str(project.path), "--no-report"]) == 0
 
@@ -220,7 +220,7 @@ def test_a_failing_source_keeps_committed_batches_and_records_the_error(project:
     with pytest.raises(SourceError):
         run_sync(project, source=source, progress=False)
     assert sorted(stored(project)) == ["1", "2"]
-    with Store.open(project.store_path) as store:
+    with Store.open(project.store.path) as store:
         assert store.watermark("_id") == "2"
         [run] = store.runs(1)
     assert run.error == "HTTP 502 from the server, retried 5 times." and run.new == 2 and run.finished
@@ -239,7 +239,7 @@ def test_an_unexpected_failure_is_logged_by_type_only(project: Settings, secret:
     source = ScriptedSource([Batch(submissions=[raw(1)]), ValueError(f"leaky {secret} detail")])
     with pytest.raises(ValueError):
         run_sync(project, source=source, progress=False)
-    with Store.open(project.store_path) as store:
+    with Store.open(project.store.path) as store:
         [run] = store.runs(1)
     assert run.error == "unexpected ValueError (run with --debug for details)"
 
@@ -266,7 +266,7 @@ def test_a_batch_failing_inside_its_transaction_lands_nothing(
         run_sync(project, source=source, progress=False)
     held = stored(project)
     assert list(held) == ["1"] and held["1"].version_id == "v1" and not held["1"].deleted
-    with Store.open(project.store_path) as store:
+    with Store.open(project.store.path) as store:
         assert store.watermark("_id") == "1" and store.last_reconcile() is None
 
 
@@ -318,7 +318,7 @@ def test_a_second_concurrent_sync_fails_clearly_and_the_store_stays_consistent(
         thread.join()
     assert not errors
     assert sorted(stored(project)) == ["1", "2"]
-    with Store.open(project.store_path) as store:
+    with Store.open(project.store.path) as store:
         assert [run.new for run in store.runs(10)] == [2]  # the refused sync wrote no run row
 
 
@@ -422,22 +422,22 @@ def test_a_sync_killed_mid_way_then_rerun_gives_the_uninterrupted_store(
     for settings in (killed, calm):
         export(settings, rows)
     run_sync(calm, progress=False)
-    assert calm.store_path.exists()
+    assert calm.store.path.exists()
     worker = subprocess.Popen([sys.executable, "-c", KILLABLE_SYNC, str(killed_config)])
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and _committed_rows(killed.store_path) < 500:
+        while time.monotonic() < deadline and _committed_rows(killed.store.path) < 500:
             time.sleep(0.02)
         os.kill(worker.pid, signal.SIGKILL)
     finally:
         worker.wait()
-    partial = _committed_rows(killed.store_path)
+    partial = _committed_rows(killed.store.path)
     assert 500 <= partial < len(rows), "the sync was not killed mid-way"
 
     rerun = run_sync(killed, progress=False)
     assert (rerun.new, rerun.unchanged, rerun.edited) == (len(rows) - partial, partial, 0)
     assert _content(killed) == _content(calm)
-    with Store.open(killed.store_path) as store:
+    with Store.open(killed.store.path) as store:
         latest, interrupted = store.runs(2)
     assert latest.error is None and interrupted.error == INTERRUPTED
     assert interrupted.finished is None and interrupted.new == partial
@@ -456,7 +456,7 @@ def _committed_rows(path: Path) -> int:
 
 
 def _content(settings: Settings) -> list[tuple[Any, ...]]:
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         return sorted(
             (s.submission_id, s.version_id, s.review_status, s.person_key, s.deleted, json.dumps(s.data))
             for s in store.submissions()

@@ -20,7 +20,7 @@ import json
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -497,7 +497,7 @@ def expected_counts() -> dict[tuple[str, str], int]:
 
 
 def assert_counted(settings: Settings) -> None:
-    with Store.open(settings.store_path) as store:
+    with Store.open(settings.store.path) as store:
         result = count_store(store, settings, AS_OF).result
     counts = result.counts
     totals = counts[counts["dimension"] == "total"].set_index(["indicator", "period"])["value"]
@@ -544,14 +544,6 @@ def test_the_engine_s_submissions_are_counted_as_a_kobo_export(
     settings.source.path.write_text(json.dumps(rows), encoding="utf-8")
     run_sync(settings, progress=False, source=FileSource(settings.source.path))
     assert_counted(settings)
-
-
-@pytest.fixture
-def central(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCentral]:
-    with FakeCentral() as fake:
-        monkeypatch.setenv("CENTRAL_TEST_EMAIL", fake.email)
-        monkeypatch.setenv("CENTRAL_TEST_PASSWORD", fake.password)
-        yield fake
 
 
 def test_the_engine_s_submissions_are_counted_through_odk_central(

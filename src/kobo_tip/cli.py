@@ -375,7 +375,7 @@ def _cmd_store(args: argparse.Namespace) -> None:
         _copy_store(settings, args.to, args.schema or "")
         return
     # A PostgreSQL schema is made here by its owner, before the roles that sync are granted it.
-    with open_store(settings, create=bool(settings.store_url), migrate=True) as store:
+    with open_store(settings, create=bool(settings.store.url), migrate=True) as store:
         print(f"{store.path} is at schema version {store.schema_version()}")
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 import kobo_tip
 from kobo_tip import cases as cases_module
 from kobo_tip import counting, ledger, periods, privacy
-from kobo_tip.config import Settings, load_settings
+from kobo_tip.config import Settings, StoreSettings, load_settings
 from kobo_tip.errors import ConfigError, StoreError
 from kobo_tip.privacy.relations import PROGRAMME_SCOPE, scope_of, scoped
 from kobo_tip.report import cutoff
@@ -133,8 +133,7 @@ def _programme_settings(config: Path, table: dict[str, Any], projects: tuple[Set
         ),
         # Merges are reviewed within a project: across projects the person key alone links.
         indicator=dataclasses.replace(first.indicator, merges_path=None),
-        store_path=config.parent / str(table.get("store", "data/programme.sqlite")),
-        store_url="",
+        store=StoreSettings(path=config.parent / str(table.get("store", "data/programme.sqlite"))),
         privacy=dataclasses.replace(
             first.privacy, secret_env=str(table.get("secret_env", first.privacy.secret_env))
         ),

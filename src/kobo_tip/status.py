@@ -44,8 +44,8 @@ def describe_status(settings: Settings, *, assets: bool = False) -> str:
 
 
 def _store_lines(settings: Settings) -> list[str]:
-    if not settings.store_url and not settings.store_path.exists():
-        return [f"No store yet at {settings.store_path}: run 'kobo-tip sync'."]
+    if not settings.store.url and not settings.store.path.exists():
+        return [f"No store yet at {settings.store.path}: run 'kobo-tip sync'."]
     lines: list[str] = []
     with open_store(settings, create=False) as store:
         counts = store.counts()

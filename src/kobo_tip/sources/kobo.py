@@ -31,7 +31,7 @@ import requests
 
 from kobo_tip import indicator
 from kobo_tip.answers import field_name
-from kobo_tip.config import read_secret
+from kobo_tip.config import KOBO_TOKEN_ENV, read_secret
 from kobo_tip.errors import ConfigError, ServerError, SourceError
 from kobo_tip.http import ServerTimeout, get_json, new_session, request
 from kobo_tip.sources.base import Batch, DeployResult, FormFiles, RawSubmission, SyncState
@@ -126,7 +126,7 @@ class KoboSource:
 
     url: str
     asset_uid: str
-    token_env: str = "KOBO_TOKEN"
+    token_env: str = KOBO_TOKEN_ENV
     page_size: int = MAX_PAGE
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
     retries: int = 5

@@ -31,7 +31,7 @@ import requests
 
 from kobo_tip import indicator
 from kobo_tip.answers import find_answers
-from kobo_tip.config import read_secret
+from kobo_tip.config import CENTRAL_PASSWORD_ENV, CENTRAL_USERNAME_ENV, read_secret
 from kobo_tip.errors import ServerError, SourceError
 from kobo_tip.http import get_json, new_session, request
 from kobo_tip.sources.base import Batch, DeployResult, FormFiles, RawSubmission, SyncState
@@ -248,8 +248,8 @@ class CentralSource:
     url: str
     project_id: int
     form_id: str
-    username_env: str = "ODK_CENTRAL_USERNAME"
-    password_env: str = "ODK_CENTRAL_PASSWORD"
+    username_env: str = CENTRAL_USERNAME_ENV
+    password_env: str = CENTRAL_PASSWORD_ENV
     page_size: int = MAX_PAGE
     timeout: tuple[float, float] = DEFAULT_TIMEOUT
     retries: int = 5

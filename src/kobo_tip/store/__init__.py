@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 def open_store(settings: Settings, *, create: bool = True, migrate: bool = False) -> Store:
     """The store ``[store]`` names: PostgreSQL's schema ``schema`` when ``url`` is set, else the SQLite
     file ``path``. ``create`` False: a store that does not exist yet is a StoreError."""
-    location = settings.store_url or settings.store_path
+    location = settings.store.url or settings.store.path
     return open_location(location, settings, create=create, migrate=migrate)
 
 
@@ -59,10 +59,10 @@ def open_location(
     from kobo_tip.config import read_secret
     from kobo_tip.store.postgres import PostgresStore  # psycopg only for who needs it
 
-    password = settings.store_password_env
+    password = settings.store.password_env
     return PostgresStore.connect(
         str(location),
-        schema or settings.store_schema,
+        schema or settings.store.schema,
         create=create,
         migrate=migrate,
         password=read_secret(password, "the PostgreSQL store's password") if password else "",
