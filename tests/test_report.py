@@ -364,3 +364,61 @@ def test_labels_follow_the_report_language_and_csv_keeps_choice_names(tmp_path: 
     )
     categories = {r["category"] for r in read_counts(settings, "donor") if r["dimension"] == "gender"}
     assert {"female", "male", "not_recorded"} <= categories
+
+
+PERIOD_CODE = re.compile(r"\b(FY20[0-9]{2}|LOP)\b")
+PERIOD_WORDS = {
+    # language: (FY2026, the header of its first quarter, FY2026 Q1, the life of project)
+    "French (fr)": ("Exercice 2026", "T1", "Exercice 2026 T1", "Durée du projet"),
+    "Thai (th)": ("ปีงบประมาณ 2026", "ไตรมาส 1", "ไตรมาส 1 ปีงบประมาณ 2026", "ตลอดโครงการ"),
+}
+
+
+@pytest.mark.parametrize("language", sorted(PERIOD_WORDS))
+def test_periods_read_in_the_report_language_and_stay_codes_in_the_csv(
+    language: str, tmp_path: Path, secret: str
+) -> None:
+    settings = sync(
+        make_project(
+            tmp_path / "p",
+            submissions=200,
+            dhis2=False,
+            with_targets=True,
+            languages=("English (en)", language),
+            report_language=language,
+        )
+    )
+    render_reports(settings, audiences=["internal", "donor"], as_of=AS_OF)
+    fiscal_year, quarter, first_quarter, lop = PERIOD_WORDS[language]
+    texts = load_labels(parse_language(language)).report_text
+    for audience in ("internal", "donor"):
+        out = folder(settings, audience)
+        body = html5lib.parse((out / "report.html").read_text(encoding="utf-8"), namespaceHTMLElements=False)
+        page = " ".join(" ".join(body.find("body").itertext()).split())  # type: ignore[union-attr]
+        markdown = (out / "report.md").read_text(encoding="utf-8")
+        for text in (page, markdown):
+            assert fiscal_year in text and quarter in text and lop in text, (audience, language)
+            assert not PERIOD_CODE.search(text), (
+                f"a period code left in {audience}: {PERIOD_CODE.search(text)}"
+            )
+        book = openpyxl.load_workbook(out / "counts.xlsx")
+        for sheet in book.worksheets:
+            cells = [str(v) for row in sheet.iter_rows(values_only=True) for v in row if v is not None]
+            if sheet.title == "data":  # the flat sheet keeps the codes a pivot table reads
+                periods = {row[1] for row in sheet.iter_rows(min_row=2, values_only=True)}
+                assert periods == {r["period"] for r in read_counts(settings, audience)}
+            else:
+                assert not any(PERIOD_CODE.search(c) for c in cells), (audience, sheet.title)
+        gender = book[texts("dimension.gender")]
+        header = next(
+            row for row in gender.iter_rows(values_only=True) if row[0] == texts("column.indicator")
+        )
+        assert {first_quarter, fiscal_year, lop} <= set(header), "the sheet's periods in words"
+        iptt_book = openpyxl.load_workbook(out / "iptt.xlsx")
+        shown = [str(v) for sheet in iptt_book for row in sheet.iter_rows(values_only=True) for v in row if v]
+        assert {first_quarter, fiscal_year, lop} <= set(shown), "iptt.xlsx heads its periods in words"
+        assert not any(PERIOD_CODE.search(t) for t in shown if "|" not in t), audience
+        assert texts("indicator.identified_or_referred") in shown and texts("dimension.gender") in shown
+        # counts.csv, the machine-readable file, keeps the codes (contract section 7)
+        codes = {r["period"] for r in read_counts(settings, audience)}
+        assert {"FY2026 Q1", "FY2026", "LOP"} <= codes

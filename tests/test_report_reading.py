@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import html5lib
 import pandas as pd
 import pytest
+from babel.dates import format_date
 
 from kobo_tip import indicator
 from kobo_tip.config import Language, Settings
@@ -290,7 +292,10 @@ def test_stale_data_are_said_and_fresh_data_are_not(project: Settings) -> None:
         render_reports(project, audiences=("internal",), as_of=late)
         stale = warnings(project, "internal")
         assert any(
-            f"{project.report.stale_after_days + 3} days ago ({today.isoformat()})" in w for w in stale
+            # the sync's date as the report language (English here) writes it, with Babel
+            f"{project.report.stale_after_days + 3} days ago ({format_date(today, 'medium', locale='en')})"
+            in w
+            for w in stale
         )
         render_reports(project, audiences=("internal",), as_of=today + dt.timedelta(days=1))
         assert not any("days ago" in w for w in warnings(project, "internal"))
@@ -336,6 +341,58 @@ def test_the_key_is_in_the_report_language() -> None:
     )
     assert words.hidden_key(5).startswith("<5 : de 0 à 4 personnes ; x : 5 ou plus")
     assert words.hidden_category("Homme") == "Homme : masqué"
+
+
+def words_in(code: str) -> ReportWords:
+    return ReportWords.for_language(load_labels(Language(label=f"L ({code})", name="L", code=code)), ())
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("en", ["FY2026 Q1", "FY2026", "2026 Q3", "2026", "LOP"]),
+        ("fr", ["Exercice 2026 T1", "Exercice 2026", "2026 T3", "2026", "Durée du projet"]),
+        ("es", ["Año fiscal 2026 T1", "Año fiscal 2026", "2026 T3", "2026", "Vida del proyecto"]),
+        ("pt", ["Ano fiscal 2026 T1", "Ano fiscal 2026", "2026 T3", "2026", "Vida do projeto"]),
+        (
+            "ar",
+            ["الربع 1 من السنة المالية 2026", "السنة المالية 2026", "الربع 3 من 2026", "2026", "مدة المشروع"],
+        ),
+        ("th", ["ไตรมาส 1 ปีงบประมาณ 2026", "ปีงบประมาณ 2026", "ไตรมาส 3 ปี 2026", "ปี 2026", "ตลอดโครงการ"]),
+    ],
+)
+def test_period_codes_read_in_the_report_language(code: str, expected: list[str]) -> None:
+    """The codes of counts.csv (fiscal and calendar years) in words, their year never grouped
+    ("2 026") and in Babel's default digits for the locale, the same as the tables' numbers."""
+    words = words_in(code)
+    assert [words.period(label) for label in ("FY2026 Q1", "FY2026", "2026 Q3", "2026", "LOP")] == expected
+    assert words.period("LOP through FY2026 Q1") == "LOP through FY2026 Q1", "not a period code: as it is"
+    assert words.period_group("FY2026 Q2")[0] == expected[1], "a quarter's column sits under its year"
+    assert words.period_group("LOP") == (expected[4], "")
+
+
+def test_chart_numbers_and_periods_are_written_as_the_tables_write_them() -> None:
+    quarters = ["FY2026 Q1", "FY2026 Q2"]
+    totals = [number(12345), hidden("<5")]
+    for code, big, tick, year in (
+        ("fr", "12\u202f345", "T1", "Exercice 2026"),
+        ("th", "12,345", "ไตรมาส 1", "ปีงบประมาณ 2026"),
+        ("en", "12,345", "Q1", "FY2026"),
+    ):
+        words = words_in(code)
+        assert words.number("12345") == big
+        drawn = [
+            stacked_bars(quarters, totals, [Series("a", totals)], "h", words=words),
+            trend(quarters, [Series("a", totals)], "h", words=words),
+            grouped_bars(["0-4", "5-11"], [Series("a", totals)], "h", words=words),
+            horizontal_bars([Bar("A", totals[0]), Bar("B", totals[1])], "h", words=words),
+        ]
+        for svg in drawn:
+            labels = [html.unescape(text) for text in re.findall(r">([^<>]+)<", svg)]  # texts and titles
+            assert big in labels and "12345" not in labels, (code, labels)
+            assert 'direction="ltr"' in svg, "left to right inside a right-to-left page too"
+        axis = re.findall(r"<text [^>]*>([^<]*)</text>", drawn[0])
+        assert tick in axis and year in axis and axis.count(year) == 1, (code, axis)
 
 
 def cross_tab_counts(cells: dict[str, str]) -> PublishedCounts:

@@ -386,6 +386,11 @@ def iptt_workbook(settings: Settings, audience: str) -> tuple[list[list[object]]
     return rows[first + 1 :], rows[first], columns
 
 
+def key_of(row: list[object]) -> tuple[str, ...]:
+    """The (indicator, dimension, category) codes of an iptt.xlsx row, from its last column."""
+    return tuple(str(row[-1]).split("|"))
+
+
 def test_the_iptt_workbook_is_in_the_donors_layout(project: Settings) -> None:
     periods = [p for p in project_periods(project.project) if p.kind in ("fiscal_year", "quarter")]
     for audience in ("internal", "donor"):
@@ -401,14 +406,19 @@ def test_the_iptt_workbook_is_in_the_donors_layout(project: Settings) -> None:
         ]
         for period in periods:
             expected += ["Target", "Actual"] + (["% achieved"] if period.kind == "quarter" else [])
-        assert titles == [*expected, "Deviation", "Explanation"], "titles in the report language"
+        assert titles == [*expected, "Deviation", "Explanation", "Code"], "titles in the report language"
         assert ("FY2026", "Actual") in columns and ("FY2026 Q3", "% achieved") in columns
+        assert [row[-1] for row in body] == [
+            f"{NAME}|total|all",
+            f"{NAME}|gender|female",
+            f"{NAME}|gender|male",
+        ], "a row per indicator and target disaggregate, its codes in the last column"
         assert [row[:3] for row in body] == [
-            [NAME, "total", "all"],
-            [NAME, "gender", "female"],
-            [NAME, "gender", "male"],
-        ], "a row per indicator and target disaggregate"
-        by_key = {tuple(row[:3]): row for row in body}
+            ["Victims identified or referred", "Total", "All"],
+            ["Victims identified or referred", "Gender", "Female"],
+            ["Victims identified or referred", "Gender", "Male"],
+        ], "the disaggregate in words, as the report's tables name it"
+        by_key = {key_of(row): row for row in body}
         flags: dict[tuple, list[str]] = {}
         for target in (r for r in iptt_csv(project, audience) if not r["period"].startswith("LOP through")):
             row = by_key[(target["indicator"], target["dimension"], target["category"])]
@@ -420,15 +430,16 @@ def test_the_iptt_workbook_is_in_the_donors_layout(project: Settings) -> None:
                 percent = row[columns[(target["period"], title)]]
                 assert percent == (float(target["percent_achieved"]) if target["percent_achieved"] else None)
             if target["flag"]:
-                flags.setdefault(tuple(row[:3]), []).append(f"{target['period']}: {target['flag']}")
+                flag = {"above": "above target", "below": "below target"}[target["flag"]]
+                flags.setdefault(key_of(row), []).append(f"{target['period']}: {flag}")
         for key, row in by_key.items():
-            assert row[3] is None and row[-1] is None, "baseline (no targets file gives one) and explanation"
-            assert row[-2] == "; ".join(flags.get(key, [])) or (row[-2] is None and key not in flags)
+            assert row[3] is None and row[-2] is None, "baseline (no targets file gives one) and explanation"
+            assert row[-3] == "; ".join(flags.get(key, [])) or (row[-3] is None and key not in flags)
         total = by_key[(NAME, "total", "all")]
         assert total[columns[("LOP", "Target")]] == 720, "the whole LOP target, not the target to date"
         assert total[columns[("FY2028", "Target")]] is None and total[columns[("FY2026", "Target")]] == 240
     body, _, columns = iptt_workbook(project, "donor")
-    male = next(row for row in body if row[2] == "male")
+    male = next(row for row in body if row[2] == "Male")
     hidden = male[columns[("FY2027 Q1", "Actual")]]
     assert hidden in ("<5", "x") and male[columns[("FY2027 Q1", "% achieved")]] is None, (
         "a hidden actual stays hidden, and its percentage with it"

@@ -80,6 +80,28 @@ def test_each_shipped_language_has_every_form_text_and_says_it_is_unreviewed(lab
     assert load_labels(language).warnings == (f"{label}: {UNREVIEWED}",)
 
 
+@pytest.mark.parametrize("label", ("French (fr)", *SHIPPED))
+def test_each_shipped_language_has_every_report_text_with_its_placeholders(label: str) -> None:
+    """Every ``[report]`` text of en.toml is in the file, with the same ``{placeholders}``; none
+    English lacks (the report would never show it)."""
+    code = parse_language(label).code
+    table = tomllib.loads((TRANSLATIONS_DIR / f"{code}.toml").read_text(encoding="utf-8"))
+    english = {k: v for k, v in english_texts().items() if k.startswith(REPORT_PREFIX)}
+    own = {key: _value(table, key) for key in _keys(table) if key.startswith(REPORT_PREFIX)}
+    assert set(own) == set(english), (sorted(set(english) - set(own)), sorted(set(own) - set(english)))
+    changed = {key for key, text in english.items() if placeholders(own[key]) != placeholders(text)}
+    assert not changed, f"{label}: placeholders differ from English in {sorted(changed)}"
+    assert sum(own[key] != text for key, text in english.items()) > len(english) // 2, "translated"
+
+
+def _value(table: dict[str, object], key: str) -> str:
+    value: object = table
+    for part in key.split("."):
+        assert isinstance(value, dict)
+        value = value[part]
+    return str(value)
+
+
 @pytest.fixture(scope="module")
 def every_language(
     tmp_path_factory: pytest.TempPathFactory,

@@ -8,6 +8,7 @@ A fiscal year is named by the calendar year in which it ends: with start month 1
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ FISCAL_YEAR = "fiscal_year"
 LOP = "lop"
 LOP_LABEL = "LOP"
 DHIS2_QUARTER_START_MONTHS = (1, 4, 7, 10)
+_LABEL = re.compile(r"(?P<prefix>FY)?(?P<year>[0-9]{4})(?: Q(?P<quarter>[1-4]))?")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,33 @@ def quarter_of(day: dt.date, start_month: int) -> Period:
         end=_first_of(first + 3) - dt.timedelta(days=1),
         fiscal_year=year,
         quarter=number,
+    )
+
+
+@dataclass(frozen=True)
+class LabelParts:
+    """What a period label says: its kind, and for a quarter or a fiscal year its year and quarter."""
+
+    kind: str  # quarter | fiscal_year | lop
+    year: int = 0
+    quarter: int = 0
+    fiscal: bool = False  # named FY (a fiscal year not starting in January)
+
+
+def label_parts(label: str) -> LabelParts | None:
+    """``FY2026 Q1``, ``2026 Q1``, ``FY2026``, ``2026`` or ``LOP`` taken apart (None for any other
+    text): the labels are codes, and the report writes them in its own language from these parts."""
+    if label == LOP_LABEL:
+        return LabelParts(LOP)
+    found = _LABEL.fullmatch(label)
+    if found is None:
+        return None
+    quarter = found.group("quarter")
+    return LabelParts(
+        QUARTER if quarter else FISCAL_YEAR,
+        int(found.group("year")),
+        int(quarter or 0),
+        fiscal=found.group("prefix") is not None,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 from kobo_tip.report.tables import Cell
+from kobo_tip.report.texts import ReportWords
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 HIDDEN_PATTERN = "hidden-hatch"
@@ -42,6 +43,21 @@ def _number(cell: Cell) -> int | None:
     return int(cell.text) if cell.is_number else None
 
 
+def _numeral(value: int | str, words: ReportWords | None) -> str:
+    """A count (or ``<k``, ``x``) as the report's tables write it: the report language's digits
+    and grouping; as it is without ``words``."""
+    return words.number(str(value)) if words else str(value)
+
+
+def _year_and_quarter(label: str, words: ReportWords | None) -> tuple[str, str]:
+    """(the fiscal year under a quarter's tick, the tick): ("FY2026", "Q1"), in the report language."""
+    if words is None:
+        year, _, quarter = label.rpartition(" ")
+        return year, quarter or label
+    group, short = words.period_group(label)
+    return (group, short) if short else ("", group)
+
+
 def _svg(height: float, title: str, body: list[str]) -> Markup:
     hatch = (
         f'<defs><pattern id="{HIDDEN_PATTERN}" width="6" height="6" patternUnits="userSpaceOnUse" '
@@ -50,7 +66,9 @@ def _svg(height: float, title: str, body: list[str]) -> Markup:
     )
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height:.0f}" role="img" '
-        f'class="chart" font-family="system-ui, sans-serif"><title>{escape(title)}</title>{hatch}'
+        # Left to right in every language (time runs rightwards), also where the SVG stands alone.
+        'class="chart" direction="ltr" '
+        f'font-family="system-ui, sans-serif"><title>{escape(title)}</title>{hatch}'
     )
     return Markup(head + "".join(body) + "</svg>")
 
@@ -75,7 +93,12 @@ def _legend(entries: Sequence[tuple[str, str]], y: float) -> tuple[list[str], fl
 
 
 def stacked_bars(
-    columns: Sequence[str], totals: Sequence[Cell], series: Sequence[Series], hidden_label: str
+    columns: Sequence[str],
+    totals: Sequence[Cell],
+    series: Sequence[Series],
+    hidden_label: str,
+    *,
+    words: ReportWords | None = None,
 ) -> Markup:
     """Stacked bars per column (the visible parts of each published total); the part hidden by
     suppression is hatched. That part is the published total minus the visible parts, which a
@@ -83,7 +106,7 @@ def stacked_bars(
     plot = 180
     count = max(len(columns), 1)
     slot = (WIDTH - LEFT - RIGHT) / count
-    scale, _, body = _value_axis(totals, plot)
+    scale, _, body = _value_axis(totals, plot, words)
     colours = [PALETTE[number % len(PALETTE)] for number in range(len(series))]
     hatched = False
     for index, total in enumerate(totals):
@@ -98,15 +121,16 @@ def stacked_bars(
                 if (n := _number(s.cells[index])) is not None
             ]
             rest = value - sum(v for _, v in visible)
-            segments = [*((fill, n, str(n)) for fill, n in visible), (_HATCH, rest, hidden_label)]
+            segments = [*((fill, n, _numeral(n, words)) for fill, n in visible), (_HATCH, rest, hidden_label)]
             for fill, part, title in segments:
                 if part <= 0:
                     continue
                 hatched = hatched or fill == _HATCH
                 base -= part * scale
                 body.append(_rect(x, base, width, part * scale, fill, title))
-        body.append(_text(x + width / 2, base - 3, total.text, anchor="middle", size=SMALL))
-    body += _period_axis(columns, [LEFT + (i + 0.5) * slot for i in range(len(columns))], TOP + plot + 14)
+        body.append(_text(x + width / 2, base - 3, _numeral(total.text, words), anchor="middle", size=SMALL))
+    centres = [LEFT + (i + 0.5) * slot for i in range(len(columns))]
+    body += _period_axis(columns, centres, TOP + plot + 14, words)
     # A category with no published number above 0 is in the hatched part: its swatch says so.
     entries = [
         (colour if any(_number(c) for c in s.cells) else _HATCH, s.label)
@@ -116,28 +140,32 @@ def stacked_bars(
     return _svg(TOP + plot + 40 + used, hidden_label, body + legend)
 
 
-def _value_axis(cells: Sequence[Cell], plot: float) -> tuple[float, float, list[str]]:
+def _value_axis(
+    cells: Sequence[Cell], plot: float, words: ReportWords | None
+) -> tuple[float, float, list[str]]:
     """(units a person, the baseline's y, the axis): scaled to the largest published number, whose
     label tops the axis (none when nothing is above 0)."""
     top = max([n for c in cells if (n := _number(c)) is not None], default=0)
     base = TOP + plot
     axis = [
         f'<line x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}" stroke="#444"/>',
-        _text(LEFT - 4, base, "0", anchor="end", size=SMALL),
+        _text(LEFT - 4, base, _numeral(0, words), anchor="end", size=SMALL),
     ]
     if top:
-        axis.append(_text(LEFT - 4, TOP + 4, str(top), anchor="end", size=SMALL))
+        axis.append(_text(LEFT - 4, TOP + 4, _numeral(top, words), anchor="end", size=SMALL))
     return plot / max(top, 1), base, axis
 
 
-def _period_axis(columns: Sequence[str], centres: Sequence[float], y: float) -> list[str]:
+def _period_axis(
+    columns: Sequence[str], centres: Sequence[float], y: float, words: ReportWords | None
+) -> list[str]:
     """Quarter labels (``Q1``) at their centres, and under them each fiscal year once, centred on
     its quarters: eight quarters fit a phone."""
     parts = []
     runs: list[tuple[str, list[float]]] = []
     for label, x in zip(columns, centres, strict=True):
-        year, _, quarter = label.rpartition(" ")
-        parts.append(_text(x, y, quarter or label, anchor="middle", size=SMALL))
+        year, quarter = _year_and_quarter(label, words)
+        parts.append(_text(x, y, quarter, anchor="middle", size=SMALL))
         if runs and runs[-1][0] == year:
             runs[-1][1].append(x)
         else:
@@ -154,14 +182,16 @@ def _period_axis(columns: Sequence[str], centres: Sequence[float], y: float) -> 
     return parts
 
 
-def trend(columns: Sequence[str], series: Sequence[Series], hidden_label: str) -> Markup:
+def trend(
+    columns: Sequence[str], series: Sequence[Series], hidden_label: str, *, words: ReportWords | None = None
+) -> Markup:
     """One line per series over the columns (quarters); a hidden point breaks its line and is
     drawn as a hollow marker on the baseline, saying nothing of its value."""
     plot = 160
     count = max(len(columns), 1)
     slot = (WIDTH - LEFT - RIGHT) / count
-    scale, base, body = _value_axis([c for s in series for c in s.cells], plot)
-    body += _period_axis(columns, [LEFT + (i + 0.5) * slot for i in range(len(columns))], base + 14)
+    scale, base, body = _value_axis([c for s in series for c in s.cells], plot, words)
+    body += _period_axis(columns, [LEFT + (i + 0.5) * slot for i in range(len(columns))], base + 14, words)
     hollow = False
     entries = []
     dashes = ("", "6 3", "2 3")
@@ -177,7 +207,7 @@ def trend(columns: Sequence[str], series: Sequence[Series], hidden_label: str) -
                 hollow = True
                 body.append(
                     f'<circle cx="{x:.1f}" cy="{base - 4:.1f}" r="3.5" fill="white" stroke="{colour}">'
-                    f"<title>{escape(cell.text)}</title></circle>"
+                    f"<title>{escape(_numeral(cell.text, words))}</title></circle>"
                 )
                 continue
             runs[-1].append((x, base - value * scale, value))
@@ -190,7 +220,8 @@ def trend(columns: Sequence[str], series: Sequence[Series], hidden_label: str) -
                 )
             for x, y, value in run:
                 body.append(
-                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{value}</title></circle>'
+                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}">'
+                    f"<title>{escape(_numeral(value, words))}</title></circle>"
                 )
     legend, used = _legend([*entries, ("white", hidden_label)] if hollow else entries, base + 40)
     if hollow:  # the hidden entry's swatch is the hollow marker the chart draws
@@ -201,7 +232,9 @@ def trend(columns: Sequence[str], series: Sequence[Series], hidden_label: str) -
     return _svg(base + 40 + used, hidden_label, body + legend)
 
 
-def horizontal_bars(bars: Sequence[Bar], hidden_label: str, more: str = "") -> Markup:
+def horizontal_bars(
+    bars: Sequence[Bar], hidden_label: str, more: str = "", *, words: ReportWords | None = None
+) -> Markup:
     """One bar per published number, longest first, scaled to the largest published number; the
     hidden ones after them, each drawn as a short hatched mark of the same length whatever its
     value, with its text (``<k`` or ``x``). ``more``: a last line saying what was left out."""
@@ -216,11 +249,11 @@ def horizontal_bars(bars: Sequence[Bar], hidden_label: str, more: str = "") -> M
         body.append(_text(x0 - 6, y + FONT, _shorten(bar.label), anchor="end"))
         if value is None:
             body.append(_rect(x0, y + 2, 18, FONT + 2, _HATCH))
-            body.append(_text(x0 + 24, y + FONT, bar.cell.text, size=SMALL))
+            body.append(_text(x0 + 24, y + FONT, _numeral(bar.cell.text, words), size=SMALL))
         else:
             length = room * value / max(top, 1)
-            body.append(_rect(x0, y + 2, length, FONT + 2, PALETTE[0], str(value)))
-            body.append(_text(x0 + length + 4, y + FONT, str(value), size=SMALL))
+            body.append(_rect(x0, y + 2, length, FONT + 2, PALETTE[0], _numeral(value, words)))
+            body.append(_text(x0 + length + 4, y + FONT, _numeral(value, words), size=SMALL))
         y += row_height
     if more:
         body.append(_text(LEFT, y + FONT, more, size=SMALL))
@@ -231,7 +264,9 @@ def horizontal_bars(bars: Sequence[Bar], hidden_label: str, more: str = "") -> M
     return _svg(y + TOP, hidden_label, body)
 
 
-def grouped_bars(groups: Sequence[str], series: Sequence[Series], hidden_label: str) -> Markup:
+def grouped_bars(
+    groups: Sequence[str], series: Sequence[Series], hidden_label: str, *, words: ReportWords | None = None
+) -> Markup:
     """Bars side by side per group (an age band), one colour per series (a gender); a hidden cell
     is a short hatched mark on the baseline outlined in its series' colour, the same for every
     hidden value, so a series all of whose cells are hidden is still drawn."""
@@ -239,7 +274,7 @@ def grouped_bars(groups: Sequence[str], series: Sequence[Series], hidden_label: 
     count = max(len(groups), 1)
     slot = (WIDTH - LEFT - RIGHT) / count
     inner = slot * (1 - BAR_GAP) / max(len(series), 1)
-    scale, base, body = _value_axis([c for s in series for c in s.cells], plot)
+    scale, base, body = _value_axis([c for s in series for c in s.cells], plot, words)
     for index, group in enumerate(groups):
         x0 = LEFT + index * slot + slot * BAR_GAP / 2
         for number, s in enumerate(series):
@@ -248,9 +283,12 @@ def grouped_bars(groups: Sequence[str], series: Sequence[Series], hidden_label: 
             x = x0 + number * inner
             colour = PALETTE[number % len(PALETTE)]
             if value is None:
-                body.append(_rect(x, base - 6, inner, 6, _HATCH, f"{s.label}: {cell.text}", stroke=colour))
+                title = f"{s.label}: {_numeral(cell.text, words)}"
+                body.append(_rect(x, base - 6, inner, 6, _HATCH, title, stroke=colour))
             elif value:
-                body.append(_rect(x, base - value * scale, inner, value * scale, colour, str(value)))
+                body.append(
+                    _rect(x, base - value * scale, inner, value * scale, colour, _numeral(value, words))
+                )
         body.append(_text(x0 + slot * (1 - BAR_GAP) / 2, base + 14, group, anchor="middle", size=SMALL))
     entries = [(PALETTE[n % len(PALETTE)], s.label) for n, s in enumerate(series)]
     if any(c.text and not c.is_number for s in series for c in s.cells):

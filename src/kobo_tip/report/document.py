@@ -211,7 +211,9 @@ def _charts(counts: PublishedCounts, words: ReportWords, key: KeyPeriods) -> lis
             Series(words.indicator(variant), [counts.cell(variant, q, "total", "all") for q in quarters])
             for variant in counts.indicators()
         ]
-        out.append({"title": words.text("chart.trend"), "svg": trend(quarters, trend_series, hidden)})
+        out.append(
+            {"title": words.text("chart.trend"), "svg": trend(quarters, trend_series, hidden, words=words)}
+        )
         series = []
         for category in counts.categories.get((name, "stakeholder_type"), []):
             cells = [counts.cell(name, q, "stakeholder_type", category) for q in quarters]
@@ -219,7 +221,10 @@ def _charts(counts: PublishedCounts, words: ReportWords, key: KeyPeriods) -> lis
                 series.append(Series(label, cells))
         totals = [counts.cell(name, q, "total", "all") for q in quarters]
         out.append(
-            {"title": words.text("section.chart"), "svg": stacked_bars(quarters, totals, series, hidden)}
+            {
+                "title": words.text("section.chart"),
+                "svg": stacked_bars(quarters, totals, series, hidden, words=words),
+            }
         )
     if key.lop:
         charts = [
@@ -250,10 +255,10 @@ def _age_gender_chart(
             series.append(Series(label, cells))
     if not series:
         return None
-    title = words.text("chart.age_gender", period=period)
+    title = words.text("chart.age_gender", period=words.period(period))
     return {
         "title": title,
-        "svg": grouped_bars([words.category("age_band", a) for a in ages], series, hidden),
+        "svg": grouped_bars([words.category("age_band", a) for a in ages], series, hidden, words=words),
     }
 
 
@@ -291,8 +296,8 @@ def _ranking_chart(
     left = len(numbers) + len(masked) - len(chosen)
     bars = [Bar(words.category(dimension, c), cell) for c, cell in chosen]
     more = words.text("chart.more", n=left) if left else ""
-    title = words.text(f"chart.{dimension}", period=period)
-    return {"title": title, "svg": horizontal_bars(bars, hidden, more)}
+    title = words.text(f"chart.{dimension}", period=words.period(period))
+    return {"title": title, "svg": horizontal_bars(bars, hidden, more, words=words)}
 
 
 def _iptt(edition: Edition) -> list[dict[str, Any]]:
@@ -311,12 +316,9 @@ def _iptt(edition: Edition) -> list[dict[str, Any]]:
             target = words.text("iptt.target_to_date", target=row.target, full=row.full_target)
         else:
             target = words.number(str(row.target))
-        period = row.period
-        if row.cumulative:
-            period = f"{row.period.removeprefix('LOP through ')} ({words.text('iptt.cumulative')})"
         tables.setdefault(row.indicator, []).append(
             {
-                "period": period,
+                "period": iptt.period_words(row, words),
                 "breakdown": breakdown,
                 "target": target,
                 "actual": _iptt_actual(row.actual, words),
@@ -347,7 +349,7 @@ def _target_chart(edition: Edition) -> list[dict[str, Any]]:
     cumulative = [r for r in mine if r.cumulative]
     if not cumulative:
         return []
-    quarters = [r.period.removeprefix("LOP through ") for r in cumulative]
+    quarters = [r.period.removeprefix(iptt.CUMULATIVE_PREFIX) for r in cumulative]
     by_quarter = {r.period: r.target for r in mine if not r.cumulative and r.period in quarters}
     steps = [by_quarter.get(quarter) for quarter in quarters]
     if all(step is not None for step in steps):
@@ -359,7 +361,7 @@ def _target_chart(edition: Edition) -> list[dict[str, Any]]:
         Series(words.text("chart.target_cumulative"), targets),
     ]
     title = words.text("chart.cumulative", indicator=words.indicator(name))
-    return [{"title": title, "svg": trend(quarters, series, words.text("chart.hidden"))}]
+    return [{"title": title, "svg": trend(quarters, series, words.text("chart.hidden"), words=words)}]
 
 
 def _data_quality(edition: Edition) -> dict[str, list[FindingGroup]]:
@@ -401,7 +403,9 @@ def _protection(edition: Edition) -> dict[str, Any]:
         }
         for row in loss.itertuples()
     ]
-    held = [{"period": h.period, "changed": h.changed, "reason": h.reason} for h in edition.held]
+    held = [
+        {"period": words.period(h.period), "changed": h.changed, "reason": h.reason} for h in edition.held
+    ]
     return {"loss": rows, "held": held}
 
 
@@ -413,7 +417,7 @@ def _as_reported(edition: Edition) -> dict[str, Any]:
     assert reconciled is not None
     words = edition.words
     rows = [
-        {"indicator": words.indicator(row.indicator), "period": row.period}
+        {"indicator": words.indicator(row.indicator), "period": words.period(row.period)}
         | {column: getattr(row, column) for column in AS_REPORTED_NUMBERS}
         for row in reconciled.totals.itertuples()
     ]
@@ -423,7 +427,7 @@ def _as_reported(edition: Edition) -> dict[str, Any]:
         removed.append(
             {
                 "indicator": words.indicator(str(name)),
-                "period": period,
+                "period": words.period(str(period)),
                 "reason": reason,
                 "persons": len(ids),
                 "submissions": ", ".join(map(str, ids)),
@@ -453,7 +457,10 @@ def _restatement_groups(edition: Edition) -> list[dict[str, Any]]:
     return [
         {
             "reason": reason,
-            "periods": [{"period": p, "rows": by_period[p]} for p in sorted(by_period, key=_period_order)],
+            "periods": [
+                {"period": words.period(p), "rows": by_period[p]}
+                for p in sorted(by_period, key=_period_order)
+            ],
         }
         for reason, by_period in groups.items()
     ]

@@ -36,12 +36,13 @@ ABOVE, BELOW = "above", "below"
 NOT_APPLICABLE = "n/a"
 NOT_PUBLISHED = "not published"  # outside internal: a cell the release does not hold
 HEADLINE = ("total", "all")
+CUMULATIVE_PREFIX = "LOP through "  # iptt.csv's period of a cumulative row: "LOP through FY2026 Q1"
 
 
 @dataclass(frozen=True)
 class IpttRow:
     indicator: str
-    period: str  # a period label, or "LOP through <quarter>" for a cumulative row
+    period: str  # a period label, or ``CUMULATIVE_PREFIX`` and a quarter's for a cumulative row
     dimension: str
     category: str
     target: int | None  # the target the actual is compared with (to date for a running period)
@@ -65,6 +66,30 @@ class IpttRow:
             self.flag,
             self.notes,
         ]
+
+
+def period_words(row: IpttRow, words: ReportWords) -> str:
+    """The row's period as the report language writes it; a cumulative row's as its quarter's
+    followed by "(cumulative)"."""
+    if row.cumulative:
+        quarter = words.period(row.period.removeprefix(CUMULATIVE_PREFIX))
+        return f"{quarter} ({words.text('iptt.cumulative')})"
+    return words.period(row.period)
+
+
+def readable_row(row: IpttRow, words: ReportWords) -> list[str]:
+    """``row.csv_row()`` for people: indicator, period, breakdown, category and flag in the report
+    language (iptt.csv keeps the codes); the numbers as iptt.csv has them."""
+    codes = row.csv_row()
+    return [
+        words.indicator(row.indicator),
+        period_words(row, words),
+        words.dimension(row.dimension),
+        words.category(row.dimension, row.category),
+        *codes[4:7],
+        words.text(f"iptt.{row.flag}") if row.flag else "",
+        row.notes,
+    ]
 
 
 def iptt_frame(rows: Iterable[IpttRow]) -> pd.DataFrame:
@@ -159,7 +184,7 @@ def _cumulative(
         rows.append(
             IpttRow(
                 target.indicator,
-                f"LOP through {quarter.label}",
+                f"{CUMULATIVE_PREFIX}{quarter.label}",
                 target.dimension,
                 target.category,
                 target.target,
@@ -226,14 +251,19 @@ def summary(counts: PublishedCounts, words: ReportWords, rows: list[IpttRow], na
         return words.text("summary.none")
     last = quarters[-1]
     cell = counts.cell(name, last.label, *HEADLINE)
-    parts = [words.text("summary.quarter", quarter=last.label, value=_said(cell, words))]
+    parts = [words.text("summary.quarter", quarter=words.period(last.label), value=_said(cell, words))]
     if len(quarters) > 1:
         before = counts.cell(name, quarters[-2].label, *HEADLINE)
         if cell.is_number and before.is_number:
             change = int(cell.text) - int(before.text)
             key = "summary.up" if change > 0 else "summary.down" if change < 0 else "summary.same"
             parts.append(
-                words.text(key, n=abs(change), previous=quarters[-2].label, value=words.number(before.text))
+                words.text(
+                    key,
+                    n=abs(change),
+                    previous=words.period(quarters[-2].label),
+                    value=words.number(before.text),
+                )
             )
     years = counts.of_kind(FISCAL_YEAR)
     latest = {*(p.label for p in years[-1:]), *(p.label for p in counts.of_kind(LOP))}
@@ -245,11 +275,11 @@ def summary(counts: PublishedCounts, words: ReportWords, rows: list[IpttRow], na
             parts.append(
                 words.text(
                     key,
-                    period=row.period,
+                    period=words.period(row.period),
                     value=words.number(row.actual.text),
                     target=row.target,
                     full=row.full_target,
-                    quarter=last.label,
+                    quarter=words.period(last.label),
                     percent=words.percent_text(row.percent),
                 )
             )

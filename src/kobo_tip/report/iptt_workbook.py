@@ -24,7 +24,10 @@ from kobo_tip.report.sheets import add_note, fit_columns, header, published_valu
 from kobo_tip.report.workbook import key_note
 
 # Column titles, as report texts (``[report.column]``): the workbook speaks the report language.
+# A row names its disaggregate in words; its codes (iptt.csv's, the targets file's) are in a last
+# column, "indicator|dimension|category", for a formula that matches the rows to those files.
 ROW_COLUMNS = ("indicator", "dimension", "category", "baseline")
+CODE = "code"
 TARGET, ACTUAL, PERCENT = "target", "actual", "percent_achieved"
 LOP_PERCENT = "percent_to_date"  # against the targets of the quarters ended, when they all have one
 DEVIATION, EXPLANATION = "deviation", "explanation"
@@ -41,23 +44,31 @@ def write_iptt_workbook(path: Path, edition: Edition, periods: Sequence[Period])
     note = key_note(edition)
     add_note(sheet, note)
     columns = _columns(periods)
-    groups = [LOP_LABEL, "", ""] + [
-        label if i == 0 else "" for label, kinds in columns for i in range(len(kinds))
+    groups = [words.period(LOP_LABEL), "", ""] + [
+        words.period(label) if i == 0 else "" for label, kinds in columns for i in range(len(kinds))
     ]
-    header(sheet, ["", "", "", "", *groups, "", ""])
+    header(sheet, ["", "", "", "", *groups, "", "", ""])
     titles = [TARGET, ACTUAL, LOP_PERCENT] + [kind for _, kinds in columns for kind in kinds]
-    header(sheet, [words.text(f"column.{key}") for key in (*ROW_COLUMNS, *titles, DEVIATION, EXPLANATION)])
+    header(
+        sheet, [words.text(f"column.{key}") for key in (*ROW_COLUMNS, *titles, DEVIATION, EXPLANATION, CODE)]
+    )
     _merge_groups(sheet, len(ROW_COLUMNS) + 1, [3, *(len(kinds) for _, kinds in columns)])
     sheet.freeze_panes = f"E{sheet.max_row + 1}"
     for key, by_period in _disaggregates(edition.performance.rows).items():
-        cells: list[object] = [*(inert(part) for part in key), None]
+        name, dimension, category = key
+        labels = (words.indicator(name), words.dimension(dimension), words.category(dimension, category))
+        cells: list[object] = [*(inert(label) for label in labels), None]
         lop = by_period.get(LOP_LABEL)
         cells += [_target(lop), _actual(lop), _percent(lop)]
         for label, kinds in columns:
             row = by_period.get(label)
             cells += [_target(row), _actual(row)] + ([_percent(row)] if len(kinds) == 3 else [])
-        flagged = [f"{row.period}: {row.flag}" for row in by_period.values() if row.flag]
-        sheet.append([*cells, inert("; ".join(flagged)), None])
+        flagged = [
+            f"{words.period(row.period)}: {words.text(f'iptt.{row.flag}')}"
+            for row in by_period.values()
+            if row.flag
+        ]
+        sheet.append([*cells, inert("; ".join(flagged)), None, inert("|".join(key))])
     fit_columns(sheet, frozenset({1}) if note else frozenset())
     return save(book, path)
 

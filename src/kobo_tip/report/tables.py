@@ -39,10 +39,15 @@ class Cell:
 
 @dataclass(frozen=True)
 class Column:
-    label: str
+    label: str  # a period's code (counts.csv's), or a cross-tab column's text
     kind: str  # quarter | fiscal_year | lop, or "category" for a cross-tab column
     group: str = ""  # the header above it: the fiscal year of a quarter or of its own total
     short: str = ""  # its label under that header ("Q1", "Total"); empty: ``label``
+    title: str = ""  # the whole period in the report language, where one header says it all
+
+    @property
+    def text(self) -> str:
+        return self.title or self.label
 
 
 @dataclass(frozen=True)
@@ -163,15 +168,10 @@ def period_columns(periods: Sequence[Period], words: ReportWords) -> tuple[Colum
     says the year once, so every column is narrow."""
     columns = []
     for period in periods:
-        if period.kind == QUARTER:
-            year, _, quarter = period.label.rpartition(" ")
-            columns.append(Column(period.label, period.kind, year or period.label, quarter or period.label))
-        elif period.kind == FISCAL_YEAR:
-            columns.append(
-                Column(period.label, period.kind, period.label, words.text("column.fiscal_year_total"))
-            )
-        else:
-            columns.append(Column(period.label, period.kind, period.label, ""))
+        group, short = words.period_group(period.label)
+        if period.kind == FISCAL_YEAR:
+            short = words.text("column.fiscal_year_total")
+        columns.append(Column(period.label, period.kind, group, short, words.period(period.label)))
     return tuple(columns)
 
 
@@ -264,7 +264,8 @@ def cross_tab(counts: PublishedCounts, words: ReportWords, name: str, period: st
     columns = tuple(Column(words.category("gender", gender), "category") for gender in genders)
     unrecorded = counts.cell(name, period, CROSS_TAB, f"{indicator.NOT_RECORDED}|{indicator.NOT_RECORDED}")
     note = words.text("cross_tab.not_recorded", n=unrecorded.text) if unrecorded.text else ""
-    return Table(name, CROSS_TAB, f"{words.dimension(CROSS_TAB)}: {period}", True, columns, rows, note=note)
+    title = f"{words.dimension(CROSS_TAB)}: {words.period(period)}"
+    return Table(name, CROSS_TAB, title, True, columns, rows, note=note)
 
 
 @dataclass(frozen=True)
@@ -305,7 +306,11 @@ def headlines(counts: PublishedCounts, words: ReportWords, periods: KeyPeriods) 
     result = []
     for name in counts.indicators():
         figures = tuple(
-            Figure(words.text(caption), period or words.text("headline.none"), _total(counts, name, period))
+            Figure(
+                words.text(caption),
+                words.period(period) if period else words.text("headline.none"),
+                _total(counts, name, period),
+            )
             for caption, period in wanted
             if period or caption == "headline.quarter"
         )

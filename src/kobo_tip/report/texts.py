@@ -20,6 +20,7 @@ from babel.numbers import format_decimal, format_percent
 from kobo_tip import indicator
 from kobo_tip.config import Location
 from kobo_tip.labels import Labels
+from kobo_tip.periods import FISCAL_YEAR, LOP, QUARTER, LabelParts, label_parts
 
 # Which choice list labels each dimension's categories.
 DIMENSION_LISTS: Final[dict[str, str]] = {
@@ -80,6 +81,41 @@ class ReportWords:
         if text.startswith("<") and text[1:].isdigit():
             return "<" + format_decimal(int(text[1:]), locale=self.locale)
         return text
+
+    def digits(self, value: int) -> str:
+        """A year or a quarter's number in the locale's digits, without grouping ("2026", not "2,026").
+
+        Like every number of the report, it takes Babel's ``latn`` digits: CLDR's default numbering
+        system for Arabic (``ar``) and Thai (``th``) alike, and the only digits Babel writes dates in,
+        so one page never mixes two digit systems."""
+        return format_decimal(value, "0", locale=self.locale)
+
+    def period(self, label: str) -> str:
+        """A period label (``FY2026 Q1``, ``FY2026``, ``2026 Q1``, ``2026``, ``LOP``: codes, kept in
+        counts.csv) as the report language writes it; any other text as it is."""
+        parts = label_parts(label)
+        if parts is None:
+            return label
+        if parts.kind == LOP:
+            return self.text("period.lop")
+        if parts.kind == FISCAL_YEAR:
+            return self._year(parts)
+        kind = "fiscal" if parts.fiscal else "calendar"
+        return self.text(
+            f"period.{kind}_quarter", year=self.digits(parts.year), quarter=self.digits(parts.quarter)
+        )
+
+    def period_group(self, label: str) -> tuple[str, str]:
+        """(the header over a period's column, its own header under it): a quarter's year and its
+        "Q1" ("Exercice 2026" and "T1" in French); a fiscal year or the LOP itself and nothing."""
+        parts = label_parts(label)
+        if parts is None or parts.kind != QUARTER:
+            return self.period(label), ""
+        return self._year(parts), self.text("period.quarter", quarter=self.digits(parts.quarter))
+
+    def _year(self, parts: LabelParts) -> str:
+        kind = "fiscal" if parts.fiscal else "calendar"
+        return self.text(f"period.{kind}_year", year=self.digits(parts.year))
 
     def percent(self, value: float) -> str:
         """``value`` percent (``97.5`` -> "97.5%", "97,5 %" in French) as the locale writes it."""

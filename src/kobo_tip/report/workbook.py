@@ -22,7 +22,7 @@ from kobo_tip import indicator, privacy
 from kobo_tip.privacy import CROSS_TAB
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import inert
-from kobo_tip.report.iptt import IPTT_COLUMNS
+from kobo_tip.report.iptt import IPTT_COLUMNS, readable_row
 from kobo_tip.report.sheets import add_note, fit_columns, header, published_value, save, sheet_title
 from kobo_tip.report.tables import cross_tab, dimension_tables
 
@@ -31,6 +31,7 @@ CROSS_COLUMNS = ("column.indicator", "column.period", "column.code", "dimension.
 DATA_SHEET = "data"
 DATA_COLUMNS = (*indicator.COUNTS_COLUMNS, "status")
 SHOWN, SMALL, HIDDEN = "shown", "small", "hidden"  # the status of a published cell
+IPTT_NUMBERS = frozenset(IPTT_COLUMNS.index(name) for name in ("target", "actual", "percent_achieved"))
 
 
 def status_of(text: str) -> str:
@@ -59,7 +60,8 @@ def write_workbook(path: Path, edition: Edition) -> Path:
             sheet = sheets.get(table.dimension)
             if sheet is None:
                 sheet = sheets[table.dimension] = book.create_sheet(sheet_title(book, table.title))
-                _start(sheet, [*(words.text(key) for key in FIXED_COLUMNS), *periods], note, "D")
+                titles = [*(words.text(key) for key in FIXED_COLUMNS), *(words.period(p) for p in periods)]
+                _start(sheet, titles, note, "D")
             for row in table.rows:
                 by_period = {
                     column.label: cell for column, cell in zip(table.columns, row.cells, strict=True)
@@ -70,7 +72,8 @@ def write_workbook(path: Path, edition: Edition) -> Path:
         sheet = book.create_sheet(sheet_title(book, words.text("sheet.iptt")))
         _start(sheet, [words.text(f"column.{name}") for name in IPTT_COLUMNS], note, "A")
         for target_row in edition.performance.rows:
-            sheet.append([_iptt_value(value) for value in target_row.csv_row()])
+            readable = readable_row(target_row, words)
+            sheet.append([_iptt_value(v) if n in IPTT_NUMBERS else inert(v) for n, v in enumerate(readable)])
     for sheet in book.worksheets[1:]:
         fit_columns(sheet, frozenset({1}) if note else frozenset())
     return save(book, path)
@@ -119,7 +122,7 @@ def _cross_sheet(sheet: Worksheet, edition: Edition, note: str) -> None:
         for row in table.rows:
             by_gender = {column.label: cell for column, cell in zip(table.columns, row.cells, strict=True)}
             values = [published_value(by_gender[g].text) if g in by_gender else "" for g in genders]
-            sheet.append([name, inert(period), inert(row.category), inert(row.label), *values])
+            sheet.append([name, inert(words.period(period)), inert(row.category), inert(row.label), *values])
 
 
 def _iptt_value(text: str) -> str | int | float:
