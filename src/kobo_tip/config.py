@@ -58,8 +58,14 @@ class Location:
 
     level: int
     code: str
-    name: str
+    name: str  # English, or the only name the file gives
     parent: str
+    # (language code, name) pairs from a COD-AB table's ADMn_<language> columns (kobo_tip.cod_ab).
+    names: tuple[tuple[str, str], ...] = ()
+
+    def name_in(self, language: str) -> str:
+        """The name in ``language``, or ``name`` when the file gives none in it."""
+        return dict(self.names).get(language) or self.name
 
 
 @dataclass(frozen=True)
@@ -993,7 +999,11 @@ def load_referral_directory(path: Path) -> tuple[ReferralOrg, ...]:
 
 
 def load_locations(path: Path) -> tuple[Location, ...]:
-    """Read and check the locations CSV: ``level,code,name,parent``."""
+    """Read and check the locations CSV: ``level,code,name,parent``, or an OCHA COD-AB table."""
+    from kobo_tip.cod_ab import is_cod_ab, load_cod_ab  # it builds on this module
+
+    if is_cod_ab(path):
+        return load_cod_ab(path)
     rows = _read_csv(path, LOCATION_COLUMNS, "Locations file")
     locations: list[Location] = []
     codes: dict[str, int] = {}
