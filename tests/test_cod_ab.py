@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import unicodedata
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,10 +16,11 @@ from conftest import write_project
 from kobo_tip import indicator as ind
 from kobo_tip.cli import main
 from kobo_tip.cod_ab import load_cod_ab, name_order
-from kobo_tip.config import Location, load_locations, load_settings
+from kobo_tip.config import Location, Settings, load_locations, load_settings
 from kobo_tip.errors import ConfigError
 from kobo_tip.form import build_form
 from kobo_tip.form.builder import LONG_LIST, build_sheets
+from kobo_tip.form.name_examples import EXAMPLES_BY_LANGUAGE, name_examples
 from kobo_tip.form.writer import read_sheet
 from kobo_tip.init_project import write_starter
 from kobo_tip.labels import load_labels
@@ -119,15 +121,16 @@ def test_digits_in_names_sort_as_numbers() -> None:
     assert sorted(names, key=name_order("en")) == ["District 1", "district 2", "District 10", "Zone"]
 
 
-def _cambodian_project(root: Path, languages: list[str]) -> Path:
+def _project(country: str, languages: list[str]) -> str:
     quoted = ", ".join(f'"{lang}"' for lang in languages)
-    config = write_project(
-        root,
-        project=(
-            'name = "Cambodia project"\ncountry = "kh"\nstart_date = 2025-10-01\nend_date = 2028-09-30\n'
-            f'languages = [{quoted}]\nreport_language = "English (en)"'
-        ),
+    return (
+        f'name = "Project"\ncountry = "{country}"\nstart_date = 2025-10-01\nend_date = 2028-09-30\n'
+        f'languages = [{quoted}]\nreport_language = "{languages[0]}"'
     )
+
+
+def _cambodian_project(root: Path, languages: list[str]) -> Path:
+    config = write_project(root, project=_project("kh", languages))
     write_adm2_csv(root / "forms" / "locations.csv")
     return config
 
@@ -219,3 +222,41 @@ def test_init_without_a_table_uses_the_names_in_use_and_says_where_the_table_is(
     write_starter(tmp_path / "th", "th")
     names = {loc.code: loc.name for loc in load_settings(tmp_path / "th" / "kobo-tip.toml").form.locations}
     assert names["TH-10"] == "Bangkok"
+
+
+# --- the name-code hint's examples ------------------------------------------------------------
+
+
+def _uic_hints(settings: Settings) -> dict[str, str]:
+    labels = [load_labels(lang) for lang in settings.project.languages]
+    survey = build_sheets(settings, "1", labels).survey.rows
+    row = next(r for r in survey if r.get("name") == ind.UIC_GIVEN)
+    return {key: text for key, text in row.items() if key.startswith("hint::")}
+
+
+def test_the_hint_examples_follow_the_form_languages(tmp_path: Path) -> None:
+    cambodian = _uic_hints(load_settings(_cambodian_project(tmp_path / "kh", ["English (en)", "Khmer (km)"])))
+    assert set(cambodian) == {"hint::English (en)", "hint::Khmer (km)"}
+    for text in cambodian.values():
+        assert "Maria → Ma" in text and "សុភាព → សុភា" in text
+        assert "สมศรี" not in text and "{examples}" not in text
+    config = write_project(tmp_path / "th", project=_project("th", ["French (fr)", "Thai (th)"]))
+    thai = _uic_hints(load_settings(config))
+    assert "สมศรี → สม" in thai["hint::French (fr)"] and "เมย์ → เม" in thai["hint::Thai (th)"]
+    assert "Saisissez" in thai["hint::French (fr)"] and "សុភាព" not in thai["hint::French (fr)"]
+    # A language with no examples of its own: the neutral one alone.
+    assert name_examples(["fr", "sw"]) == "Maria → Ma"
+
+
+def _first_two_letters(name: str) -> str:
+    """The contract's rule as the form's constraint checks it: letters (Unicode L) with the
+    marks (M) after each, up to the third letter."""
+    starts = [i for i, char in enumerate(name) if unicodedata.category(char)[0] == "L"]
+    assert starts and starts[0] == 0 and all(unicodedata.category(c)[0] in "LM" for c in name)
+    return name[: starts[2]] if len(starts) > 2 else name
+
+
+@pytest.mark.parametrize("pair", [p for pairs in EXAMPLES_BY_LANGUAGE.values() for p in pairs])
+def test_every_example_is_the_first_two_letters_the_form_accepts(pair: tuple[str, str]) -> None:
+    name, letters = pair
+    assert _first_two_letters(name) == letters

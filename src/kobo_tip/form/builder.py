@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from kobo_tip import indicator as ind
 from kobo_tip.cod_ab import name_order
 from kobo_tip.config import Location, Settings
+from kobo_tip.form.name_examples import PLACEHOLDER, name_examples
 from kobo_tip.labels import Labels, country_codes
 
 
@@ -321,8 +322,11 @@ def _question_row(question: _Question, labels: Sequence[Labels]) -> dict[str, st
     if question.constraint:
         row["constraint"] = question.constraint
         kinds.append("constraint_message")
+    examples = name_examples(lab.language.code for lab in labels)
     for lab in labels:
-        row.update({_col(kind, lab): lab.field(question.name, kind) for kind in kinds})
+        row.update(
+            {_col(kind, lab): lab.field(question.name, kind).replace(PLACEHOLDER, examples) for kind in kinds}
+        )
     return row
 
 
