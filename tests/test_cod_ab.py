@@ -103,6 +103,30 @@ def test_a_level_2_table_gives_both_levels_with_names_per_language(tmp_path: Pat
     assert admin2["KH1702"].name_in("km") == "អង្គរជុំ" and admin2["KH1702"].name_in("fr") == "Angkor Chum"
 
 
+def test_a_long_table_in_a_non_latin_script_is_recognised(tmp_path: Path) -> None:
+    """Thousands of bytes of Khmer after the header: the file is still read as a COD-AB table."""
+    path = write_adm2_csv(tmp_path / "khm_adm2.csv")
+    extra = [
+        (
+            f"District {i}",
+            "ស្រុក" * 8,
+            f"KH02{i:02d}",
+            "",
+            *PROVINCES["KH02"],
+            "KH02",
+            "Cambodia",
+            "កម្ពុជា",
+            "KH",
+            "",
+        )
+        for i in range(10, 60)
+    ]
+    with path.open("a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(extra)
+    assert path.stat().st_size > 8192
+    assert sum(loc.level == 2 for loc in load_locations(path)) == len(DISTRICTS) + len(extra)
+
+
 def test_the_workbook_reads_as_the_csv(tmp_path: Path) -> None:
     from_csv = load_cod_ab(write_adm2_csv(tmp_path / "khm_adm2.csv"))
     from_xlsx = load_locations(write_workbook(tmp_path / "khm_adm.xlsx"))

@@ -64,7 +64,8 @@ def is_cod_ab(path: Path) -> bool:
     if path.suffix.lower() == ".xlsx":
         return True
     try:
-        first = decode_text(path.read_bytes()[:4096], f"Locations file {path}").split("\n", 1)[0]
+        # The whole file: a cut in the middle of a character would not decode.
+        first = decode_text(path.read_bytes(), f"Locations file {path}").split("\n", 1)[0]
     except (OSError, ConfigError):
         return False
     return "ADM1_PCODE" in first
