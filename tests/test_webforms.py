@@ -30,6 +30,7 @@ from pyxform.validators import odk_validate
 from conftest import REPO
 from fakes.central_server import FakeCentral
 from kobo_tip import indicator as ind
+from kobo_tip.cod_ab import name_order
 from kobo_tip.config import Language, Settings, load_settings
 from kobo_tip.form import build_form
 from kobo_tip.labels import load_labels
@@ -329,7 +330,9 @@ def test_stakeholders_and_locations_cascade(form: Path, run_engine: Runner, sett
     border = [s.id for s in settings.form.roster if s.type == "border_control"]
     assert stakeholders["options"] == [*border, ind.NOT_LISTED]
     assert country["value"] == settings.project.country, "the project country is the default"
-    thai = [loc.code for loc in settings.form.locations if loc.level == 1 and loc.parent == "th"]
+    # In the order of their names (the example's locations have English names only), not codes.
+    by_name = sorted(settings.form.locations, key=lambda loc: name_order("en")(loc.name))
+    thai = [loc.code for loc in by_name if loc.level == 1 and loc.parent == "th"]
     assert admin1["relevant"] and admin1["options"] == thai
     assert not elsewhere["relevant"], "no admin1 list for a country the locations file lacks"
 

@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     init = add("init", help="write a starter config, roster and locations files")
     init.add_argument("dir", nargs="?", default=".", help="folder to write into (default: here)")
     init.add_argument("--country", default="th", help="ISO alpha-2 country code (default: th)")
+    init.add_argument(
+        "--locations",
+        type=Path,
+        help="the country's COD-AB table from HDX (CSV or XLSX), or a level,code,name,parent CSV",
+    )
 
     form = add("form", help="build or deploy the field form")
     form_commands = form.add_subparsers(dest="form_command", metavar="ACTION", parser_class=_Parser)
@@ -247,11 +252,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_init(args: argparse.Namespace) -> None:
-    from kobo_tip.init_project import translations_note, write_starter
+    from kobo_tip.init_project import locations_note, translations_note, write_starter
 
-    for path in write_starter(Path(args.dir), country=args.country):
+    for path in write_starter(Path(args.dir), country=args.country, locations_file=args.locations):
         print(f"wrote {path}")
     print(translations_note(args.country.strip().lower()))
+    print(locations_note(args.country.strip().lower(), given=args.locations is not None))
     print(
         "Next: edit kobo-tip.toml, forms/stakeholders.csv and forms/referral_directory.csv, "
         "then run 'kobo-tip form build'."

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pycountry
 
+from kobo_tip.cod_ab import hdx_address, in_use_names
 from kobo_tip.config import (
     DEFAULT_CONFIG_NAME,
     Location,
     ReferralOrg,
     Stakeholder,
     default_locations,
+    load_locations,
     write_locations,
     write_referral_directory,
     write_roster,
@@ -64,17 +66,23 @@ EXAMPLE_REFERRAL_DIRECTORY = (
 )
 
 
-def write_starter(folder: Path, country: str = "th") -> list[Path]:
-    """Write kobo-tip.toml, forms/stakeholders.csv, forms/locations.csv and
-    forms/referral_directory.csv into ``folder``.
+def write_starter(folder: Path, country: str = "th", locations_file: Path | None = None) -> list[Path]:
+    """Write kobo-tip.toml, forms/stakeholders.csv, forms/locations.csv (a copy of
+    ``locations_file``, such as the country's COD-AB table, when given; else the ISO 3166-2
+    subdivisions) and forms/referral_directory.csv into ``folder``.
 
-    Raises ConfigError for an unknown country, or when one of those files already exists.
+    Raises ConfigError for an unknown country, a locations file that is not one of the
+    country's, or when one of those files already exists.
     """
     code = country.strip().lower()
     if len(code) != 2 or pycountry.countries.get(alpha_2=code.upper()) is None:
         raise ConfigError(f"Unknown country '{country}': give an ISO 3166-1 alpha-2 code such as 'th'.")
     folder = Path(folder)
-    config, roster, locations = folder / DEFAULT_CONFIG_NAME, folder / ROSTER_NAME, folder / LOCATIONS_NAME
+    config, roster = folder / DEFAULT_CONFIG_NAME, folder / ROSTER_NAME
+    locations = folder / LOCATIONS_NAME
+    if locations_file is not None:
+        _check_country(load_locations(locations_file), code, locations_file)
+        locations = locations.with_suffix(locations_file.suffix.lower())
     directory = folder / REFERRAL_DIRECTORY_NAME
     for path in (config, roster, locations, directory):
         if path.exists():
@@ -90,15 +98,46 @@ def write_starter(folder: Path, country: str = "th") -> list[Path]:
     )
     if replaced != 1:
         raise ConfigError(f"The starter config {STARTER_CONFIG} has no 'country = \"..\"' line to fill in.")
+    text = text.replace(
+        f'locations = "{LOCATIONS_NAME}"', f'locations = "{locations.relative_to(folder).as_posix()}"'
+    )
     try:
         roster.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(text, encoding="utf-8")
         write_roster(_EXAMPLE_ROSTER, roster)
-        write_locations(subdivision_locations(code), locations)
+        if locations_file is None:
+            write_locations(subdivision_locations(code), locations)
+        else:
+            locations.write_bytes(locations_file.read_bytes())
         write_referral_directory(EXAMPLE_REFERRAL_DIRECTORY, directory)
     except OSError as exc:
         raise ConfigError(f"Cannot write the starter files in {folder}: {exc.strerror}.") from None
     return [config, roster, locations, directory]
+
+
+def _check_country(locations: tuple[Location, ...], country: str, path: Path) -> None:
+    others = sorted({loc.parent for loc in locations if loc.level == 1} - {country})
+    if others:
+        raise ConfigError(
+            f"Locations file {path} has places of {', '.join(others)}, not only of '{country}': "
+            "give the table of the project's country, or its --country."
+        )
+
+
+def locations_note(country: str, *, given: bool) -> str:
+    """Where the officer gets the names and codes staff use: OCHA's COD-AB table on HDX."""
+    if given:
+        return (
+            "Locations: the form shows each place's name in every form language its table has an "
+            "ADMn_<code> column for (ADM1_KM for Khmer), and the English name otherwise."
+        )
+    return (
+        f"Locations: {LOCATIONS_NAME} lists ISO 3166-2 subdivisions, in English only and in ISO's "
+        "spelling, which may not be the names staff use. For the official names and codes in the "
+        f"country's languages, download the COD-AB admin-boundary table (adm1 or adm2, CSV or XLSX) "
+        f"from {hdx_address(country)} and run 'kobo-tip init --country {country} --locations FILE' "
+        "in a new folder, or set [form] locations to that file."
+    )
 
 
 def translations_note(country: str) -> str:
@@ -123,4 +162,4 @@ def subdivision_locations(country: str) -> list[Location]:
         (s for s in pycountry.subdivisions.get(country_code=country.upper()) or () if s.parent_code in top),
         key=lambda s: (s.parent_code, s.code),
     )
-    return admin1 + [Location(2, s.code, s.name, s.parent_code) for s in children]
+    return in_use_names(admin1 + [Location(2, s.code, s.name, s.parent_code) for s in children])

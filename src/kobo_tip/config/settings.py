@@ -49,8 +49,14 @@ class Location:
 
     level: int
     code: str
-    name: str
+    name: str  # English, or the only name the file gives
     parent: str
+    # (language code, name) pairs from a COD-AB table's ADMn_<language> columns (kobo_tip.cod_ab).
+    names: tuple[tuple[str, str], ...] = ()
+
+    def name_in(self, language: str) -> str:
+        """The name in ``language``, or ``name`` when the file gives none in it."""
+        return dict(self.names).get(language) or self.name
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from kobo_tip import indicator as ind
-from kobo_tip.config import Settings
+from kobo_tip.cod_ab import name_order
+from kobo_tip.config import Location, Settings
+from kobo_tip.form.name_examples import PLACEHOLDER, name_examples
 from kobo_tip.labels import Labels, country_codes
 
 
@@ -59,6 +62,8 @@ _NOTE = "note"
 _DATE = "date"
 _FIELD_LIST = "field-list"
 _AUTOCOMPLETE = "autocomplete"
+# Above this many choices under one parent, a location question searches as one types.
+LONG_LIST = 12
 _META_TYPES = ("start", "end", "today", "deviceid", "username")
 
 
@@ -247,6 +252,7 @@ def _event_questions(settings: Settings) -> list[_Question | _Group]:
                 required=True,
                 choice_filter=f"country=${{{ind.IDENTIFICATION_COUNTRY}}}",
                 relevant=_one_of(ind.IDENTIFICATION_COUNTRY, (loc.parent for loc in admin1)),
+                appearance=_search_if_long(loc.parent for loc in admin1),
             )
         )
     if admin2:
@@ -255,6 +261,7 @@ def _event_questions(settings: Settings) -> list[_Question | _Group]:
                 ind.LOCATION_ADMIN2,
                 choice_filter=f"parent=${{{ind.LOCATION_ADMIN1}}}",
                 relevant=_one_of(ind.LOCATION_ADMIN1, (loc.parent for loc in admin2)),
+                appearance=_search_if_long(loc.parent for loc in admin2),
             )
         )
     exploitation = " or ".join(
@@ -267,6 +274,13 @@ def _event_questions(settings: Settings) -> list[_Question | _Group]:
         _Question(ind.GBV_TYPE, relevant=f"selected(${{{ind.PERSON_CATEGORY}}}, '{_GBV}')"),
     ]
     return questions
+
+
+def _search_if_long(parents: Iterable[str]) -> str:
+    """``autocomplete`` (a text box that narrows the list as one types, in ODK Collect,
+    KoboCollect and Web Forms) when the longest list a choice filter leaves (the choices of one
+    parent) is too long to scroll; otherwise the plain list."""
+    return _AUTOCOMPLETE if max(Counter(parents).values(), default=0) > LONG_LIST else ""
 
 
 def _one_of(field_name: str, values: Iterable[str]) -> str:
@@ -308,8 +322,11 @@ def _question_row(question: _Question, labels: Sequence[Labels]) -> dict[str, st
     if question.constraint:
         row["constraint"] = question.constraint
         kinds.append("constraint_message")
+    examples = name_examples(lab.language.code for lab in labels)
     for lab in labels:
-        row.update({_col(kind, lab): lab.field(question.name, kind) for kind in kinds})
+        row.update(
+            {_col(kind, lab): lab.field(question.name, kind).replace(PLACEHOLDER, examples) for kind in kinds}
+        )
     return row
 
 
@@ -332,12 +349,28 @@ def _choice_rows(settings: Settings, labels: Sequence[Labels]) -> list[dict[str,
     if form.referral_directory:
         rows.append(_translated_row(labels, "referral_org", ind.NOT_LISTED))
     rows.extend(_translated_row(labels, "country", code) for code in (*country_codes(), *ind.COUNTRY_EXTRAS))
-    for loc in form.locations:
-        if loc.level == 1:
-            rows.append(_copied_row(labels, "admin1", loc.code, loc.name, country=loc.parent))
-        else:
-            rows.append(_copied_row(labels, "admin2", loc.code, loc.name, parent=loc.parent))
+    rows.extend(_location_rows(form.locations, labels))
     rows.extend(_copied_row(labels, "ethnicity", name, name) for name in form.ethnicities)
+    return rows
+
+
+def _location_rows(locations: Sequence[Location], labels: Sequence[Labels]) -> list[dict[str, str]]:
+    """Admin1 then admin2 choices, each labelled with its name in every form language, in the
+    order of the names in the form's default (first) language: one choices list has one order
+    for all its languages, and the default language is the one most enumerators read."""
+    order = name_order(labels[0].language.code)
+    default = labels[0].language.code
+    rows = []
+    for loc in sorted(locations, key=lambda loc: (loc.level, order(loc.name_in(default)))):
+        filters = {"country": loc.parent} if loc.level == 1 else {"parent": loc.parent}
+        rows.append(
+            {
+                "list_name": f"admin{loc.level}",
+                "name": loc.code,
+                **{_col("label", lab): loc.name_in(lab.language.code) for lab in labels},
+                **filters,
+            }
+        )
     return rows
 
 
@@ -352,7 +385,7 @@ def _translated_row(labels: Sequence[Labels], list_name: str, name: str) -> dict
 def _copied_row(
     labels: Sequence[Labels], list_name: str, name: str, label: str, **filters: str
 ) -> dict[str, str]:
-    # Roster, location and ethnicity names have no translation: the same text in every language.
+    # Roster and ethnicity names have no translation: the same text in every language.
     return {"list_name": list_name, "name": name, **{_col("label", lab): label for lab in labels}, **filters}
 
 

@@ -12,9 +12,6 @@ from kobo_tip.labels import REPORT_PREFIX, english_texts, own_translation
 # {k} in a report key, ${field} in a form text: a name the program fills in.
 _PLACEHOLDER = re.compile(r"\$\{\w+\}|\{\w+\}")
 _NUMBER = re.compile(r"\d+")
-# The name-code examples of the uic hints ("Maria gives Ma; สมศรี gives สม"): each shows the rule
-# in one script, so the names and their codes are kept exactly, whatever the language around them.
-_NAME_CODE_EXAMPLE = re.compile(r"([^\s;:,.]+) gives ([^\s;:,.]+)")
 _KINDS = {
     "label": "question text",
     "hint": "hint under the question",
@@ -29,7 +26,7 @@ class Entry:
     english: str
     where: str
     translation: str  # empty when the language has none
-    kept: tuple[str, ...]  # placeholders, numbers and name-code examples, each as in the English
+    kept: tuple[str, ...]  # placeholders and numbers, each as in the English
 
     @property
     def note(self) -> str:
@@ -50,8 +47,8 @@ def catalogue(language: Language) -> list[Entry]:
 
 def kept_parts(text: str) -> tuple[str, ...]:
     """The parts of ``text`` a translation must carry unchanged, in the order they appear."""
-    examples = [name for pair in _NAME_CODE_EXAMPLE.findall(text) for name in pair]
-    return (*_PLACEHOLDER.findall(text), *_NUMBER.findall(_PLACEHOLDER.sub("", text)), *examples)
+    # The name-code examples are a placeholder ({examples}), filled per form language at build time.
+    return (*_PLACEHOLDER.findall(text), *_NUMBER.findall(_PLACEHOLDER.sub("", text)))
 
 
 def numbers(text: str) -> list[int]:
@@ -61,10 +58,6 @@ def numbers(text: str) -> list[int]:
 
 def placeholders(text: str) -> list[str]:
     return sorted(_PLACEHOLDER.findall(text))
-
-
-def name_code_examples(text: str) -> list[str]:
-    return [name for pair in _NAME_CODE_EXAMPLE.findall(text) for name in pair]
 
 
 def where_it_appears(key: str) -> str:

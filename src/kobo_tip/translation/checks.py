@@ -1,5 +1,5 @@
 """What a translated file must satisfy before it becomes the project's translation: every text
-translated, placeholders, numbers and name-code examples kept, and lengths a phone can show."""
+translated, placeholders and numbers kept, and lengths a phone can show."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from kobo_tip.labels import english_texts, is_country_name
-from kobo_tip.translation.catalogue import name_code_examples, numbers, placeholders
+from kobo_tip.translation.catalogue import numbers, placeholders
 
 # Displayed characters (vowel and tone marks written on a letter take no place of their own).
 # ODK Collect wraps every text and cuts none, so the limits keep a screen readable rather than
@@ -68,9 +68,6 @@ def _text_problems(key: str, source: str, text: str) -> list[str]:
     missing_numbers = Counter(numbers(source)) - Counter(numbers(text))
     if missing_numbers:
         found.append(f"lost the number(s) {', '.join(str(n) for n in sorted(missing_numbers))}")
-    lost_examples = [name for name in dict.fromkeys(name_code_examples(source)) if name not in text]
-    if lost_examples:
-        found.append(f"changed the name-code example(s) {', '.join(lost_examples)}")
     length, limit = displayed_length(text), length_limit(key, source)
     if length > limit:
         found.append(f"is {length} characters long, more than a phone screen should show here ({limit})")
