@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from kobo_tip import indicator, privacy
 from kobo_tip.config import AS_REPORTED
+from kobo_tip.partners import ALL_STAKEHOLDERS, VARIANT_COLUMNS
 from kobo_tip.report import iptt
 from kobo_tip.report.charts import Bar, Series, grouped_bars, horizontal_bars, stacked_bars, trend
 from kobo_tip.report.edition import Edition
@@ -153,6 +154,7 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "sections": sections,
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
         "referrals": _referrals(edition) if edition.referrals is not None else None,
+        "partners": _partners(edition) if edition.partners is not None else None,
         "restatements": _restatement_groups(edition) if edition.audience == "internal" else None,
         "protection": _protection(edition) if edition.disclosure is not None else None,
         "as_reported": _as_reported(edition) if edition.as_reported is not None else None,
@@ -172,6 +174,25 @@ def _referrals(edition: Edition) -> dict[str, Any]:
             (row.organisation, row.referrals, row.consent_to_share)
             for row in edition.referrals.itertuples(index=False)
         ],
+    }
+
+
+def _partners(edition: Edition) -> dict[str, Any]:
+    """The internal tables of counts by partner organisation, then by each of its stakeholders."""
+    assert edition.partners is not None
+    text = edition.words.labels.report_text
+    groups: dict[str, list[tuple[bool, str, str, int, int, int]]] = {}
+    for row in edition.partners.itertuples(index=False):
+        whole = row.stakeholder_id == ALL_STAKEHOLDERS
+        who = text("partners.all") if whole else row.stakeholder
+        groups.setdefault(row.organisation, []).append(
+            (whole, who, row.period, row.new_persons, row.identified, row.referred)
+        )
+    return {
+        "title": text("partners.title"),
+        "about": text("partners.about"),
+        "headers": [text(f"partners.{name}") for name in ("who", "period", *VARIANT_COLUMNS.values())],
+        "groups": [(name or text("partners.no_organisation"), rows) for name, rows in groups.items()],
     }
 
 

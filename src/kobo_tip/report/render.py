@@ -18,6 +18,7 @@ from kobo_tip import cases, counting, indicator, ledger, periods, privacy, reada
 from kobo_tip.config import AS_REPORTED, Settings
 from kobo_tip.errors import StoreError, UsageError
 from kobo_tip.labels import load_labels
+from kobo_tip.partners import PARTNER_COLUMNS
 from kobo_tip.report import (
     as_reported,
     cutoff,
@@ -336,7 +337,7 @@ def publish(
         restatements=restatements.restatements(
             last, runs, published, through, settings.indicator.merges_path
         ),
-        provenance=counted.provenance if internal else _outside(counted.provenance, settings),
+        provenance=counted.provenance if internal else outside_provenance(counted.provenance, settings),
         words=words,
         disclosure=privacy.information_loss(outcome.releases.values()) if internal and outcome else None,
         held=list(outcome.held) if internal and outcome else [],
@@ -346,10 +347,11 @@ def publish(
         basis=settings.report.outside_basis,
         as_reported=reconciled if internal else None,
         referrals=referrals if internal else None,
+        partners=counted.result.partners if internal else None,
     )
     group = settings.report.group if audience in settings.report.share_with_group else ""
     with files.new_folder(settings.report.out_dir / audience, group=group) as folder:
-        paths = _write(edition, settings, folder)
+        paths = write_edition(edition, settings, folder)
         if save is not None:
             save()
     final = settings.report.out_dir / audience
@@ -411,7 +413,8 @@ def stored_release(stored: StoredRelease) -> privacy.Release:
     return privacy.Release(stored.audience, stored.k, stored.through, table, stored.released_at)
 
 
-def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
+def write_edition(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
+    """Write ``edition``'s files into ``folder``, in the formats ``settings`` asks for."""
     formats = settings.report.formats
     written = [
         files.write_counts(folder / "counts.csv", edition.published),
@@ -426,6 +429,8 @@ def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
         written.append(
             files.write_table(folder / "referrals.csv", edition.referrals, referrals.REFERRAL_COLUMNS)
         )
+    if edition.partners is not None:
+        written.append(files.write_table(folder / "partners.csv", edition.partners, PARTNER_COLUMNS))
     if settings.targets is not None:
         table = iptt.iptt_frame(edition.performance.rows)
         written.append(files.write_table(folder / "iptt.csv", table, iptt.IPTT_COLUMNS))
@@ -458,7 +463,7 @@ def published_through(headline: periods.Period | None, settings: Settings) -> dt
 SOURCE_KINDS = {"kobo": "KoboToolbox", "odk_central": "ODK Central", "file": "an export file"}
 
 
-def _outside(provenance: Provenance, settings: Settings) -> Provenance:
+def outside_provenance(provenance: Provenance, settings: Settings) -> Provenance:
     """The footer facts an outside audience sees: the tool's and the config's words only, no text a
     submission or a local path carries (the kind of source, not its address; no form versions)."""
     return dataclasses.replace(provenance, source=SOURCE_KINDS[settings.source.kind], form_versions=())

@@ -31,6 +31,7 @@ ENGLISH: Final[dict[str, str]] = {
     "audience.internal": "Internal report (M&E team only: not for sharing)",
     "audience.donor": "Report for donors and partners",
     "audience.public": "Public report",
+    "audience.partner": "Partner report (this organisation's stakeholders' records only)",
     "section.definition": "What is counted",
     "definition": (
         "The number of people identified as victims of trafficking, exploitation or gender-based violence, "
