@@ -97,11 +97,23 @@ def render_markdown(edition: Edition) -> str:
     return markdown.get_template("report.md.j2").render(_context(edition, chart=False))
 
 
-def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
-    words, key = edition.words, edition.key_periods
+def report_charts(edition: Edition) -> list[dict[str, Any]]:
+    """Every chart of the report page: its ``title``, its ``svg`` and the ``file`` name (without
+    suffix) it is written under beside the page (``report.chart_files``), which says what it shows."""
+    counts, key = _shown(edition)
+    return _charts(counts, edition.words, key) + _target_chart(edition)
+
+
+def _shown(edition: Edition) -> tuple[PublishedCounts, KeyPeriods]:
+    """The counts the page shows (internal: without an empty running quarter) and their key periods."""
     run_date = edition.provenance.run_date
     counts = edition.counts.without_empty_running(run_date) if edition.k is None else edition.counts
-    key = KeyPeriods.of(counts, key.headline, run_date)
+    return counts, KeyPeriods.of(counts, edition.key_periods.headline, run_date)
+
+
+def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
+    words = edition.words
+    counts, key = _shown(edition)
     sections = []
     for name in counts.indicators():
         crosses = [cross_tab(counts, words, name, p) for p in (key.headline, key.fiscal_year, key.lop) if p]
@@ -148,7 +160,7 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "summary": edition.performance.summary,
         "iptt": _iptt(edition),
         "iptt_about": words.text("iptt.about", margin=edition.performance.margin),
-        "charts": (_charts(counts, words, key) + _target_chart(edition)) if chart else [],
+        "charts": report_charts(edition) if chart else [],
         # Beside every table and chart of an outside report: what "<k" and "x" mean (contract section 6).
         "hidden_key": words.hidden_key(edition.k) if edition.k is not None else "",
         "sections": sections,
@@ -221,7 +233,13 @@ def _charts(counts: PublishedCounts, words: ReportWords, key: KeyPeriods) -> lis
             Series(words.indicator(variant), [counts.cell(variant, q, "total", "all") for q in quarters])
             for variant in counts.indicators()
         ]
-        out.append({"title": words.text("chart.trend"), "svg": trend(quarters, trend_series, hidden)})
+        out.append(
+            {
+                "title": words.text("chart.trend"),
+                "file": "chart-persons-per-quarter",
+                "svg": trend(quarters, trend_series, hidden),
+            }
+        )
         series = []
         for category in counts.categories.get((name, "stakeholder_type"), []):
             cells = [counts.cell(name, q, "stakeholder_type", category) for q in quarters]
@@ -229,7 +247,11 @@ def _charts(counts: PublishedCounts, words: ReportWords, key: KeyPeriods) -> lis
                 series.append(Series(label, cells))
         totals = [counts.cell(name, q, "total", "all") for q in quarters]
         out.append(
-            {"title": words.text("section.chart"), "svg": stacked_bars(quarters, totals, series, hidden)}
+            {
+                "title": words.text("section.chart"),
+                "file": "chart-new-persons-by-stakeholder-type",
+                "svg": stacked_bars(quarters, totals, series, hidden),
+            }
         )
     if key.lop:
         charts = [
@@ -263,6 +285,7 @@ def _age_gender_chart(
     title = words.text("chart.age_gender", period=period)
     return {
         "title": title,
+        "file": "chart-persons-by-age-band-and-gender",
         "svg": grouped_bars([words.category("age_band", a) for a in ages], series, hidden),
     }
 
@@ -302,7 +325,8 @@ def _ranking_chart(
     bars = [Bar(words.category(dimension, c), cell) for c, cell in chosen]
     more = words.text("chart.more", n=left) if left else ""
     title = words.text(f"chart.{dimension}", period=period)
-    return {"title": title, "svg": horizontal_bars(bars, hidden, more)}
+    file = "chart-persons-by-" + dimension.replace("_", "-")
+    return {"title": title, "file": file, "svg": horizontal_bars(bars, hidden, more)}
 
 
 def _iptt(edition: Edition) -> list[dict[str, Any]]:
@@ -367,7 +391,8 @@ def _target_chart(edition: Edition) -> list[dict[str, Any]]:
         Series(words.text("chart.target_cumulative"), targets),
     ]
     title = words.text("chart.cumulative", indicator=words.indicator(name))
-    return [{"title": title, "svg": trend(quarters, series, words.text("chart.hidden"))}]
+    svg = trend(quarters, series, words.text("chart.hidden"))
+    return [{"title": title, "file": "chart-cumulative-persons-against-target", "svg": svg}]
 
 
 def _data_quality(edition: Edition) -> dict[str, list[FindingGroup]]:

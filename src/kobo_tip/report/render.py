@@ -21,6 +21,7 @@ from kobo_tip.labels import load_labels
 from kobo_tip.partners import PARTNER_COLUMNS
 from kobo_tip.report import (
     as_reported,
+    chart_files,
     cutoff,
     dhis2,
     document,
@@ -436,6 +437,7 @@ def write_edition(edition: Edition, settings: Settings, folder: Path) -> list[Pa
         written.append(files.write_table(folder / "iptt.csv", table, iptt.IPTT_COLUMNS))
     if "html" in formats:
         written.append(files.write_text(folder / "report.html", document.render_html(edition)))
+        written += chart_files.write_chart_files(folder, edition)
     if "md" in formats:
         written.append(files.write_text(folder / "report.md", document.render_markdown(edition)))
     if "xlsx" in formats:
