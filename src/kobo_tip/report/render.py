@@ -181,6 +181,8 @@ def write_audiences(
                 outside = reported.table
             try:
                 outcome = privacy.protect(outside, ks, history, through.isoformat())
+                if targets is not None and any(t.parts for t in targets.by_key.values()):
+                    _prove_iptt(outcome, ks, history, targets, headline, settings)
             except privacy.DisclosureError as exc:
                 failure = exc
         runs = store.runs(restatements.RUNS_LOOKED_AT)
@@ -371,6 +373,23 @@ def _referral_rows(store: Store, settings: Settings, result: counting.CountResul
         result.through,
         load_labels(settings.project.report_language),
     )
+
+
+def _prove_iptt(
+    outcome: privacy.Outcome,
+    ks: Mapping[str, int],
+    history: Mapping[str, Sequence[privacy.Release]],
+    targets: Targets,
+    headline: periods.Period | None,
+    settings: Settings,
+) -> None:
+    """Audit each outside release with the IPTT's group and cumulative actuals beside it (contract
+    section 6); raises ``DisclosureError`` when one of them would narrow a small cell."""
+    margin = settings.targets.margin_percent if settings.targets else 0
+    for audience, release in outcome.releases.items():
+        counts = PublishedCounts(release.published)
+        rows = iptt.iptt_rows(counts, targets, headline, margin, iptt.NOT_PUBLISHED)
+        privacy.prove_with_sums(audience, ks, outcome, history, iptt.audited_sums(rows, counts.periods))
 
 
 def load_targets(settings: Settings, counts: pd.DataFrame) -> Targets | None:
