@@ -87,7 +87,13 @@ def test_every_audience_gets_its_files(rendered) -> None:
         expected |= {"dhis2_datavalueset.json"}
         if audience == "internal":  # the run released quarters outside: internal reconciles them
             expected |= {"data_quality.csv", "as_reported.csv", "referrals.csv"}  # never outside internal
-        assert names == expected, audience
+        charts = {name for name in names if name.startswith("chart-")}
+        assert names - charts == expected, audience
+        # Every chart of the page beside it, as SVG and PNG (tests/test_charts_files.py reads them).
+        stems = {name.rsplit(".", 1)[0] for name in charts}
+        assert "chart-persons-per-quarter" in stems and charts == {
+            f"{s}.{x}" for s in stems for x in ("svg", "png")
+        }
         header = (folder(settings, audience) / "counts.csv").read_text(encoding="utf-8").splitlines()[0]
         assert header == "indicator,period,period_start,period_end,dimension,category,value"
 

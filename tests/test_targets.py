@@ -60,7 +60,7 @@ BAD_ROWS = {
     ),
     "sum of categories": (
         [[NAME, "LOP", "gender", "women_and_girls", 10, ""]],
-        r"category 'women_and_girls' is not a category of gender .*for a group of them, such as children",
+        r"category 'women_and_girls' is not a category of gender; for a group, join two or more",
     ),
     "negative": ([[NAME, "LOP", "total", "all", -3, ""]], r"line 2: target '-3' must be a whole number"),
     "fraction": (
@@ -283,7 +283,7 @@ def test_iptt_csv_holds_published_actuals_only(project: Settings) -> None:
             for r in csv.DictReader(handle)
         }
     rows = iptt_csv(project, "donor")
-    header = "indicator,period,dimension,category,target,actual,percent_achieved,flag,notes"
+    header = "indicator,period,dimension,category,target,actual,percent_achieved,flag,notes,baseline"
     assert ",".join(rows[0]) == header, "the columns the issue fixes"
     for row in rows:
         key = (row["indicator"], row["period"], row["dimension"], row["category"])

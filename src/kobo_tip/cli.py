@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         "max_unreadable_percent cannot be read for counting (recorded: holds until more rows are unreadable)",
     )
     report.add_argument(
+        "--partner",
+        metavar="ORG",
+        help="write the report of one partner organisation of the roster (its stakeholders' records "
+        "only, protected as the donor report) into <out_dir>/partner-<organisation>/",
+    )
+    report.add_argument(
         "--programme",
         action="store_true",
         help="-c names a programme config: count each person once across its projects (outside audiences: "
@@ -355,6 +361,12 @@ def _cmd_report(args: argparse.Namespace) -> None:
             print(f"wrote {path}")
         return
     settings = _settings(args)
+    if args.partner is not None:
+        from kobo_tip.report.partner import render_partner_report
+
+        for path in render_partner_report(settings, args.partner, as_of=args.as_of):
+            print(f"wrote {path}")
+        return
     _render(
         settings,
         [args.audience] if args.audience else None,

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kobo_tip import indicator as ind
+from kobo_tip import partners
 from kobo_tip.cases import FINDING_COLUMNS, Cases, choice_bit
 from kobo_tip.errors import ConfigError
 from kobo_tip.periods import QUARTER, Period, last_counted_day, reporting_periods
@@ -83,6 +84,9 @@ class CountResult:
     # person's key after merges and the first rule it fails (``ROW_COLUMNS``).
     persons: dict[str, pd.DataFrame] | None = None
     rows: pd.DataFrame | None = None
+    # With organisations on the roster: counts by partner organisation and stakeholder
+    # (``kobo_tip.partners``, internal only).
+    partners: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -394,7 +398,7 @@ def dimensions(
 # --- tables ------------------------------------------------------------------------------------
 
 
-def _quarter_numbers(dates: pd.Series, first_quarter: Period | None) -> np.ndarray:
+def quarter_numbers(dates: pd.Series, first_quarter: Period | None) -> np.ndarray:
     if first_quarter is None:
         return np.zeros(len(dates), dtype=np.int64)
     months = dates.dt.year.to_numpy() * 12 + dates.dt.month.to_numpy() - 1
@@ -402,7 +406,7 @@ def _quarter_numbers(dates: pd.Series, first_quarter: Period | None) -> np.ndarr
     return (months - first) // 3
 
 
-def _period_matrix(periods: Sequence[Period]) -> np.ndarray:
+def period_matrix(periods: Sequence[Period]) -> np.ndarray:
     """Rows: periods; columns: quarters; 1 where the period holds the quarter."""
     quarters = [period for period in periods if period.kind == QUARTER]
     return np.array(
@@ -435,11 +439,11 @@ def _counts(
 ) -> pd.DataFrame:
     """The counts table: variants, then periods, then dimensions and their categories, in order."""
     quarters = [period for period in periods if period.kind == QUARTER]
-    to_periods = _period_matrix(periods)
+    to_periods = period_matrix(periods)
     blocks = []
     for variant, rows in index_rows.items():
         persons = events.iloc[rows]
-        quarter = _quarter_numbers(persons["event_date"], quarters[0] if quarters else None)
+        quarter = quarter_numbers(persons["event_date"], quarters[0] if quarters else None)
         for dimension in dimensions(persons, variant, settings, locations, origins):
             values = to_periods @ _table(dimension, quarter, len(quarters))  # (periods, categories)
             blocks.append(
@@ -513,7 +517,7 @@ def _persons(
     out = {}
     for variant, rows in index_rows.items():
         chosen = events.iloc[rows]
-        quarter = _quarter_numbers(chosen["event_date"], quarters[0] if quarters else None)
+        quarter = quarter_numbers(chosen["event_date"], quarters[0] if quarters else None)
         table = {
             "person_key": names[persons[rows]],
             "submission_id": chosen["submission_id"].to_numpy(),
@@ -651,7 +655,20 @@ def count_indicator(
         [_rows_of(frame, cases.findings["submission_id"]), excluded_rows, duplicate_rows],
         rank,
     )
-    result = CountResult(counts=counts, findings=findings, periods=periods, as_of=as_of, through=through)
+    by_partner = None
+    if partners.organisations(settings.form.roster):
+        by_partner = partners.partner_counts(
+            frame,
+            order=order,
+            persons=person,
+            counted=counted,
+            action=action,
+            periods=periods,
+            roster=settings.form.roster,
+        )
+    result = CountResult(
+        counts=counts, findings=findings, periods=periods, as_of=as_of, through=through, partners=by_partner
+    )
     if not persons:
         return result
     names = person_names(frame)

@@ -13,6 +13,7 @@ rejected and on-hold records, late entries and a few malformed values.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import heapq
@@ -234,6 +235,13 @@ _ROSTER_TEMPLATES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     ),
     "other": ("oth", ("{place} Legal Aid Clinic", "{place} Monastery Outreach")),
 }
+# The partner organisations the demo's stakeholders belong to (the roster's ``organisation``).
+PARTNER_ORGANISATIONS: Final = (
+    "Mekong Migrant Aid",
+    "Northern Labour Rights Network",
+    "Provincial Protection Office",
+    "Safe Journeys Foundation",
+)
 _PLACES: Final = (
     "Mae Sot",
     "Aranyaprathet",
@@ -281,7 +289,8 @@ _MALFORMED_ORDER: Final = tuple(MALFORMED_VALUES)
 def generate_roster(
     n: int = 30, *, seed: int, project_start: dt.date = dt.date(2025, 10, 1)
 ) -> list[Stakeholder]:
-    """``n`` stakeholders of all seven types, trained over the project's first year; a few untrained."""
+    """``n`` stakeholders of all seven types, trained over the project's first year; a few untrained.
+    Each belongs to one of ``PARTNER_ORGANISATIONS``, but for about one in ten that belongs to none."""
     types = _CHOICES["stakeholder_type"]
     if n < len(types):
         raise ValueError(f"a roster needs at least {len(types)} stakeholders to hold every type")
@@ -309,7 +318,14 @@ def generate_roster(
         used_ids.add(sid)
         trained_on = None if index in untrained else project_start + dt.timedelta(days=rng.randrange(365))
         roster.append(Stakeholder(sid, name, kind, trained_on))
-    return roster
+    # A random stream of its own, so adding organisations left every other draw as it was.
+    partners = random.Random(f"organisations:{seed}")
+    return [
+        dataclasses.replace(row, organisation=partners.choice(PARTNER_ORGANISATIONS))
+        if partners.random() >= 0.1
+        else row
+        for row in roster
+    ]
 
 
 # --- submissions --------------------------------------------------------------------------

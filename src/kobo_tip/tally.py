@@ -107,7 +107,7 @@ class Tally:
         locations = self._seen("location", self._locations, (ind.UNKNOWN,))
         origins = self._seen("country_of_origin", self._origins, (ind.UNKNOWN, ind.NOT_RECORDED))
         shown = {"location": locations, "country_of_origin": origins}
-        to_periods = counting._period_matrix(self.periods)
+        to_periods = counting.period_matrix(self.periods)
         blocks = []
         for variant, tables in self._tables.items():
             for name, table in tables.items():
@@ -177,7 +177,7 @@ class Tally:
             "id_number": frame["id_number"].to_numpy(dtype=np.float64),
             # A row without a date is never counted: any quarter will do, as long as it is a number.
             "quarter": np.nan_to_num(
-                counting._quarter_numbers(frame["event_date"], self._first_quarter), nan=-1
+                counting.quarter_numbers(frame["event_date"], self._first_quarter), nan=-1
             ).astype(np.int64),
         }
         for variant, actions in ind.VARIANTS.items():

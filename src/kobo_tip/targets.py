@@ -1,10 +1,13 @@
 """Targets of the M&E plan, as the officer keeps them: a CSV or an XLSX sheet, checked, and a
 pre-filled template to start from (``kobo-tip targets template``).
 
-A target is for one cell of ``counts.csv`` (indicator, period, dimension, category): a target
-for a sum of categories ("children") is refused, since its actual would be a new figure that
-the disclosure audit has not seen. Rows with an empty target are the template's blanks and are
-skipped. A target may separate its thousands as English or French writes them (``1,800``, ``1 800``).
+A target is for one cell of ``counts.csv`` (indicator, period, dimension, category), or for a
+group of categories of one additive dimension: written out (``0-4+5-11+12-17``) or named
+(``GROUPS``: ``children`` and ``adults`` of ``age_band``; ``girls``, ``boys``, ``women`` and ``men``
+of ``age_band_x_gender``, where under 18 means the age bands that end before 18). A group's actual
+is the sum of its published cells, one more figure the disclosure audit sees (contract section 6).
+Rows with an empty target are the template's blanks and are skipped. A target (and the optional
+``baseline``) may separate its thousands as English or French writes them (``1,800``, ``1 800``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,18 @@ from kobo_tip.errors import ConfigError
 from kobo_tip.periods import FISCAL_YEAR, LOP_LABEL, QUARTER, Period, reporting_periods
 
 COLUMNS = ("indicator", "period", "dimension", "category", "target", "notes")
+BASELINE = "baseline"  # an optional column: the value before the project, for the IPTT
+GROUP_SEPARATOR = "+"
+ADULT_AGE = 18
+# Named groups: their dimension, and the gender (of the cross-tab) and side of ADULT_AGE they take.
+GROUPS: dict[str, tuple[str, str, bool]] = {
+    "children": ("age_band", "", False),
+    "adults": ("age_band", "", True),
+    "girls": ("age_band_x_gender", "female", False),
+    "boys": ("age_band_x_gender", "male", False),
+    "women": ("age_band_x_gender", "female", True),
+    "men": ("age_band_x_gender", "male", True),
+}
 TOTAL = ("total", "all")
 _HEADER_FILL = PatternFill("solid", fgColor="1F4E79")
 
@@ -41,6 +56,9 @@ class Target:
     target: int
     notes: str  # the officer's own words
     line: int  # where it is in the file, for messages
+    # The categories of counts.csv a group target adds up (empty: ``category`` is one of them).
+    parts: tuple[str, ...] = ()
+    baseline: int | None = None
 
     @property
     def key(self) -> TargetKey:
@@ -155,16 +173,19 @@ def check_targets(
                 f"{where}: dimension '{dimension}' is not a breakdown of counts.csv "
                 f"({', '.join(categories)})."
             )
-        if category not in categories[dimension]:
-            raise ConfigError(
-                f"{where}: category '{category}' is not a category of {dimension} (a target is for one "
-                "category of counts.csv; for a group of them, such as children, set one per category)."
-            )
+        parts = group_parts(dimension, category, categories[dimension], settings.indicator.age_bands, where)
         text = row.get("target", "")
         number = whole_number(text)
         if number is None:
             raise ConfigError(f"{where}: target '{text}' must be a whole number of persons, 0 or more.")
-        target = Target(name, period, dimension, category, number, row.get("notes", ""), line)
+        baseline = whole_number(row.get(BASELINE, "")) if row.get(BASELINE, "") else None
+        if row.get(BASELINE, "") and baseline is None:
+            raise ConfigError(
+                f"{where}: baseline '{row[BASELINE]}' must be a whole number of persons, or empty."
+            )
+        target = Target(
+            name, period, dimension, category, number, row.get("notes", ""), line, parts, baseline
+        )
         if target.key in found:
             raise ConfigError(
                 f"{where}: a second target for {name} {period} {dimension}={category} "
@@ -172,6 +193,49 @@ def check_targets(
             )
         found[target.key] = target
     return Targets(found, tuple(_warnings(found, periods, what)))
+
+
+def group_parts(
+    dimension: str, category: str, known: set[str], age_bands: tuple[int, ...], where: str
+) -> tuple[str, ...]:
+    """The categories a target's ``category`` adds up: none for a category of ``dimension``
+    (``known``), else those of a named group (``GROUPS``) or of ``a+b+c``; an error names the fix."""
+    if category in known:
+        return ()
+    if dimension not in (*indicator.SINGLE_RESPONSE_DIMENSIONS, "age_band_x_gender"):
+        raise ConfigError(
+            f"{where}: category '{category}' is not a category of {dimension}, and a group of {dimension} "
+            "cannot be counted (a person may be in several of its categories): set one per category."
+        )
+    if category in GROUPS:
+        wanted, gender, adult = GROUPS[category]
+        if dimension != wanted:
+            raise ConfigError(
+                f"{where}: the group '{category}' is a group of {wanted}; write {wanted} as its dimension."
+            )
+        bands = _bands_beside(age_bands, adult, where, category)
+        return tuple(f"{band}|{gender}" for band in bands) if gender else bands
+    parts = tuple(part.strip() for part in category.split(GROUP_SEPARATOR))
+    unknown = [part for part in parts if part not in known]
+    if len(parts) < 2 or unknown or len(set(parts)) != len(parts):
+        named = ", ".join(g for g, (d, _, _) in GROUPS.items() if d == dimension)
+        raise ConfigError(
+            f"{where}: category '{category}' is not a category of {dimension}; for a group, "
+            + (f"name it ({named}) or " if named else "")
+            + f"join two or more different categories with '{GROUP_SEPARATOR}' (such as 0-4+5-11)."
+        )
+    return parts
+
+
+def _bands_beside(age_bands: tuple[int, ...], adult: bool, where: str, group: str) -> tuple[str, ...]:
+    """The age bands of ``age_bands`` that end before ``ADULT_AGE`` (or, ``adult``, start from it)."""
+    if ADULT_AGE not in age_bands:
+        raise ConfigError(
+            f"{where}: the group '{group}' needs an age band starting at {ADULT_AGE}, which [indicator] "
+            "age_bands lacks; join the bands it holds with '+' instead."
+        )
+    labels = indicator.age_band_labels(age_bands)
+    return tuple(label for label, low in zip(labels, age_bands, strict=True) if (low >= ADULT_AGE) == adult)
 
 
 def _warnings(found: Mapping[TargetKey, Target], periods: Mapping[str, Period], what: str) -> list[str]:

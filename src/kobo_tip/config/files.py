@@ -60,14 +60,20 @@ def decode_text(data: bytes, what: str) -> str:
 
 
 ROSTER_COLUMNS = ("id", "name", "type", "trained_on")
+ROSTER_ORGANISATION = "organisation"  # optional: the partner organisation (contract section 7)
 LOCATION_COLUMNS = ("level", "code", "name", "parent")
 REFERRAL_DIRECTORY_COLUMNS = ("id", "name", "services")
 
 
 def write_roster(roster: Iterable[Stakeholder], path: Path) -> Path:
-    """Write a roster as the CSV that ``load_roster`` reads."""
-    rows = ((s.id, s.name, s.type, s.trained_on.isoformat() if s.trained_on else "") for s in roster)
-    return _write_csv(path, ROSTER_COLUMNS, rows)
+    """Write a roster as the CSV that ``load_roster`` reads (with ``organisation`` when one is set)."""
+    rows = [
+        (s.id, s.name, s.type, s.trained_on.isoformat() if s.trained_on else "", s.organisation)
+        for s in roster
+    ]
+    if any(row[-1] for row in rows):
+        return _write_csv(path, (*ROSTER_COLUMNS, ROSTER_ORGANISATION), rows)
+    return _write_csv(path, ROSTER_COLUMNS, (row[:-1] for row in rows))
 
 
 def write_locations(locations: Iterable[Location], path: Path) -> Path:
@@ -105,7 +111,7 @@ def _new_choice_id(value: str, seen: set[str], where: str, not_listed: str) -> s
 
 
 def load_roster(path: Path) -> tuple[Stakeholder, ...]:
-    """Read and check the roster CSV: ``id,name,type,trained_on``."""
+    """Read and check the roster CSV: ``id,name,type,trained_on`` and optionally ``organisation``."""
     rows = _read_csv(path, ROSTER_COLUMNS, "Roster")
     types = indicator.CHOICES["stakeholder_type"]
     seen: set[str] = set()
@@ -128,7 +134,8 @@ def load_roster(path: Path) -> tuple[Stakeholder, ...]:
                 raise ConfigError(
                     f"{where}: trained_on '{row['trained_on']}' is not a date written YYYY-MM-DD."
                 ) from None
-        roster.append(Stakeholder(sid, row["name"], row["type"], trained_on))
+        organisation = " ".join(row.get(ROSTER_ORGANISATION, "").split())
+        roster.append(Stakeholder(sid, row["name"], row["type"], trained_on, organisation))
     if not roster:
         raise ConfigError(f"Roster {path} has no stakeholders.")
     return tuple(roster)

@@ -41,6 +41,8 @@ class Stakeholder:
     name: str
     type: str
     trained_on: dt.date | None
+    # The partner organisation the stakeholder belongs to (the roster's optional column), "" if none.
+    organisation: str = ""
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,11 @@ from kobo_tip.privacy.releases import (
     COLUMNS,
     HeldRevision,
     Outcome,
+    PublishedSum,
     Release,
     information_loss,
     protect,
+    prove_with_sums,
     summed,
 )
 from kobo_tip.privacy.suppression import DisclosureError, need_of
@@ -51,12 +53,14 @@ __all__ = [
     "DisclosureError",
     "HeldRevision",
     "Outcome",
+    "PublishedSum",
     "Release",
     "information_loss",
     "internal_view",
     "need_of",
     "parent_periods",
     "protect",
+    "prove_with_sums",
     "summed",
 ]
 

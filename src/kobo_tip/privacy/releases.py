@@ -34,6 +34,10 @@ from kobo_tip.privacy.relations import (
 from kobo_tip.privacy.suppression import DisclosureError, need_of, suppress
 from kobo_tip.privacy.system import HIDDEN, OMITTED, IntruderSystem, View
 
+# A figure published beside a release that adds up some of its cells: the cells (indicator,
+# period, dimension, category) and its published text.
+PublishedSum = tuple[Sequence[tuple[str, str, str, str]], str]
+
 CELL = ["indicator", "period", "dimension", "category"]
 QUARTERS_LEFT_OUT, ALL_LEFT_OUT = "quarters", "all"  # how much of a breakdown a release leaves out
 COLUMNS = [*indicator.COUNTS_COLUMNS, "additive", "period_kind"]
@@ -225,9 +229,11 @@ def _prove(
     ks: Mapping[str, int],
     releases: Mapping[str, Release],
     history: Mapping[str, Sequence[Release]],
+    sums: Sequence[PublishedSum] = (),
 ) -> None:
     """Audit ``audience`` once more over everything its intruder will hold: the releases of every
-    audience with k at least its own, earlier and new."""
+    audience with k at least its own, earlier and new, and ``sums``: figures published beside the
+    new release of ``audience`` that add up its cells."""
     k = ks[audience]
     system = IntruderSystem()
     protected: dict[int, Need] = {}
@@ -239,6 +245,20 @@ def _prove(
             values = release.table["value"].astype(int).to_numpy()
             for var in variables[(values > 0) & (values < release.k)]:
                 protected[int(var)] = Need(need_of(release.k))
+        if release is releases[audience] and sums:
+            table = release.table
+            keys = zip(
+                *(table[c].tolist() for c in ("indicator", "period", "dimension", "category")), strict=True
+            )
+            position = {key: int(var) for key, var in zip(keys, variables, strict=True)}
+            for cells, published in sums:
+                missing = [cell for cell in cells if cell not in position]
+                if missing:
+                    raise DisclosureError(
+                        f"A figure published for {audience} adds up a cell the release does not hold "
+                        f"({' '.join(missing[0])}); nothing was published for {audience}."
+                    )
+                system.add_sum([position[cell] for cell in cells], published)
     a, equal, rhs = system.matrix()
     auditor = Auditor(a, equal, rhs, np.asarray(system.truth))
     lower, upper = np.asarray(system.lower), np.asarray(system.upper)
@@ -249,6 +269,19 @@ def _prove(
             f"The {audience} release would let {len(exposed)} small cell(s) be narrowed below "
             f"{need_of(k)} possible values; nothing was published for {audience}."
         )
+
+
+def prove_with_sums(
+    audience: str,
+    ks: Mapping[str, int],
+    outcome: Outcome,
+    history: Mapping[str, Sequence[Release]],
+    sums: Sequence[PublishedSum],
+) -> None:
+    """Raise ``DisclosureError`` unless ``outcome``'s release of ``audience`` stays safe with
+    ``sums`` published beside it (each: the cells it adds up, its published text; contract section
+    6, "every other published figure")."""
+    _prove(audience, ks, outcome.releases, history, sums)
 
 
 def _hidden_in(

@@ -118,6 +118,26 @@ class IntruderSystem:
         )
         return variables
 
+    def add_sum(self, variables: Sequence[int], published: str) -> int:
+        """One more published figure that is the sum of ``variables`` (a group or cumulative actual
+        of the IPTT, contract section 6): a variable of its own, equal to that sum, fixed when
+        ``published`` is a number. A hidden one says nothing more than the cells it adds up."""
+        parts = tuple(sorted(int(v) for v in variables))
+        identity = ("sum", parts)
+        var = self._index.get(identity)
+        if var is None:
+            var = self._index[identity] = len(self.truth)
+            self.truth.append(sum(self.truth[v] for v in parts))
+            self.lower.append(0.0)
+            self.upper.append(INFINITY)
+            terms: dict[int, float] = {var: 1.0}
+            for part in parts:
+                terms[part] = terms.get(part, 0.0) - 1.0
+            self._rows.add((tuple(sorted(terms.items())), EQUAL, 0.0))
+        if published.isdigit():
+            self.bound([var], [statement_bounds(published, 0)])
+        return var
+
     def matrix(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
         """The relations as (A, is_equality, rhs), over ``len(self.truth)`` variables."""
         rows = sorted(self._rows)

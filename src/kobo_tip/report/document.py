@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from kobo_tip import indicator, privacy
 from kobo_tip.config import AS_REPORTED
+from kobo_tip.partners import ALL_STAKEHOLDERS, VARIANT_COLUMNS
 from kobo_tip.report import iptt
 from kobo_tip.report.charts import Bar, Series, grouped_bars, horizontal_bars, stacked_bars, trend
 from kobo_tip.report.edition import Edition
@@ -96,11 +97,23 @@ def render_markdown(edition: Edition) -> str:
     return markdown.get_template("report.md.j2").render(_context(edition, chart=False))
 
 
-def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
-    words, key = edition.words, edition.key_periods
+def report_charts(edition: Edition) -> list[dict[str, Any]]:
+    """Every chart of the report page: its ``title``, its ``svg`` and the ``file`` name (without
+    suffix) it is written under beside the page (``report.chart_files``), which says what it shows."""
+    counts, key = _shown(edition)
+    return _charts(counts, edition.words, key) + _target_chart(edition)
+
+
+def _shown(edition: Edition) -> tuple[PublishedCounts, KeyPeriods]:
+    """The counts the page shows (internal: without an empty running quarter) and their key periods."""
     run_date = edition.provenance.run_date
     counts = edition.counts.without_empty_running(run_date) if edition.k is None else edition.counts
-    key = KeyPeriods.of(counts, key.headline, run_date)
+    return counts, KeyPeriods.of(counts, edition.key_periods.headline, run_date)
+
+
+def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
+    words = edition.words
+    counts, key = _shown(edition)
     sections = []
     for name in counts.indicators():
         crosses = [cross_tab(counts, words, name, p) for p in (key.headline, key.fiscal_year, key.lop) if p]
@@ -150,12 +163,13 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "summary": edition.performance.summary,
         "iptt": _iptt(edition),
         "iptt_about": words.text("iptt.about", margin=words.percent(edition.performance.margin)),
-        "charts": (_charts(counts, words, key) + _target_chart(edition)) if chart else [],
+        "charts": report_charts(edition) if chart else [],
         # Beside every table and chart of an outside report: what "<k" and "x" mean (contract section 6).
         "hidden_key": words.hidden_key(edition.k) if edition.k is not None else "",
         "sections": sections,
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
         "referrals": _referrals(edition) if edition.referrals is not None else None,
+        "partners": _partners(edition) if edition.partners is not None else None,
         "restatements": _restatement_groups(edition) if edition.audience == "internal" else None,
         "protection": _protection(edition) if edition.disclosure is not None else None,
         "as_reported": _as_reported(edition) if edition.as_reported is not None else None,
@@ -186,6 +200,25 @@ def _moment(stamp: str | None, words: ReportWords) -> str:
     return f"{words.date(moment.date())} {moment:%H:%M} UTC"
 
 
+def _partners(edition: Edition) -> dict[str, Any]:
+    """The internal tables of counts by partner organisation, then by each of its stakeholders."""
+    assert edition.partners is not None
+    text = edition.words.labels.report_text
+    groups: dict[str, list[tuple[bool, str, str, int, int, int]]] = {}
+    for row in edition.partners.itertuples(index=False):
+        whole = row.stakeholder_id == ALL_STAKEHOLDERS
+        who = text("partners.all") if whole else row.stakeholder
+        groups.setdefault(row.organisation, []).append(
+            (whole, who, row.period, row.new_persons, row.identified, row.referred)
+        )
+    return {
+        "title": text("partners.title"),
+        "about": text("partners.about"),
+        "headers": [text(f"partners.{name}") for name in ("who", "period", *VARIANT_COLUMNS.values())],
+        "groups": [(name or text("partners.no_organisation"), rows) for name, rows in groups.items()],
+    }
+
+
 def _staleness(edition: Edition) -> str:
     """A warning when the last sync is older than ``[report] stale_after_days``; else ''."""
     stamp = edition.provenance.data_as_of
@@ -212,7 +245,11 @@ def _charts(counts: PublishedCounts, words: ReportWords, key: KeyPeriods) -> lis
             for variant in counts.indicators()
         ]
         out.append(
-            {"title": words.text("chart.trend"), "svg": trend(quarters, trend_series, hidden, words=words)}
+            {
+                "title": words.text("chart.trend"),
+                "file": "chart-persons-per-quarter",
+                "svg": trend(quarters, trend_series, hidden, words=words),
+            }
         )
         series = []
         for category in counts.categories.get((name, "stakeholder_type"), []):
@@ -223,6 +260,7 @@ def _charts(counts: PublishedCounts, words: ReportWords, key: KeyPeriods) -> lis
         out.append(
             {
                 "title": words.text("section.chart"),
+                "file": "chart-new-persons-by-stakeholder-type",
                 "svg": stacked_bars(quarters, totals, series, hidden, words=words),
             }
         )
@@ -258,6 +296,7 @@ def _age_gender_chart(
     title = words.text("chart.age_gender", period=words.period(period))
     return {
         "title": title,
+        "file": "chart-persons-by-age-band-and-gender",
         "svg": grouped_bars([words.category("age_band", a) for a in ages], series, hidden, words=words),
     }
 
@@ -297,7 +336,8 @@ def _ranking_chart(
     bars = [Bar(words.category(dimension, c), cell) for c, cell in chosen]
     more = words.text("chart.more", n=left) if left else ""
     title = words.text(f"chart.{dimension}", period=words.period(period))
-    return {"title": title, "svg": horizontal_bars(bars, hidden, more, words=words)}
+    file = "chart-persons-by-" + dimension.replace("_", "-")
+    return {"title": title, "file": file, "svg": horizontal_bars(bars, hidden, more, words=words)}
 
 
 def _iptt(edition: Edition) -> list[dict[str, Any]]:
@@ -361,7 +401,8 @@ def _target_chart(edition: Edition) -> list[dict[str, Any]]:
         Series(words.text("chart.target_cumulative"), targets),
     ]
     title = words.text("chart.cumulative", indicator=words.indicator(name))
-    return [{"title": title, "svg": trend(quarters, series, words.text("chart.hidden"), words=words)}]
+    svg = trend(quarters, series, words.text("chart.hidden"), words=words)
+    return [{"title": title, "file": "chart-cumulative-persons-against-target", "svg": svg}]
 
 
 def _data_quality(edition: Edition) -> dict[str, list[FindingGroup]]:

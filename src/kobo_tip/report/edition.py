@@ -62,6 +62,7 @@ class Edition:
     basis: str = AS_REPORTED  # how outside audiences count ([report] outside_basis)
     as_reported: Reconciliation | None = None  # internal only, on the as-reported basis
     referrals: pd.DataFrame | None = None  # internal only: referrals by receiving organisation
+    partners: pd.DataFrame | None = None  # internal only: counts by partner organisation (kobo_tip.partners)
 
     @property
     def published(self) -> pd.DataFrame:

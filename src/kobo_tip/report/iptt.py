@@ -3,14 +3,16 @@
 Every figure here is computed from the audience's published cells and the targets, which are
 not sensitive: an actual is a published cell; a cumulative actual is a sum of published numbers
 (quarters, or a fiscal year's total, or the LOP itself) and is hidden when no such sum gives it;
-a percentage and a flag exist only beside a published actual. So nothing a reader can work out
-from this section goes beyond what the tables already say, and the disclosure audit of contract
-section 6 holds for it unchanged.
+a percentage and a flag exist only beside a published actual; a group target's actual is the sum
+of its categories' published cells, hidden (``x`` when one of them is ``x``, else not published)
+unless all are numbers. So nothing a reader can work out from this section goes beyond what the
+tables already say; the group and cumulative actuals are given to the disclosure audit all the
+same, as sums of cells (``audited_sums``, contract section 6: "every other published figure").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -31,12 +33,15 @@ IPTT_COLUMNS = (
     "percent_achieved",
     "flag",
     "notes",
+    "baseline",
 )
 ABOVE, BELOW = "above", "below"
 NOT_APPLICABLE = "n/a"
 NOT_PUBLISHED = "not published"  # outside internal: a cell the release does not hold
 HEADLINE = ("total", "all")
+HIDDEN = "x"
 CUMULATIVE_PREFIX = "LOP through "  # iptt.csv's period of a cumulative row: "LOP through FY2026 Q1"
+CellKey = tuple[str, str, str, str]  # indicator, period, dimension, category
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class IpttRow:
     flag: str  # above | below | ""
     notes: str  # the officer's words from the targets file
     cumulative: bool = False
+    baseline: int | None = None
+    parts: tuple[str, ...] = ()  # a group target's categories (``Target.parts``)
 
     def csv_row(self) -> list[str]:
         target = "" if self.target is None else str(self.target)
@@ -65,6 +72,7 @@ class IpttRow:
             self.percent,
             self.flag,
             self.notes,
+            "" if self.baseline is None else str(self.baseline),
         ]
 
 
@@ -112,7 +120,7 @@ def iptt_rows(
         if period is None or through is None:  # not started, or nothing ended yet
             rows.append(_row(target, target.target, None, Cell(""), "", ""))
             continue
-        actual = _actual(counts, absent, target.indicator, target.period, target.dimension, target.category)
+        actual = target_actual(counts, absent, target, target.period)
         compared: int | None = target.target
         full: int | None = None
         running = period.end > through.end and period.kind != QUARTER  # a fiscal year or the LOP
@@ -153,7 +161,46 @@ def _row(
         percent,
         flag,
         target.notes,
+        baseline=target.baseline,
+        parts=target.parts,
     )
+
+
+def target_actual(counts: PublishedCounts, absent: str, target: Target, period: str) -> Cell:
+    """The actual of ``target`` in ``period``: its cell, or for a group the sum of its categories'
+    cells when all are published numbers; else hidden: ``x`` (at least k) when one of them is ``x``,
+    which the cells already say, or ``absent``."""
+    if not target.parts:
+        return _actual(counts, absent, target.indicator, period, target.dimension, target.category)
+    cells = [
+        _actual(counts, absent, target.indicator, period, target.dimension, part) for part in target.parts
+    ]
+    total = _sum(cells)
+    if total is not None:
+        return Cell(str(total))
+    return Cell(HIDDEN) if any(cell.text == HIDDEN for cell in cells) else Cell(absent)
+
+
+def audited_sums(rows: Iterable[IpttRow], periods: Sequence[Period]) -> list[tuple[list[CellKey], str]]:
+    """The published numbers of ``rows`` that are sums of cells, as (cells, text) for the disclosure
+    audit: a group target's actual (its categories in its period), and a cumulative actual (the
+    quarters through its quarter, of each category). A single cell's actual is the cell itself."""
+    quarters = [p for p in periods if p.kind == QUARTER]
+    out = []
+    for row in rows:
+        categories = row.parts or (row.category,)
+        if not row.actual.is_number:
+            continue  # a hidden figure says no more than the cells it would add up
+        if row.cumulative:
+            last = row.period.removeprefix(CUMULATIVE_PREFIX)
+            through = [q.label for q in quarters[: [q.label for q in quarters].index(last) + 1]]
+        elif row.parts:
+            through = [row.period]
+        else:
+            continue
+        cells = [(row.indicator, p, row.dimension, c) for p in through for c in categories]
+        out.append((cells, row.actual.text))
+    return out
 
 
 def _achievement(actual: Cell, target: int | None, margin: int) -> tuple[str, str]:
@@ -177,9 +224,12 @@ def _cumulative(
 ) -> list[IpttRow]:
     rows = []
     for quarter in quarters:
-        key = (target.indicator, target.dimension, target.category)
-        total = cumulative_actual(counts, absent, *key, quarter)
-        actual = Cell(str(total)) if total is not None else Cell("x")
+        totals = [
+            cumulative_actual(counts, absent, target.indicator, target.dimension, category, quarter)
+            for category in target.parts or (target.category,)
+        ]
+        total = None if any(t is None for t in totals) else sum(t or 0 for t in totals)
+        actual = Cell(str(total)) if total is not None else Cell(HIDDEN)
         percent, _ = _achievement(actual, target.target, 100)
         rows.append(
             IpttRow(
@@ -194,6 +244,8 @@ def _cumulative(
                 "",
                 target.notes,
                 cumulative=True,
+                baseline=target.baseline,
+                parts=target.parts,
             )
         )
     return rows

@@ -1,11 +1,12 @@
 """iptt.xlsx: the indicator performance tracking table in the layout donors ask for.
 
-A row per indicator and target disaggregate; across, the baseline, the LOP target, actual and
-percentage, then each quarter's target, actual and percentage, each fiscal year's target and
-actual after its quarters (as the report's tables order them), the deviations flagged, and an
-empty column for the officer's explanation. Every figure is one of ``iptt.csv`` (an ``IpttRow``):
-a hidden actual stays hidden, with its percentage, so the workbook says nothing the disclosure
-audit has not seen.
+A row per indicator and target disaggregate (a group target's row is its group: ``children``,
+``0-4+5-11``); across, the baseline (the targets file's, of any of the row's periods), the LOP
+target, actual and percentage, then each quarter's target, actual and percentage, each fiscal
+year's target and actual after its quarters (as the report's tables order them), the deviations
+flagged, and an empty column for the officer's explanation. Every figure is one of ``iptt.csv``
+(an ``IpttRow``): a hidden actual stays hidden, with its percentage, so the workbook says nothing
+the disclosure audit has not seen.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def write_iptt_workbook(path: Path, edition: Edition, periods: Sequence[Period])
     for key, by_period in _disaggregates(edition.performance.rows).items():
         name, dimension, category = key
         labels = (words.indicator(name), words.dimension(dimension), words.category(dimension, category))
-        cells: list[object] = [*(inert(label) for label in labels), None]
+        baselines = [row.baseline for row in by_period.values() if row.baseline is not None]
+        cells: list[object] = [*(inert(label) for label in labels), baselines[0] if baselines else None]
         lop = by_period.get(LOP_LABEL)
         cells += [_target(lop), _actual(lop), _percent(lop)]
         for label, kinds in columns:

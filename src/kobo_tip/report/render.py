@@ -18,8 +18,10 @@ from kobo_tip import cases, counting, indicator, ledger, periods, privacy, reada
 from kobo_tip.config import AS_REPORTED, Settings
 from kobo_tip.errors import StoreError, UsageError
 from kobo_tip.labels import load_labels
+from kobo_tip.partners import PARTNER_COLUMNS
 from kobo_tip.report import (
     as_reported,
+    chart_files,
     cutoff,
     dhis2,
     document,
@@ -179,6 +181,8 @@ def write_audiences(
                 outside = reported.table
             try:
                 outcome = privacy.protect(outside, ks, history, through.isoformat())
+                if targets is not None and any(t.parts for t in targets.by_key.values()):
+                    _prove_iptt(outcome, ks, history, targets, headline, settings)
             except privacy.DisclosureError as exc:
                 failure = exc
         runs = store.runs(restatements.RUNS_LOOKED_AT)
@@ -336,7 +340,9 @@ def publish(
         restatements=restatements.restatements(
             last, runs, published, through, settings.indicator.merges_path
         ),
-        provenance=counted.provenance if internal else _outside(counted.provenance, settings, words),
+        provenance=counted.provenance
+        if internal
+        else outside_provenance(counted.provenance, settings, words),
         words=words,
         disclosure=privacy.information_loss(outcome.releases.values()) if internal and outcome else None,
         held=list(outcome.held) if internal and outcome else [],
@@ -346,10 +352,11 @@ def publish(
         basis=settings.report.outside_basis,
         as_reported=reconciled if internal else None,
         referrals=referrals if internal else None,
+        partners=counted.result.partners if internal else None,
     )
     group = settings.report.group if audience in settings.report.share_with_group else ""
     with files.new_folder(settings.report.out_dir / audience, group=group) as folder:
-        paths = _write(edition, settings, folder)
+        paths = write_edition(edition, settings, folder)
         if save is not None:
             save()
     final = settings.report.out_dir / audience
@@ -368,6 +375,23 @@ def _referral_rows(store: Store, settings: Settings, result: counting.CountResul
         result.through,
         load_labels(settings.project.report_language),
     )
+
+
+def _prove_iptt(
+    outcome: privacy.Outcome,
+    ks: Mapping[str, int],
+    history: Mapping[str, Sequence[privacy.Release]],
+    targets: Targets,
+    headline: periods.Period | None,
+    settings: Settings,
+) -> None:
+    """Audit each outside release with the IPTT's group and cumulative actuals beside it (contract
+    section 6); raises ``DisclosureError`` when one of them would narrow a small cell."""
+    margin = settings.targets.margin_percent if settings.targets else 0
+    for audience, release in outcome.releases.items():
+        counts = PublishedCounts(release.published)
+        rows = iptt.iptt_rows(counts, targets, headline, margin, iptt.NOT_PUBLISHED)
+        privacy.prove_with_sums(audience, ks, outcome, history, iptt.audited_sums(rows, counts.periods))
 
 
 def load_targets(settings: Settings, counts: pd.DataFrame) -> Targets | None:
@@ -411,7 +435,8 @@ def stored_release(stored: StoredRelease) -> privacy.Release:
     return privacy.Release(stored.audience, stored.k, stored.through, table, stored.released_at)
 
 
-def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
+def write_edition(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
+    """Write ``edition``'s files into ``folder``, in the formats ``settings`` asks for."""
     formats = settings.report.formats
     written = [
         files.write_counts(folder / "counts.csv", edition.published),
@@ -426,11 +451,14 @@ def _write(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
         written.append(
             files.write_table(folder / "referrals.csv", edition.referrals, referrals.REFERRAL_COLUMNS)
         )
+    if edition.partners is not None:
+        written.append(files.write_table(folder / "partners.csv", edition.partners, PARTNER_COLUMNS))
     if settings.targets is not None:
         table = iptt.iptt_frame(edition.performance.rows)
         written.append(files.write_table(folder / "iptt.csv", table, iptt.IPTT_COLUMNS))
     if "html" in formats:
         written.append(files.write_text(folder / "report.html", document.render_html(edition)))
+        written += chart_files.write_chart_files(folder, edition)
     if "md" in formats:
         written.append(files.write_text(folder / "report.md", document.render_markdown(edition)))
     if "xlsx" in formats:
@@ -455,7 +483,7 @@ def published_through(headline: periods.Period | None, settings: Settings) -> dt
     return headline.end
 
 
-def _outside(provenance: Provenance, settings: Settings, words: ReportWords) -> Provenance:
+def outside_provenance(provenance: Provenance, settings: Settings, words: ReportWords) -> Provenance:
     """The footer facts an outside audience sees: the tool's and the config's words only, no text a
     submission or a local path carries (the kind of source, in the report language, not its
     address; no form versions)."""

@@ -4,7 +4,8 @@
 number, or empty beside the ``status`` of a cell not shown; like counts.csv it keeps its English
 name and column names in every language, so what reads it needs no change. Then the age band x
 gender cross-tab of every period, and one sheet per dimension with the categories down and the
-periods across: those sheets, and their headers, are named in the report language.
+periods across: those sheets, and their headers, are named in the report language;
+internal only, the counts by partner organisation and stakeholder (``partners``).
 Numbers are stored as numbers, ``<k`` and ``x`` as text (outside internal, a line on each sheet
 says what they mean), and every text cell that a spreadsheet could read as a formula is made inert.
 """
@@ -19,6 +20,7 @@ from openpyxl.comments import Comment
 from openpyxl.worksheet.worksheet import Worksheet
 
 from kobo_tip import indicator, privacy
+from kobo_tip.partners import PARTNER_COLUMNS
 from kobo_tip.privacy import CROSS_TAB
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import inert
@@ -29,6 +31,7 @@ from kobo_tip.report.tables import cross_tab, dimension_tables
 FIXED_COLUMNS = ("column.indicator", "column.code", "column.category")  # report texts
 CROSS_COLUMNS = ("column.indicator", "column.period", "column.code", "dimension.age_band")
 DATA_SHEET = "data"
+PARTNER_SHEET = "partners"
 DATA_COLUMNS = (*indicator.COUNTS_COLUMNS, "status")
 SHOWN, SMALL, HIDDEN = "shown", "small", "hidden"  # the status of a published cell
 IPTT_NUMBERS = frozenset(IPTT_COLUMNS.index(name) for name in ("target", "actual", "percent_achieved"))
@@ -68,6 +71,11 @@ def write_workbook(path: Path, edition: Edition) -> Path:
                 }
                 values = [published_value(by_period[p].text) if p in by_period else "" for p in periods]
                 sheet.append([name, inert(row.category), inert(row.label), *values])
+    if edition.partners is not None:  # internal only
+        sheet = book.create_sheet(PARTNER_SHEET)
+        _start(sheet, list(PARTNER_COLUMNS), "", "D")
+        for partner_row in edition.partners[list(PARTNER_COLUMNS)].itertuples(index=False):
+            sheet.append([value if isinstance(value, int) else inert(str(value)) for value in partner_row])
     if edition.performance.rows:
         sheet = book.create_sheet(sheet_title(book, words.text("sheet.iptt")))
         _start(sheet, [words.text(f"column.{name}") for name in IPTT_COLUMNS], note, "A")
