@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,7 @@ from counts_factory import AGE_BANDS, GENDERS, STAKEHOLDER_TYPES, Person, counts
 from kobo_tip import indicator, privacy
 from kobo_tip.privacy import DisclosureError, Release
 from kobo_tip.privacy.relations import scoped
+from kobo_tip.privacy.suppression import MARGIN, _Suppression, need_of
 from kobo_tip.privacy.system import IntruderSystem
 
 BOTH = frozenset({"identified", "referred"})
@@ -305,3 +307,34 @@ def test_the_programme_relations_hold_wherever_persons_are_seen(events: list[tup
     quarter_cells = int((programme["period_kind"] == "quarter").sum())
     cumulative = len(indicator.VARIANTS) * (2 + 1) * len(projects)  # two quarters and LOP, per project
     assert cross == quarter_cells + cumulative, "each quarter cell bounded, each cumulative total kept"
+
+
+def test_a_small_cell_has_a_value_to_spare_only_where_a_later_release_extends_it() -> None:
+    """The margin for later releases goes to the small cells of the running fiscal year and LOP,
+    which the next release extends; an ended quarter's small cell needs ceil(k/2) values, no more
+    (a margin there hid far more than it saved)."""
+    crowd = people(40, 0) + people(2, 0, stakeholder_type="border_control") + people(35, 1)
+    counts = counts_table(crowd, 2)
+    end = through(2)
+    growing = (counts["period_kind"] != "quarter").to_numpy() & (
+        counts["period_end"].astype(str) > end
+    ).to_numpy()
+    run = _Suppression(
+        counts,
+        5,
+        end,
+        [],
+        set(),
+        (5, 10),
+        forced=np.zeros(len(counts), dtype=bool),
+        guarded=np.zeros(len(counts), dtype=bool),
+        growing=growing,
+        omitted=np.zeros(len(counts), dtype=bool),
+    )
+    small = (counts["value"] > 0) & (counts["value"] < 5) & (counts["dimension"] == "stakeholder_type")
+    for row in np.flatnonzero(small.to_numpy()):
+        need = run.protected[int(run.variables[row])]
+        kind = counts["period_kind"].iloc[row]
+        assert need.values == (need_of(5) + MARGIN if growing[row] else need_of(5)), (kind, need)
+    assert small[(counts["period_kind"] == "quarter").to_numpy()].any()
+    assert small[growing].any()
