@@ -22,9 +22,9 @@ from measure import Timer, peak_mb
 from kobo_tip.cases import cases_from_table
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.counting import count_indicator
+from kobo_tip.rows import prepare_row, submission_reader
 from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import Store
-from kobo_tip.sync import prepare_row, submission_reader
 from kobo_tip.synthetic import iter_submissions
 
 REPO = Path(__file__).resolve().parents[1]

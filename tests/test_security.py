@@ -34,12 +34,13 @@ from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import ConfigError, ServerError
 from kobo_tip.labels import TRANSLATIONS_DIR, load_labels
 from kobo_tip.report import render_reports
+from kobo_tip.rows import recognise_project_labels, stored_json
 from kobo_tip.serve.intake import PushRefused, read_push
 from kobo_tip.sources.base import FormFiles
 from kobo_tip.sources.kobo import KoboSource
 from kobo_tip.sources.odk_central import CentralSource
 from kobo_tip.store import Store
-from kobo_tip.sync import recognise_project_labels, run_sync, stored_json
+from kobo_tip.sync import run_sync
 from test_files_source import GROUPS, answers, kobo_submission
 
 EMAIL_ENV, PASSWORD_ENV = "CENTRAL_TEST_EMAIL", "CENTRAL_TEST_PASSWORD"

@@ -29,10 +29,11 @@ from kobo_tip.answers import AnswerCodes, SubmissionReader
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import SecretMissingError, SourceError, StoreError
 from kobo_tip.person_key import person_key
+from kobo_tip.rows import prepare_row, stored_json, submission_reader
 from kobo_tip.sources import Batch, RawSubmission, SyncState
 from kobo_tip.store import ANSWER_COLUMNS, INTERRUPTED, Store, StoredSubmission, utc_stamp
 from kobo_tip.store import sqlite as store_module
-from kobo_tip.sync import SyncSummary, prepare_row, reconcile_is_due, run_sync, stored_json, submission_reader
+from kobo_tip.sync import SyncSummary, reconcile_is_due, run_sync
 from test_files_source import kobo_submission
 
 UIC_VALUES = ("Xylophona", "Quokkamum")  # distinctive, so a byte scan cannot match by chance
