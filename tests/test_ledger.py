@@ -27,7 +27,7 @@ from kobo_tip.privacy import QUARTER, Release
 from kobo_tip.report import render_reports
 from kobo_tip.report.render import stored_release
 from kobo_tip.report.texts import ReportWords
-from kobo_tip.store import Store, open_store
+from kobo_tip.store import open_store
 from pg_cluster import pg_database as pg_database_fixture  # noqa: F401
 from pg_cluster import postgres as postgres_fixture  # noqa: F401
 from report_project import AS_OF, make_project, read_export, sync, write_export
@@ -49,7 +49,7 @@ def with_basis(config: Path, basis: str) -> Settings:
 
 
 def donor_releases(settings: Settings) -> list[Release]:
-    with Store.open(settings.store_path) as store:
+    with open_store(settings) as store:
         return [stored_release(r) for r in store.releases("donor")]
 
 
@@ -279,8 +279,8 @@ def test_a_store_released_by_the_previous_version_starts_its_ledger_from_its_rel
     render_reports(settings, audiences=["internal", "donor"], as_of=FIRST)
     version_4_store(settings.store_path)  # what the previous version left: no ledger tables
     with pytest.raises(StoreError, match=r"schema version 4.*kobo-tip store migrate"):
-        Store.open(settings.store_path)
-    Store.open(settings.store_path, migrate=True).close()
+        open_store(settings)
+    open_store(settings, migrate=True).close()
     assert ledger_of(settings) == (set(), set(), set())
     settings = with_basis(config, "as_reported")
     second_release(settings)
