@@ -33,7 +33,7 @@ from kobo_tip.rows import prepare_row, stored_json, submission_reader
 from kobo_tip.sources import Batch, RawSubmission, SyncState
 from kobo_tip.store import ANSWER_COLUMNS, INTERRUPTED, Store, StoredSubmission, open_store, utc_stamp
 from kobo_tip.store import sqlite as store_module
-from kobo_tip.sync import SyncSummary, reconcile_is_due, run_sync
+from kobo_tip.sync import SyncSummary, few_collections, reconcile_is_due, run_sync
 from test_files_source import kobo_submission
 
 UIC_VALUES = ("Xylophona", "Quokkamum")  # distinctive, so a byte scan cannot match by chance
@@ -227,11 +227,24 @@ def test_a_failing_source_keeps_committed_batches_and_records_the_error(project:
     assert run.error == "HTTP 502 from the server, retried 5 times." and run.new == 2 and run.finished
 
 
-def test_the_collector_settings_come_back_after_a_sync_even_a_failed_one(project: Settings) -> None:
+def test_a_sync_leaves_the_collector_alone_and_the_commands_settings_come_back(project: Settings) -> None:
     before = gc.get_threshold()
-    run_sync(project, source=ScriptedSource([Batch(submissions=[raw(1)])]), progress=False)
+    seen: list[tuple[tuple[int, ...], int]] = []
+
+    class Observing(ScriptedSource):
+        def batches(self, state: SyncState) -> Iterator[Batch]:
+            seen.append((gc.get_threshold(), gc.get_freeze_count()))
+            yield from super().batches(state)
+
+    # A library call (the service's poller makes one) changes nothing process-wide.
+    run_sync(project, source=Observing([Batch(submissions=[raw(1)])]), progress=False, parallel=False)
+    assert seen == [(before, 0)]
+    # The sync command's entry holds fewer collections, and gives them back, even after a failure.
+    with few_collections():
+        run_sync(project, source=Observing([Batch(submissions=[raw(2)])]), progress=False, parallel=False)
+    assert seen[1][0] != before and seen[1][1] > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
-    with pytest.raises(SourceError):
+    with pytest.raises(SourceError), few_collections():
         run_sync(project, source=ScriptedSource([SourceError("gone")]), progress=False)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 

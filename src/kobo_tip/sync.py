@@ -205,8 +205,7 @@ def run_sync(
     source = source or open_source(settings)
     description = source.describe()
     produce: Callable[[PrepareState], Iterator[Prepared]] = functools.partial(_unkeyed_batches, source)
-    # The collector settings hold for both processes: the child inherits them.
-    with _few_collections(), contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         if worker_available() if parallel is None else parallel:
             # Forked before the store opens: the child holds no store or lock handle.
             produce = stack.enter_context(worker(produce)).items
@@ -327,12 +326,14 @@ def _sync_into(
 
 
 @contextlib.contextmanager
-def _few_collections() -> Iterator[None]:
-    """Fewer garbage-collector passes while pages stream through.
+def few_collections() -> Iterator[None]:
+    """Fewer garbage-collector passes while pages stream through: for the ``sync`` command's entry.
 
     Every page is tens of thousands of short-lived objects; with the default thresholds the
     collector walks them (and the whole heap, often) many times per page, about a sixth of a
-    sync's CPU. Freezing what exists and raising the first threshold keeps the passes rare.
+    sync's CPU. Freezing what exists and raising the first threshold keeps the passes rare. Both
+    are settings of the whole process (the worker forked inside inherits them), so only a program
+    that runs nothing else meanwhile, the command line, holds them; ``kobo-tip serve`` does not.
     """
     thresholds = gc.get_threshold()
     gc.freeze()
