@@ -205,26 +205,18 @@ def keyed_row(row: UnkeyedRow, secret: bytes) -> SubmissionRow:
         unpack(row)
     )
     key, basis, reason = key_parts(key_values, submission_id, secret)
-    # tuple.__new__ makes the very tuple SubmissionRow(...) would, without the Python frame of its
-    # generated __new__; with key_parts' plain tuple, keying a row costs a tenth less.
-    return _new_row(
-        SubmissionRow,
-        (
-            submission_id,
-            version_id,
-            review_status,
-            submitted_at,
-            form_version,
-            key,
-            basis,
-            reason,
-            text.decode("utf-8"),
-            answer_codes,
-        ),
+    return SubmissionRow(
+        submission_id,
+        version_id,
+        review_status,
+        submitted_at,
+        form_version,
+        key,
+        basis,
+        reason,
+        text.decode("utf-8"),
+        answer_codes,
     )
-
-
-_new_row = tuple.__new__
 
 
 def prepare_row(raw: RawSubmission, secret: bytes, reader: SubmissionReader) -> SubmissionRow:
