@@ -27,11 +27,11 @@ from kobo_tip import cases as cases_module
 from kobo_tip import counting, ledger, periods, privacy
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import ConfigError, StoreError
+from kobo_tip.indicator import INTERNAL
 from kobo_tip.person_key import FINGERPRINT, secret_fingerprint
 from kobo_tip.privacy.relations import PROGRAMME_SCOPE, scope_of, scoped
 from kobo_tip.report import cutoff
 from kobo_tip.report.render import (
-    INTERNAL,
     Counted,
     Provenance,
     as_reported_basis,
@@ -141,7 +141,7 @@ def _programme_settings(config: Path, table: dict[str, Any], projects: tuple[Set
         report=dataclasses.replace(
             first.report,
             out_dir=config.parent / str(table.get("out_dir", "reports")),
-            audiences=("internal",),
+            audiences=(INTERNAL,),
         ),
         targets=None,
         dhis2=None,
