@@ -33,9 +33,9 @@ from measure import Timer, peak_mb
 from kobo_tip.cases import FINDING_COLUMNS, Cases, cases_from_table
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.counting import count_indicator
+from kobo_tip.rows import prepare_row, submission_reader
 from kobo_tip.sources.kobo import raw_submission
-from kobo_tip.store import Store
-from kobo_tip.sync import prepare_row, submission_reader
+from kobo_tip.store import SqliteStore, Store
 from kobo_tip.synthetic import iter_submissions
 from kobo_tip.tally import Tally
 
@@ -74,7 +74,7 @@ def main() -> None:
         text = (REPO / "config.example.toml").read_text(encoding="utf-8")
         config.write_text(text.replace('"forms/', f'"{REPO}/forms/'), encoding="utf-8")
         settings = load_settings(config)
-        with Store.open(Path(folder) / "bench.sqlite") as store:
+        with SqliteStore.open(Path(folder) / "bench.sqlite") as store:
             with Timer() as filling:
                 fill(store, settings, args.rows, args.seed)
             print(f"rows: {args.rows:,}; filling the store (not part of the figures): {filling}")

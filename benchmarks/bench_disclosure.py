@@ -39,7 +39,7 @@ from kobo_tip import demo, periods, privacy
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.report import cutoff
 from kobo_tip.report.render import count_store, stored_release
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from kobo_tip.sync import run_sync
 
 KS = {"donor": 5, "public": 10}
@@ -113,7 +113,7 @@ def report(title: str, releases: Mapping[str, privacy.Release], seconds: Timer |
 
 
 def outside_table(settings: Settings, as_of: dt.date) -> tuple[pd.DataFrame, str]:
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         counted = count_store(store, settings, as_of)
     headline = periods.headline_quarter(settings.project, as_of)
     assert headline is not None
@@ -135,7 +135,7 @@ def run_demo_case() -> None:
             result = demo.run_demo(Path(temporary) / "demo")
         print(f"kobo-tip demo end to end: {whole}")
         settings = load_settings(result.config_path)
-        with Store.open(settings.store.path) as store:
+        with open_store(settings) as store:
             history = {a: [stored_release(r) for r in store.releases(a)] for a in KS}
         last = {a: history[a][-1] for a in KS}
         table = last["donor"].table[privacy.COLUMNS]

@@ -56,10 +56,10 @@ import re, resource, sys
 from pathlib import Path
 from measure import Timer
 from kobo_tip.config import load_settings
-from kobo_tip.sync import run_sync
+from kobo_tip.sync import few_collections, run_sync
 import kobo_tip.sources.files, kobo_tip.worker
 settings = load_settings(sys.argv[1])
-with Timer() as timer:
+with Timer() as timer, few_collections():  # as the sync command runs it
     summary = run_sync(settings, progress=False)
 peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1]
 worker = resource.getrusage(resource.RUSAGE_CHILDREN)

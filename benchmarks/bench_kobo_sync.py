@@ -36,7 +36,7 @@ _CHILD = """
 import re, resource, sys, time
 from pathlib import Path
 from kobo_tip.cli import main
-import kobo_tip.sync, kobo_tip.sources.kobo
+import kobo_tip.sync, kobo_tip.rows, kobo_tip.sources.kobo
 started, cpu = time.perf_counter(), time.process_time()
 code = main(sys.argv[1:])
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu

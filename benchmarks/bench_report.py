@@ -28,7 +28,7 @@ from measure import Timer, peak_mb
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.report import render_reports
 from kobo_tip.report.render import count_store, write_audiences
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from kobo_tip.sync import run_sync
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def project(folder: Path) -> Path:
 def stored(settings: Settings) -> int:
     if not settings.store.path.exists():
         return 0
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         return store.counts().submissions + store.counts().deleted
 
 
@@ -75,7 +75,7 @@ def main() -> None:
             print(f"sync of {args.rows:,} generated submissions: {syncing}")
         print(f"store: {stored(settings):,} submissions")
 
-        with Store.open(settings.store.path) as store:
+        with open_store(settings) as store:
             with Timer() as counting:
                 counted = count_store(store, settings, AS_OF)
             print(

@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import write_project  # noqa: E402
 from fakes.kobo_server import FakeKobo  # noqa: E402
 from kobo_tip.config import load_settings  # noqa: E402
-from kobo_tip.store import Store  # noqa: E402
+from kobo_tip.store import open_store  # noqa: E402
 
 HOOK_USER, HOOK_PASSWORD = "kobo-hook", "benchmark-hook-password-0123"
 JSON = {"Content-Type": "application/json"}
@@ -320,7 +320,7 @@ def main() -> None:
             f"peak RSS of the service: {peak} MiB; SIGTERM: exit {code} after {stopping:.1f} s, "
             f"last event {lines[-1]['event']!r}"
         )
-        with Store.open(settings.store.path) as store:
+        with open_store(settings) as store:
             stored = collections.Counter(s.submission_id for s in store.submissions())
             total = store.counts().submissions
         once = sum(1 for sid in ids if stored[sid] == 1)

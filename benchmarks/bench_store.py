@@ -26,7 +26,7 @@ from pathlib import Path
 from measure import Timer, peak_mb
 
 from kobo_tip.config import load_settings
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from kobo_tip.sync import run_sync
 from kobo_tip.synthetic import iter_submissions
 
@@ -107,7 +107,7 @@ def main() -> None:
         print(f"store file: {settings.store.path.stat().st_size / 1e6:.0f} MB for {args.rows:,} rows")
 
         total = _grow(settings.store.path, args.read_rows)
-        with Store.open(settings.store.path) as store:
+        with open_store(settings) as store:
             with Timer() as reading:
                 streamed = sum(1 for _ in store.submissions())
             _report("read whole", streamed, reading)

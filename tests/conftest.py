@@ -170,9 +170,9 @@ def version_4_store(path: Path) -> None:
     (schema 4)."""
     import sqlite3
 
-    from kobo_tip.store import Store
+    from kobo_tip.store import SqliteStore
 
-    Store.open(path).close()
+    SqliteStore.open(path).close()
     with sqlite3.connect(path) as db:
         for table in ("ledger_quarters", "ledger_cells", "ledger_persons", "release_marks"):
             db.execute(f"DROP TABLE {table}")

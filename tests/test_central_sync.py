@@ -19,7 +19,7 @@ from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import ServerError
 from kobo_tip.sources.odk_central import CHANGED, CURSOR, CentralSource
-from kobo_tip.store import Store, StoredSubmission
+from kobo_tip.store import StoredSubmission, open_store
 from kobo_tip.sync import SyncSummary, run_sync
 
 HOUR = 3600
@@ -47,12 +47,12 @@ def sync(settings: Settings, *, full: bool = False) -> SyncSummary:
 
 
 def stored(settings: Settings) -> dict[str, StoredSubmission]:
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         return {row.submission_id: row for row in store.submissions()}
 
 
 def watermark(settings: Settings, name: str) -> str | None:
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         return store.watermark(name)
 
 
@@ -115,7 +115,7 @@ def persons(settings: Settings) -> int:
     from kobo_tip.cases import cases_from_table
     from kobo_tip.counting import count_indicator
 
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         cases = cases_from_table(store.answer_table(), settings)
     counts = count_indicator(cases, settings, dt.date(2026, 9, 1)).counts
     headline = counts[
@@ -234,7 +234,7 @@ def test_only_deletions_within_centrals_purge_window_are_asked_about(
     central.delete(ids[0])
     central.delete(ids[1])
     sync(settings)
-    with Store.open(settings.store.path) as store:  # deleted 32 days ago: purged on Central by now
+    with open_store(settings) as store:  # deleted 32 days ago: purged on Central by now
         long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=32)).strftime("%Y-%m-%dT%H:%M:%SZ")
         store._db.execute("UPDATE submissions SET deleted_at = ? WHERE submission_id = ?", (long_ago, ids[0]))
         store._db.commit()
@@ -251,7 +251,7 @@ def test_reconcile_repairs_drifted_rows_and_fetches_only_those(
     central.tick(HOUR)
     add(central, 1, seed=2)  # the newest stamp: ids are older than the next pull's overlap window
     sync(settings)
-    with Store.open(settings.store.path) as store:  # drift, e.g. a store restored from a backup
+    with open_store(settings) as store:  # drift, e.g. a store restored from a backup
         store._db.execute(
             "UPDATE submissions SET review_status = 'approved' WHERE submission_id = ?", (ids[0],)
         )
@@ -367,7 +367,7 @@ def test_kobo_tip_sync_command(central: FakeCentral, make_project: Callable[...,
     assert main(["sync", "-c", str(config), "--no-report"]) == 0
     settings = load_settings(config)
     assert set(stored(settings)) == set(ids)
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         store._db.execute("PRAGMA wal_checkpoint(FULL)")
     saved = b"".join(path.read_bytes() for path in settings.store.path.parent.iterdir() if path.is_file())
     assert central.password.encode() not in saved

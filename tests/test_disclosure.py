@@ -24,7 +24,7 @@ from kobo_tip.config import Settings, load_settings
 from kobo_tip.privacy import Release
 from kobo_tip.report import render_reports
 from kobo_tip.report.render import stored_release
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from report_project import AS_OF as REPORT_AS_OF
 from report_project import make_project, read_export, sync, write_export
 
@@ -34,7 +34,7 @@ K = {"donor": 5, "public": 10}
 
 
 def releases(settings: Settings) -> dict[str, list[Release]]:
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         return {audience: [stored_release(r) for r in store.releases(audience)] for audience in K}
 
 
@@ -178,7 +178,7 @@ def test_a_render_that_cannot_prove_the_promise_writes_no_outside_file(
     donor_folder = settings.report.out_dir / "donor"
     before = {path.name: path.read_bytes() for path in donor_folder.iterdir()}
     # An earlier donor edition (edited by hand here; kobo-tip never prints one) gave small cells away.
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         (last,) = store.releases("donor")
         cells = dict(last.cells)
         cells["published"] = [
@@ -227,7 +227,7 @@ def test_a_project_whose_events_lie_in_two_quarters_keeps_its_period_totals(
         if not any(0 < truth[(name, p)] < K["donor"] for p in periods):
             hidden = [p for p in periods if donor[(name, p)] == "x"]
             assert not hidden, f"{name}: totals hidden with no small total to protect: {hidden}"
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         made = [held(stored_release(r)) for r in store.releases("donor")]
     for integer in (False, True):
         findings = attack(made, K["donor"], integer=integer)

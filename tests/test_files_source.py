@@ -28,7 +28,7 @@ from kobo_tip.errors import ConfigError, SourceError
 from kobo_tip.person_key import person_key
 from kobo_tip.sources import Batch, KnownSubmission, RawSubmission, files
 from kobo_tip.sources.files import FileSource, to_raw_submission, utc_naive
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from kobo_tip.sync import run_sync
 
 # Every answer field of the form, with the group that holds it in Kobo's paths.
@@ -812,7 +812,7 @@ def test_a_second_sync_of_the_unchanged_file_stores_and_deletes_nothing(
     assert run_sync(settings, progress=False).new == 40
     again = run_sync(settings, progress=False)
     assert (again.fetched, again.new, again.unchanged, again.deleted) == (0, 0, 0, 0)
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         assert store.counts().submissions == 40 and store.counts().deleted == 0
     full = run_sync(settings, progress=False, full=True)
     assert (full.fetched, full.unchanged, full.deleted) == (40, 40, 0)

@@ -23,7 +23,7 @@ from kobo_tip import synthetic
 from kobo_tip.config import load_settings
 from kobo_tip.report import render_reports
 from kobo_tip.sources.files import FileSource
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from kobo_tip.sync import run_sync
 from report_project import DHIS2
 
@@ -145,7 +145,7 @@ def test_thousands_of_mutated_submissions_never_crash_a_run(
         dq = (settings.report.out_dir / "internal" / "data_quality.csv").read_text(encoding="utf-8")
         findings += dq.count("\n") - 1
         assert "\x00" not in dq and "\x1b" not in dq
-        with Store.open(settings.store.path) as store:
+        with open_store(settings) as store:
             assert store.counts().submissions == len({str(r["_id"]) for r in rows})
     with capsys.disabled():
         print(

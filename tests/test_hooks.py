@@ -22,7 +22,7 @@ from fakes.listener import Listener
 from kobo_tip.cli import main
 from kobo_tip.config import load_settings
 from kobo_tip.sources.kobo import Hook, HookFailure, KoboSource
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 
 USERNAME = "kobo-pusher"
 PASSWORD = "hook-password-K7q2-0123456789-abcdef"
@@ -422,7 +422,7 @@ def test_status_with_kobo_down_prints_the_store_exits_0_and_says_why(
     kobo: FakeKobo, make_project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = kobo_config(make_project, f"http://127.0.0.1:{_closed_port()}", kobo.asset_uid)
-    Store.open(load_settings(config).store.path).close()
+    open_store(load_settings(config)).close()
     started = time.monotonic()
     code, out, err = run(capsys, "status", "-c", str(config))
     assert code == 0, err

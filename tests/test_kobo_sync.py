@@ -22,9 +22,10 @@ from kobo_tip import cli
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import ServerError, SourceError
 from kobo_tip.http import ServerTimeout
+from kobo_tip.rows import stored_data
 from kobo_tip.sources.kobo import WATERMARK, KoboSource, review_status
 from kobo_tip.store import open_store
-from kobo_tip.sync import SyncSummary, run_sync, stored_data
+from kobo_tip.sync import SyncSummary, run_sync
 from kobo_tip.worker import worker_available
 
 REPO = Path(__file__).resolve().parents[1]

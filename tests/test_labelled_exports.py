@@ -36,7 +36,7 @@ from kobo_tip.form import build_form
 from kobo_tip.labels import TRANSLATIONS_DIR
 from kobo_tip.person_key import person_key
 from kobo_tip.sources.files import FileSource
-from kobo_tip.store import Store
+from kobo_tip.store import SqliteStore
 
 EN, FR = "English (en)", "French (fr)"
 SYNC_AS_OF = "2026-11-15"
@@ -244,7 +244,7 @@ def test_name_codes_of_a_labelled_export_never_reach_the_store(
         )
         store = config.parent / "data" / "kobo-tip.sqlite"
         # A reader held open keeps the WAL from being checkpointed away when the sync ends.
-        with Store.open(store):
+        with SqliteStore.open(store):
             code, said = cli(capsys, "sync", "--no-report", "-c", str(config))
             assert code == 0, said
             wal = Path(f"{store}-wal")

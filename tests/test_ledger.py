@@ -27,7 +27,7 @@ from kobo_tip.privacy import QUARTER, Release
 from kobo_tip.report import render_reports
 from kobo_tip.report.render import stored_release
 from kobo_tip.report.texts import ReportWords
-from kobo_tip.store import Store, open_store
+from kobo_tip.store import open_store
 from report_project import AS_OF, make_project, read_export, sync, write_export
 from test_disclosure import held
 from test_postgres_store import on_postgres
@@ -47,7 +47,7 @@ def with_basis(config: Path, basis: str) -> Settings:
 
 
 def donor_releases(settings: Settings) -> list[Release]:
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         return [stored_release(r) for r in store.releases("donor")]
 
 
@@ -277,8 +277,8 @@ def test_a_store_released_by_the_previous_version_starts_its_ledger_from_its_rel
     render_reports(settings, audiences=["internal", "donor"], as_of=FIRST)
     version_4_store(settings.store.path)  # what the previous version left: no ledger tables
     with pytest.raises(StoreError, match=r"schema version 4.*kobo-tip store migrate"):
-        Store.open(settings.store.path)
-    Store.open(settings.store.path, migrate=True).close()
+        open_store(settings)
+    open_store(settings, migrate=True).close()
     assert ledger_of(settings) == (set(), set(), set())
     settings = with_basis(config, "as_reported")
     second_release(settings)

@@ -18,7 +18,7 @@ from kobo_tip.counting import CountResult
 from kobo_tip.ledger import AsReported, Ledger, as_reported, merged_groups
 from kobo_tip.report import cutoff
 from kobo_tip.report.as_reported import reconcile
-from kobo_tip.store import Store
+from kobo_tip.store import SqliteStore
 from test_counting import count, stored
 
 FIRST, SECOND = dt.date(2026, 1, 15), dt.date(2026, 4, 15)
@@ -57,7 +57,7 @@ def test_the_ledger_and_its_reconciliation_by_hand(example_project: Path, tmp_pa
         person("5", "Ee", "2025-10-28"),  # merged into 4 later
         person("6", "Ff", "2025-11-05", stakeholder="bc_aranya"),  # its stakeholder leaves the roster
     ]
-    store = Store.open(tmp_path / "store.sqlite")
+    store = SqliteStore.open(tmp_path / "store.sqlite")
     first, _ = released(settings, first_rows, FIRST, Q1_END, Ledger.of(store.ledger()))
     assert value(first.table, "FY2026 Q1") == 6
     store.save_release("donor", k=5, through=str(Q1_END), last_run=0, cells={"x": [1]}, ledger=first.added)

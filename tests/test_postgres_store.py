@@ -21,7 +21,7 @@ from kobo_tip.cli import main
 from kobo_tip.config import load_settings
 from kobo_tip.errors import ConfigError, StoreError
 from kobo_tip.report import render_reports
-from kobo_tip.store import SCHEMA_VERSION, Store, open_store
+from kobo_tip.store import SCHEMA_VERSION, SqliteStore, open_store
 from kobo_tip.store.copy import checks
 from kobo_tip.store.postgres import LEDGER_TABLES, PostgresStore
 from kobo_tip.sync import run_sync
@@ -256,7 +256,7 @@ def test_a_sqlite_store_copied_into_postgres_and_back_loses_nothing(
         on_postgres(config, pg_database, "moved"), "store", "copy", "--to", str(tmp_path / "b.sqlite")
     )
     assert back.returncode == 0, back.stderr
-    with Store.open(tmp_path / "b.sqlite") as returned, open_store(moved, create=False) as store:
+    with SqliteStore.open(tmp_path / "b.sqlite") as returned, open_store(moved, create=False) as store:
         assert checks(returned) == checks(store)
 
 

@@ -23,7 +23,7 @@ from kobo_tip.privacy.relations import scope_of
 from kobo_tip.programme import count_programme, load_programme, render_programme
 from kobo_tip.report import cutoff, render_reports
 from kobo_tip.report.render import stored_release
-from kobo_tip.store import Store, open_store
+from kobo_tip.store import SqliteStore, open_store
 from kobo_tip.sync import run_sync
 from report_project import AS_OF, make_project, read_export, write_export
 from test_postgres_store import on_postgres
@@ -132,7 +132,7 @@ def held_releases(store_path: Path, scopes: list[str], audience: str) -> tuple[l
     programme's table and each project's, and the link between them."""
     held: list[Held] = []
     links: list[Programme] = []
-    with Store.open(store_path) as store:
+    with SqliteStore.open(store_path) as store:
         for stored in store.releases(audience):
             release = stored_release(stored)
             first = len(held)
@@ -205,7 +205,7 @@ def test_outside_programme_releases_keep_every_small_cell_of_every_project_out_o
 
     thailand = load_settings(projects["thailand"])
     assert main(["report", "-c", str(projects["thailand"]), "--audience", "donor"]) == 2
-    with Store.open(thailand.store.path) as store:
+    with open_store(thailand) as store:
         assert len(store.releases("donor")) == 1, "the project released nothing more on its own"
     written = render_reports(thailand, as_of=JOINT_AS_OF)  # [report] audiences: internal and donor
     assert {path.parent.name for path in written} == {"internal"}
@@ -249,7 +249,7 @@ def test_programme_quarters_and_its_projects_freeze_as_reported(
     counts in FY2027 Q1, and the intruder holding every release narrows no small cell."""
     thailand = load_settings(projects["thailand"])
     render_reports(thailand, audiences=("donor",), as_of=OWN_AS_OF)
-    with Store.open(thailand.store.path) as store:
+    with open_store(thailand) as store:
         (alone,) = [stored_release(r) for r in store.releases("donor")]
         own_persons = {(i, key) for i, key, *_ in store.ledger().persons}
     assert own_persons, "the project kept its ledger while it released alone"
@@ -279,7 +279,7 @@ def test_programme_quarters_and_its_projects_freeze_as_reported(
     programme = load_programme(config)
     render_programme(programme, ("internal", "donor"), AS_OF)
     store_path = tmp_path / "data" / "programme.sqlite"
-    with Store.open(store_path) as store:
+    with SqliteStore.open(store_path) as store:
         first, second = [stored_release(r) for r in store.releases("donor")]
         book = store.ledger()
     assert {

@@ -12,7 +12,7 @@ from conftest import FIXTURES
 from kobo_tip.config import load_settings
 from kobo_tip.errors import SourceError
 from kobo_tip.sources.files import to_raw_submission
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from kobo_tip.sync import run_sync
 
 RECORDED = json.loads((FIXTURES / "kobo-recorded-responses.json").read_text(encoding="utf-8"))
@@ -39,7 +39,7 @@ def test_a_recorded_data_page_syncs_into_the_store(
     summary = run_sync(settings, progress=False)
 
     assert summary.new == len({str(row["_id"]) for row in results}) == summary.fetched
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         held = {s.submission_id: s for s in store.submissions()}
     assert sorted(held) == sorted(str(row["_id"]) for row in results)
     for row in results:
@@ -63,7 +63,7 @@ def test_a_page_of_another_form_is_refused_whole(
     settings.source.path.write_text(json.dumps(results), encoding="utf-8")
     with pytest.raises(SourceError, match="nothing of it was stored"):
         run_sync(settings, progress=False)
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         assert list(store.submissions()) == []
 
 

@@ -11,7 +11,7 @@ import pytest
 from kobo_tip.cases import build_cases
 from kobo_tip.counting import count_indicator
 from kobo_tip.report.cutoff import counts_through
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from report_project import AS_OF, make_project, sync
 
 
@@ -20,7 +20,7 @@ def test_derived_counts_equal_counting_through_that_day(
     tmp_path: Path, secret: str, through: dt.date
 ) -> None:
     settings = sync(make_project(tmp_path / "p", submissions=500, dhis2=False))
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         cases = build_cases(store.submissions(), settings)
     internal = count_indicator(cases, settings, AS_OF).counts
     expected = count_indicator(cases, settings, AS_OF, through=through).counts

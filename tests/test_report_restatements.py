@@ -10,7 +10,7 @@ import pytest
 
 from kobo_tip.config import Settings
 from kobo_tip.report import render_reports
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from report_project import AS_OF, make_project, read_export, sync, write_export
 
 TOTAL_Q2 = ("identified_or_referred", "FY2026 Q2", "total", "all")
@@ -128,7 +128,7 @@ def test_edit_and_deletion_are_reasons(published_once: Settings) -> None:
     reasons = {r["reason"] for r in log.values()}
     assert len(reasons) == 1
     assert "1 edited, 1 deleted submissions synced since" in reasons.pop()
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         (saved,) = store.releases("internal", last=True)
     cells = zip(*(saved.cells[c] for c in ("indicator", "period", "dimension", "category")), strict=True)
     published = dict(zip(cells, saved.cells["published"], strict=True))

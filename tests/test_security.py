@@ -35,12 +35,13 @@ from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import ConfigError, ServerError
 from kobo_tip.labels import TRANSLATIONS_DIR, load_labels
 from kobo_tip.report import render_reports
+from kobo_tip.rows import recognise_project_labels, stored_json
 from kobo_tip.serve.intake import PushRefused, read_push
 from kobo_tip.sources.base import FormFiles
 from kobo_tip.sources.kobo import KoboSource
 from kobo_tip.sources.odk_central import CentralSource
-from kobo_tip.store import Store
-from kobo_tip.sync import recognise_project_labels, run_sync, stored_json
+from kobo_tip.store import SqliteStore, open_store
+from kobo_tip.sync import run_sync
 from test_files_source import GROUPS, answers, kobo_submission
 
 
@@ -215,7 +216,7 @@ def test_name_codes_in_every_key_style_reach_no_byte_on_disk(
     summary = run_sync(settings, progress=False)
     assert summary.new == 39
     render_reports(settings, as_of=dt.date(2026, 6, 1))
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         keys = {s.key_basis for s in store.submissions()}
     assert keys == {"uic"} or style.startswith("central"), "the codes were found by name"
     assert scan(every_file(settings)) == []
@@ -241,10 +242,10 @@ def test_an_export_with_labels_as_headers_is_read_and_its_name_codes_dropped(
             {k: v if isinstance(v, str) else json.dumps(v) for k, v in row.items()} for row in labelled
         )
     settings = dataclasses.replace(settings, source=dataclasses.replace(settings.source, path=path))
-    with Store.open(settings.store.path):  # held open: the WAL is scanned as the sync left it
+    with open_store(settings):  # held open: the WAL is scanned as the sync left it
         assert run_sync(settings, progress=False).new == 9
         files = every_file(settings)
-        with Store.open(settings.store.path) as store:
+        with open_store(settings) as store:
             assert {s.key_basis for s in store.submissions()} == {"uic"}  # the codes were read
         assert any(path.name.endswith("-wal") for path in files)
         assert scan(files) == []
@@ -297,9 +298,9 @@ def test_a_name_code_under_an_odd_key_is_read_and_never_stored(
 ) -> None:
     settings = own_label_project(make_project)
     write_rows(settings, [with_odd_key(sid, key) for sid in range(1, 30)])
-    with Store.open(settings.store.path):
+    with open_store(settings):
         assert run_sync(settings, progress=False).new == 29
-        with Store.open(settings.store.path) as store:
+        with open_store(settings) as store:
             stored = list(store.submissions())
         assert scan(every_file(settings)) == []
     assert {s.key_basis for s in stored} == {"uic"}  # read as the name code it is
@@ -322,7 +323,7 @@ def test_the_instance_name_is_never_stored(make_project: Callable[..., Path], se
     settings = load_settings(make_project())
     rows = [{**kobo_submission(sid), "meta/instanceName": f"{CANARY[0]} {CANARY[1]}"} for sid in range(1, 9)]
     write_rows(settings, rows)
-    with Store.open(settings.store.path):
+    with open_store(settings):
         run_sync(settings, progress=False)
         assert scan(every_file(settings)) == []
     assert stored_json({"meta": {"instanceName": CANARY[0]}, "a": 1}) == b'{"meta":{},"a":1}'
@@ -354,7 +355,7 @@ def test_metadata_not_in_its_shape_is_refused_on_a_push_and_kept_out_of_a_sync(
     write_rows(settings, [planted, kobo_submission(4)])
     run_sync(settings, progress=False)
     render_reports(settings, as_of=dt.date(2026, 6, 1))
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         held = {s.submission_id: s for s in store.submissions()}
     assert key not in held["3"].data and "Xylophona" not in repr(held["3"])
     assert held["4"].form_version == "20251001000000"  # a row in shape keeps its metadata
@@ -376,7 +377,7 @@ def test_a_version_2_store_holding_name_codes_is_scrubbed_by_the_migration(tmp_p
     with sqlite3.connect(path) as db:
         db.execute("INSERT INTO submission_data VALUES (1, ?)", (json.dumps(leaked, ensure_ascii=False),))
     assert scan([p for p in tmp_path.iterdir() if p.is_file()]) != []  # in the file or its WAL
-    Store.open(path, migrate=True).close()
+    SqliteStore.open(path, migrate=True).close()
     assert scan([p for p in tmp_path.iterdir() if p.is_file()]) == []
     with sqlite3.connect(path) as db:
         (text,) = db.execute("SELECT data FROM submission_data").fetchone()
@@ -393,7 +394,7 @@ def test_missing_never_synced_and_damaged_stores_are_one_sentence_each(
     settings = load_settings(config)
     assert main(["report", "-c", str(config)]) == 1
     assert "No store at" in capsys.readouterr().err
-    Store.open(settings.store.path).close()
+    open_store(settings).close()
     assert main(["report", "-c", str(config)]) == 1
     assert "Nothing has been synced" in capsys.readouterr().err
     rows = [kobo_submission(sid) for sid in range(1, 200)]

@@ -4,6 +4,7 @@ report files the service wrote."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import copy
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,9 +31,11 @@ import requests
 from conftest import FIXTURES, SECRET, write_project
 from fakes.kobo_server import FakeKobo
 from kobo_tip.cli import main
-from kobo_tip.config import Settings, load_settings
+from kobo_tip.config import HookCredentials, Settings, load_settings
 from kobo_tip.labels import field_labels
-from kobo_tip.store import open_store
+from kobo_tip.serve.app import make_app
+from kobo_tip.serve.intake import Intake
+from kobo_tip.store import SqliteStore, open_store
 from test_postgres_store import on_postgres
 from test_security import CANARY, scan
 
@@ -700,3 +704,59 @@ def test_pushes_and_polls_into_a_postgres_store(service: Service, pg_database: s
         assert not service.settings.store.path.exists()
     service.wait_for(lambda: (service.settings.report.out_dir / "internal" / "counts.csv").exists())
     assert service.stop()
+
+
+def test_status_reads_the_store_off_the_event_loop(tmp_path: Path) -> None:
+    # /status blocks until /healthz has answered: answered only if the event loop kept serving.
+    healthz_answered = threading.Event()
+
+    def status() -> dict[str, Any]:
+        return {"loop_kept_serving": healthz_answered.wait(5)}
+
+    intake = Intake(lambda: SqliteStore.open(tmp_path / "store.sqlite"), b"s" * 32, 1, lambda: None)
+    app = make_app(
+        asset_uid="aUnused",
+        credentials=HookCredentials("header", header="X-Token", token="t" * 32),
+        status_token=STATUS_TOKEN,
+        intake=intake,
+        max_body=1000,
+        body_seconds=5.0,
+        status=status,
+    )
+
+    async def get(path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    async def both() -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+        slow = asyncio.create_task(get("/status", [(b"authorization", f"Bearer {STATUS_TOKEN}".encode())]))
+        await asyncio.sleep(0.1)  # /status is under way
+        health = await get("/healthz", [])
+        healthz_answered.set()
+        return health, await slow
+
+    health, (code, body) = asyncio.run(both())
+    assert health[0] == 503  # the push writer was never started: answered all the same
+    assert code == 200 and json.loads(body) == {"loop_kept_serving": True}

@@ -23,7 +23,15 @@ from conftest import version_2_store
 from kobo_tip import readability
 from kobo_tip.config import load_settings
 from kobo_tip.errors import StoreError
-from kobo_tip.store import ANSWER_COLUMNS, SCHEMA_VERSION, BatchOutcome, Store, SubmissionRow, utc_stamp
+from kobo_tip.store import (
+    ANSWER_COLUMNS,
+    SCHEMA_VERSION,
+    BatchOutcome,
+    SqliteStore,
+    Store,
+    SubmissionRow,
+    utc_stamp,
+)
 from kobo_tip.store import postgres as postgres_module
 from kobo_tip.store import sqlite as store_module
 from kobo_tip.store.postgres import PostgresStore
@@ -86,7 +94,7 @@ class Raw:
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A new store on each back end: a SQLite file, and a schema of a fresh PostgreSQL database."""
     if request.param == "sqlite":
-        opened: Store = Store.open(tmp_path / "data" / "store.sqlite")
+        opened: Store = SqliteStore.open(tmp_path / "data" / "store.sqlite")
     else:
         opened = PostgresStore.connect(request.getfixturevalue("pg_database"), "project_a")
     with opened:
@@ -97,7 +105,7 @@ def test_the_store_and_its_wal_files_are_private_whatever_the_umask(tmp_path: Pa
     old = os.umask(0o022)
     try:
         path = tmp_path / "new" / "kobo-tip.sqlite"
-        with Store.open(path) as store:
+        with SqliteStore.open(path) as store:
             run = store.begin_run("test")
             apply(store, [row("1")], run_id=run)
             wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
@@ -118,7 +126,7 @@ def test_a_file_made_with_another_page_size_keeps_it_and_works(tmp_path: Path) -
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("CREATE TABLE other (x)")
     db.close()
-    with Store.open(path) as store:
+    with SqliteStore.open(path) as store:
         apply(store, [row("1")], run_id=store.begin_run("test"))
         assert [s.submission_id for s in store.submissions()] == ["1"]
     db = sqlite3.connect(path)
@@ -126,8 +134,19 @@ def test_a_file_made_with_another_page_size_keeps_it_and_works(tmp_path: Path) -
     db.close()
 
 
+def test_a_back_end_missing_a_method_cannot_be_made() -> None:
+    class Unfinished(Store):  # gives none of what a back end must
+        _db = None
+
+    with pytest.raises(TypeError, match="abstract") as refused:
+        Unfinished()
+    for method in ("_transaction", "_reading", "_damaged", "_chunk_query", "_chunk_codes", "lock_for_sync"):
+        assert method in str(refused.value)
+    assert not SqliteStore.__abstractmethods__ and not PostgresStore.__abstractmethods__
+
+
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
-    Store.open(tmp_path / "store.sqlite").close()
+    SqliteStore.open(tmp_path / "store.sqlite").close()
     db = sqlite3.connect(tmp_path / "store.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
@@ -139,19 +158,19 @@ def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
 
 def test_a_store_of_another_schema_version_or_not_a_store_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
-    Store.open(path).close()
+    SqliteStore.open(path).close()
     db = sqlite3.connect(path)
     db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     db.commit()
     db.close()
     with pytest.raises(StoreError, match="schema version 99"):
-        Store.open(path)
+        SqliteStore.open(path)
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"this is not a database file at all" * 100)
     with pytest.raises(StoreError, match=f"{junk} is not a kobo-tip store"):
-        Store.open(junk)
+        SqliteStore.open(junk)
     with pytest.raises(StoreError, match="run 'kobo-tip sync' first"):
-        Store.open(tmp_path / "missing.sqlite", create=False)
+        SqliteStore.open(tmp_path / "missing.sqlite", create=False)
     assert not (tmp_path / "missing.sqlite").exists()
 
 
@@ -433,7 +452,7 @@ def test_a_cut_release_history_is_found_refused_and_stays_visible_in_a_copy(
     with pytest.raises(StoreError, match=r"donor release history of .* was cut: 3 outside release\(s\) "):
         store.releases("donor")
     assert len(store.releases("public")) == 1 and len(store.releases("internal")) == 5
-    with Store.open(tmp_path / "copy.sqlite") as copied:
+    with SqliteStore.open(tmp_path / "copy.sqlite") as copied:
         copy_store(store, copied)
         assert copied.lost_releases() == {"donor": (3, 2)}, "the copy says what the original lost"
 
@@ -442,8 +461,8 @@ def test_a_version_2_store_is_refused_until_migrated_and_loses_its_publications(
     path = tmp_path / "old.sqlite"
     version_2_store(path)
     with pytest.raises(StoreError, match=r"schema version 2.*run 'kobo-tip store migrate'"):
-        Store.open(path)
-    with Store.open(path, migrate=True) as store:
+        SqliteStore.open(path)
+    with SqliteStore.open(path, migrate=True) as store:
         assert store.schema_version() == SCHEMA_VERSION and store.releases("donor") == []
     with sqlite3.connect(path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -454,7 +473,7 @@ def reopen(store: Store) -> Store:
     """Another connection to the same store, as a second kobo-tip process would open it."""
     if isinstance(store, PostgresStore):
         return PostgresStore.connect(store.url, store.schema)
-    return Store.open(store.path)
+    return SqliteStore.open(store.path)
 
 
 def test_a_second_sync_lock_waits_then_names_the_holder(store: Store) -> None:
@@ -462,7 +481,7 @@ def test_a_second_sync_lock_waits_then_names_the_holder(store: Store) -> None:
         opening = f"PostgresStore.connect({store.url!r}, {store.schema!r})"
         holder_named = r"server process \d+"
     else:
-        opening = f"Store.open({str(store.path)!r})"
+        opening = f"SqliteStore.open({str(store.path)!r})"
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -470,7 +489,7 @@ def test_a_second_sync_lock_waits_then_names_the_holder(store: Store) -> None:
             textwrap.dedent(
                 f"""
                 import sys, time
-                from kobo_tip.store import Store
+                from kobo_tip.store import SqliteStore
                 from kobo_tip.store.postgres import PostgresStore
                 with {opening} as s, s.lock_for_sync():
                     print("locked", flush=True)

@@ -15,8 +15,8 @@ from kobo_tip import synthetic
 from kobo_tip.answers import find_answers
 from kobo_tip.cases import build_cases, cases_from_table
 from kobo_tip.config import Settings, load_settings
-from kobo_tip.store import Store
-from kobo_tip.store import sqlite as store_module
+from kobo_tip.store import open_store
+from kobo_tip.store import reads as store_reads
 from kobo_tip.sync import run_sync
 
 
@@ -52,7 +52,7 @@ def test_cases_from_answers_equal_cases_from_full_data(
     subs[3]["person/age_years"] = True
     _sync(settings, subs)
 
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         full = build_cases(store.submissions(), settings)
         table = store.answer_table()
     slim = cases_from_table(table, settings)
@@ -75,9 +75,9 @@ def test_the_table_is_read_in_chunks_in_row_order(
     # the chunk is read row by row.
     subs[7]["_id"] = "odd\x1fid"
     _sync(settings, subs)
-    monkeypatch.setattr(store_module, "_READ_ROWS", 7)
+    monkeypatch.setattr(store_reads, "READ_ROWS", 7)
 
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         table = store.answer_table()
         stored = list(store.submissions())
 

@@ -29,10 +29,11 @@ from kobo_tip.answers import AnswerCodes, SubmissionReader
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import SecretMissingError, SourceError, StoreError
 from kobo_tip.person_key import person_key
+from kobo_tip.rows import prepare_row, stored_json, submission_reader
 from kobo_tip.sources import Batch, RawSubmission, SyncState
-from kobo_tip.store import ANSWER_COLUMNS, INTERRUPTED, Store, StoredSubmission, utc_stamp
+from kobo_tip.store import ANSWER_COLUMNS, INTERRUPTED, Store, StoredSubmission, open_store, utc_stamp
 from kobo_tip.store import sqlite as store_module
-from kobo_tip.sync import SyncSummary, prepare_row, reconcile_is_due, run_sync, stored_json, submission_reader
+from kobo_tip.sync import SyncSummary, few_collections, reconcile_is_due, run_sync
 from test_files_source import kobo_submission
 
 UIC_VALUES = ("Xylophona", "Quokkamum")  # distinctive, so a byte scan cannot match by chance
@@ -50,7 +51,7 @@ def export(settings: Settings, rows: list[dict[str, Any]]) -> None:
 
 
 def stored(settings: Settings) -> dict[str, StoredSubmission]:
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         return {s.submission_id: s for s in store.submissions()}
 
 
@@ -101,7 +102,7 @@ def test_rerun_edit_delete_status_and_reappearance(project: Settings) -> None:
     assert counts(run_sync(project, progress=False)) == (1, 0, 4, 0, 0)
     assert not stored(project)["4"].deleted
 
-    with Store.open(project.store.path) as store:
+    with open_store(project) as store:
         history = store.runs(10)
     assert [(r.new, r.edited, r.deleted, r.status_changed) for r in history] == [
         (1, 0, 0, 0),
@@ -116,7 +117,7 @@ def test_uic_parts_and_the_secret_never_reach_the_store_files(project: Settings,
     rows = [kobo_submission(sid, uic_given=UIC_VALUES[0], uic_mother=UIC_VALUES[1]) for sid in range(1, 40)]
     export(project, rows)
     # An open reader keeps the WAL file from being checkpointed away when the sync closes the store.
-    with Store.open(project.store.path):
+    with open_store(project):
         run_sync(project, progress=False)
         rows[0] = kobo_submission(1, version="v2", uic_given=UIC_VALUES[0], uic_mother=UIC_VALUES[1])
         export(project, rows)
@@ -128,7 +129,7 @@ def test_uic_parts_and_the_secret_never_reach_the_store_files(project: Settings,
     for needle in (*UIC_VALUES, secret):
         assert needle.encode() not in contents
         assert needle.encode("utf-16-le") not in contents
-    with Store.open(project.store.path) as store:
+    with open_store(project) as store:
         assert all(secret not in str(run) for run in store.runs(10))
 
 
@@ -220,17 +221,30 @@ def test_a_failing_source_keeps_committed_batches_and_records_the_error(project:
     with pytest.raises(SourceError):
         run_sync(project, source=source, progress=False)
     assert sorted(stored(project)) == ["1", "2"]
-    with Store.open(project.store.path) as store:
+    with open_store(project) as store:
         assert store.watermark("_id") == "2"
         [run] = store.runs(1)
     assert run.error == "HTTP 502 from the server, retried 5 times." and run.new == 2 and run.finished
 
 
-def test_the_collector_settings_come_back_after_a_sync_even_a_failed_one(project: Settings) -> None:
+def test_a_sync_leaves_the_collector_alone_and_the_commands_settings_come_back(project: Settings) -> None:
     before = gc.get_threshold()
-    run_sync(project, source=ScriptedSource([Batch(submissions=[raw(1)])]), progress=False)
+    seen: list[tuple[tuple[int, ...], int]] = []
+
+    class Observing(ScriptedSource):
+        def batches(self, state: SyncState) -> Iterator[Batch]:
+            seen.append((gc.get_threshold(), gc.get_freeze_count()))
+            yield from super().batches(state)
+
+    # A library call (the service's poller makes one) changes nothing process-wide.
+    run_sync(project, source=Observing([Batch(submissions=[raw(1)])]), progress=False, parallel=False)
+    assert seen == [(before, 0)]
+    # The sync command's entry holds fewer collections, and gives them back, even after a failure.
+    with few_collections():
+        run_sync(project, source=Observing([Batch(submissions=[raw(2)])]), progress=False, parallel=False)
+    assert seen[1][0] != before and seen[1][1] > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
-    with pytest.raises(SourceError):
+    with pytest.raises(SourceError), few_collections():
         run_sync(project, source=ScriptedSource([SourceError("gone")]), progress=False)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
@@ -239,7 +253,7 @@ def test_an_unexpected_failure_is_logged_by_type_only(project: Settings, secret:
     source = ScriptedSource([Batch(submissions=[raw(1)]), ValueError(f"leaky {secret} detail")])
     with pytest.raises(ValueError):
         run_sync(project, source=source, progress=False)
-    with Store.open(project.store.path) as store:
+    with open_store(project) as store:
         [run] = store.runs(1)
     assert run.error == "unexpected ValueError (run with --debug for details)"
 
@@ -266,7 +280,7 @@ def test_a_batch_failing_inside_its_transaction_lands_nothing(
         run_sync(project, source=source, progress=False)
     held = stored(project)
     assert list(held) == ["1"] and held["1"].version_id == "v1" and not held["1"].deleted
-    with Store.open(project.store.path) as store:
+    with open_store(project) as store:
         assert store.watermark("_id") == "1" and store.last_reconcile() is None
 
 
@@ -318,7 +332,7 @@ def test_a_second_concurrent_sync_fails_clearly_and_the_store_stays_consistent(
         thread.join()
     assert not errors
     assert sorted(stored(project)) == ["1", "2"]
-    with Store.open(project.store.path) as store:
+    with open_store(project) as store:
         assert [run.new for run in store.runs(10)] == [2]  # the refused sync wrote no run row
 
 
@@ -437,7 +451,7 @@ def test_a_sync_killed_mid_way_then_rerun_gives_the_uninterrupted_store(
     rerun = run_sync(killed, progress=False)
     assert (rerun.new, rerun.unchanged, rerun.edited) == (len(rows) - partial, partial, 0)
     assert _content(killed) == _content(calm)
-    with Store.open(killed.store.path) as store:
+    with open_store(killed) as store:
         latest, interrupted = store.runs(2)
     assert latest.error is None and interrupted.error == INTERRUPTED
     assert interrupted.finished is None and interrupted.new == partial
@@ -456,7 +470,7 @@ def _committed_rows(path: Path) -> int:
 
 
 def _content(settings: Settings) -> list[tuple[Any, ...]]:
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         return sorted(
             (s.submission_id, s.version_id, s.review_status, s.person_key, s.deleted, json.dumps(s.data))
             for s in store.submissions()

@@ -37,7 +37,7 @@ from kobo_tip.labels import load_labels
 from kobo_tip.report import render_reports
 from kobo_tip.report.render import count_store
 from kobo_tip.sources.files import FileSource
-from kobo_tip.store import Store
+from kobo_tip.store import open_store
 from kobo_tip.sync import run_sync
 
 ENGINE = REPO / "tests" / "webforms"
@@ -500,7 +500,7 @@ def expected_counts() -> dict[tuple[str, str], int]:
 
 
 def assert_counted(settings: Settings) -> None:
-    with Store.open(settings.store.path) as store:
+    with open_store(settings) as store:
         result = count_store(store, settings, AS_OF).result
     counts = result.counts
     totals = counts[counts["dimension"] == "total"].set_index(["indicator", "period"])["value"]

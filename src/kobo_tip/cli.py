@@ -334,10 +334,11 @@ def _render(
 
 
 def _cmd_sync(args: argparse.Namespace) -> None:
-    from kobo_tip.sync import run_sync
+    from kobo_tip.sync import few_collections, run_sync
 
     settings = _settings(args)
-    summary = run_sync(settings, full=args.full)
+    with few_collections():  # process-wide collector settings: this command runs nothing else meanwhile
+        summary = run_sync(settings, full=args.full)
     print(summary.line())
     if not args.no_report:
         _render(settings, None, None)  # says when too much of the store cannot be read

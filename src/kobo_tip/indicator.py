@@ -361,5 +361,6 @@ RESTATEMENT_COLUMNS: Final = (
     "new",
     "reason",
 )
-AUDIENCES: Final = ("internal", "donor", "public")
+INTERNAL: Final = "internal"  # the audience that sees every count, for whom no cell is hidden
+AUDIENCES: Final = (INTERNAL, "donor", "public")
 DEFAULT_MIN_CELL: Final[dict[str, int]] = {"donor": 5, "public": 10}

@@ -10,10 +10,14 @@ import hashlib
 import hmac
 import unicodedata
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kobo_tip import indicator as ind
 from kobo_tip.answers import find_values, without_fields
+from kobo_tip.errors import StoreError
+
+if TYPE_CHECKING:
+    from kobo_tip.store import Store
 
 KEY_FIELDS = (
     ind.CONSENT,
@@ -140,3 +144,26 @@ def _unlinkable_reason(consent: Any, given: Any, mother: Any, year: Any) -> str:
 def strip_uic(data: Mapping[str, Any]) -> dict[str, Any]:
     """The submission without its raw UIC parts."""
     return without_fields(data, ind.UIC_PARTS)
+
+
+# An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
+FINGERPRINT = "secret_fingerprint"
+_FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
+
+
+def secret_fingerprint(secret: bytes) -> str:
+    """What a store records of the secret its keys were made with (``meta`` ``FINGERPRINT``)."""
+    return hmac.new(secret, _FINGERPRINT_MESSAGE, hashlib.sha256).hexdigest()
+
+
+def check_secret(store: Store, secret: bytes, env_name: str) -> None:
+    """Refuse to mix person keys made with two secrets: the same person would count twice."""
+    fingerprint = secret_fingerprint(secret)
+    recorded = store.meta_value(FINGERPRINT)
+    if recorded is None:
+        store.set_meta_value(FINGERPRINT, fingerprint)
+    elif recorded != fingerprint:
+        raise StoreError(
+            f"The person-key secret in {env_name} is not the one the store {store.path} was keyed with: "
+            "set the old secret again, or move the store away and sync everything anew."
+        )

@@ -27,10 +27,11 @@ from kobo_tip import cases as cases_module
 from kobo_tip import counting, ledger, periods, privacy
 from kobo_tip.config import Settings, StoreSettings, load_settings
 from kobo_tip.errors import ConfigError, StoreError
+from kobo_tip.indicator import INTERNAL
+from kobo_tip.person_key import FINGERPRINT, secret_fingerprint
 from kobo_tip.privacy.relations import PROGRAMME_SCOPE, scope_of, scoped
 from kobo_tip.report import cutoff
 from kobo_tip.report.render import (
-    INTERNAL,
     Counted,
     Provenance,
     as_reported_basis,
@@ -44,7 +45,6 @@ from kobo_tip.report.render import (
 )
 from kobo_tip.store import PROGRAMME_MEMBER, RunInfo, Store, StoredRelease, open_store, utc_stamp
 from kobo_tip.store.records import LedgerRows
-from kobo_tip.sync import FINGERPRINT, secret_fingerprint
 
 # What every project must count by as the programme does: config key -> how a Settings holds it.
 RULES: dict[str, Callable[[Settings], Any]] = {
@@ -140,7 +140,7 @@ def _programme_settings(config: Path, table: dict[str, Any], projects: tuple[Set
         report=dataclasses.replace(
             first.report,
             out_dir=config.parent / str(table.get("out_dir", "reports")),
-            audiences=("internal",),
+            audiences=(INTERNAL,),
         ),
         targets=None,
         dhis2=None,

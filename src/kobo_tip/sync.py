@@ -6,79 +6,37 @@ import contextlib
 import datetime as dt
 import functools
 import gc
-import hashlib
-import hmac
-import json
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-import orjson
 from tqdm import tqdm
 
 from kobo_tip import indicator as ind
-from kobo_tip.answers import (
-    MAX_DEPTH,
-    AnswerCodes,
-    NestedTooDeep,
-    SubmissionReader,
-    add_field_aliases,
-    field_name,
-    without_fields,
-    without_top_fields,
-)
+from kobo_tip.answers import AnswerCodes
 from kobo_tip.config import Settings
-from kobo_tip.errors import KoboTipError, SourceError, StoreError, SyncStopped
-from kobo_tip.labels import Labels, field_labels, load_labels
-from kobo_tip.person_key import KEY_FIELDS, key_parts
-from kobo_tip.sources import KnownSubmission, RawSubmission, Source, open_source
-from kobo_tip.sources.base import misshapen_metadata
-from kobo_tip.store import BatchOutcome, NewAnswer, Store, SubmissionRow, open_store
-from kobo_tip.worker import PrepareState, pack, unpack, worker, worker_available
+from kobo_tip.errors import KoboTipError, StoreError, SyncStopped
+from kobo_tip.person_key import check_secret
+from kobo_tip.rows import (
+    UnkeyedRow,
+    keyed_row,
+    recognise_project_labels,
+    refuse_foreign,
+    submission_reader,
+    unkeyed_row,
+)
+from kobo_tip.sources import KnownSubmission, Source, open_source
+from kobo_tip.store import BatchOutcome, NewAnswer, Store, open_store
+from kobo_tip.worker import PrepareState, worker, worker_available
 
 logger = logging.getLogger("kobo_tip")
 http_log = logging.getLogger("kobo_tip.http")
 
-# Never stored: the raw UIC parts (contract section 3), and the keys where servers put the review state
-# (Kobo _validation_status, Central CSV ReviewState, OData __system/reviewState and the updatedAt a
-# review bumps). The review_status column holds the state, so a review never looks like an edit.
-# The instance name too: a form's settings may build it from any answers, name codes included, and a
-# pusher may fold them into it (issue 27); counting never reads it.
-_NOT_STORED = frozenset(
-    {*ind.UIC_PARTS, "_validation_status", "ReviewState", "reviewState", "updatedAt", "instanceName"}
-)
-_NOT_STORED_MARKS = tuple(f'{name}":'.encode() for name in _NOT_STORED)
-# An HMAC of a fixed message tells whether today's secret is the store's, without revealing it.
-FINGERPRINT = "secret_fingerprint"
-_FINGERPRINT_MESSAGE = b"kobo-tip person-key secret check"
 _LOG_EVERY = 5.0  # seconds between progress log lines when not on a terminal
-# A key of the stored JSON that ends in a UIC part's name (after any separator a source uses) or is
-# one of its labels: a UIC part that was not stripped. Found in the text, where a key is followed
-# by `":` (in a string value that quote would be escaped); the names alone are looked for first.
-_CLEAR_CODE_NAMES = tuple(
-    name
-    for part in ind.UIC_PARTS
-    for name in (part, *(orjson.dumps(label).decode()[1:-1] for label in field_labels(part)))
-)
-_CLEAR_CODE_MARKS = tuple(
-    f'{start}{name}":' for name in _CLEAR_CODE_NAMES for start in ('"', "/", "-", ".", ":")
-)
-# Answers a submission of the form always has: a page in which no row has any of them is not of it.
-_REQUIRED = tuple(
-    ind.COUNTED_FIELDS.index(name)
-    for name in (
-        ind.CONSENT,
-        ind.EVENT_DATE,
-        ind.ACTION,
-        ind.STAKEHOLDER_TYPE,
-        ind.STAKEHOLDER_ID,
-        ind.PERSON_CATEGORY,
-    )
-)
 
 
 @dataclass(frozen=True)
@@ -141,175 +99,28 @@ def reconcile_is_due(last_reconcile: str | None, hours: float, now: dt.datetime 
     return (now or dt.datetime.now(dt.UTC)) - last >= dt.timedelta(hours=hours)
 
 
-def stored_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The submission as the store keeps it: no UIC parts, no review-state keys (one copy)."""
-    return without_fields(data, _NOT_STORED)
+class BatchFacts(NamedTuple):
+    """What a batch says besides its rows, as the producing half hands it over.
 
-
-def stored_json(data: Mapping[str, Any]) -> bytes:
-    """The JSON the store keeps of ``stored_data(data)``, without walking the whole submission when it can.
-
-    Keys stay in the server's order: a server sends one submission's keys in one order, so a copy
-    that is sent again is stored as the same text, which is how an edit without a new version shows.
+    Marshal refuses a tuple subclass, so a batch crosses from the worker as pickle: for a page of
+    1,000 rows no slower than marshal (9.3 against 10.5 ms to pack and unpack, memory copies dominate).
     """
-    return _stored_text(data, without_top_fields(data, _NOT_STORED))
+
+    review_statuses: dict[str, str]
+    deleted: list[str]
+    watermarks: dict[str, str]
+    reconciled: bool
+    fetched: int  # rows received from the server for this batch
+    new_answers: list[NewAnswer]  # coded for the first time by its rows: Store.apply_batch's
+    expected: int | None  # the rows its pass brings (Batch.expected), for the progress bar
+    retries: list[str]  # the retry warnings logged while it was fetched
 
 
-def _stored_text(data: Mapping[str, Any], kept: Mapping[str, Any]) -> bytes:
-    """``stored_json(data)``, given ``data`` without its top-level fields that are not stored."""
-    text = _dumps(kept)
-    # Only an object further down (an ODK group, a repeat) can still hold a dropped field, and a key
-    # naming one shows in the text as `name":` (inside a string value that quote would be escaped).
-    if text.find(b"{", 1) != -1 and any(mark in text for mark in _NOT_STORED_MARKS):
-        text = _dumps(stored_data(data))
-    return text
+class Prepared(NamedTuple):
+    """One batch from the producing half: its facts and its rows, ready to be keyed."""
 
-
-def _dumps(data: Mapping[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(data, default=str)
-    except orjson.JSONEncodeError:
-        pass
-    try:  # a key that is not a string: no parsed JSON has one
-        # OPT_NON_STR_KEYS writes it as a string, but makes every dump 60% slower.
-        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str)
-    except orjson.JSONEncodeError:
-        # An integer beyond 64 bits, or nesting beyond orjson's limit: the standard library writes both.
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
-
-
-# A submission on its way to the store, not keyed yet, packed (worker.pack) into one bytes object:
-# submission_id, version_id, review_status, submitted_at, form_version, the stored JSON (bytes),
-# the answers of KEY_FIELDS (the UIC parts among them, dropped by keyed_row) and the codes of the
-# counted answers. Packed as soon as it is made, while it is fresh in the processor's cache, a row
-# costs the worker an eighth less than when whole pages are packed (11.5 against 13.0 us).
-UnkeyedRow = bytes
-# What a batch says besides its rows: review statuses, deletions, watermarks, reconciled, rows
-# fetched, the answers its rows coded for the first time (Store.apply_batch's new_answers), the
-# rows its pass expects (Batch.expected) and the requests retried while it was fetched.
-BatchFacts = tuple[
-    dict[str, str], list[str], dict[str, str], bool, int, list[NewAnswer], int | None, list[str]
-]
-Prepared = tuple[BatchFacts, list[UnkeyedRow]]
-
-
-def _uic_aliases(labels: Iterable[Labels]) -> dict[str, str]:
-    return {label.field(part): part for label in labels for part in ind.UIC_PARTS}
-
-
-def recognise_project_labels(settings: Settings) -> None:
-    """Add the project's own label texts of the name-code questions (its translations folder may
-    change them, or add a language) to the keys read, and dropped, as those questions. Called before
-    a sync and a service read any submission."""
-    add_field_aliases(_uic_aliases(load_labels(language) for language in settings.project.languages))
-
-
-def odd_name_code_keys(data: Mapping[str, Any], depth: int = 0) -> list[str]:
-    """The keys of ``data`` (at any depth) that address a name-code question without being written
-    as Kobo and Central write it (``person/uic_given``, ``uic_given``): another case, a separator,
-    a label, invisible or full-width letters. A sync drops them; a push holding one is refused."""
-    odd = []
-    for key, value in data.items():
-        if not isinstance(key, str):
-            continue
-        if field_name(key) in ind.UIC_PARTS and key.rsplit("/", 1)[-1] not in ind.UIC_PARTS:
-            odd.append(key)
-        items = value if type(value) is list else [value]
-        for item in items:
-            if isinstance(item, Mapping) and depth < MAX_DEPTH:
-                odd += odd_name_code_keys(item, depth + 1)
-    return odd
-
-
-def submission_reader(codes: AnswerCodes) -> SubmissionReader:
-    """What reads a submission for the store: its counted answers coded, the person key's answers,
-    and a copy without the fields never stored. ``codes`` continues the store's (``Store.answer_codes``)."""
-    return SubmissionReader(codes, KEY_FIELDS, _NOT_STORED)
-
-
-def unkeyed_row(raw: RawSubmission, reader: SubmissionReader) -> UnkeyedRow:
-    """Find and code the answers, and encode the JSON the store keeps (no UIC parts in it).
-
-    A submission nested deeper than any of the form is stored without its answers (counting then
-    lists it as having none): reading it would exhaust the recursion. Metadata not in its own shape
-    (``sources.base.misshapen_metadata``) is not stored, and the row's form version says so."""
-    misshapen = misshapen_metadata(raw.data, strict=False)
-    if misshapen:
-        raw = _without_metadata(raw, misshapen)
-    try:
-        answer_codes, key_values, kept = reader.read(raw.data)
-        text = _stored_text(raw.data, kept)
-    except (NestedTooDeep, RecursionError):
-        logger.warning(
-            "submission %s nests deeper than the form can: stored without its answers", raw.submission_id
-        )
-        answer_codes, key_values, _ = reader.read({})
-        text = b"{}"
-    return pack(
-        (
-            raw.submission_id,
-            raw.version_id,
-            raw.review_status,
-            raw.submitted_at,
-            raw.form_version,
-            text,  # bytes: decoding is left to keyed_row, in the other process
-            key_values,
-            answer_codes,  # coded here: small integers cost less to pack, unpack and store than answers
-        )
-    )
-
-
-def _without_metadata(raw: RawSubmission, keys: tuple[str, ...]) -> RawSubmission:
-    """``raw`` without the metadata ``keys``, whose values were planted: none of them reaches a
-    column, the stored copy or a report; counting lists the submission as malformed."""
-    logger.warning(
-        "submission %s: %s not in its own shape, not stored", raw.submission_id, " and ".join(keys)
-    )
-    planted = {str(raw.data[key]).strip() for key in keys}
-    data = {key: value for key, value in raw.data.items() if key not in keys}
-    version_id = raw.version_id
-    if version_id in planted:
-        version_id = "sha256:" + hashlib.sha256(_dumps(data)).hexdigest()[:32]
-    submitted_at = "" if "_submission_time" in keys else raw.submitted_at
-    return RawSubmission(
-        raw.submission_id, version_id, raw.review_status, submitted_at, ind.MISSHAPEN_METADATA, data
-    )
-
-
-def keyed_row(row: UnkeyedRow, secret: bytes) -> SubmissionRow:
-    """Key the person; the UIC parts go no further."""
-    submission_id, version_id, review_status, submitted_at, form_version, text, key_values, answer_codes = (
-        unpack(row)
-    )
-    key, basis, reason = key_parts(key_values, submission_id, secret)
-    # tuple.__new__ makes the very tuple SubmissionRow(...) would, without the Python frame of its
-    # generated __new__; with key_parts' plain tuple, keying a row costs a tenth less.
-    return _new_row(
-        SubmissionRow,
-        (
-            submission_id,
-            version_id,
-            review_status,
-            submitted_at,
-            form_version,
-            key,
-            basis,
-            reason,
-            text.decode("utf-8"),
-            answer_codes,
-        ),
-    )
-
-
-_new_row = tuple.__new__
-
-
-def prepare_row(raw: RawSubmission, secret: bytes, reader: SubmissionReader) -> SubmissionRow:
-    """Key the person, drop the UIC parts, code the answers and encode what will be stored.
-
-    The answers coded for the first time (``reader.codes.take_added``) go with the batch.
-    """
-    return keyed_row(unkeyed_row(raw, reader), secret)
+    facts: BatchFacts
+    rows: list[UnkeyedRow]
 
 
 class _Progress:
@@ -394,8 +205,7 @@ def run_sync(
     source = source or open_source(settings)
     description = source.describe()
     produce: Callable[[PrepareState], Iterator[Prepared]] = functools.partial(_unkeyed_batches, source)
-    # The collector settings hold for both processes: the child inherits them.
-    with _few_collections(), contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         if worker_available() if parallel is None else parallel:
             # Forked before the store opens: the child holds no store or lock handle.
             produce = stack.enter_context(worker(produce)).items
@@ -420,9 +230,17 @@ def _unkeyed_batches(source: Source, state: PrepareState) -> Iterator[Prepared]:
     try:
         for batch in source.batches(state):
             rows = [unkeyed_row(raw, reader) for raw in batch.submissions]
-            fetched = max(batch.fetched, len(rows))
-            facts = (batch.review_statuses, batch.deleted, batch.watermarks, batch.reconciled, fetched)
-            yield (*facts, codes.take_added(), batch.expected, retries.take()), rows
+            facts = BatchFacts(
+                review_statuses=batch.review_statuses,
+                deleted=batch.deleted,
+                watermarks=batch.watermarks,
+                reconciled=batch.reconciled,
+                fetched=max(batch.fetched, len(rows)),
+                new_answers=codes.take_added(),
+                expected=batch.expected,
+                retries=retries.take(),
+            )
+            yield Prepared(facts, rows)
     except BaseException as exc:
         for line in retries.take():
             exc.add_note(line)
@@ -467,24 +285,23 @@ def _sync_into(
     meter = _Progress(progress, description)
     try:
         for facts, unkeyed in produce(state):
-            statuses, deleted, watermarks, reconciled, batch_fetched, new, expected, retries = facts
-            retried += retries
-            meter.expect(expected)
+            retried += facts.retries
+            meter.expect(facts.expected)
             rows = [keyed_row(row, secret) for row in unkeyed]
             refuse_foreign(rows, description)
             outcome = store.apply_batch(
                 rows,
-                new_answers=new,
+                new_answers=facts.new_answers,
                 run_id=run_id,
-                review_statuses=statuses,
-                deleted=deleted,
-                watermarks=watermarks,
-                reconciled=reconciled,
-                fetched=batch_fetched,
+                review_statuses=facts.review_statuses,
+                deleted=facts.deleted,
+                watermarks=facts.watermarks,
+                reconciled=facts.reconciled,
+                fetched=facts.fetched,
             )
-            fetched += batch_fetched
+            fetched += facts.fetched
             _add(totals, outcome)
-            meter.advance(batch_fetched)
+            meter.advance(facts.fetched)
             if stop is not None and stop.is_set():
                 raise SyncStopped(f"{description}: sync stopped after {fetched} rows; the next one resumes.")
     except BaseException as exc:
@@ -509,12 +326,14 @@ def _sync_into(
 
 
 @contextlib.contextmanager
-def _few_collections() -> Iterator[None]:
-    """Fewer garbage-collector passes while pages stream through.
+def few_collections() -> Iterator[None]:
+    """Fewer garbage-collector passes while pages stream through: for the ``sync`` command's entry.
 
     Every page is tens of thousands of short-lived objects; with the default thresholds the
     collector walks them (and the whole heap, often) many times per page, about a sixth of a
-    sync's CPU. Freezing what exists and raising the first threshold keeps the passes rare.
+    sync's CPU. Freezing what exists and raising the first threshold keeps the passes rare. Both
+    are settings of the whole process (the worker forked inside inherits them), so only a program
+    that runs nothing else meanwhile, the command line, holds them; ``kobo-tip serve`` does not.
     """
     thresholds = gc.get_threshold()
     gc.freeze()
@@ -524,49 +343,6 @@ def _few_collections() -> Iterator[None]:
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
-
-
-def refuse_foreign(rows: list[SubmissionRow], description: str) -> None:
-    """Refuse a batch (a page, or a part of a file) before it is stored when no row has an answer
-    the form always has, or a row still holds a UIC part: it is not an export kobo-tip can read by
-    field name (labels as headers, another form), and its codes must not reach the disk."""
-    for row in rows:
-        text = row.data_json
-        if not any(name in text for name in _CLEAR_CODE_NAMES):
-            continue
-        found = next((mark for mark in _CLEAR_CODE_MARKS if mark in text), None)
-        if found is not None:
-            raise SourceError(
-                f"{description}: submission {row.submission_id} holds a name code (a key ending in "
-                f"{found.strip(chr(34) + ':/-.')!r}) where kobo-tip cannot remove it; nothing of this batch "
-                "was stored. Export the data with field names as headers (Kobo: 'XML values and headers'), "
-                "not labels."
-            )
-    if rows and not any(any(row.answer_codes[i] for i in _REQUIRED) for row in rows):
-        raise SourceError(
-            f"{description}: none of its {len(rows)} submissions has an answer of the {ind.FORM_ID} form by "
-            "field name (consent, event_date, action, stakeholder_id, ...); nothing of it was stored. "
-            "Is it an export of another form, or one with labels as headers? Export it with field names "
-            "(Kobo: 'XML values and headers')."
-        )
-
-
-def secret_fingerprint(secret: bytes) -> str:
-    """What a store records of the secret its keys were made with (``meta`` ``FINGERPRINT``)."""
-    return hmac.new(secret, _FINGERPRINT_MESSAGE, hashlib.sha256).hexdigest()
-
-
-def check_secret(store: Store, secret: bytes, env_name: str) -> None:
-    """Refuse to mix person keys made with two secrets: the same person would count twice."""
-    fingerprint = secret_fingerprint(secret)
-    recorded = store.meta_value(FINGERPRINT)
-    if recorded is None:
-        store.set_meta_value(FINGERPRINT, fingerprint)
-    elif recorded != fingerprint:
-        raise StoreError(
-            f"The person-key secret in {env_name} is not the one the store {store.path} was keyed with: "
-            "set the old secret again, or move the store away and sync everything anew."
-        )
 
 
 def _add(totals: BatchOutcome, outcome: BatchOutcome) -> None:

@@ -38,7 +38,6 @@ FIELD_PATHS: Final[dict[str, str]] = {
 }
 #: Kobo's metadata answers, at the top level under their own names.
 META_FIELDS: Final = ("start", "end", "today", "deviceid", "username")
-INTEGER_FIELDS: Final = (ind.AGE_YEARS, ind.BIRTH_YEAR)
 
 _P = FIELD_PATHS
 _K_CONSENT = _P[ind.CONSENT]
@@ -879,53 +878,6 @@ def _correction(submission: Mapping[str, Any], rng: random.Random) -> dict[str, 
         return {ind.AGE_YEARS: str(max(0, int(age) + rng.choice((-2, -1, 1, 2))))}
     earlier = dt.date.fromisoformat(submission[_K_DATE]) - dt.timedelta(days=rng.randint(10, 60))
     return {ind.EVENT_DATE: earlier.isoformat()}
-
-
-_INTEGER: Final = re.compile(r"-?[0-9]+")
-_CENTRAL_REVIEW_STATE: Final = {
-    "validation_status_approved": "approved",
-    "validation_status_not_approved": "rejected",
-    "validation_status_on_hold": "hasIssues",
-}
-
-
-def to_central(submission: Mapping[str, Any], *, updated_at: str | None = None) -> dict[str, Any]:
-    """One Kobo-shape submission as ODK Central's OData returns it.
-
-    Groups become nested objects, ``__id`` is the first version's instanceID, ``__system``
-    carries submissionDate (ISO with Z), updatedAt (``updated_at``, else null), reviewState
-    and formVersion; age_years and birth_year become JSON numbers when they are integers.
-    """
-    edited = "meta/deprecatedID" in submission
-    status = (submission.get("_validation_status") or {}).get("uid", "")
-    row: dict[str, Any] = {
-        "__id": submission["meta/rootUuid"],
-        "__system": {
-            "submissionDate": submission["_submission_time"] + ".000Z",
-            "updatedAt": updated_at,
-            "deletedAt": None,
-            "submitterId": "5",
-            "submitterName": submission.get("_submitted_by") or "Public access",
-            "attachmentsPresent": 0,
-            "attachmentsExpected": 0,
-            "status": None,
-            "reviewState": _CENTRAL_REVIEW_STATE.get(status, "edited" if edited else None),
-            "deviceId": submission.get("deviceid"),
-            "edits": int(edited),
-            "formVersion": submission.get(ind.FORM_VERSION, ""),
-        },
-    }
-    for key, value in submission.items():
-        if key.startswith("_") or key.startswith("formhub/") or key in ("meta/rootUuid", "meta/deprecatedID"):
-            continue
-        *groups, name = key.split("/")
-        node = row
-        for group in groups:
-            node = node.setdefault(group, {})
-        if name in INTEGER_FIELDS and _INTEGER.fullmatch(value):
-            value = int(value)  # a malformed value stays the string it was
-        node[name] = value
-    return row
 
 
 def write_export(submissions: Sequence[Mapping[str, Any]], path: Path) -> Path:

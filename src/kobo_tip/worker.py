@@ -1,10 +1,12 @@
 """Run the producing half of a sync (fetch, parse, prepare rows) in a forked second process.
 
 Preparing a page costs about as much CPU as storing it; in a child process the two overlap on two
-cores. The child reads the store's state through the parent, which answers only between batches:
-what the child reads always includes every batch it sent before. Fork (not spawn) lets the child
-run the very source object the caller built; it is used where fork is safe for what the child
-does (Linux), before the store is opened, so the child holds no store or lock handle.
+cores. Measured gain (bench_kobo_sync.py): of a Kobo row's 45 us of CPU the worker takes 24, so the
+sync's wall time nearly halves. The child reads the store's state through the parent, which
+answers only between batches: what the child reads always includes every batch it sent before.
+Fork (not spawn) lets the child run the very source object the caller built; it is used where
+fork is safe for what the child does (Linux), before the store is opened, so the child holds no
+store or lock handle.
 """
 
 from __future__ import annotations

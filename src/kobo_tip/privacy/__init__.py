@@ -36,15 +36,12 @@ from kobo_tip.privacy.releases import (
 from kobo_tip.privacy.suppression import DisclosureError, need_of
 from kobo_tip.privacy.system import HIDDEN, OMITTED
 
-INTERNAL = "internal"
-
 __all__ = [
     "COLUMNS",
     "CROSS_TAB",
     "CROSS_TAB_SEPARATOR",
     "FISCAL_YEAR",
     "HIDDEN",
-    "INTERNAL",
     "LOP",
     "OMITTED",
     "QUARTER",

@@ -170,7 +170,7 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
         "referrals": _referrals(edition) if edition.referrals is not None else None,
         "partners": _partners(edition) if edition.partners is not None else None,
-        "restatements": _restatement_groups(edition) if edition.audience == "internal" else None,
+        "restatements": _restatement_groups(edition) if edition.audience == indicator.INTERNAL else None,
         "protection": _protection(edition) if edition.disclosure is not None else None,
         "as_reported": _as_reported(edition) if edition.as_reported is not None else None,
         "provenance": edition.provenance,

@@ -17,6 +17,7 @@ import kobo_tip
 from kobo_tip import cases, counting, indicator, ledger, periods, privacy, readability, referrals
 from kobo_tip.config import AS_REPORTED, Settings
 from kobo_tip.errors import StoreError, UsageError
+from kobo_tip.indicator import INTERNAL
 from kobo_tip.labels import load_labels
 from kobo_tip.partners import PARTNER_COLUMNS
 from kobo_tip.report import (
@@ -39,8 +40,6 @@ from kobo_tip.store.records import LedgerRows
 from kobo_tip.targets import Targets, check_targets, project_periods, read_targets
 
 log = logging.getLogger(__name__)
-
-INTERNAL = "internal"
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,14 @@ import uvicorn
 from starlette.applications import Starlette
 
 from kobo_tip.config import Settings
+from kobo_tip.person_key import check_secret
+from kobo_tip.rows import recognise_project_labels
 from kobo_tip.serve.app import make_app
 from kobo_tip.serve.events import RepeatLimit, json_log_lines, log_event, loop_error
 from kobo_tip.serve.guard import ConnectionLimits, connection_limit, open_file_limit, uvicorn_bounds
 from kobo_tip.serve.intake import Intake
 from kobo_tip.serve.schedule import Poller, Renderer
 from kobo_tip.store import open_store, utc_stamp
-from kobo_tip.sync import check_secret, recognise_project_labels
 
 SHUTDOWN_SECONDS = 30  # requests in hand get this long to finish after SIGTERM
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -133,7 +134,8 @@ def make_app(
     async def status_page(request: Request) -> Response:
         if not status_allowed(request, status_token):
             return _answer(401, "Authentication required.", **{"WWW-Authenticate": "Bearer"})
-        return JSONResponse(status())
+        # The store's reads block (a lock, a slow disk): in a worker thread, not on the event loop.
+        return JSONResponse(await run_in_threadpool(status))
 
     async def failed(request: Request, exc: Exception) -> Response:
         # Its type only: the message or a traceback may quote the request or local paths.

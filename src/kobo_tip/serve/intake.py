@@ -27,11 +27,11 @@ import orjson
 
 from kobo_tip.answers import AnswerCodes
 from kobo_tip.errors import KoboTipError, SourceError
+from kobo_tip.rows import keyed_row, odd_name_code_keys, refuse_foreign, submission_reader, unkeyed_row
 from kobo_tip.serve.events import log_event
 from kobo_tip.sources.base import RawSubmission, misshapen_metadata
 from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import NewAnswer, Store, SubmissionRow
-from kobo_tip.sync import keyed_row, odd_name_code_keys, refuse_foreign, submission_reader, unkeyed_row
 
 GROUP_LIMIT = 500  # pushes committed in one transaction at most
 PUSH = "a pushed submission"

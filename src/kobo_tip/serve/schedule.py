@@ -12,13 +12,13 @@ from pathlib import Path
 
 from kobo_tip.config import Settings
 from kobo_tip.errors import CodesClash, KoboTipError, SyncStopped
+from kobo_tip.indicator import INTERNAL
 from kobo_tip.report import outside_due
 from kobo_tip.serve.events import log_event
 from kobo_tip.serve.render_process import RenderProcess, failure_text
 from kobo_tip.store import open_store, utc_stamp
 from kobo_tip.sync import SyncSummary, run_sync
 
-INTERNAL = "internal"
 CLASH_ATTEMPTS = 3
 LONGEST_WAIT = 5.0  # under a steady stream of pushes, render at least this often (times the delay)
 
@@ -115,8 +115,6 @@ class Poller:
     def __init__(self, settings: Settings, renderer: Renderer, stop: threading.Event) -> None:
         self.settings, self.renderer, self.stop = settings, renderer, stop
         self._thread = threading.Thread(target=self._run, name="kobo-tip poll", daemon=True)
-        self.last_sync = ""
-        self.last_summary = ""
         self.last_error = ""
         self.next_sync = ""
 
@@ -146,8 +144,6 @@ class Poller:
             log_event(logging.WARNING, "sync_failed", error=self.last_error)
             return
         self.last_error = ""
-        self.last_sync = utc_stamp()
-        self.last_summary = summary.line()
         changed = summary.new + summary.edited + summary.deleted + summary.status_changed
         reconciled = _last_reconcile(self.settings) != before
         log_event(

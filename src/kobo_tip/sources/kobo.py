@@ -90,8 +90,7 @@ class HookFailure:
 def review_status(row: Mapping[str, Any]) -> str:
     """The store's review status of a Kobo row: ``_validation_status.uid`` mapped; ``{}`` is unreviewed."""
     status = row.get("_validation_status")
-    # Pages hold plain dicts: testing for one first skips the slower Mapping check.
-    uid = status.get("uid") if type(status) is dict or isinstance(status, Mapping) else None
+    uid = status.get("uid") if isinstance(status, Mapping) else None
     return indicator.KOBO_REVIEW_STATUS.get(uid or "", "unreviewed")
 
 

@@ -326,7 +326,7 @@ class CentralSource:
         bytes; errors in Central's words."""
         replies: list[requests.Response] = []
 
-        def keep(response: requests.Response, *args: Any, **kw: Any) -> None:
+        def keep(response: requests.Response, **_: Any) -> None:  # requests passes its send options
             replies.append(response)  # Central's problem body and Date header live here
 
         body: Any

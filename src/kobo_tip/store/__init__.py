@@ -9,7 +9,7 @@ releases. One interface, the concerns in their own modules, one module per back 
 * ``postgres``: the shared back end (``PostgresStore``), a schema a project in one database;
 * ``schema``: the tables and their migrations; ``records``: what the store gives and takes.
 
-``open_store(settings)`` opens the configured store; ``Store.open(path)`` a SQLite file.
+``open_store(settings)`` opens the configured store; ``SqliteStore.open(path)`` a SQLite file.
 """
 
 from __future__ import annotations

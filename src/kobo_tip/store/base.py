@@ -3,13 +3,14 @@ how a database failure becomes one sentence."""
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import inspect
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from kobo_tip.answers import AnswerCodes
 from kobo_tip.errors import StoreError
@@ -18,10 +19,11 @@ _LAST_RECONCILE = "last_reconcile"
 _LAST_PUSH, _PUSHES = "last_push", "pushes"  # when the last push was stored; how many so far
 
 
-class StoreBase:
+class StoreBase(abc.ABC):
     """The state the concerns (``writes``, ``reads``, ``runlog``) work on. A back end gives the
     connection (``_db``: ``execute`` and ``executemany`` with ``?`` parameters), its transactions
-    and the database errors it can meet."""
+    and the database errors it can meet: an abstract base, so a back end that misses one cannot
+    be made at all."""
 
     path: Path | str  # what the store is called in messages: a file, or a database and schema
     _db: Any
@@ -31,14 +33,17 @@ class StoreBase:
         self._codes: AnswerCodes | None = None  # apply_pushed's answer codes, and how many are saved
         self._codes_count = 0
 
+    @abc.abstractmethod
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
-        raise NotImplementedError
+        """One write transaction: committed when the block ends, rolled back when it raises."""
 
+    @abc.abstractmethod
     def _reading(self) -> contextlib.AbstractContextManager[None]:
-        raise NotImplementedError
+        """One read snapshot: every read in the block sees the same committed state."""
 
+    @abc.abstractmethod
     def answer_codes(self) -> AnswerCodes:
-        raise NotImplementedError
+        """The saved answer codes (``reads.CountingReads``)."""
 
     def _answer_param(self, key: str | bytes) -> Any:
         """How ``answers.answer_key`` (a string, or the JSON of anything else) is saved: as it is in
@@ -49,29 +54,37 @@ class StoreBase:
         """The answer ``_answer_param`` saved."""
         return json.loads(saved) if isinstance(saved, bytes) else saved
 
+    @abc.abstractmethod
     def _damaged(self, exc: Exception) -> StoreError | None:
         """The sentence for a database failure of a read or a write, or None to let it through."""
-        raise NotImplementedError
 
 
-def told(method: Callable[..., Any]) -> Callable[..., Any]:
+_Store = TypeVar("_Store", bound=StoreBase)
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+
+
+def told(
+    method: Callable[Concatenate[_Store, _Params], _Result],
+) -> Callable[Concatenate[_Store, _Params], _Result]:
     """A store method whose database failure becomes one sentence (``StoreBase._damaged``)."""
 
     if inspect.isgeneratorfunction(method):
+        generator = cast("Callable[Concatenate[_Store, _Params], Iterator[Any]]", method)
 
         @functools.wraps(method)
-        def generate(self: StoreBase, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        def generate(self: _Store, *args: _Params.args, **kwargs: _Params.kwargs) -> Iterator[Any]:
             try:
-                yield from method(self, *args, **kwargs)
+                yield from generator(self, *args, **kwargs)
             except Exception as exc:
                 if (error := self._damaged(exc)) is None:
                     raise
                 raise error from None
 
-        return generate
+        return cast("Callable[Concatenate[_Store, _Params], _Result]", generate)
 
     @functools.wraps(method)
-    def call(self: StoreBase, *args: Any, **kwargs: Any) -> Any:
+    def call(self: _Store, *args: _Params.args, **kwargs: _Params.kwargs) -> _Result:
         try:
             return method(self, *args, **kwargs)
         except Exception as exc:

@@ -14,17 +14,15 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
-from kobo_tip.answers import AnswerTable
 from kobo_tip.config import check_store_location
 from kobo_tip.errors import StoreError
-from kobo_tip.store.base import told
 from kobo_tip.store.interface import Store
 from kobo_tip.store.schema import (
     ANSWER_COLUMNS,
@@ -35,11 +33,12 @@ from kobo_tip.store.schema import (
     TABLE_TEXTS,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+
 _LOCK_WAIT = {"sync": 5.0, "report": 300.0, "serve": 0.0}
 _LOCKS = {"write": 1, "sync": 2, "report": 3, "serve": 4}  # the second key of each advisory lock
-_READ_ROWS = 200_000
 _WRITE_WAIT_MS = 30_000
-_UNIT = "\x1f"
 LOCK_KEY = "lock_key"  # the meta key of the project's random advisory-lock key
 _TEXT, _JSON = b"s", b"j"  # the first byte of a saved answer: a string, or the JSON of anything else
 
@@ -368,62 +367,33 @@ class PostgresStore(Store):
         saved = bytes(saved)
         return saved[1:].decode("utf-8") if saved[:1] == _TEXT else json.loads(saved[1:])
 
-    @told
-    def answer_table(self) -> AnswerTable:
-        """Every stored submission column by column, as ``SqliteStore.answer_table`` gives it: the
-        texts joined in the server (``string_agg``), the codes copied out in binary and read by
-        numpy, chunk by chunk, all in one snapshot."""
+    def _chunk_query(self, values: Mapping[str, list[Any]]) -> str:
+        """The texts joined in the server (``string_agg``); the codes come by ``_chunk_codes``."""
+        texts = ", ".join(f"string_agg({name}, chr(31) ORDER BY row_id)" for name in TABLE_TEXTS)
+        return (
+            "SELECT count(*), string_agg(CASE WHEN deleted_at IS NULL THEN '0' ELSE '1' END, '' "
+            f"ORDER BY row_id), {texts} FROM submissions WHERE row_id > ? AND row_id <= ?"
+        )
+
+    def _chunk_codes(
+        self, extra: Sequence[Any], *, bounds: tuple[int, int], count: int, values: Mapping[str, list[Any]]
+    ) -> np.ndarray:
+        """The codes copied out in binary and read by numpy."""
         import numpy as np
 
         width = len(ANSWER_COLUMNS)
-        columns: dict[str, list[Any]] = {name: [] for name in TABLE_TEXTS}
-        codes_parts, deleted_parts = [], []
-        texts = ", ".join(f"string_agg({name}, chr(31) ORDER BY row_id)" for name in TABLE_TEXTS)
-        flags_of = "string_agg(CASE WHEN deleted_at IS NULL THEN '0' ELSE '1' END, '' ORDER BY row_id)"
-        answer_names = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
         # One COPY tuple: a field count, then a length and a big-endian int4 for each answer.
         row = np.dtype([("n", ">i2"), *((f"f{i}", [("len", ">i4"), ("v", ">i4")]) for i in range(width))])
-        with self._reading():
-            values = self.answer_codes().values
-            (end,) = self._db.execute("SELECT coalesce(max(row_id), 0) FROM submissions").fetchone()
-            for first in range(0, end, _READ_ROWS):
-                bounds = (first, first + _READ_ROWS)
-                count, *joined, flags = self._db.execute(
-                    f"SELECT count(*), {texts}, {flags_of} FROM submissions WHERE row_id > ? AND row_id <= ?",
-                    bounds,
-                ).fetchone()
-                if not count:
-                    continue
-                parts = [text.split(_UNIT) for text in joined]
-                if any(len(part) != count for part in parts):  # a value holds the separator
-                    found = self._db.execute(
-                        f"SELECT {', '.join(TABLE_TEXTS)} FROM submissions WHERE row_id > ? AND row_id <= ? "
-                        "ORDER BY row_id",
-                        bounds,
-                    ).fetchall()
-                    parts = [list(column) for column in zip(*found, strict=True)]
-                for name, part in zip(TABLE_TEXTS, parts, strict=True):
-                    columns[name] += part
-                copy = sql.SQL(
-                    "COPY (SELECT {} FROM submissions WHERE row_id > {} AND row_id <= {} ORDER BY row_id) "
-                    "TO STDOUT (FORMAT binary)"
-                ).format(sql.SQL(answer_names), sql.Literal(bounds[0]), sql.Literal(bounds[1]))
-                with self._db.raw.cursor().copy(copy) as stream:
-                    data = b"".join(bytes(block) for block in stream)
-                header = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, extension
-                tuples = np.frombuffer(data, dtype=row, count=count, offset=header)
-                codes_parts.append(
-                    np.stack([tuples[f"f{i}"]["v"] for i in range(width)], axis=1).astype(np.int32)
-                )
-                deleted_parts.append(np.frombuffer(flags.encode("ascii"), np.uint8) == ord("1"))
-        matrix = np.concatenate([np.zeros((0, width), np.int32), *codes_parts])
-        deleted = np.concatenate([np.zeros(0, dtype=bool), *deleted_parts])
-        return AnswerTable(
-            **columns,
-            deleted=deleted,
-            codes={field: matrix[:, index] for index, field in enumerate(ANSWER_COLUMNS)},
-            values=values,
-        )
+        answer_names = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
+        copy = sql.SQL(
+            "COPY (SELECT {} FROM submissions WHERE row_id > {} AND row_id <= {} ORDER BY row_id) "
+            "TO STDOUT (FORMAT binary)"
+        ).format(sql.SQL(answer_names), sql.Literal(bounds[0]), sql.Literal(bounds[1]))
+        with self._db.raw.cursor().copy(copy) as stream:
+            data = b"".join(bytes(block) for block in stream)
+        header = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, extension
+        tuples = np.frombuffer(data, dtype=row, count=count, offset=header)
+        return np.stack([tuples[f"f{i}"]["v"] for i in range(width)], axis=1).astype(np.int32)
 
 
 def _lock_class(schema: str, key: str) -> int:

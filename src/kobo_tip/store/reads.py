@@ -1,22 +1,87 @@
 """What counting, the sync and ``status`` read: the answers' codes, the known submissions, the
 stored copies, the sync state and the totals. The column-wise table counting scans
-(``answer_table``) is each back end's own fast path."""
+(``answer_table``) is read chunk by chunk here; each back end gives the query of a chunk and the
+decoding of its answer codes, its own fast path."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from kobo_tip.answers import AnswerCodes
+from kobo_tip.answers import AnswerCodes, AnswerTable
 from kobo_tip.sources.base import KnownSubmission
 from kobo_tip.store.base import _LAST_RECONCILE, StoreBase, told
 from kobo_tip.store.records import StoreCounts, StoredSubmission
-from kobo_tip.store.schema import ANSWER_COLUMNS
+from kobo_tip.store.schema import ANSWER_COLUMNS, TABLE_TEXTS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+READ_ROWS = 200_000  # row ids per chunk read: bounds memory, stays far below SQLite's string limit
+UNIT = "\x1f"  # separates the text values of a chunk read in one piece; a value holding it is read row by row
+_CHUNK_TEXTS = (
+    f"SELECT {', '.join(TABLE_TEXTS)} FROM submissions WHERE row_id > ? AND row_id <= ? ORDER BY row_id"
+)
 
 
 class CountingReads(StoreBase):
     """The reads of the sync, counting and ``status``."""
+
+    @told
+    def answer_table(self) -> AnswerTable:
+        """Every stored submission (deleted ones flagged) column by column: what counting reads.
+
+        Each chunk of rows comes back as one row of the back end's ``_chunk_query``: each text
+        column joined into one string, so reading makes a few objects per column rather than one
+        per value. One read snapshot keeps the rows and the answer codes consistent.
+        """
+        import numpy as np  # here: a sync never needs numpy, and importing it costs a tenth of a second
+
+        texts: dict[str, list[str]] = {name: [] for name in TABLE_TEXTS}
+        codes: list[np.ndarray] = []
+        deleted: list[np.ndarray] = []
+        with self._reading():
+            values = self.answer_codes().values  # in this snapshot: another process may sync
+            query = self._chunk_query(values)
+            (end,) = self._db.execute("SELECT coalesce(max(row_id), 0) FROM submissions").fetchone()
+            for first in range(0, end, READ_ROWS):
+                bounds = (first, first + READ_ROWS)
+                count, flags, *found = self._db.execute(query, bounds).fetchone()
+                if not count:
+                    continue
+                joined, extra = found[: len(TABLE_TEXTS)], found[len(TABLE_TEXTS) :]
+                parts = [text.split(UNIT) for text in joined]
+                if any(len(part) != count for part in parts):
+                    # A value holds the separator: read the texts row by row, in row_id order.
+                    rows = self._db.execute(_CHUNK_TEXTS, bounds).fetchall()
+                    parts = [list(column) for column in zip(*rows, strict=True)]
+                for name, part in zip(TABLE_TEXTS, parts, strict=True):
+                    texts[name] += part
+                codes.append(self._chunk_codes(extra, bounds=bounds, count=count, values=values))
+                deleted.append(np.frombuffer(flags.encode("ascii"), np.uint8) == ord("1"))
+        matrix = np.concatenate([np.zeros((0, len(ANSWER_COLUMNS)), np.int32), *codes])
+        return AnswerTable(
+            **texts,
+            deleted=np.concatenate([np.zeros(0, dtype=bool), *deleted]),
+            codes={field: matrix[:, index] for index, field in enumerate(ANSWER_COLUMNS)},
+            values=values,
+        )
+
+    @abc.abstractmethod
+    def _chunk_query(self, values: Mapping[str, list[Any]]) -> str:
+        """The query of one chunk of rows (``row_id`` in ``(?, ?]``), one row: the row count, the
+        deleted flags as '0'/'1', each of ``TABLE_TEXTS`` joined by ``UNIT``, all in row_id order,
+        then what ``_chunk_codes`` decodes. ``values``: the answer codes' values."""
+
+    @abc.abstractmethod
+    def _chunk_codes(
+        self, extra: Sequence[Any], *, bounds: tuple[int, int], count: int, values: Mapping[str, list[Any]]
+    ) -> np.ndarray:
+        """The chunk's answer codes (a ``count`` x ``len(ANSWER_COLUMNS)`` int32 matrix, in row_id
+        order), from ``extra``, the columns of ``_chunk_query`` after the texts."""
 
     @told
     def meta_value(self, name: str) -> str | None:

@@ -4,7 +4,7 @@ answer codes they use, each batch in one transaction; and pushed submissions."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from kobo_tip.answers import AnswerCodes, answer_key
 from kobo_tip.errors import CodesClash, StoreError
@@ -14,6 +14,22 @@ from kobo_tip.store.schema import INSERT_SUBMISSION, UPDATE_SUBMISSION
 
 _CHUNK = 500  # ids per "IN (...)" query, well below SQLite's variable limit
 _MAX_CODE = 0x10FFFF - 0x800  # answer codes are read back as Unicode characters
+
+
+class _StoredFacts(NamedTuple):
+    """What an upsert compares of a stored submission with the row that comes in."""
+
+    row_id: int
+    version_id: str
+    review_status: str
+    deleted_at: str | None
+    person_key: str
+    key_basis: str
+    key_reason: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.person_key, self.key_basis, self.key_reason)
 
 
 class SyncWrites(StoreBase):
@@ -124,8 +140,8 @@ class SyncWrites(StoreBase):
             self._codes, self._codes_count = self.answer_codes(), count
         return self._codes
 
-    def _existing(self, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
-        found: dict[str, tuple[Any, ...]] = {}
+    def _existing(self, ids: Sequence[str]) -> dict[str, _StoredFacts]:
+        found: dict[str, _StoredFacts] = {}
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
@@ -134,7 +150,7 @@ class SyncWrites(StoreBase):
                 f"key_reason FROM submissions WHERE submission_id IN ({marks})",
                 chunk,
             ):
-                found[sid] = tuple(facts)
+                found[sid] = _StoredFacts(*facts)
         return found
 
     def _stored_texts(self, row_ids: Sequence[int]) -> dict[int, str]:
@@ -160,7 +176,7 @@ class SyncWrites(StoreBase):
         self._expect_new = not existing
         # Same id, same version: only the content can tell an edit (a file source's rows have no version).
         texts = self._stored_texts(
-            [facts[0] for sid, facts in existing.items() if facts[1] == latest[sid].version_id]
+            [before.row_id for sid, before in existing.items() if before.version_id == latest[sid].version_id]
         )
         new: dict[str, SubmissionRow] = {}
         updates, touches, data = [], [], []
@@ -169,22 +185,22 @@ class SyncWrites(StoreBase):
             if before is None:
                 new[sid] = row
                 continue
-            row_id, old_version, old_status, deleted_at, *old_key = before
-            key = [row.person_key, row.key_basis, row.key_reason]
+            row_id, old_status = before.row_id, before.review_status
+            key = (row.person_key, row.key_basis, row.key_reason)
             status = row.review_status or old_status
-            if deleted_at is not None and pushed:
+            if before.deleted_at is not None and pushed:
                 outcome.stale.append(sid)
                 continue
-            if deleted_at is not None:
+            if before.deleted_at is not None:
                 outcome.new += 1
                 outcome.restored += 1
-            elif old_version != row.version_id or texts.get(row_id) != row.data_json:
+            elif before.version_id != row.version_id or texts.get(row_id) != row.data_json:
                 outcome.edited += 1
                 outcome.status_changed += status != old_status
             else:
                 outcome.unchanged += 1
                 # Rows that did not change are left alone: rewriting them would cost a full re-sync's I/O.
-                if status != old_status or old_key != key:
+                if status != old_status or before.key != key:
                     outcome.status_changed += status != old_status
                     touches.append((status, *key, row_id))
                 continue
