@@ -56,6 +56,7 @@ INTEGRATION = frozenset(
         "test_benchmarks.py",
         "test_central_deploy.py",
         "test_central_sync.py",
+        "test_charts_files.py",
         "test_disclosure.py",
         "test_e2e_counting.py",
         "test_files_source.py",
@@ -67,6 +68,7 @@ INTEGRATION = frozenset(
         "test_labelled_exports.py",
         "test_ledger.py",
         "test_ledger_reconciliation.py",
+        "test_partners.py",
         "test_pg_cluster.py",
         "test_postgres_store.py",
         "test_programme.py",
@@ -80,16 +82,20 @@ INTEGRATION = frozenset(
         "test_store.py",
         "test_stored_answers.py",
         "test_sync_files.py",
+        "test_targets_groups.py",
         "test_workbook.py",
     }
 )
 SYSTEM = frozenset(
     {
+        "test_cod_ab.py",
         "test_demo.py",
         "test_form.py",
         "test_init.py",
         "test_report_layout.py",
+        "test_report_scripts.py",
         "test_system_checks.py",
+        "test_translations.py",
         "test_webforms.py",
     }
 )
