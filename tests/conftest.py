@@ -75,6 +75,7 @@ INTEGRATION = frozenset(
         "test_recorded_fixtures.py",
         "test_report.py",
         "test_report_cutoff.py",
+        "test_report_reading.py",
         "test_report_restatements.py",
         "test_security.py",
         "test_serve.py",
@@ -82,6 +83,7 @@ INTEGRATION = frozenset(
         "test_store.py",
         "test_stored_answers.py",
         "test_sync_files.py",
+        "test_targets.py",
         "test_targets_groups.py",
         "test_workbook.py",
     }

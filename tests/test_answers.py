@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +58,7 @@ def submissions(draw: st.DrawFn) -> dict[Any, Any]:
     return data
 
 
+@pytest.mark.slow  # many generated examples: 'make test' runs it, 'make test-fast' leaves it out
 @settings(max_examples=300, deadline=None)
 @given(st.lists(submissions(), min_size=1, max_size=25))
 def test_a_reader_gives_what_a_walk_gives_whatever_came_before(corpus: list[dict[Any, Any]]) -> None:

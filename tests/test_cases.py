@@ -261,6 +261,7 @@ def broken_submissions(draw: st.DrawFn) -> tuple[dict[str, Any], set[str]]:
     return data, broken_fields
 
 
+@pytest.mark.slow  # many generated examples: 'make test' runs it, 'make test-fast' leaves it out
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(broken_submissions(), min_size=1, max_size=4))
 def test_fuzzed_broken_submissions_never_raise_and_name_each_field(project, corpus):

@@ -69,6 +69,7 @@ def run(rows: list[SimpleNamespace], project: Settings) -> CountResult:
     return count_indicator(build_cases(rows, project), project, AS_OF)
 
 
+@pytest.mark.slow  # many generated examples: 'make test' runs it, 'make test-fast' leaves it out
 @FUZZ
 @given(submission_sets())
 def test_tables_add_up(project, rows):
@@ -94,6 +95,7 @@ def test_tables_add_up(project, rows):
     assert lop["identified_or_referred"] <= lop["identified"] + lop["referred"]
 
 
+@pytest.mark.slow  # many generated examples: 'make test' runs it, 'make test-fast' leaves it out
 @FUZZ
 @given(submission_sets(), st.randoms(use_true_random=False))
 def test_result_does_not_depend_on_submission_order(project, rows, random):
@@ -104,6 +106,7 @@ def test_result_does_not_depend_on_submission_order(project, rows, random):
     pd.testing.assert_frame_equal(first.findings, second.findings)
 
 
+@pytest.mark.slow  # many generated examples: 'make test' runs it, 'make test-fast' leaves it out
 @FUZZ
 @given(submission_sets(max_size=10), st.data())
 def test_adding_a_submission_never_lowers_the_lop(project, rows, data):

@@ -131,6 +131,7 @@ persons_strategy = st.lists(
 )
 
 
+@pytest.mark.slow  # many generated examples: 'make test' runs it, 'make test-fast' leaves it out
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(persons=persons_strategy)
 def test_any_table_is_released_so_the_intruder_narrows_no_small_cell(persons: list[Person]) -> None:
@@ -280,6 +281,7 @@ def first_events(events: list[tuple], quarters: int) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+@pytest.mark.slow  # many generated examples: 'make test' runs it, 'make test-fast' leaves it out
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=appearances_strategy)
 def test_the_programme_relations_hold_wherever_persons_are_seen(events: list[tuple]) -> None:

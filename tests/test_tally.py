@@ -54,6 +54,7 @@ def project(example_project: Path) -> Settings:
     return load_settings(example_project)
 
 
+@pytest.mark.slow  # many generated examples: 'make test' runs it, 'make test-fast' leaves it out
 @FUZZ
 @given(
     st.lists(st.sampled_from(IDS), max_size=8, unique=True).flatmap(

@@ -19,8 +19,9 @@ CENTRAL_EMAIL_ENV, CENTRAL_PASSWORD_ENV = "CENTRAL_TEST_EMAIL", "CENTRAL_TEST_PA
 
 
 @pytest.fixture
-def central(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCentral]:
-    """A fake ODK Central on loopback, its login in the environment for the test only."""
+def central(monkeypatch: pytest.MonkeyPatch, secret: str) -> Iterator[FakeCentral]:
+    """A fake ODK Central on loopback, its login and the person-key secret (conftest's ``secret``)
+    in the environment for the test only: a test of a Central project always syncs."""
     with FakeCentral() as fake:
         monkeypatch.setenv(CENTRAL_EMAIL_ENV, fake.email)
         monkeypatch.setenv(CENTRAL_PASSWORD_ENV, fake.password)
