@@ -16,6 +16,7 @@ from pathlib import Path
 import html5lib
 import openpyxl
 import pytest
+from PIL import Image
 
 from kobo_tip import demo, indicator
 from kobo_tip.cli import main
@@ -130,6 +131,9 @@ def donor_texts(result: demo.DemoResult) -> dict[Path, str]:
                 for row in sheet.iter_rows(values_only=True)
                 for cell in row
             )
+        elif path.suffix == ".png":  # a chart drawn from the .svg beside it: only its text chunks hold text
+            with Image.open(path) as image:
+                texts[path] = "\n".join(f"{key} {value}" for key, value in image.info.items())
         else:
             texts[path] = path.read_text(encoding="utf-8")
     return texts
