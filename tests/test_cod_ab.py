@@ -16,7 +16,7 @@ from conftest import write_project
 from kobo_tip import indicator as ind
 from kobo_tip.cli import main
 from kobo_tip.cod_ab import load_cod_ab, name_order
-from kobo_tip.config import Location, Settings, load_locations, load_settings
+from kobo_tip.config import Location, Settings, load_locations, load_settings, parse_language
 from kobo_tip.errors import ConfigError
 from kobo_tip.form import build_form
 from kobo_tip.form.builder import LONG_LIST, build_sheets
@@ -24,6 +24,7 @@ from kobo_tip.form.name_examples import EXAMPLES_BY_LANGUAGE, name_examples
 from kobo_tip.form.writer import read_sheet
 from kobo_tip.init_project import write_starter
 from kobo_tip.labels import load_labels
+from kobo_tip.report.texts import ReportWords
 
 # A level-2 COD-AB table of Cambodia as OCHA publishes it (the columns kobo-tip reads, and two
 # it ignores): English and Khmer names; one district has no Khmer name.
@@ -284,3 +285,12 @@ def _first_two_letters(name: str) -> str:
 def test_every_example_is_the_first_two_letters_the_form_accepts(pair: tuple[str, str]) -> None:
     name, letters = pair
     assert _first_two_letters(name) == letters
+
+
+def test_the_report_names_places_in_the_report_language(tmp_path: Path) -> None:
+    locations = load_locations(write_adm2_csv(tmp_path / "khm_adm2.csv"))
+    khmer = ReportWords.for_language(load_labels(parse_language("Khmer (km)")), locations)
+    english = ReportWords.for_language(load_labels(parse_language("English (en)")), locations)
+    assert khmer.category("location", "KH02") == "បាត់ដំបង"
+    assert english.category("location", "KH02") == "Battambang"
+    assert khmer.category("location", "KH1703") == "Angkor Thum"  # no Khmer name in the table

@@ -44,7 +44,8 @@ class ReportWords:
 
     @classmethod
     def for_language(cls, labels: Labels, locations: tuple[Location, ...]) -> ReportWords:
-        return cls(labels, {location.code: location.name for location in locations})
+        # A COD-AB locations file names each place in the report language where it has a column for it.
+        return cls(labels, {location.code: location.name_in(labels.language.code) for location in locations})
 
     def text(self, key: str, **values: object) -> str:
         """A report text: the translation's ``[report]`` entry (English where it has none), its
