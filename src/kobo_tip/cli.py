@@ -9,11 +9,15 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kobo_tip import __version__
 from kobo_tip.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from kobo_tip.errors import ConfigError, KoboTipError, UsageError
+
+if TYPE_CHECKING:
+    # Only for the annotation: the form builder (pyxform, openpyxl) is imported when a command needs it.
+    from kobo_tip.form.build import FormBuild
 
 log = logging.getLogger("kobo_tip")
 urllib3_log = logging.getLogger("urllib3")
@@ -270,7 +274,7 @@ def _cmd_init(args: argparse.Namespace) -> None:
     )
 
 
-def _build_form(settings: Settings, ignore_warnings: bool):  # -> FormBuild
+def _build_form(settings: Settings, ignore_warnings: bool) -> FormBuild:
     from kobo_tip.form import build_form
 
     build = build_form(settings, ignore_warnings=ignore_warnings)
