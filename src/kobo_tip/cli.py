@@ -77,7 +77,8 @@ _DESCRIPTIONS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The whole command tree in one place, one statement per option, as argparse reads best.
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     parser = _Parser(
         prog="kobo-tip",
         description="Count victims of trafficking, exploitation and GBV identified or referred by "
