@@ -356,9 +356,9 @@ def _solve(unknowns: _Unknowns, watched: dict[int, tuple], need: int, integer: b
                     seen_low[other] = min(seen_low[other], value)
                     seen_high[other] = max(seen_high[other], value)
             findings.append(Finding(watched[u], int(truth[u]), ends[0], ends[1]))
-    for u in watched:  # a watched cell the tables give as a number
+    for u, cell in watched.items():  # a watched cell the tables give as a number
         if u not in where:
-            findings.append(Finding(watched[u], int(truth[u]), low[u], high[u]))
+            findings.append(Finding(cell, int(truth[u]), low[u], high[u]))
     return findings
 
 

@@ -50,7 +50,6 @@ def to_central(submission: Mapping[str, Any], *, updated_at: str | None = None) 
         node = row
         for group in groups:
             node = node.setdefault(group, {})
-        if name in INTEGER_FIELDS and _INTEGER.fullmatch(value):
-            value = int(value)  # a malformed value stays the string it was
-        node[name] = value
+        # A malformed value stays the string it was.
+        node[name] = int(value) if name in INTEGER_FIELDS and _INTEGER.fullmatch(value) else value
     return row

@@ -436,7 +436,7 @@ def _arabic_indic(number: int) -> str:
     "odd_id",
     [
         lambda sid: float(sid) + 0.9,  # int() would take it as sid
-        lambda sid: _arabic_indic(sid),  # so would int() of these digits
+        _arabic_indic,  # so would int() of these digits
         lambda sid: "0" + str(sid),  # a second text of the same id
         lambda sid: True,  # int(True) is 1
         lambda sid: float("inf"),  # int() raises OverflowError: the sync crashed

@@ -39,7 +39,7 @@ def released(
     layout = cutoff.counts_through(result.counts, through)
     groups = merged_groups(result.rows)
     return as_reported(
-        layout, result.persons, {n: groups for n in result.persons}, book, [], f"{as_of}T09:00:00Z"
+        layout, result.persons, dict.fromkeys(result.persons, groups), book, [], stamp=f"{as_of}T09:00:00Z"
     ), result
 
 

@@ -83,8 +83,8 @@ def test_two_projects_sync_at_once_into_one_database_and_each_role_sees_only_its
         schema: on_postgres(make_project(tmp_path / schema, submissions=400), pg_database, schema)
         for schema in ("thailand", "cambodia")
     }
-    for schema in configs:  # the owner makes each project's schema, then grants it
-        assert kobo_tip(configs[schema], "store", "migrate").returncode == 0
+    for config in configs.values():  # the owner makes each project's schema, then grants it
+        assert kobo_tip(config, "store", "migrate").returncode == 0
     runs: dict[str, subprocess.CompletedProcess[str]] = {}
     threads = [
         threading.Thread(

@@ -327,7 +327,7 @@ def test_a_small_cell_has_a_value_to_spare_only_where_a_later_release_extends_it
         end,
         [],
         set(),
-        (5, 10),
+        thresholds=(5, 10),
         forced=np.zeros(len(counts), dtype=bool),
         guarded=np.zeros(len(counts), dtype=bool),
         growing=growing,

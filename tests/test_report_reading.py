@@ -152,7 +152,7 @@ def test_stacked_bars_hatch_the_hidden_part_without_its_value() -> None:
     svg = stacked_bars(
         ["FY2026 Q1"], [number(30)], [Series("a", [number(20)]), Series("b", [hidden("x")])], "h"
     )
-    hatched = [r for r in re.findall(r"<rect [^>]*fill=\"url\(#hidden-hatch\)\"[^>]*>(.*?)</rect>", svg)]
+    hatched = list(re.findall(r"<rect [^>]*fill=\"url\(#hidden-hatch\)\"[^>]*>(.*?)</rect>", svg))
     assert hatched == ["<title>h</title>"]
 
 

@@ -186,7 +186,7 @@ def test_the_recorded_push_example_is_a_kobo_data_api_submission() -> None:
 def test_a_push_is_stored_keyed_and_in_the_internal_report_within_seconds(service: Service) -> None:
     service.start()
     service.wait_for(service.synced)
-    service.wait_for(lambda: (service.settings.report.out_dir / "internal" / "counts.csv").exists())
+    service.wait_for((service.settings.report.out_dir / "internal" / "counts.csv").exists)
     before = internal_total(service.settings)
     example = {**PUSH_EXAMPLE, "_id": 900_001, "_xform_id_string": service.kobo.asset_uid}
     example["event/event_date"] = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86_400 * 30))
@@ -282,22 +282,22 @@ def test_strangers_get_refusals_and_nothing_is_stored(service: Service) -> None:
     doc.update({"person/uic_given": CANARY[0], "person/uic_mother": CANARY[1]})
     wrong = base64.b64encode(f"{HOOK_USER}:{HOOK_PASSWORD}x".encode()).decode()
     cases = [
-        (dict(json=doc, auth=None), 401),
-        (dict(json=doc, auth=(HOOK_USER, "wrong-password-0123456789")), 401),
-        (dict(json=doc, auth=("someone", HOOK_PASSWORD)), 401),
-        (dict(json=doc, auth=None, headers={"Authorization": f"Basic {wrong}"}), 401),
-        (dict(json=doc, auth=None, headers={"Authorization": "Basic !!!not-base64"}), 401),
-        (dict(json=doc, auth=None, headers={"Authorization": f"Bearer {STATUS_TOKEN}"}), 401),
-        (dict(data=json.dumps(doc), headers={"Content-Type": "text/plain"}), 415),
-        (dict(data=b"{not json", headers={"Content-Type": "application/json"}), 400),
-        (dict(json=[doc]), 400),
-        (dict(data=b"[" * 100_000, headers={"Content-Type": "application/json"}), 413),
-        (dict(data=b"[" * 5000 + b"]" * 5000, headers={"Content-Type": "application/json"}), 400),
-        (dict(json={k: v for k, v in doc.items() if k != "_id"}), 422),
-        (dict(json={**doc, "_xform_id_string": "aAnotherForm"}), 422),
+        ({"json": doc, "auth": None}, 401),
+        ({"json": doc, "auth": (HOOK_USER, "wrong-password-0123456789")}, 401),
+        ({"json": doc, "auth": ("someone", HOOK_PASSWORD)}, 401),
+        ({"json": doc, "auth": None, "headers": {"Authorization": f"Basic {wrong}"}}, 401),
+        ({"json": doc, "auth": None, "headers": {"Authorization": "Basic !!!not-base64"}}, 401),
+        ({"json": doc, "auth": None, "headers": {"Authorization": f"Bearer {STATUS_TOKEN}"}}, 401),
+        ({"data": json.dumps(doc), "headers": {"Content-Type": "text/plain"}}, 415),
+        ({"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
+        ({"json": [doc]}, 400),
+        ({"data": b"[" * 100_000, "headers": {"Content-Type": "application/json"}}, 413),
+        ({"data": b"[" * 5000 + b"]" * 5000, "headers": {"Content-Type": "application/json"}}, 400),
+        ({"json": {k: v for k, v in doc.items() if k != "_id"}}, 422),
+        ({"json": {**doc, "_xform_id_string": "aAnotherForm"}}, 422),
         # The UIC parts under the form's labels: refused, never stored in clear.
-        (dict(json={**doc, sorted(field_labels("uic_given"))[0]: CANARY[0]}), 422),
-        (dict(json={"_id": 1, "_uuid": "u", "other/field": "x"}), 422),
+        ({"json": {**doc, sorted(field_labels("uic_given"))[0]: CANARY[0]}}, 422),
+        ({"json": {"_id": 1, "_uuid": "u", "other/field": "x"}}, 422),
     ]
     for kwargs, status in cases:
         answer = service.session.post(
@@ -702,7 +702,7 @@ def test_pushes_and_polls_into_a_postgres_store(service: Service, pg_database: s
     with open_store(service.settings, create=False) as store:
         assert store.counts().submissions == 40 and store.pushes()[1] == 40
         assert not service.settings.store.path.exists()
-    service.wait_for(lambda: (service.settings.report.out_dir / "internal" / "counts.csv").exists())
+    service.wait_for((service.settings.report.out_dir / "internal" / "counts.csv").exists)
     assert service.stop()
 
 

@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kobo_tip import indicator
+from kobo_tip.labels import field_labels
+
 if TYPE_CHECKING:  # sync codes answers without numpy; only the counting read needs it
     import numpy as np
 
@@ -74,9 +77,6 @@ def _name_code_labels() -> dict[str, str]:
     """The name-code questions' labels in every shipped language: as keys (an export with labels
     as headers, a hostile push) they name the questions, so whoever drops the questions drops them
     (sync, ``person_key.strip_uic``, the store's migration scrub)."""
-    from kobo_tip import indicator
-    from kobo_tip.labels import field_labels
-
     return {label: part for part in indicator.UIC_PARTS for label in field_labels(part)}
 
 

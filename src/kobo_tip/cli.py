@@ -9,11 +9,15 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kobo_tip import __version__
 from kobo_tip.config import DEFAULT_CONFIG_NAME, Settings, load_settings
 from kobo_tip.errors import ConfigError, KoboTipError, UsageError
+
+if TYPE_CHECKING:
+    # Only for the annotation: the form builder (pyxform, openpyxl) is imported when a command needs it.
+    from kobo_tip.form.build import FormBuild
 
 log = logging.getLogger("kobo_tip")
 urllib3_log = logging.getLogger("urllib3")
@@ -73,7 +77,8 @@ _DESCRIPTIONS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The whole command tree in one place, one statement per option, as argparse reads best.
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     parser = _Parser(
         prog="kobo-tip",
         description="Count victims of trafficking, exploitation and GBV identified or referred by "
@@ -270,7 +275,7 @@ def _cmd_init(args: argparse.Namespace) -> None:
     )
 
 
-def _build_form(settings: Settings, ignore_warnings: bool):  # -> FormBuild
+def _build_form(settings: Settings, ignore_warnings: bool) -> FormBuild:
     from kobo_tip.form import build_form
 
     build = build_form(settings, ignore_warnings=ignore_warnings)

@@ -129,7 +129,7 @@ def _csv_table(path: Path) -> list[dict[str, str]]:
 
 def _xlsx_tables(path: Path) -> list[list[dict[str, str]]]:
     """The sheets of the workbook that have a ``ADMn_PCODE`` column, each as rows."""
-    import openpyxl  # only a workbook needs it
+    import openpyxl  # only a workbook needs it  # noqa: PLC0415
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -159,7 +159,7 @@ def name_order(language: str) -> Callable[[str], object]:
     collation for the language when PyICU is installed; otherwise case-folded text with runs of
     digits compared as numbers ("District 2" before "District 10")."""
     try:
-        import icu  # type: ignore[import-not-found]
+        import icu  # type: ignore[import-not-found]  # noqa: PLC0415
     except ImportError:
         return _natural_key
     collator = icu.Collator.createInstance(icu.Locale(language))

@@ -435,6 +435,7 @@ def _counts(
     periods: list[Period],
     settings: Settings,
     locations: Sequence[str],
+    *,
     origins: Sequence[str],
 ) -> pd.DataFrame:
     """The counts table: variants, then periods, then dimensions and their categories, in order."""
@@ -506,6 +507,7 @@ def _persons(
     names: np.ndarray,
     persons: np.ndarray,
     periods: list[Period],
+    *,
     settings: Settings,
     locations: Sequence[str],
     origins: Sequence[str],
@@ -645,7 +647,7 @@ def count_indicator(
         (ind.UNKNOWN, ind.NOT_RECORDED),
     )
     periods = reporting_periods(settings.project, as_of, through)
-    counts = _counts(events, index_rows, periods, settings, locations, origins)
+    counts = _counts(events, index_rows, periods, settings, locations, origins=origins)
     excluded, excluded_rows = _exclusion_findings(frame, rules, settings, as_of)
     duplicates, duplicate_rows = possible_duplicates(
         events, person, np.flatnonzero(counted & (action["identified"] | action["referred"])), rank
@@ -680,5 +682,7 @@ def count_indicator(
             "rule": rules,
         }
     )
-    table = _persons(frame, index_rows, names, person, periods, settings, locations, origins)
+    table = _persons(
+        frame, index_rows, names, person, periods, settings=settings, locations=locations, origins=origins
+    )
     return dataclasses.replace(result, persons=table, rows=row_keys)

@@ -72,7 +72,7 @@ class _Retry(Retry):
             where = f"{_pool.scheme}://{_pool.host}:{_pool.port}{where}"
         cause = f"answered {response.status}" if response is not None else _cause(error)
         limit = attempt + new.total if isinstance(new.total, int) else attempt
-        say_retry(method or "", where, cause, attempt, limit, wait)
+        say_retry(method or "", where, cause, attempt, limit, wait=wait)
         return new
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
@@ -85,7 +85,7 @@ class _Retry(Retry):
         return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
-def say_retry(method: str, url: str, cause: str, attempt: int, limit: int, wait: float) -> None:
+def say_retry(method: str, url: str, cause: str, attempt: int, limit: int, *, wait: float) -> None:
     """The warning of one retry (the run log keeps these lines): no secret of the URL."""
     log.warning("%s %s: %s; retry %d of %d in %.1f s", method, safe_url(url), cause, attempt, limit, wait)
 
@@ -320,7 +320,7 @@ def request(
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
             if attempt + 1 < attempts:
                 wait = _pause(session, attempt)
-                say_retry(method, url, "the answer broke off mid-way", attempt + 1, attempts - 1, wait)
+                say_retry(method, url, "the answer broke off mid-way", attempt + 1, attempts - 1, wait=wait)
                 time.sleep(wait)
                 continue
             raise _failure(exc, method, url) from None
@@ -349,7 +349,9 @@ def get_json(session: requests.Session, url: str, *, what: str = "", **kwargs: A
         except orjson.JSONDecodeError:
             if attempt + 1 < _BODY_ATTEMPTS:
                 wait = _pause(session, attempt)
-                say_retry("GET", url, "the answer is not valid JSON", attempt + 1, _BODY_ATTEMPTS - 1, wait)
+                say_retry(
+                    "GET", url, "the answer is not valid JSON", attempt + 1, _BODY_ATTEMPTS - 1, wait=wait
+                )
                 time.sleep(wait)
     clean = safe_url(response.url)
     raise ServerError(

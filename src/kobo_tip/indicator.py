@@ -66,10 +66,9 @@ GROUP_REFERRAL: Final = "referral"
 
 # The group path of every answer of the form (contract section 2), in form order.
 FIELD_GROUPS: Final[dict[str, str]] = {
-    **{name: GROUP_INTRO for name in (IMMEDIATE_DANGER, CONSENT, CONSENT_BY)},
-    **{
-        name: GROUP_EVENT
-        for name in (
+    **dict.fromkeys((IMMEDIATE_DANGER, CONSENT, CONSENT_BY), GROUP_INTRO),
+    **dict.fromkeys(
+        (
             EVENT_DATE,
             ACTION,
             STAKEHOLDER_TYPE,
@@ -82,11 +81,11 @@ FIELD_GROUPS: Final[dict[str, str]] = {
             PERSON_CATEGORY,
             EXPLOITATION_TYPE,
             GBV_TYPE,
-        )
-    },
-    **{
-        name: GROUP_PERSON
-        for name in (
+        ),
+        GROUP_EVENT,
+    ),
+    **dict.fromkeys(
+        (
             UIC_GIVEN,
             UIC_MOTHER,
             BIRTH_YEAR,
@@ -96,20 +95,14 @@ FIELD_GROUPS: Final[dict[str, str]] = {
             COUNTRY_ORIGIN,
             ETHNICITY,
             REPORTED_ELSEWHERE,
-        )
-    },
-    **{name: f"{GROUP_PERSON}/{GROUP_WG}" for name in WG_FIELDS},
-    **{
-        name: GROUP_REFERRAL
-        for name in (
-            SERVICES,
-            REFERRAL_OUTCOME,
-            REFERRAL_ORG,
-            REFERRAL_DATE,
-            CONSENT_TO_SHARE,
-            FOLLOW_UP_DATE,
-        )
-    },
+        ),
+        GROUP_PERSON,
+    ),
+    **dict.fromkeys(WG_FIELDS, f"{GROUP_PERSON}/{GROUP_WG}"),
+    **dict.fromkeys(
+        (SERVICES, REFERRAL_OUTCOME, REFERRAL_ORG, REFERRAL_DATE, CONSENT_TO_SHARE, FOLLOW_UP_DATE),
+        GROUP_REFERRAL,
+    ),
 }
 
 # The answers counting reads (contract sections 4 and 7): the store keeps these column by column.
@@ -248,7 +241,7 @@ FIELD_LIST: Final[dict[str, str]] = {
     AGE_ESTIMATED: "yes_no",
     COUNTRY_ORIGIN: "country",
     ETHNICITY: "ethnicity",
-    **{name: "wg_difficulty" for name in WG_FIELDS},
+    **dict.fromkeys(WG_FIELDS, "wg_difficulty"),
     REPORTED_ELSEWHERE: "reported_elsewhere",
     SERVICES: "service",
     REFERRAL_OUTCOME: "referral_outcome",

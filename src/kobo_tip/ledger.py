@@ -116,6 +116,7 @@ def as_reported(
     groups: Mapping[str, Mapping[str, tuple[str, ...]]],
     ledger: Ledger,
     history: Iterable[Release],
+    *,
     stamp: str,
 ) -> AsReported:
     """The as-reported table of ``layout`` (the event-basis table outside audiences would see: its

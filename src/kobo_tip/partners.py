@@ -88,7 +88,11 @@ def partner_counts(
     (``kobo_tip.counting``); a person counts once per organisation and variant, at the organisation's
     first event of that variant."""
     # Imported here: the counting engine calls this function, and these are its own helpers.
-    from kobo_tip.counting import index_events, period_matrix, quarter_numbers
+    from kobo_tip.counting import (  # noqa: PLC0415
+        index_events,
+        period_matrix,
+        quarter_numbers,
+    )
 
     names = [*organisations(roster), ""]
     members = [member for name in names for member in roster if member.organisation == name]

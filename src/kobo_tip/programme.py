@@ -301,13 +301,13 @@ def release_together(
                 )
             own = _slice(release, PROGRAMME_SCOPE)
             before = _last_slice(last, PROGRAMME_SCOPE)
-            written += publish(settings, count.programme, own, None, [], before, None)
+            written += publish(settings, count.programme, own, None, [], last=before, targets=None)
             for project, targets in zip(count.projects, project_targets, strict=True):
                 alone = project.releases.get(audience)
                 before = _last_slice(last, project.scope) or (alone[-1] if alone else None)
                 mine = _slice(release, project.scope)
                 written += publish(
-                    project.settings, project.counted, mine, None, project.runs, before, targets
+                    project.settings, project.counted, mine, None, project.runs, last=before, targets=targets
                 )
     return written
 
@@ -344,7 +344,7 @@ def _as_reported(
         )
     )
     releases = [release for found in history.values() for release in found]
-    reported = ledger.as_reported(joint, persons, groups, book, releases, stamp)
+    reported = ledger.as_reported(joint, persons, groups, book, releases, stamp=stamp)
     added = reported.added
     return dataclasses.replace(
         reported,

@@ -166,7 +166,7 @@ def hold_reason(store: Store, settings: Settings, readability: Readability, *, a
 
 def check_store(store: Store, settings: Settings) -> Readability:
     """Read the whole store, assess it and record the result (a sync without a report)."""
-    from kobo_tip.cases import cases_from_table
+    from kobo_tip.cases import cases_from_table  # pandas only when the store is read whole  # noqa: PLC0415
 
     readability = assess(cases_from_table(store.answer_table(), settings))
     record(store, readability)

@@ -30,7 +30,7 @@ def describe_status(settings: Settings, *, assets: bool = False) -> str:
     """A few plain lines about the store (and, with ``assets``, the server's survey assets)."""
     lines: list[str] = []
     if assets:
-        from kobo_tip.sources import open_source  # only this option talks to the server
+        from kobo_tip.sources import open_source  # only this option talks to the server  # noqa: PLC0415
 
         source = open_source(settings)
         found = source.list_assets()
@@ -98,7 +98,13 @@ def _readability_lines(
 def hook_lines(settings: Settings) -> list[str]:
     """The asset's kobo-tip REST Service(s): endpoint, counts and last failures; or one line saying
     why they could not be read. Without the token in the environment nothing is asked."""
-    from kobo_tip.sources.kobo import HOOK_NAME, HOOK_PATH, KoboSource, blank_credentials, hook_secrets
+    from kobo_tip.sources.kobo import (  # the source is imported on demand  # noqa: PLC0415
+        HOOK_NAME,
+        HOOK_PATH,
+        KoboSource,
+        blank_credentials,
+        hook_secrets,
+    )
 
     source = dataclasses.replace(
         KoboSource.from_settings(settings), retries=_HOOK_RETRIES, timeout=_HOOK_TIMEOUT

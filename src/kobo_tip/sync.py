@@ -211,7 +211,9 @@ def run_sync(
             produce = stack.enter_context(worker(produce)).items
         store = stack.enter_context(open_store(settings))
         stack.enter_context(store.lock_for_sync())
-        summary = _sync_into(store, settings, secret, full, progress, description, produce, stop)
+        summary = _sync_into(
+            store, settings, secret, full, progress, description=description, produce=produce, stop=stop
+        )
     logger.debug(summary.line())  # the command line prints it; the log keeps it for --debug
     return summary
 
@@ -270,6 +272,7 @@ def _sync_into(
     secret: bytes,
     full: bool,
     progress: bool | None,
+    *,
     description: str,
     produce: Callable[[PrepareState], Iterator[Prepared]],
     stop: threading.Event | None = None,
@@ -303,7 +306,10 @@ def _sync_into(
             _add(totals, outcome)
             meter.advance(facts.fetched)
             if stop is not None and stop.is_set():
-                raise SyncStopped(f"{description}: sync stopped after {fetched} rows; the next one resumes.")
+                # Raised inside the try on purpose: the handler below records the stopped run.
+                raise SyncStopped(  # noqa: TRY301
+                    f"{description}: sync stopped after {fetched} rows; the next one resumes."
+                )
     except BaseException as exc:
         meter.close()
         retried += getattr(exc, "__notes__", [])

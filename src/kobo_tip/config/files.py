@@ -168,7 +168,7 @@ def load_referral_directory(path: Path) -> tuple[ReferralOrg, ...]:
 
 def load_locations(path: Path) -> tuple[Location, ...]:
     """Read and check the locations CSV: ``level,code,name,parent``, or an OCHA COD-AB table."""
-    from kobo_tip.cod_ab import is_cod_ab, load_cod_ab  # it builds on this package
+    from kobo_tip.cod_ab import is_cod_ab, load_cod_ab  # it builds on this package  # noqa: PLC0415
 
     if is_cod_ab(path):
         return load_cod_ab(path)

@@ -354,7 +354,7 @@ def check_store_location(url: str, schema: str) -> None:
 def _password_keywords(url: str) -> list[str]:
     """The password keywords ``url`` gives, as libpq itself reads the URL (a user:password@ part is
     its ``password``); an URL libpq cannot read is refused by the connection, with its reason."""
-    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.conninfo import conninfo_to_dict  # psycopg only for who connects to PostgreSQL  # noqa: PLC0415
 
     try:
         given = conninfo_to_dict(url)

@@ -137,8 +137,8 @@ class Auditor:
                 self.equal[rows[mine]],
                 rhs[rows[mine]],
                 lower[cols[members]],
-                upper[cols[members]],
-                needs,
+                upper=upper[cols[members]],
+                needs=needs,
             )
         return exposed
 
@@ -149,6 +149,7 @@ class Auditor:
         equal: np.ndarray,
         rhs: np.ndarray,
         lower: np.ndarray,
+        *,
         upper: np.ndarray,
         needs: Mapping[int, Need],
     ) -> list[Exposure]:

@@ -87,7 +87,8 @@ class Relations:
 def parent_periods(rows: pd.DataFrame) -> dict[str, str]:
     """Quarter label -> the fiscal year holding its start; fiscal-year label -> the LOP label."""
     periods = rows.drop_duplicates("period")
-    by_kind = {kind: group for kind, group in periods.groupby("period_kind")}
+    # iter(): a GroupBy has a ``keys`` attribute, so dict() would take it for a mapping.
+    by_kind = dict(iter(periods.groupby("period_kind")))
     parent: dict[str, str] = {}
     years = by_kind.get(FISCAL_YEAR, periods.iloc[0:0])
     for quarter in by_kind.get(QUARTER, periods.iloc[0:0]).itertuples():

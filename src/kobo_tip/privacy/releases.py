@@ -132,7 +132,7 @@ def protect(
     while True:
         current, held = revisions.build(hold)
         try:
-            outcome = _suppress_all(current, ks, order, history, through, omit)
+            outcome = _suppress_all(current, ks, order, history, through, omit=omit)
             for audience in order:
                 _prove(audience, ks, outcome.releases, history)
         except DisclosureError as exc:
@@ -184,6 +184,7 @@ def _suppress_all(
     order: Sequence[str],
     history: Mapping[str, Sequence[Release]],
     through: str,
+    *,
     omit: Mapping[str, Mapping[tuple[str, str], str]],
 ) -> Outcome:
     """Suppress ``current`` for every audience, in order of k."""
@@ -365,8 +366,8 @@ class _Revisions:
         if self.last is None or not self.changed:
             return self.table, []
         k, before = self.k, self.last.table
-        reasons = {q: f"a period total would move by fewer than {k}" for q in self.moved_total}
-        reasons.update({q: "releasing it would let a small cell be narrowed" for q in hold - set(reasons)})
+        reasons = dict.fromkeys(self.moved_total, f"a period total would move by fewer than {k}")
+        reasons.update(dict.fromkeys(hold - set(reasons), "releasing it would let a small cell be narrowed"))
         parent = parent_periods(self.table)
         while True:
             candidate = _mixed(self.table, before, list(reasons))

@@ -109,7 +109,7 @@ def suppress(
         through,
         held,
         {id(view) for view in own},
-        (k, *larger),
+        thresholds=(k, *larger),
         forced=none if forced is None else forced,
         guarded=none if guarded is None else guarded,
         growing=none if growing is None else growing,
@@ -150,8 +150,8 @@ class _Suppression:
         through: str,
         held: Sequence[View],
         own: set[int],
-        thresholds: tuple[int, ...],
         *,
+        thresholds: tuple[int, ...],
         forced: np.ndarray,
         guarded: np.ndarray,
         growing: np.ndarray,
@@ -185,7 +185,7 @@ class _Suppression:
         self.identities = system.identities()
         self._apply(np.arange(len(table)))
         self.auditor.check_truth(self.lower, self.upper)
-        self.hard, self.protected = self._needs(history, held, own, guarded, growing, thresholds)
+        self.hard, self.protected = self._needs(history, held, own, guarded, growing, thresholds=thresholds)
         cost = np.zeros(len(truth))
         cost[variables] = _costs(table, values)
         hidden_now = np.zeros(len(truth), dtype=bool)
@@ -241,6 +241,7 @@ class _Suppression:
         own: set[int],
         guarded: np.ndarray,
         growing: np.ndarray,
+        *,
         thresholds: tuple[int, ...],
     ) -> tuple[dict[int, Need], dict[int, Need]]:
         """The guarantee (hard) for this release's small cells and those of the audience's earlier
@@ -382,7 +383,7 @@ def _growth_needs(
     return out
 
 
-_DIMENSION_GROUPS = {dimension: "personal" for dimension in (*PERSONAL_DIMENSIONS, CROSS_TAB)}
+_DIMENSION_GROUPS = dict.fromkeys((*PERSONAL_DIMENSIONS, CROSS_TAB), "personal")
 
 
 def _regions(identities: Sequence[tuple[object, ...]]) -> list[list[np.ndarray]]:

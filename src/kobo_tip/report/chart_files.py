@@ -100,7 +100,7 @@ def write_chart_files(folder: Path, edition: Edition) -> list[Path]:
 def _png_renderer() -> Callable[[str], bytes] | None:
     """cairosvg's renderer of an SVG text to PNG bytes at ``SCALE``, or None without Cairo."""
     try:
-        import cairosvg
+        import cairosvg  # Cairo is optional  # noqa: PLC0415
     except (ImportError, OSError) as exc:  # cairocffi raises OSError when libcairo is missing
         log.warning("Charts are written as SVG only: PNG needs CairoSVG and the Cairo library (%s).", exc)
         return None

@@ -127,7 +127,7 @@ def stacked_bars(
                     continue
                 hatched = hatched or fill == _HATCH
                 base -= part * scale
-                body.append(_rect(x, base, width, part * scale, fill, title))
+                body.append(_rect(x, base, width, part * scale, fill, title=title))
         body.append(_text(x + width / 2, base - 3, _numeral(total.text, words), anchor="middle", size=SMALL))
     centres = [LEFT + (i + 0.5) * slot for i in range(len(columns))]
     body += _period_axis(columns, centres, TOP + plot + 14, words)
@@ -252,7 +252,7 @@ def horizontal_bars(
             body.append(_text(x0 + 24, y + FONT, _numeral(bar.cell.text, words), size=SMALL))
         else:
             length = room * value / max(top, 1)
-            body.append(_rect(x0, y + 2, length, FONT + 2, PALETTE[0], _numeral(value, words)))
+            body.append(_rect(x0, y + 2, length, FONT + 2, PALETTE[0], title=_numeral(value, words)))
             body.append(_text(x0 + length + 4, y + FONT, _numeral(value, words), size=SMALL))
         y += row_height
     if more:
@@ -284,10 +284,10 @@ def grouped_bars(
             colour = PALETTE[number % len(PALETTE)]
             if value is None:
                 title = f"{s.label}: {_numeral(cell.text, words)}"
-                body.append(_rect(x, base - 6, inner, 6, _HATCH, title, stroke=colour))
+                body.append(_rect(x, base - 6, inner, 6, _HATCH, title=title, stroke=colour))
             elif value:
                 body.append(
-                    _rect(x, base - value * scale, inner, value * scale, colour, _numeral(value, words))
+                    _rect(x, base - value * scale, inner, value * scale, colour, title=_numeral(value, words))
                 )
         body.append(_text(x0 + slot * (1 - BAR_GAP) / 2, base + 14, group, anchor="middle", size=SMALL))
     entries = [(PALETTE[n % len(PALETTE)], s.label) for n, s in enumerate(series)]
@@ -298,7 +298,7 @@ def grouped_bars(
 
 
 def _rect(
-    x: float, y: float, width: float, height: float, fill: str, title: str = "", *, stroke: str = ""
+    x: float, y: float, width: float, height: float, fill: str, *, title: str = "", stroke: str = ""
 ) -> str:
     tip = f"<title>{escape(title)}</title>" if title else ""
     line = f' stroke="{stroke}" stroke-width="1.5"' if stroke else ""

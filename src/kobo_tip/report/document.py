@@ -268,7 +268,7 @@ def _charts(counts: PublishedCounts, words: ReportWords, key: KeyPeriods) -> lis
         charts = [
             _age_gender_chart(counts, words, name, key.lop, hidden),
             *(
-                _ranking_chart(counts, words, name, key.lop, d, hidden)
+                _ranking_chart(counts, words, name, key.lop, d, hidden=hidden)
                 for d in ("location", "country_of_origin")
             ),
         ]
@@ -316,7 +316,7 @@ RANKED = 10  # bars in a ranking chart
 
 
 def _ranking_chart(
-    counts: PublishedCounts, words: ReportWords, name: str, period: str, dimension: str, hidden: str
+    counts: PublishedCounts, words: ReportWords, name: str, period: str, dimension: str, *, hidden: str
 ) -> dict[str, Any] | None:
     """The categories with the largest published counts, then the hidden ones (code order)."""
     categories = [

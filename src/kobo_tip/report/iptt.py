@@ -118,7 +118,7 @@ def iptt_rows(
     for target in sorted(targets.by_key.values(), key=_order):
         period = periods.get(target.period)
         if period is None or through is None:  # not started, or nothing ended yet
-            rows.append(_row(target, target.target, None, Cell(""), "", ""))
+            rows.append(_row(target, target.target, None, Cell(""), "", flag=""))
             continue
         actual = target_actual(counts, absent, target, target.period)
         compared: int | None = target.target
@@ -134,7 +134,7 @@ def iptt_rows(
         percent, flag = _achievement(actual, compared, margin)
         if running and full is None:
             flag = ""  # progress towards the whole target: no deviation to explain yet
-        rows.append(_row(target, compared, full, actual, percent, flag))
+        rows.append(_row(target, compared, full, actual, percent, flag=flag))
     for target in sorted(targets.by_key.values(), key=_order):
         if target.period == "LOP" and through is not None:
             rows += _cumulative(counts, absent, target, quarters)
@@ -148,7 +148,7 @@ def _order(target: Target) -> tuple[int, bool, str, str, int]:
 
 
 def _row(
-    target: Target, compared: int | None, full: int | None, actual: Cell, percent: str, flag: str
+    target: Target, compared: int | None, full: int | None, actual: Cell, percent: str, *, flag: str
 ) -> IpttRow:
     return IpttRow(
         target.indicator,
@@ -225,7 +225,7 @@ def _cumulative(
     rows = []
     for quarter in quarters:
         totals = [
-            cumulative_actual(counts, absent, target.indicator, target.dimension, category, quarter)
+            cumulative_actual(counts, absent, target.indicator, target.dimension, category, quarter=quarter)
             for category in target.parts or (target.category,)
         ]
         total = None if any(t is None for t in totals) else sum(t or 0 for t in totals)
@@ -252,7 +252,7 @@ def _cumulative(
 
 
 def cumulative_actual(
-    counts: PublishedCounts, absent: str, name: str, dimension: str, category: str, quarter: Period
+    counts: PublishedCounts, absent: str, name: str, dimension: str, category: str, *, quarter: Period
 ) -> int | None:
     """Persons counted from the project start through ``quarter``, when published numbers give it
     exactly: the LOP itself for the last ended quarter, else each fiscal year's total (or the sum

@@ -181,7 +181,7 @@ def write_audiences(
             try:
                 outcome = privacy.protect(outside, ks, history, through.isoformat())
                 if targets is not None and any(t.parts for t in targets.by_key.values()):
-                    _prove_iptt(outcome, ks, history, targets, headline, settings)
+                    _prove_iptt(outcome, ks, history, targets, headline, settings=settings)
             except privacy.DisclosureError as exc:
                 failure = exc
         runs = store.runs(restatements.RUNS_LOOKED_AT)
@@ -236,8 +236,8 @@ def write_audiences(
                 release,
                 outcome,
                 runs,
-                last,
-                targets,
+                last=last,
+                targets=targets,
                 save=save,
                 reconciled=reconciled,
                 referrals=referral_rows,
@@ -284,10 +284,10 @@ def reported_table(
     return ledger.as_reported(
         table,
         result.persons,
-        {name: groups for name in result.persons},
+        dict.fromkeys(result.persons, groups),
         ledger.Ledger.of(store.ledger()),
         [release for releases in history.values() for release in releases],
-        stamp,
+        stamp=stamp,
     )
 
 
@@ -297,9 +297,9 @@ def publish(
     release: privacy.Release,
     outcome: privacy.Outcome | None,
     runs: Sequence[RunInfo],
+    *,
     last: StoredRelease | None,
     targets: Targets | None,
-    *,
     save: Callable[[], None] | None = None,
     reconciled: as_reported.Reconciliation | None = None,
     referrals: pd.DataFrame | None = None,
@@ -328,7 +328,7 @@ def publish(
         if internal
         else counts
     )
-    performance = _performance(ended, targets, headline, settings, words, internal)
+    performance = _performance(ended, targets, headline, settings, words, internal=internal)
     edition = Edition(
         audience=audience,
         k=None if internal else release.k,
@@ -382,6 +382,7 @@ def _prove_iptt(
     history: Mapping[str, Sequence[privacy.Release]],
     targets: Targets,
     headline: periods.Period | None,
+    *,
     settings: Settings,
 ) -> None:
     """Audit each outside release with the IPTT's group and cumulative actuals beside it (contract
@@ -420,6 +421,7 @@ def _performance(
     headline: periods.Period | None,
     settings: Settings,
     words: ReportWords,
+    *,
     internal: bool,
 ) -> Performance:
     margin = settings.targets.margin_percent if settings.targets else 0

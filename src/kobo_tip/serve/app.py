@@ -90,7 +90,8 @@ def make_app(
 ) -> Starlette:
     """The ASGI application; ``status`` gives the facts of ``GET /status``."""
 
-    async def receive_push(request: Request) -> Response:
+    # One return per HTTP answer a push can get, in the order the checks run: read top to bottom.
+    async def receive_push(request: Request) -> Response:  # noqa: PLR0911
         if not push_allowed(request, credentials):
             log_event(logging.WARNING, "push_refused", status=401, client=_client(request))
             headers = {"WWW-Authenticate": 'Basic realm="kobo-tip"'} if credentials.kind == "basic" else {}

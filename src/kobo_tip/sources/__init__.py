@@ -33,13 +33,13 @@ def open_source(settings: Settings) -> Source:
     """The source the config's ``[source] kind`` names (modules are imported on demand)."""
     kind = settings.source.kind
     if kind == "kobo":
-        from kobo_tip.sources.kobo import KoboSource
+        from kobo_tip.sources.kobo import KoboSource  # noqa: PLC0415
 
         return KoboSource.from_settings(settings)
     if kind == "odk_central":
-        from kobo_tip.sources.odk_central import CentralSource
+        from kobo_tip.sources.odk_central import CentralSource  # noqa: PLC0415
 
         return CentralSource.from_settings(settings)
-    from kobo_tip.sources.files import FileSource
+    from kobo_tip.sources.files import FileSource  # noqa: PLC0415
 
     return FileSource.from_settings(settings)

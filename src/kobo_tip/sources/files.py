@@ -442,7 +442,8 @@ def _rows_prefix(path: Path, head: bytes, whole: bool) -> str:
     return found or "item"
 
 
-def _prefix_in(stream: Any, *, complete: bool) -> str | None:
+# One loop over the parser's events with a branch per shape it can tell; splitting it would split the state.
+def _prefix_in(stream: Any, *, complete: bool) -> str | None:  # noqa: PLR0911, PLR0912
     """``_rows_prefix`` from the events of ``stream``: '' when it is none of the shapes, None when
     ``stream`` ends before it tells. Invalid JSON gives 'item': the parse of the rows says where."""
     events = _json.parse(stream, buf_size=_READ_SIZE)
@@ -751,9 +752,10 @@ def utc_naive(value: Any) -> str:
     if type(value) is str and len(value) == 19 and _NAIVE_TIME.fullmatch(value):
         try:  # already naive UTC, as Kobo's _submission_time is: checked, and kept as it is
             dt.datetime.fromisoformat(value)
-            return value
         except ValueError:
             pass  # said below
+        else:
+            return value
     text = _text(value)
     if not text:
         return ""

@@ -371,7 +371,8 @@ def _is_name_path(folded: str, vocabulary: ExportVocabulary) -> bool:
     return owner in vocabulary.choices and choice in vocabulary.choices[owner].names
 
 
-def _names_of(choices: _Choices, value: str) -> str | None:
+# One return per way an answer can be written (names, a label, labels joined), each an early answer.
+def _names_of(choices: _Choices, value: str) -> str | None:  # noqa: PLR0911
     """The answer in choice names: ``value`` itself when it is names already, the name of its label,
     or (select_multiple) the names of the labels it joins with spaces. An answer that is neither is
     kept as it is (counting lists it as malformed); None when a label names two choices."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kobo_tip.config import read_secret
 from kobo_tip.store.interface import Store
 from kobo_tip.store.records import (
     PROGRAMME_MEMBER,
@@ -56,8 +57,7 @@ def open_location(
     with the password of ``[store] password_env``), or a SQLite file's path."""
     if not str(location).startswith(("postgresql://", "postgres://")):
         return SqliteStore.open(location, create=create, migrate=migrate)
-    from kobo_tip.config import read_secret
-    from kobo_tip.store.postgres import PostgresStore  # psycopg only for who needs it
+    from kobo_tip.store.postgres import PostgresStore  # psycopg only for who needs it  # noqa: PLC0415
 
     password = settings.store.password_env
     return PostgresStore.connect(

@@ -62,9 +62,10 @@ def copy_store(source: Store, target: Store) -> list[TableCheck]:
             columns = _columns(source, table)
             insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
             batch: list[tuple[Any, ...]] = []
-            for row in _rows(source, table, order):
+            for read in _rows(source, table, order):
+                row = read
                 if table == "answer_values":  # code, field, value in name order
-                    row = (*row[:2], target._answer_param(answer_key(source._answer_value(row[2]))))
+                    row = (*read[:2], target._answer_param(answer_key(source._answer_value(read[2]))))
                 batch.append(row)
                 if len(batch) == _BATCH:
                     target._db.executemany(insert, batch)
@@ -86,11 +87,12 @@ def checks(store: Store) -> list[TableCheck]:
     with store._reading():
         for table, order in TABLES.items():
             digest, count = hashlib.sha256(), 0
-            for row in _rows(store, table, order):
-                if table == "meta" and row[0] in OWN_META:
+            for read in _rows(store, table, order):
+                if table == "meta" and read[0] in OWN_META:
                     continue
+                row = read
                 if table == "answer_values":
-                    row = (*row[:2], store._answer_value(row[2]))
+                    row = (*read[:2], store._answer_value(read[2]))
                 digest.update(repr(tuple(_plain(value) for value in row)).encode())
                 count += 1
             found.append(TableCheck(table, count, digest.hexdigest()))

@@ -379,7 +379,7 @@ class PostgresStore(Store):
         self, extra: Sequence[Any], *, bounds: tuple[int, int], count: int, values: Mapping[str, list[Any]]
     ) -> np.ndarray:
         """The codes copied out in binary and read by numpy."""
-        import numpy as np
+        import numpy as np  # a sync never needs numpy  # noqa: PLC0415
 
         width = len(ANSWER_COLUMNS)
         # One COPY tuple: a field count, then a length and a big-endian int4 for each answer.

@@ -38,7 +38,7 @@ class CountingReads(StoreBase):
         column joined into one string, so reading makes a few objects per column rather than one
         per value. One read snapshot keeps the rows and the answer codes consistent.
         """
-        import numpy as np  # here: a sync never needs numpy, and importing it costs a tenth of a second
+        import numpy as np  # here: a sync never needs numpy, and importing it costs a tenth of a second  # noqa: PLC0415
 
         texts: dict[str, list[str]] = {name: [] for name in TABLE_TEXTS}
         codes: list[np.ndarray] = []

@@ -269,7 +269,7 @@ class SqliteStore(Store):
     def _chunk_codes(
         self, extra: Sequence[Any], *, bounds: tuple[int, int], count: int, values: Mapping[str, list[Any]]
     ) -> np.ndarray:
-        import numpy as np
+        import numpy as np  # a sync never needs numpy  # noqa: PLC0415
 
         (joined_codes,) = extra
         points = np.frombuffer(joined_codes.encode("utf-32-le"), dtype=np.uint32)
