@@ -23,6 +23,8 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse.csgraph import connected_components
 
+from kobo_tip.privacy import Release
+
 SINGLE = {
     "age_band",
     "gender",
@@ -46,6 +48,21 @@ class Held:
     k: int  # the k it was published at
     through: str  # last day counted (ISO): FY and LOP cover up to it
     scope: str = ""  # the project it counts, in a programme's releases ("" the programme's own)
+
+
+LAYOUT = ["indicator", "period", "period_start", "period_end", "dimension", "category"]
+
+
+def held(release: Release) -> Held:
+    """The release as its intruder holds it: the cells left out stay in, published as ``OMITTED``
+    (the intruder knows they exist, so the quarters still add up to their fiscal year)."""
+    table = release.table
+    return Held(
+        table[LAYOUT].assign(value=table["published"].to_numpy()),
+        table[[*LAYOUT, "value"]],
+        release.k,
+        release.through,
+    )
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from attack import Held, Sum, attack, exposed
+from attack import Held, Sum, attack, exposed, held
 from kobo_tip import demo
 from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
@@ -36,18 +36,6 @@ K = {"donor": 5, "public": 10}
 def releases(settings: Settings) -> dict[str, list[Release]]:
     with open_store(settings) as store:
         return {audience: [stored_release(r) for r in store.releases(audience)] for audience in K}
-
-
-def held(release: Release) -> Held:
-    """The release as its intruder holds it: the cells left out stay in, published as ``OMITTED``
-    (the intruder knows they exist, so the quarters still add up to their fiscal year)."""
-    table = release.table
-    return Held(
-        table[LAYOUT].assign(value=table["published"].to_numpy()),
-        table[[*LAYOUT, "value"]],
-        release.k,
-        release.through,
-    )
 
 
 def read_counts(path: Path) -> list[dict[str, str]]:

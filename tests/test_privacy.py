@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attack import Held, attack, exposed
+from attack import attack, exposed, held
 from counts_factory import AGE_BANDS, GENDERS, STAKEHOLDER_TYPES, Person, counts_table, quarter_periods
 from kobo_tip import indicator, privacy
 from kobo_tip.privacy import DisclosureError, Release
@@ -64,18 +64,6 @@ def cell(release: Release, period: str, dimension: str, category: str, name: str
 def saved(release: Release) -> Release:
     """The release as the store hands it back: with a save time."""
     return Release(release.audience, release.k, release.through, release.table, "2026-01-01T00:00:00Z")
-
-
-def held(release: Release) -> Held:
-    """The release as its intruder holds it: the cells left out stay in, published as ``OMITTED``
-    (the intruder knows they exist, so the quarters still add up to their fiscal year)."""
-    table = release.table
-    return Held(
-        table[LAYOUT].assign(value=table["published"].to_numpy()),
-        table[[*LAYOUT, "value"]],
-        release.k,
-        release.through,
-    )
 
 
 def assert_safe(*outcomes: privacy.Outcome) -> None:

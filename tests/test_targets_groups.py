@@ -11,13 +11,13 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from attack import Held, attack, exposed
+from attack import attack, exposed, held
 from conftest import SECRET
 from counts_factory import Person, counts_table, quarter_periods
 from kobo_tip import privacy
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import ConfigError
-from kobo_tip.privacy import DisclosureError, Release
+from kobo_tip.privacy import DisclosureError
 from kobo_tip.report import render_reports
 from kobo_tip.report.iptt import NOT_PUBLISHED, IpttRow, audited_sums, iptt_frame, iptt_rows
 from kobo_tip.report.tables import PublishedCounts
@@ -104,16 +104,6 @@ def test_a_bad_group_or_baseline_names_its_line(
 
 def group_rows(rows: list[IpttRow], category: str) -> dict[str, IpttRow]:
     return {row.period: row for row in rows if row.category == category}
-
-
-def held(release: Release) -> Held:
-    table = release.table
-    return Held(
-        table[LAYOUT].assign(value=table["published"].to_numpy()),
-        table[[*LAYOUT, "value"]],
-        release.k,
-        release.through,
-    )
 
 
 def test_group_actuals_are_sums_of_published_cells_and_audited(settings: Settings, tmp_path: Path) -> None:
