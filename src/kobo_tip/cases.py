@@ -154,8 +154,8 @@ class _ChoiceColumn(_Column):
             return self.unreadable_code, f"unknown {self.what} {shown(value)}"
         return code, ""
 
-    def finish(self, values: np.ndarray) -> pd.Categorical:
-        return pd.Categorical.from_codes(values, categories=self.names)
+    def finish(self, values: np.ndarray) -> pd.Categorical[str]:
+        return pd.Categorical.from_codes(values, categories=pd.Index(self.names))
 
 
 class _MaskColumn(_Column):
@@ -343,7 +343,7 @@ def cases_from_table(
         findings.find(index, "malformed", "metadata", detail)
     status_code = {name: code for code, name in enumerate(ind.REVIEW_STATUSES)}
     status_codes = np.array([status_code.get(raw, -1) for raw in table.review_status], dtype=np.int8)
-    status = pd.Categorical.from_codes(status_codes, categories=ind.REVIEW_STATUSES)
+    status = pd.Categorical.from_codes(status_codes, categories=pd.Index(ind.REVIEW_STATUSES))
     for index in np.flatnonzero(status_codes == -1):
         raw = shown(table.review_status[index])
         findings.find(index, "malformed", "review_status", f"unknown review status {raw}")
@@ -355,7 +355,7 @@ def cases_from_table(
             "submitted_at": submitted,
             "review_status": status.fillna("unreviewed"),
             "deleted": np.asarray(table.deleted, dtype=bool),
-            "person_key": pd.Categorical.from_codes(keys, categories=key_names),
+            "person_key": pd.Categorical.from_codes(keys, categories=pd.Index(key_names)),
             "key_basis": pd.Categorical(table.key_basis),
         }
     )

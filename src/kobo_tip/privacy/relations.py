@@ -95,7 +95,7 @@ def parent_periods(rows: pd.DataFrame) -> dict[str, str]:
         start = str(quarter.period_start)
         for year in years.itertuples():
             if str(year.period_start) <= start <= str(year.period_end):
-                parent[quarter.period] = year.period
+                parent[str(quarter.period)] = str(year.period)
                 break
     for lop in by_kind.get(LOP, periods.iloc[0:0]).itertuples():
         parent.update(dict.fromkeys(years["period"], lop.period))

@@ -22,6 +22,7 @@ from kobo_tip.report import iptt
 from kobo_tip.report.charts import Bar, Series, grouped_bars, horizontal_bars, stacked_bars, trend
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import readable
+from kobo_tip.report.records import AsReportedTotal, LossRow, PartnerRow, ReferralRow, RestatementRow, records
 from kobo_tip.report.tables import (
     CROSS_TAB,
     CROSS_TAB_SEPARATOR,
@@ -187,7 +188,7 @@ def _referrals(edition: Edition) -> dict[str, Any]:
         "headers": [text(f"referrals.{name}") for name in ("organisation", "referrals", "consent_to_share")],
         "rows": [
             (row.organisation, row.referrals, row.consent_to_share)
-            for row in edition.referrals.itertuples(index=False)
+            for row in records(edition.referrals, ReferralRow)
         ],
     }
 
@@ -205,7 +206,7 @@ def _partners(edition: Edition) -> dict[str, Any]:
     assert edition.partners is not None
     text = edition.words.labels.report_text
     groups: dict[str, list[tuple[bool, str, str, int, int, int]]] = {}
-    for row in edition.partners.itertuples(index=False):
+    for row in records(edition.partners, PartnerRow):
         whole = row.stakeholder_id == ALL_STAKEHOLDERS
         who = text("partners.all") if whole else row.stakeholder
         groups.setdefault(row.organisation, []).append(
@@ -417,12 +418,12 @@ def _data_quality(edition: Edition) -> dict[str, list[FindingGroup]]:
             if room == 0:
                 break
             ids = same["submission_id"].tolist()
-            lines.append(FindingLine(field, detail, len(ids), ids[:room]))
+            lines.append(FindingLine(str(field), str(detail), len(ids), ids[:room]))
             room -= len(lines[-1].ids)
         shown = {i for line in lines for i in line.ids}
         ids = [i for i in rows["submission_id"] if i in shown]
         title = edition.words.text(f"dq.{rule}")
-        groups[rule] = FindingGroup(rule, title, len(rows), lines, ids, len(rows) - len(ids))
+        groups[rule] = FindingGroup(str(rule), title, len(rows), lines, ids, len(rows) - len(ids))
     return {
         "excluded": [groups[rule] for rule in indicator.EXCLUSION_RULES if rule in groups],
         "findings": [groups[rule] for rule in indicator.FINDING_RULES if rule in groups],
@@ -442,7 +443,7 @@ def _protection(edition: Edition) -> dict[str, Any]:
             "cells": words.percent(100 * row.hidden_cells / row.cells) if row.cells else "–",
             "persons": words.percent(100 * row.hidden_persons / row.persons) if row.persons else "–",
         }
-        for row in loss.itertuples()
+        for row in records(loss, LossRow)
     ]
     held = [
         {"period": words.period(h.period), "changed": h.changed, "reason": h.reason} for h in edition.held
@@ -460,7 +461,7 @@ def _as_reported(edition: Edition) -> dict[str, Any]:
     rows = [
         {"indicator": words.indicator(row.indicator), "period": words.period(row.period)}
         | {column: getattr(row, column) for column in AS_REPORTED_NUMBERS}
-        for row in reconciled.totals.itertuples()
+        for row in records(reconciled.totals, AsReportedTotal)
     ]
     removed = []
     grouped = reconciled.removed.groupby(["indicator", "period", "reason"], sort=False)["submission_id"]
@@ -485,7 +486,7 @@ def _restatement_groups(edition: Edition) -> list[dict[str, Any]]:
     """The restatements by reason, then by period in time order, each with its rows (folded)."""
     words = edition.words
     groups: dict[str, dict[str, list[dict[str, str]]]] = {}
-    for row in edition.restatements.itertuples():
+    for row in records(edition.restatements, RestatementRow):
         groups.setdefault(row.reason, {}).setdefault(row.period, []).append(
             {
                 "indicator": words.indicator(row.indicator),

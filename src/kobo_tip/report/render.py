@@ -15,6 +15,7 @@ import pycountry
 
 import kobo_tip
 from kobo_tip import cases, counting, indicator, ledger, periods, privacy, readability, referrals
+from kobo_tip.answers import AnswerTable
 from kobo_tip.config import AS_REPORTED, Settings
 from kobo_tip.errors import StoreError, UsageError
 from kobo_tip.indicator import INTERNAL
@@ -140,7 +141,7 @@ def as_reported_basis(settings: Settings) -> bool:
     return settings.report.outside_basis == AS_REPORTED
 
 
-def provenance_of(table: pd.DataFrame, runs: Sequence[RunInfo], run_date: dt.date) -> Provenance:
+def provenance_of(table: AnswerTable, runs: Sequence[RunInfo], run_date: dt.date) -> Provenance:
     """Footer facts of a count of the answer table ``table``; ``runs`` newest first."""
     versions = {version for version, gone in zip(table.form_version, table.deleted, strict=True) if not gone}
     return _provenance(runs, tuple(sorted(versions - {"", indicator.MISSHAPEN_METADATA})), run_date)

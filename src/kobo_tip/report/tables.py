@@ -16,6 +16,7 @@ import pandas as pd
 from kobo_tip import indicator
 from kobo_tip.periods import Period
 from kobo_tip.privacy import CROSS_TAB, CROSS_TAB_SEPARATOR, FISCAL_YEAR, LOP, QUARTER
+from kobo_tip.report.records import PeriodRow, records
 from kobo_tip.report.texts import ReportWords
 
 CellKey = tuple[str, str, str, str]
@@ -114,7 +115,7 @@ class PublishedCounts:
         firsts = published.drop_duplicates("period")
         self.periods = tuple(
             Period(r.period, r.period_kind, _day(r.period_start), _day(r.period_end))
-            for r in firsts.itertuples()
+            for r in records(firsts, PeriodRow)
         )
         self.categories: dict[tuple[str, str], list[str]] = defaultdict(list)
         for name, dimension, category in published.drop_duplicates(["indicator", "dimension", "category"])[
