@@ -7,7 +7,7 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pycountry
@@ -110,22 +110,31 @@ def _new_choice_id(value: str, seen: set[str], where: str, not_listed: str) -> s
     return value
 
 
+def _id_rows(
+    path: Path, columns: tuple[str, ...], what: str, not_listed: str
+) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """Each row of the ``what`` CSV at ``path`` (the roster, the referral directory) with where it
+    stands, for errors, and its id, checked as a new choice name (``_new_choice_id``); a row whose
+    name is empty is refused."""
+    seen: set[str] = set()
+    for line, row in enumerate(_read_csv(path, columns, what), start=2):
+        where = f"{what} {path} line {line}"
+        row_id = _new_choice_id(row["id"], seen, where, not_listed)
+        if not row["name"]:
+            raise ConfigError(f"{where}: name is empty.")
+        yield where, row_id, row
+
+
 def load_roster(path: Path) -> tuple[Stakeholder, ...]:
     """Read and check the roster CSV: ``id,name,type,trained_on`` and optionally ``organisation``."""
-    rows = _read_csv(path, ROSTER_COLUMNS, "Roster")
     types = indicator.CHOICES["stakeholder_type"]
-    seen: set[str] = set()
     roster = []
-    for line, row in enumerate(rows, start=2):
-        where = f"Roster {path} line {line}"
-        sid = _new_choice_id(row["id"], seen, where, "stakeholders not on the roster")
+    for where, sid, row in _id_rows(path, ROSTER_COLUMNS, "Roster", "stakeholders not on the roster"):
         if row["type"] not in types:
             raise ConfigError(
                 f"{where}: type '{row['type']}' is not a stakeholder type{closest(row['type'], types)}; "
                 f"choose from {', '.join(types)}."
             )
-        if not row["name"]:
-            raise ConfigError(f"{where}: name is empty.")
         trained_on = None
         if row["trained_on"]:
             try:
@@ -144,15 +153,12 @@ def load_roster(path: Path) -> tuple[Stakeholder, ...]:
 def load_referral_directory(path: Path) -> tuple[ReferralOrg, ...]:
     """Read and check the referral directory CSV: ``id,name,services`` (services: names of the
     ``service`` choice list separated by spaces, or empty)."""
-    rows = _read_csv(path, REFERRAL_DIRECTORY_COLUMNS, "Referral directory")
     known = indicator.CHOICES["service"]
-    seen: set[str] = set()
     directory = []
-    for line, row in enumerate(rows, start=2):
-        where = f"Referral directory {path} line {line}"
-        oid = _new_choice_id(row["id"], seen, where, "organisations not in the directory")
-        if not row["name"]:
-            raise ConfigError(f"{where}: name is empty.")
+    rows = _id_rows(
+        path, REFERRAL_DIRECTORY_COLUMNS, "Referral directory", "organisations not in the directory"
+    )
+    for where, oid, row in rows:
         services = tuple(row["services"].split())
         for service in services:
             if service not in known:
