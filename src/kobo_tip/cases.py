@@ -15,7 +15,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from kobo_tip.answers import AnswerCodes, AnswerTable, SubmissionReader
 
 if TYPE_CHECKING:
     from kobo_tip.config import Settings
+    from kobo_tip.store.records import StoredSubmission
 
 AGE_RANGE = (0, 120)
 BIRTH_YEAR_RANGE = (1900, 2200)
@@ -62,20 +63,6 @@ META_COLUMNS = (
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INTEGER = re.compile(r"-?[0-9]+")
 _DETAIL_VALUE_CHARS = 60
-
-
-class StoredRow(Protocol):
-    """What ``build_cases`` reads from each stored submission (``kobo_tip.store``)."""
-
-    submission_id: str
-    review_status: str
-    submitted_at: str
-    form_version: str
-    person_key: str
-    key_basis: str
-    key_reason: str
-    deleted: bool
-    data: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -388,7 +375,7 @@ def disability_status(frame: pd.DataFrame) -> pd.Categorical:
     return pd.Categorical(status, categories=["yes", "no", ind.NOT_ASKED, ind.UNKNOWN])
 
 
-def answer_table(rows: Iterable[StoredRow]) -> tuple[AnswerTable, list[tuple[int, Finding]]]:
+def answer_table(rows: Iterable[StoredSubmission]) -> tuple[AnswerTable, list[tuple[int, Finding]]]:
     """Submissions held in memory as the column table the store gives, and the findings about data
     that is not an object at all."""
     reader = SubmissionReader(AnswerCodes(READ_FIELDS))
@@ -421,7 +408,7 @@ def answer_table(rows: Iterable[StoredRow]) -> tuple[AnswerTable, list[tuple[int
     return table, notes
 
 
-def build_cases(rows: Iterable[StoredRow], settings: Settings) -> Cases:
+def build_cases(rows: Iterable[StoredSubmission], settings: Settings) -> Cases:
     """One typed case record per submission held in memory (any key style), plus findings."""
     table, notes = answer_table(rows)
     return cases_from_table(table, settings, notes=notes)
