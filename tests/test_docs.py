@@ -15,10 +15,10 @@ from kobo_tip.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = ROOT / "docs" / "contract.md"
-# Text a reader of the repository reads: the code, its tests and benchmarks, templates, the docs.
+# Text a reader of the repository reads: the code (templates included), its tests and benchmarks, the docs.
 READ_FILES = [
     path
-    for folder in ("src", "tests", "benchmarks", "templates", "docs")
+    for folder in ("src", "tests", "benchmarks", "docs")
     for path in (ROOT / folder).rglob("*")
     if path.suffix in {".py", ".md", ".j2", ".toml", ".mjs", ".java"} and "node_modules" not in path.parts
 ] + [ROOT / "README.md", ROOT / "Makefile"]
