@@ -468,6 +468,9 @@ SMALL = {
     # Men: below 5 over the whole project, every cell hidden as <5.
     **{(q, "male"): "<5" for q in QUARTERS},
     **{(p, "male"): "<5" for p in ("FY2026", "FY2027", "LOP")},
+    # Gender unknown: a few in two quarters, none in the others.
+    **{(q, "unknown"): v for q, v in zip(QUARTERS, ("0", "<5", "0", "<5", "0"), strict=True)},
+    **{(p, "unknown"): v for p, v in (("FY2026", "<5"), ("FY2027", "0"), ("LOP", "<5"))},
 }
 
 
@@ -482,6 +485,7 @@ def test_a_hidden_cumulative_is_shown_as_what_its_cells_say(settings: Settings, 
         [
             [NAME, "LOP", "gender", "female", 50, ""],
             [NAME, "LOP", "gender", "male", 20, ""],
+            [NAME, "LOP", "gender", "unknown", 0, ""],
             [NAME, "FY2026 Q1", "gender", "female+male", 10, ""],
             [NAME, "FY2026 Q3", "gender", "female+male", 10, ""],
             [NAME, "FY2026 Q4", "gender", "female+male", 10, ""],
@@ -496,6 +500,9 @@ def test_a_hidden_cumulative_is_shown_as_what_its_cells_say(settings: Settings, 
     # Men: the first quarter and FY2026 are one <5 cell each, and so is the LOP at the last
     # quarter; in between, sums of <5 cells, which may be 5 or more, are not published.
     assert cumulative["male"] == ["<5", NOT_PUBLISHED, NOT_PUBLISHED, "<5", "<5"]
+    # Zeros add nothing: one <5 cell and zeros is <5; two <5 quarters are bridged by FY2026's <5.
+    unknown = [rows[(f"LOP through {q}", "unknown")].actual.text for q in QUARTERS]
+    assert unknown == ["0", "<5", "<5", "<5", "<5"]
     groups = {r.period: r.actual.text for r in rows.values() if "+" in r.category and not r.cumulative}
     assert groups == {"FY2026 Q1": NOT_PUBLISHED, "FY2026 Q3": "x", "FY2026 Q4": NOT_PUBLISHED}
     assert all(r.percent == r.flag == "" for r in rows.values() if not r.actual.is_number)

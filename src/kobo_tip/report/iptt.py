@@ -7,7 +7,7 @@ categories' published cells; a percentage and a flag exist only beside a publish
 cumulative or group actual that no sum of published numbers gives is hidden, and what it is shown
 as must be true whatever its value (contract section 6): ``x`` (k or more) only where the published
 cells it adds up already say it is k or more (one of them ``x``, or numbers of k or more); ``<k``
-only where it is one cell published as ``<k`` (the first quarter's cumulative, say); else
+only where it is one cell published as ``<k``, the others 0 (an early cumulative, say); else
 ``NOT_PUBLISHED``, which says nothing of it. A sum of ``<k`` cells is never ``<k``: it need not be
 below k. So nothing a reader can work out from this section goes beyond what the tables already
 say; the group and cumulative actuals are given to the disclosure audit all the same, as sums of
@@ -213,21 +213,24 @@ def target_actual(
 class Known:
     """What published cells say of a figure that adds them up: its value when they are all
     numbers (None otherwise); the least it can be (a number is itself, ``x`` at least k, ``<k``
-    and a cell not published at least 0); and whether one ``<k`` cell holds exactly its persons."""
+    and a cell not published at least 0); and whether one ``<k`` cell holds all its persons (the
+    others published as 0)."""
 
     exact: int | None
     floor: int
-    below: bool = False  # it is one cell published as ``<k``: 0 to k-1
+    below: bool = False  # it is one cell published as ``<k`` (and zeros): 0 to k-1
 
     @classmethod
     def of(cls, cells: Iterable[Cell], k: int | None) -> Known:
         cells = list(cells)
         floor = sum(int(c.text) if c.is_number else (k or 0) if c.text == HIDDEN else 0 for c in cells)
-        return cls(_sum(cells), floor, len(cells) == 1 and cells[0].text.startswith("<"))
+        others = [c for c in cells if c.text != "0"]
+        return cls(_sum(cells), floor, len(others) == 1 and others[0].text.startswith("<"))
 
     def plus(self, other: Known) -> Known:
         exact = None if self.exact is None or other.exact is None else self.exact + other.exact
-        return Known(exact, self.floor + other.floor)
+        below = (self.below and other.exact == 0) or (other.below and self.exact == 0)
+        return Known(exact, self.floor + other.floor, below)
 
     def or_else(self, other: Known) -> Known:
         """The same persons added up another way (a fiscal year's cell or its quarters'): the value
@@ -239,7 +242,7 @@ class Known:
 def shown(known: Known, k: int | None) -> Cell:
     """A sum of published cells as it may be published, true whatever its value: the value when
     they give it; else ``x`` when they already say it is at least ``k``, or ``<k`` when it is one
-    ``<k`` cell (either says no more than the cells do); else ``NOT_PUBLISHED``."""
+    ``<k`` cell and zeros (either says no more than the cells do); else ``NOT_PUBLISHED``."""
     if known.exact is not None:
         return Cell(str(known.exact))
     if k is not None and known.floor >= k:
