@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import html5lib
 import openpyxl
@@ -20,7 +21,8 @@ from kobo_tip.cli import main
 from kobo_tip.config import Language, Settings, load_settings
 from kobo_tip.errors import ConfigError
 from kobo_tip.labels import load_labels
-from kobo_tip.report import render_reports
+from kobo_tip.report import document, render_reports
+from kobo_tip.report.chart_files import chart_svg
 from kobo_tip.report.iptt import NOT_PUBLISHED, actual_text, audited_sums, iptt_rows
 from kobo_tip.report.render import stored_release
 from kobo_tip.report.tables import Cell, PublishedCounts
@@ -647,3 +649,22 @@ def test_no_output_shows_a_hidden_actual_as_what_it_is_not(small_targets: Settin
     assert any(isinstance(value, str) for _, _, value in sums), "ranges are given to the intruder"
     findings = attack([held(release)], 5, sums=sums)
     assert findings and not exposed(findings, 5), exposed(findings, 5)[:3]
+
+
+def test_the_cumulative_chart_says_what_not_published_means(settings: Settings, tmp_path: Path) -> None:
+    """The chart of the cumulative headline draws a point not published as hidden, titled in the
+    report language, and its key (on the page and in its file) says what that means."""
+    early = {**TABLE, ("FY2026 Q1", "all"): "<5", ("FY2026 Q2", "all"): "<5", ("FY2026", "all"): "x"}
+    table = counts(early)
+    quarter = next(p for p in table.periods if p.label == "FY2027 Q1")
+    found = targets(settings, tmp_path, [[NAME, "LOP", "total", "all", 600, ""]])
+    rows = iptt_rows(table, found, quarter, margin=10, k=5)
+    assert [r.actual.text for r in rows if r.cumulative] == ["<5", NOT_PUBLISHED, "x", "x", "250"]
+    for code, marker in (("en", "not published"), ("fr", "non publié")):
+        words = ReportWords.for_language(load_labels(Language(label=f"L ({code})", name="L", code=code)), ())
+        edition = SimpleNamespace(words=words, k=5, performance=SimpleNamespace(rows=rows))
+        (chart,) = document._target_chart(edition)  # type: ignore[arg-type]
+        assert chart["key"] == words.hidden_key(5, not_published=True) and marker in chart["key"]
+        assert f"<title>{marker}</title>" in str(chart["svg"])
+        drawn = re.sub(r"\s+", " ", " ".join(re.findall(r">([^<>]+)</text>", chart_svg(chart, chart["key"]))))
+        assert f"{marker} :" in drawn or f"{marker}:" in drawn, drawn
