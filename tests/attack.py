@@ -200,9 +200,10 @@ def _write_relations(unknowns: _Unknowns, table: pd.DataFrame, cell: dict[tuple,
             unknowns.relation(either, ident + ref, "<=")
 
 
-# A sum the intruder reads elsewhere (a cumulative actual of the IPTT): (index of the held
-# table, the cells it adds up, its value).
-Sum = tuple[int, list[tuple[str, str, str, str]], int]
+# A sum the intruder reads elsewhere (a group or cumulative actual of the IPTT): (index of the held
+# table, the cells it adds up, what was published of it: a number, or a range as a cell's text,
+# "x" for k or more and "<k" for 0 to k-1).
+Sum = tuple[int, list[tuple[str, str, str, str]], int | str]
 
 
 # A programme's release and its projects' of the same moment: (index of the programme's held
@@ -269,11 +270,23 @@ def attack(
         _write_relations(unknowns, merged, cell)
         for at, added, value in sums or []:
             if at == index:
-                unknowns.relation([cell[c] for c in added], [], "=", float(value))
+                _sum_relation(unknowns, [cell[c] for c in added], value, item.k)
         cells_of.append(cell)
     for programme, projects in programmes or []:
         _programme_relations(unknowns, cells_of[programme], [cells_of[i] for i in projects])
     return _solve(unknowns, watched, math.ceil(k / 2), integer)
+
+
+def _sum_relation(unknowns: _Unknowns, parts: list[int], published: int | str, k: int) -> None:
+    """What a published sum says of its parts: equal to a number, at least k (``x``), below
+    k (``<k``)."""
+    low, high = _bounds(str(published), k)
+    if low == high:
+        unknowns.relation(parts, [], "=", low)
+        return
+    unknowns.relation([], parts, "<=", -low)
+    if not math.isinf(high):
+        unknowns.relation(parts, [], "<=", high)
 
 
 def _optimum(

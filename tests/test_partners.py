@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from attack import Held, attack, exposed
+from conftest import SECRET
 from kobo_tip import demo, indicator, synthetic
 from kobo_tip.cli import main
 from kobo_tip.config import Settings, load_settings
@@ -30,6 +31,8 @@ from kobo_tip.partners import (
 from kobo_tip.report.partner import render_partner_report
 from kobo_tip.report.render import stored_release
 from kobo_tip.store import open_store
+from report_project import AS_OF as REPORT_AS_OF
+from report_project import make_project, read_export, write_export
 
 AS_OF = dt.date(2026, 11, 28)  # the last ended quarter is FY2026 Q4
 SECRET_ENV = "KOBO_TIP_SECRET"
@@ -240,3 +243,78 @@ def test_cli_partner_report_and_an_unknown_organisation(
         find_organisation(settings.form.roster, "Nobody")
     assert main(["report", "-c", str(result.config_path), "--partner", "Nobody"]) == 2
     assert "Nobody" in capsys.readouterr().err
+
+
+# -- the unreadable-share hold, as for a donor report (kobo_tip.readability) -----------------------
+
+
+def unreadable_partner(root: Path, rows: int) -> tuple[Path, int]:
+    """A small project whose roster splits its stakeholders between two organisations, with
+    ``rows`` of Alpha Aid's submissions coded Y for consent (not a choice of the form); returns the
+    config and how many submissions Alpha Aid has."""
+    config = make_project(root, submissions=300, dhis2=False)
+    roster = root / "forms" / "stakeholders.csv"
+    with roster.open(encoding="utf-8", newline="") as handle:
+        members = list(csv.DictReader(handle))
+    for number, member in enumerate(members):
+        member["organisation"] = "Alpha Aid" if number % 2 == 0 else "Beta Network"
+    with roster.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(members[0]))
+        writer.writeheader()
+        writer.writerows(members)
+    alpha = {member["id"] for member in members if member["organisation"] == "Alpha Aid"}
+    export = read_export(config)
+    mine = [sub for sub in export if sub.get("event/stakeholder_id") in alpha]
+    for sub in mine[:rows]:
+        sub["intro/consent"] = "Y"
+    write_export(config, export)
+    return config, len(mine)
+
+
+def test_a_partner_report_is_held_when_its_own_submissions_are_too_unreadable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    config, alpha_rows = unreadable_partner(tmp_path, 8)
+    as_of = ["--as-of", REPORT_AS_OF.isoformat()]
+
+    def run(*args: str) -> tuple[int, str]:
+        code = main([*args, "-c", str(config)])
+        said = capsys.readouterr()
+        return code, said.out + said.err
+
+    code, said = run("sync", "--no-report")
+    # The store as a whole is readable enough (the synthetic data's own few and Alpha's eight).
+    assert code == 0 and "cannot be read" not in said, said
+    code, said = run("report", "--partner", "Alpha Aid", *as_of)
+    assert code == 1
+    sentence = said.strip().splitlines()[-1]
+    assert re.search(
+        rf"Alpha Aid: \d+ of {alpha_rows} submissions \([\d.]+%\) cannot be read for counting", said
+    )
+    assert "more than the 5% that [report] max_unreadable_percent allows" in sentence
+    assert "no report for Alpha Aid was written" in sentence
+    assert "'kobo-tip report --partner \"Alpha Aid\" --accept-unreadable'" in sentence
+    reports = tmp_path / "reports"
+    assert not (reports / "partner-alpha-aid").exists()
+    # The other partner's own submissions read well: its report is not held.
+    code, said = run("report", "--partner", "Beta Network", *as_of)
+    assert code == 0 and (reports / "partner-beta-network" / "counts.csv").exists(), said
+    # The officer has looked: released, and recorded, so the next release of the same store needs no flag.
+    code, said = run("report", "--partner", "Alpha Aid", "--accept-unreadable", *as_of)
+    assert code == 0 and (reports / "partner-alpha-aid" / "counts.csv").exists(), said
+    code, said = run("report", "--partner", "Alpha Aid", *as_of)
+    assert code == 0, said
+    # What the officer accepted for Alpha Aid is its own: the store's check, which status shows, is
+    # the whole store's, and the donor report was never held.
+    code, said = run("status")
+    assert code == 0 and "HELD" not in said and f"of {alpha_rows} submissions" not in said
+    # More of Alpha Aid's rows unreadable: held again until the officer looks again.
+    unreadable_partner(tmp_path / "again", 20)
+    (tmp_path / "data" / "export.json").write_bytes(
+        (tmp_path / "again" / "data" / "export.json").read_bytes()
+    )
+    code, said = run("sync", "--no-report")
+    assert code == 0, said
+    code, said = run("report", "--partner", "Alpha Aid", *as_of)
+    assert code == 1 and "--accept-unreadable" in said.strip().splitlines()[-1]

@@ -8,19 +8,26 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import html5lib
 import openpyxl
 import pandas as pd
 import pytest
 
+from attack import Sum, attack, exposed, held
 from conftest import SECRET
 from kobo_tip.cli import main
-from kobo_tip.config import Settings, load_settings
+from kobo_tip.config import Language, Settings, load_settings
 from kobo_tip.errors import ConfigError
-from kobo_tip.report import render_reports
-from kobo_tip.report.iptt import NOT_PUBLISHED, iptt_rows
-from kobo_tip.report.tables import PublishedCounts
+from kobo_tip.labels import load_labels
+from kobo_tip.report import document, render_reports
+from kobo_tip.report.chart_files import chart_svg
+from kobo_tip.report.iptt import NOT_PUBLISHED, actual_text, audited_sums, iptt_rows
+from kobo_tip.report.render import stored_release
+from kobo_tip.report.tables import Cell, PublishedCounts
+from kobo_tip.report.texts import ReportWords
+from kobo_tip.store import open_store
 from kobo_tip.targets import COLUMNS, Targets, check_targets, project_periods, read_targets, write_template
 from report_project import AS_OF, make_project, sync, write_targets
 
@@ -217,7 +224,7 @@ def test_achievement_flags_to_date_comparison_and_hidden_actuals(settings: Setti
             [NAME, "LOP", "gender", "female", 200, ""],
         ],
     )
-    rows = {(r.period, r.category): r for r in iptt_rows(table, found, quarter, margin=10, absent="0")}
+    rows = {(r.period, r.category): r for r in iptt_rows(table, found, quarter, margin=10, k=5)}
     q1, q2, q3, q4 = (rows[(f"FY2026 Q{n}", "all")] for n in (1, 2, 3, 4))
     assert (q1.percent, q1.flag) == ("80.0", "below")
     assert (q2.percent, q2.flag) == ("100.0", "")
@@ -233,8 +240,9 @@ def test_achievement_flags_to_date_comparison_and_hidden_actuals(settings: Setti
     assert (female.target, female.full_target, female.percent, female.flag) == (200, None, "53.5", "")
     hidden = rows[("FY2026 Q2", "female")]
     assert (hidden.actual.text, hidden.percent, hidden.flag) == ("<5", "", "")
-    # Cumulative female actuals: hidden while a hidden quarter stands between; the fiscal year's
-    # total bridges them at its end, and the LOP gives the last one.
+    # Cumulative female actuals: hidden while a hidden quarter stands between, as x, which is true
+    # (the 20 of FY2026 Q1 is in every one of them); the fiscal year's total bridges them at its
+    # end, and the LOP gives the last one.
     cumulative = [rows[(f"LOP through {q}", "female")].actual.text for q in QUARTERS]
     assert cumulative == ["20", "x", "x", "95", "107"]
     assert [rows[(f"LOP through {q}", "all")].actual.text for q in QUARTERS] == [
@@ -250,10 +258,10 @@ def test_a_target_for_a_category_nobody_is_counted_in(settings: Settings, tmp_pa
     table = counts(TABLE)
     quarter = next(p for p in table.periods if p.label == "FY2027 Q1")
     found = targets(settings, tmp_path, [[NAME, "FY2026 Q1", "gender", "unknown", 5, ""]])
-    (true,) = (r for r in iptt_rows(table, found, quarter, 10, absent="0") if not r.cumulative)
+    (true,) = (r for r in iptt_rows(table, found, quarter, 10, k=None) if not r.cumulative)
     assert (true.actual.text, true.percent, true.flag) == ("0", "0.0", "below")
     # A release that holds no such cell says so, and gives no percentage a reader could invert.
-    (outside,) = (r for r in iptt_rows(table, found, quarter, 10, NOT_PUBLISHED) if not r.cumulative)
+    (outside,) = (r for r in iptt_rows(table, found, quarter, 10, k=5) if not r.cumulative)
     assert (outside.actual.text, outside.percent, outside.flag) == (NOT_PUBLISHED, "", "")
 
 
@@ -388,7 +396,7 @@ def iptt_workbook(settings: Settings, audience: str) -> tuple[list[list[object]]
 
 def key_of(row: list[object]) -> tuple[str, ...]:
     """The (indicator, dimension, category) codes of an iptt.xlsx row, from its last column."""
-    return tuple(str(row[-1]).split("|"))
+    return tuple(str(row[-1]).split("|", 2))  # a cross-tab category holds a "|" too
 
 
 def test_the_iptt_workbook_is_in_the_donors_layout(project: Settings) -> None:
@@ -444,3 +452,219 @@ def test_the_iptt_workbook_is_in_the_donors_layout(project: Settings) -> None:
     assert hidden in ("<5", "x") and male[columns[("FY2027 Q1", "% achieved")]] is None, (
         "a hidden actual stays hidden, and its percentage with it"
     )
+
+
+# -- a hidden cumulative or group actual tells no untruth (contract section 6) -------------------
+
+
+SMALL = {
+    **{(q, "all"): v for q, v in TOTALS.items()},
+    ("FY2026", "all"): "220",
+    ("FY2027", "all"): "30",
+    ("LOP", "all"): "250",
+    # Women: a handful early on, a hidden 5 or more in FY2026 Q3.
+    **{(q, "female"): v for q, v in zip(QUARTERS, ("<5", "<5", "x", "<5", "<5"), strict=True)},
+    ("FY2026", "female"): "x",
+    ("FY2027", "female"): "<5",
+    ("LOP", "female"): "x",
+    # Men: below 5 over the whole project, every cell hidden as <5.
+    **{(q, "male"): "<5" for q in QUARTERS},
+    **{(p, "male"): "<5" for p in ("FY2026", "FY2027", "LOP")},
+    # Gender unknown: a few in two quarters, none in the others.
+    **{(q, "unknown"): v for q, v in zip(QUARTERS, ("0", "<5", "0", "<5", "0"), strict=True)},
+    **{(p, "unknown"): v for p, v in (("FY2026", "<5"), ("FY2027", "0"), ("LOP", "<5"))},
+}
+
+
+def test_a_hidden_cumulative_is_shown_as_what_its_cells_say(settings: Settings, tmp_path: Path) -> None:
+    """x only where published cells already show k or more, <5 only where one <5 cell is the whole
+    sum; else "not published", never a class its true value may not be in."""
+    table = counts(SMALL)
+    quarter = next(p for p in table.periods if p.label == "FY2027 Q1")
+    found = targets(
+        settings,
+        tmp_path,
+        [
+            [NAME, "LOP", "gender", "female", 50, ""],
+            [NAME, "LOP", "gender", "male", 20, ""],
+            [NAME, "LOP", "gender", "unknown", 0, ""],
+            [NAME, "FY2026 Q1", "gender", "female+male", 10, ""],
+            [NAME, "FY2026 Q3", "gender", "female+male", 10, ""],
+            [NAME, "FY2026 Q4", "gender", "female+male", 10, ""],
+        ],
+    )
+    rows = {(r.period, r.category): r for r in iptt_rows(table, found, quarter, margin=10, k=5)}
+    cumulative = {
+        c: [rows[(f"LOP through {q}", c)].actual.text for q in QUARTERS] for c in ("female", "male")
+    }
+    # Women: Q1 alone is its own <5; Q1+Q2 (two <5) may be 0 or 8; from Q3 on an x is in the sum.
+    assert cumulative["female"] == ["<5", NOT_PUBLISHED, "x", "x", "x"]
+    # Men: the first quarter and FY2026 are one <5 cell each, and so is the LOP at the last
+    # quarter; in between, sums of <5 cells, which may be 5 or more, are not published.
+    assert cumulative["male"] == ["<5", NOT_PUBLISHED, NOT_PUBLISHED, "<5", "<5"]
+    # Zeros add nothing: one <5 cell and zeros is <5; two <5 quarters are bridged by FY2026's <5.
+    unknown = [rows[(f"LOP through {q}", "unknown")].actual.text for q in QUARTERS]
+    assert unknown == ["0", "<5", "<5", "<5", "<5"]
+    groups = {r.period: r.actual.text for r in rows.values() if "+" in r.category and not r.cumulative}
+    assert groups == {"FY2026 Q1": NOT_PUBLISHED, "FY2026 Q3": "x", "FY2026 Q4": NOT_PUBLISHED}
+    assert all(r.percent == r.flag == "" for r in rows.values() if not r.actual.is_number)
+    # What the audit gets: each shown sum with its cells, ranges included; "not published" none.
+    sums = {(tuple(cells), text) for cells, text in audited_sums(list(rows.values()), table.periods)}
+    q1 = (NAME, "FY2026 Q1", "gender", "male")
+    assert ((q1,), "<5") in sums
+    assert not any(text == NOT_PUBLISHED for _, text in sums)
+    assert ((NAME, "FY2026 Q3", "gender", "female"), (NAME, "FY2026 Q3", "gender", "male")) in {
+        cells for cells, text in sums if text == "x"
+    }
+    # A published number of k or more in the sum shows it to be k or more too: 20 women and men
+    # not published make x.
+    found = targets(settings, tmp_path, [[NAME, "FY2026 Q1", "gender", "female+male", 10, ""]])
+    (group,) = iptt_rows(counts(TABLE), found, quarter, margin=10, k=5)
+    assert group.actual.text == "x"
+
+
+@pytest.mark.parametrize("code", ["en", "fr", "es", "pt", "ar", "th"])
+def test_the_not_published_key_names_the_marker_the_tables_show(code: str) -> None:
+    words = ReportWords.for_language(load_labels(Language(label=f"L ({code})", name="L", code=code)), ())
+    marker = actual_text(Cell(NOT_PUBLISHED), words)
+    assert marker == words.text("iptt.not_published") and (code == "en") == (marker == NOT_PUBLISHED)
+    plain, with_marker = words.hidden_key(5), words.hidden_key(5, not_published=True)
+    added = with_marker.removeprefix(plain + " ")
+    assert added != with_marker and added.startswith(marker) and "5" in added
+
+
+BOYS = "0-4|male+5-11|male+12-17|male"
+YOUNG_GIRLS = "0-4|female+5-11|female"
+
+
+@pytest.fixture(scope="module")
+def small_targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A project with a LOP target for every age band by gender, so that some cumulative actuals
+    are truly 1..4 and hidden and others 5 or more and hidden, and two written-out groups."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KOBO_TIP_SECRET", SECRET)
+        config = make_project(tmp_path_factory.mktemp("small"), dhis2=True, with_targets=True)
+        settings = sync(config)
+        render_reports(settings, audiences=("internal",), as_of=AS_OF)
+        with (settings.report.out_dir / "internal" / "counts.csv").open(encoding="utf-8") as handle:
+            cells = {r["category"] for r in csv.DictReader(handle) if r["dimension"] == "age_band_x_gender"}
+        rows = [[NAME, "LOP", "age_band_x_gender", cell, 10, ""] for cell in sorted(cells)]
+        rows += [[NAME, "LOP", "age_band_x_gender", group, 10, ""] for group in (BOYS, YOUNG_GIRLS)]
+        rows += [[NAME, f"FY2026 Q{q}", "age_band_x_gender", BOYS, 2, ""] for q in (1, 2, 3, 4)]
+        write_targets(settings.targets.path, rows)  # type: ignore[union-attr]
+        render_reports(settings, audiences=("internal", "donor"), as_of=AS_OF)
+        yield settings
+
+
+def true_sum(truth: dict[tuple[str, str, str], int], quarters: list[str], row: dict[str, str]) -> int:
+    """The true value of an iptt.csv row: its categories (a group's written out) in its period, or
+    in every quarter through its own for a cumulative row."""
+    if row["period"].startswith("LOP through "):
+        last = row["period"].removeprefix("LOP through ")
+        periods = quarters[: quarters.index(last) + 1]
+    else:
+        periods = [row["period"]]
+    return sum(truth[(p, row["dimension"], c)] for p in periods for c in parts_of(row["category"]))
+
+
+def parts_of(category: str) -> list[str]:
+    """A written-out group's categories; a category alone (``60+|female`` is one)."""
+    return category.split("+") if category in (BOYS, YOUNG_GIRLS) else [category]
+
+
+def test_no_output_shows_a_hidden_actual_as_what_it_is_not(small_targets: Settings) -> None:
+    settings = small_targets
+    folder = settings.report.out_dir / "donor"
+    with open_store(settings, create=False) as store:
+        release = stored_release(store.releases("donor", last=True)[0])
+    table = release.table[release.table["indicator"] == NAME]
+    truth = {(r.period, r.dimension, r.category): int(r.value) for r in table.itertuples(index=False)}
+    quarters = list(table[table["period_kind"] == "quarter"].sort_values("period_start")["period"].unique())
+    rows = [r for r in iptt_csv(settings, "donor") if r["actual"]]
+    seen: dict[str, list[int]] = {}
+    for row in rows:
+        value, shown = true_sum(truth, quarters, row), row["actual"]
+        if shown.isdigit():
+            assert int(shown) == value, row
+        elif shown == "x":
+            assert value >= 5, row
+        elif shown == "<5":
+            assert value <= 4, row
+        else:
+            assert shown == NOT_PUBLISHED, row
+        if row["period"].startswith("LOP through ") and not shown.isdigit():
+            seen.setdefault(shown, []).append(value)
+    assert any(1 <= v <= 4 for v in seen[NOT_PUBLISHED]), "a cumulative truly 1..4 and hidden"
+    assert any(1 <= v <= 4 for v in seen["<5"]) and any(v >= 5 for v in seen["x"]), seen.keys()
+    assert any(v >= 5 for v in seen[NOT_PUBLISHED]), "not published holds 5 or more as well"
+    # Every other output shows what iptt.csv shows, and the key says what "not published" means.
+    key = "not published: a figure this report does not give"
+    actuals = [r["actual"] for r in rows]
+    tree = html5lib.HTMLParser(namespaceHTMLElements=True).parse((folder / "report.html").read_text("utf-8"))
+    section = next(s for s in tree.iter(f"{XHTML}section") if s.get("id") == "iptt")
+    html = [
+        "".join(tr.findall(f"{XHTML}td")[2].itertext())
+        for tr in section.iter(f"{XHTML}tr")
+        if tr.findall(f"{XHTML}td")
+    ]
+    assert [a.replace(",", "") for a in html if a != "not yet"] == actuals
+    notes = ["".join(p.itertext()) for p in section.iter(f"{XHTML}p") if p.get("class") == "note key"]
+    assert notes and all(
+        key in note and note.startswith("<5: 0 to 4 persons; x: 5 or more") for note in notes
+    )
+    markdown = (folder / "report.md").read_text("utf-8").split("## Performance against targets", 1)[1]
+    md = [
+        line.split("|")[4].strip()
+        for line in markdown.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ]
+    assert [a.replace(",", "") for a in md if a not in ("Actual", "not yet")][: len(actuals)] == actuals
+    assert key in markdown.split("\n## ", 1)[0]
+    sheet = openpyxl.load_workbook(folder / "counts.xlsx")["IPTT"]
+    values = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert key in str(values[0][0]) and values[1][5] == "Actual"
+    assert [str(r[5]) for r in values[2:] if r[5] is not None] == actuals
+    book = openpyxl.load_workbook(folder / "iptt.xlsx")["IPTT"]
+    assert key in str(book.cell(1, 1).value)
+    body, _, columns = iptt_workbook(settings, "donor")
+    by_key = {key_of(row): row for row in body}
+    for row in rows:
+        if not row["period"].startswith("LOP through "):
+            cell = by_key[(NAME, row["dimension"], row["category"])][columns[(row["period"], "Actual")]]
+            assert cell == (int(row["actual"]) if row["actual"].isdigit() else row["actual"]), row
+    payload = json.loads((folder / "dhis2_datavalueset.json").read_text("utf-8"))
+    assert all(v["value"].isdigit() for v in payload["dataValues"]), "DHIS2 gets numbers only"
+    # The intruder, given the published sums and ranges, narrows no small cell (contract section 6).
+    sums: list[Sum] = []
+    for row in rows:
+        last = row["period"].removeprefix("LOP through ")
+        if row["actual"] == NOT_PUBLISHED or (
+            last == row["period"] and row["category"] not in (BOYS, YOUNG_GIRLS)
+        ):
+            continue  # a single cell's actual is the cell itself
+        periods = quarters[: quarters.index(last) + 1] if last != row["period"] else [last]
+        cells = [(NAME, p, row["dimension"], c) for p in periods for c in parts_of(row["category"])]
+        shown = row["actual"]
+        sums.append((0, cells, int(shown) if shown.isdigit() else shown))
+    assert any(isinstance(value, str) for _, _, value in sums), "ranges are given to the intruder"
+    findings = attack([held(release)], 5, sums=sums)
+    assert findings and not exposed(findings, 5), exposed(findings, 5)[:3]
+
+
+def test_the_cumulative_chart_says_what_not_published_means(settings: Settings, tmp_path: Path) -> None:
+    """The chart of the cumulative headline draws a point not published as hidden, titled in the
+    report language, and its key (on the page and in its file) says what that means."""
+    early = {**TABLE, ("FY2026 Q1", "all"): "<5", ("FY2026 Q2", "all"): "<5", ("FY2026", "all"): "x"}
+    table = counts(early)
+    quarter = next(p for p in table.periods if p.label == "FY2027 Q1")
+    found = targets(settings, tmp_path, [[NAME, "LOP", "total", "all", 600, ""]])
+    rows = iptt_rows(table, found, quarter, margin=10, k=5)
+    assert [r.actual.text for r in rows if r.cumulative] == ["<5", NOT_PUBLISHED, "x", "x", "250"]
+    for code, marker in (("en", "not published"), ("fr", "non publié")):
+        words = ReportWords.for_language(load_labels(Language(label=f"L ({code})", name="L", code=code)), ())
+        edition = SimpleNamespace(words=words, k=5, performance=SimpleNamespace(rows=rows))
+        (chart,) = document._target_chart(edition)  # type: ignore[arg-type]
+        assert chart["key"] == words.hidden_key(5, not_published=True) and marker in chart["key"]
+        assert f"<title>{marker}</title>" in str(chart["svg"])
+        drawn = re.sub(r"\s+", " ", " ".join(re.findall(r">([^<>]+)</text>", chart_svg(chart, chart["key"]))))
+        assert f"{marker} :" in drawn or f"{marker}:" in drawn, drawn

@@ -142,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915
     report.add_argument(
         "--accept-unreadable",
         action="store_true",
-        help="write the donor and public reports although more of the store than [report] "
-        "max_unreadable_percent cannot be read for counting (recorded: holds until more rows are unreadable)",
+        help="write the donor and public reports (or the --partner report) although more of the store "
+        "(of the partner's own submissions) than [report] max_unreadable_percent cannot be read for "
+        "counting (recorded: holds until more rows are unreadable)",
     )
     report.add_argument(
         "--partner",
@@ -370,7 +371,10 @@ def _cmd_report(args: argparse.Namespace) -> None:
     if args.partner is not None:
         from kobo_tip.report.partner import render_partner_report
 
-        for path in render_partner_report(settings, args.partner, as_of=args.as_of):
+        written = render_partner_report(
+            settings, args.partner, as_of=args.as_of, accept_unreadable=args.accept_unreadable
+        )
+        for path in written:
             print(f"wrote {path}")
         return
     _render(

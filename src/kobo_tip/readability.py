@@ -9,8 +9,12 @@ held (deleted ones aside) are unreadable, no donor or public report is written u
 has looked: ``kobo-tip report --accept-unreadable`` releases anyway, and records the number of
 unreadable rows it accepted; the hold comes back when more rows than that are unreadable.
 
-Both facts live in the store's ``meta`` table (``UNREADABLE``, ``UNREADABLE_ACCEPTED``), so
-``kobo-tip status`` shows them without reading the store.
+A partner's report (``kobo-tip report --partner ORG``) is held the same way, on the share of that
+partner's own submissions (the records its report counts), with its own acceptance.
+
+Both facts live in the store's ``meta`` table (``UNREADABLE``, ``UNREADABLE_ACCEPTED``, and
+``UNREADABLE_ACCEPTED`` followed by ``:`` and the organisation for a partner's), so ``kobo-tip status``
+shows them without reading the store.
 """
 
 from __future__ import annotations
@@ -114,9 +118,10 @@ def recorded(store: Store) -> Readability | None:
     return Readability.from_json(text) if text else None
 
 
-def accepted(store: Store) -> int | None:
-    """How many unreadable rows an officer last released anyway, if ever."""
-    text = store.meta_value(UNREADABLE_ACCEPTED)
+def accepted(store: Store, partner: str = "") -> int | None:
+    """How many unreadable rows an officer last released anyway, if ever (``partner``: of that
+    organisation's own submissions, for its report)."""
+    text = store.meta_value(_accepted_key(partner))
     try:
         return int(json.loads(text)["unreadable"]) if text else None
     except (ValueError, TypeError, KeyError):
@@ -132,18 +137,27 @@ def record(store: Store, readability: Readability) -> None:
         log.debug("the readability of the store could not be recorded (no write access to meta)")
 
 
-def hold_reason(store: Store, settings: Settings, readability: Readability, *, accept: bool) -> str | None:
+def _accepted_key(partner: str) -> str:
+    return f"{UNREADABLE_ACCEPTED}:{partner}" if partner else UNREADABLE_ACCEPTED
+
+
+def hold_reason(
+    store: Store, settings: Settings, readability: Readability, *, accept: bool, partner: str = ""
+) -> str | None:
     """Why the outside reports are held back (one sentence), or None when they may be written.
 
     ``accept`` (``--accept-unreadable``): an officer has looked; the number accepted is recorded,
-    and the hold stays off while no more rows than that are unreadable."""
-    record(store, readability)
+    and the hold stays off while no more rows than that are unreadable. ``partner``: the report of
+    that organisation (as the roster names it), ``readability`` its own submissions'; what is
+    accepted for it is recorded apart, and the store's own check is left as it is."""
+    if not partner:
+        record(store, readability)
     if not readability.too_high(settings):
         return None
     if accept:
         try:
             store.set_meta_value(
-                UNREADABLE_ACCEPTED,
+                _accepted_key(partner),
                 json.dumps(
                     {"unreadable": readability.unreadable, "rows": readability.rows, "at": utc_stamp()}
                 ),
@@ -153,14 +167,17 @@ def hold_reason(store: Store, settings: Settings, readability: Readability, *, a
                 "%s accepted for this release only: this role cannot record it in the store.", ACCEPT_FLAG
             )
         return None
-    earlier = accepted(store)
+    earlier = accepted(store, partner)
     if earlier is not None and readability.unreadable <= earlier:
         return None
+    whose, what = (f"{partner}: ", f"report for {partner}") if partner else ("", "donor or public report")
+    again = f'--partner "{partner}" {ACCEPT_FLAG}' if partner else ACCEPT_FLAG
+    allowed = settings.report.max_unreadable_percent
     return (
-        f"{readability.text()}, more than the {settings.report.max_unreadable_percent:g}% that [report] "
-        f"max_unreadable_percent allows, so no donor or public report was written: look at the internal "
+        f"{whose}{readability.text()}, more than the {allowed:g}% that [report] "
+        f"max_unreadable_percent allows, so no {what} was written: look at the internal "
         f"report's data-quality list (an export with labels? export 'XML values and headers'), then sync "
-        f"again, or release anyway with 'kobo-tip report {ACCEPT_FLAG}'."
+        f"again, or release anyway with 'kobo-tip report {again}'."
     )
 
 

@@ -259,7 +259,7 @@ def _prove(
                         f"A figure published for {audience} adds up a cell the release does not hold "
                         f"({' '.join(missing[0])}); nothing was published for {audience}."
                     )
-                system.add_sum([position[cell] for cell in cells], published)
+                system.add_sum([position[cell] for cell in cells], published, k=release.k)
     a, equal, rhs = system.matrix()
     auditor = Auditor(a, equal, rhs, np.asarray(system.truth))
     lower, upper = np.asarray(system.lower), np.asarray(system.upper)

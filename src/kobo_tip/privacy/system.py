@@ -118,10 +118,11 @@ class IntruderSystem:
         )
         return variables
 
-    def add_sum(self, variables: Sequence[int], published: str) -> int:
+    def add_sum(self, variables: Sequence[int], published: str, *, k: int) -> int:
         """One more published figure that is the sum of ``variables`` (a group or cumulative actual
         of the IPTT, contract section 6): a variable of its own, equal to that sum, fixed when
-        ``published`` is a number. A hidden one says nothing more than the cells it adds up."""
+        ``published`` is a number, bounded as a cell is when it is ``x`` or ``<k``; any other text
+        (not published) says nothing of it."""
         parts = tuple(sorted(int(v) for v in variables))
         identity = ("sum", parts)
         var = self._index.get(identity)
@@ -134,8 +135,8 @@ class IntruderSystem:
             for part in parts:
                 terms[part] = terms.get(part, 0.0) - 1.0
             self._rows.add((tuple(sorted(terms.items())), EQUAL, 0.0))
-        if published.isdigit():
-            self.bound([var], [statement_bounds(published, 0)])
+        if published.isdigit() or published == HIDDEN or published.startswith("<"):
+            self.bound([var], [statement_bounds(published, k)])
         return var
 
     def matrix(self) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:

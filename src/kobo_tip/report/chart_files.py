@@ -86,7 +86,7 @@ def write_chart_files(folder: Path, edition: Edition) -> list[Path]:
     written = []
     render = _png_renderer()
     for chart in report_charts(edition):
-        svg = chart_svg(chart, key)
+        svg = chart_svg(chart, chart.get("key") or key)  # the IPTT's chart has its own
         written.append(write_text(folder / f"{chart['file']}.svg", svg))
         if render is not None:
             png = folder / f"{chart['file']}.png"

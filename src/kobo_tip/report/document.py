@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,6 +168,7 @@ def _context(edition: Edition, *, chart: bool) -> dict[str, Any]:
         "charts": report_charts(edition) if chart else [],
         # Beside every table and chart of an outside report: what "<k" and "x" mean (contract section 6).
         "hidden_key": words.hidden_key(edition.k) if edition.k is not None else "",
+        "iptt_key": _iptt_key(edition),
         "sections": sections,
         "data_quality": _data_quality(edition) if edition.findings is not None else None,
         "referrals": _referrals(edition) if edition.referrals is not None else None,
@@ -350,7 +352,7 @@ def _iptt(edition: Edition) -> list[dict[str, Any]]:
         if row.dimension == "total":
             breakdown = words.dimension("total")
         else:
-            breakdown = f"{words.dimension(row.dimension)}: {words.category(row.dimension, row.category)}"
+            breakdown = f"{words.dimension(row.dimension)}: {iptt.category_words(row, words)}"
         if row.target is None:
             target = words.number(str(row.full_target)) if row.full_target is not None else ""
         elif row.full_target is not None:
@@ -371,6 +373,15 @@ def _iptt(edition: Edition) -> list[dict[str, Any]]:
             }
         )
     return [{"title": words.indicator(name), "rows": rows} for name, rows in tables.items()]
+
+
+def _iptt_key(edition: Edition, rows: Sequence[iptt.IpttRow] | None = None) -> str:
+    """The key beside the IPTT's tables (or ``rows`` of it), with what "not published" means
+    where one of its actuals is; none inside."""
+    if edition.k is None:
+        return ""
+    shown = edition.performance.rows if rows is None else rows
+    return edition.words.hidden_key(edition.k, not_published=iptt.unpublished(shown))
 
 
 def _iptt_actual(actual: Cell, words: ReportWords) -> str:
@@ -398,12 +409,16 @@ def _target_chart(edition: Edition) -> list[dict[str, Any]]:
     else:
         targets = [Cell(str(row.target)) for row in cumulative]
     series = [
-        Series(words.text("chart.actual_cumulative"), [r.actual for r in cumulative]),
+        Series(
+            words.text("chart.actual_cumulative"),
+            [Cell(iptt.actual_text(r.actual, words)) for r in cumulative],
+        ),
         Series(words.text("chart.target_cumulative"), targets),
     ]
     title = words.text("chart.cumulative", indicator=words.indicator(name))
     svg = trend(quarters, series, words.text("chart.hidden"), words=words)
-    return [{"title": title, "file": "chart-cumulative-persons-against-target", "svg": svg}]
+    file = "chart-cumulative-persons-against-target"
+    return [{"title": title, "file": file, "svg": svg, "key": _iptt_key(edition, cumulative)}]
 
 
 def _data_quality(edition: Edition) -> dict[str, list[FindingGroup]]:

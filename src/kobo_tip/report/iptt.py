@@ -2,16 +2,22 @@
 
 Every figure here is computed from the audience's published cells and the targets, which are
 not sensitive: an actual is a published cell; a cumulative actual is a sum of published numbers
-(quarters, or a fiscal year's total, or the LOP itself) and is hidden when no such sum gives it;
-a percentage and a flag exist only beside a published actual; a group target's actual is the sum
-of its categories' published cells, hidden (``x`` when one of them is ``x``, else not published)
-unless all are numbers. So nothing a reader can work out from this section goes beyond what the
-tables already say; the group and cumulative actuals are given to the disclosure audit all the
-same, as sums of cells (``audited_sums``, contract section 6: "every other published figure").
+(quarters, or a fiscal year's total, or the LOP itself); a group target's actual is the sum of its
+categories' published cells; a percentage and a flag exist only beside a published actual. A
+cumulative or group actual that no sum of published numbers gives is hidden, and what it is shown
+as must be true whatever its value (contract section 6): ``x`` (k or more) only where the published
+cells it adds up already say it is k or more (one of them ``x``, or numbers of k or more); ``<k``
+only where it is one cell published as ``<k``, the others 0 (an early cumulative, say); else
+``NOT_PUBLISHED``, which says nothing of it. A sum of ``<k`` cells is never ``<k``: it need not be
+below k. So nothing a reader can work out from this section goes beyond what the tables already
+say; the group and cumulative actuals are given to the disclosure audit all the same, as sums of
+cells, a number as an equality and ``x`` or ``<k`` as a range (``audited_sums``, contract section
+6: "every other published figure").
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -86,18 +92,40 @@ def period_words(row: IpttRow, words: ReportWords) -> str:
 
 
 def readable_row(row: IpttRow, words: ReportWords) -> list[str]:
-    """``row.csv_row()`` for people: indicator, period, breakdown, category and flag in the report
-    language (iptt.csv keeps the codes); the numbers as iptt.csv has them."""
+    """``row.csv_row()`` for people: indicator, period, breakdown, category, flag and a not
+    published actual in the report language (iptt.csv keeps the codes); the numbers as iptt.csv
+    has them."""
     codes = row.csv_row()
     return [
         words.indicator(row.indicator),
         period_words(row, words),
         words.dimension(row.dimension),
-        words.category(row.dimension, row.category),
-        *codes[4:7],
+        category_words(row, words),
+        codes[4],
+        actual_text(row.actual, words),
+        codes[6],
         words.text(f"iptt.{row.flag}") if row.flag else "",
         row.notes,
     ]
+
+
+def category_words(row: IpttRow, words: ReportWords) -> str:
+    """The row's category as the report language names it; a group's as its categories joined by
+    " + " (its code, "0-4|male+5-11|male", would break a Markdown table at each "|")."""
+    if row.parts:
+        return " + ".join(words.category(row.dimension, part) for part in row.parts)
+    return words.category(row.dimension, row.category)
+
+
+def actual_text(actual: Cell, words: ReportWords) -> str:
+    """An actual as a sheet for people holds it: iptt.csv's text, "not published" in the report
+    language."""
+    return words.text("iptt.not_published") if actual.text == NOT_PUBLISHED else actual.text
+
+
+def unpublished(rows: Iterable[IpttRow]) -> bool:
+    """Whether an actual of ``rows`` is not published: the key beside them then says what that means."""
+    return any(row.actual.text == NOT_PUBLISHED for row in rows)
 
 
 def iptt_frame(rows: Iterable[IpttRow]) -> pd.DataFrame:
@@ -106,12 +134,14 @@ def iptt_frame(rows: Iterable[IpttRow]) -> pd.DataFrame:
 
 
 def iptt_rows(
-    counts: PublishedCounts, targets: Targets, through: Period | None, margin: int, absent: str
+    counts: PublishedCounts, targets: Targets, through: Period | None, margin: int, k: int | None
 ) -> list[IpttRow]:
     """A row per target (period order), then the cumulative actual against each LOP target,
     quarter by quarter. ``counts`` holds the ended quarters only; ``through`` is the last of them.
-    ``absent`` is the actual of a cell ``counts`` lacks: "0" in the true counts (nobody counted
-    there), ``NOT_PUBLISHED`` in a release."""
+    ``k``: the release's (``x`` means k or more), None when ``counts`` are the true counts. The
+    actual of a cell ``counts`` lacks is "0" in the true counts (nobody counted there),
+    ``NOT_PUBLISHED`` in a release."""
+    absent = "0" if k is None else NOT_PUBLISHED
     periods = {p.label: p for p in counts.periods}
     quarters = counts.of_kind(QUARTER)
     rows = []
@@ -120,7 +150,7 @@ def iptt_rows(
         if period is None or through is None:  # not started, or nothing ended yet
             rows.append(_row(target, target.target, None, Cell(""), "", flag=""))
             continue
-        actual = target_actual(counts, absent, target, target.period)
+        actual = target_actual(counts, absent, target, target.period, k=k)
         compared: int | None = target.target
         full: int | None = None
         running = period.end > through.end and period.kind != QUARTER  # a fiscal year or the LOP
@@ -137,7 +167,7 @@ def iptt_rows(
         rows.append(_row(target, compared, full, actual, percent, flag=flag))
     for target in sorted(targets.by_key.values(), key=_order):
         if target.period == "LOP" and through is not None:
-            rows += _cumulative(counts, absent, target, quarters)
+            rows += _cumulative(counts, absent, target, quarters, k=k)
     return rows
 
 
@@ -166,31 +196,73 @@ def _row(
     )
 
 
-def target_actual(counts: PublishedCounts, absent: str, target: Target, period: str) -> Cell:
+def target_actual(
+    counts: PublishedCounts, absent: str, target: Target, period: str, *, k: int | None
+) -> Cell:
     """The actual of ``target`` in ``period``: its cell, or for a group the sum of its categories'
-    cells when all are published numbers; else hidden: ``x`` (at least k) when one of them is ``x``,
-    which the cells already say, or ``absent``."""
+    cells as ``shown`` gives it."""
     if not target.parts:
         return _actual(counts, absent, target.indicator, period, target.dimension, target.category)
     cells = [
         _actual(counts, absent, target.indicator, period, target.dimension, part) for part in target.parts
     ]
-    total = _sum(cells)
-    if total is not None:
-        return Cell(str(total))
-    return Cell(HIDDEN) if any(cell.text == HIDDEN for cell in cells) else Cell(absent)
+    return shown(Known.of(cells, k), k)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What published cells say of a figure that adds them up: its value when they are all
+    numbers (None otherwise); the least it can be (a number is itself, ``x`` at least k, ``<k``
+    and a cell not published at least 0); and whether one ``<k`` cell holds all its persons (the
+    others published as 0)."""
+
+    exact: int | None
+    floor: int
+    below: bool = False  # it is one cell published as ``<k`` (and zeros): 0 to k-1
+
+    @classmethod
+    def of(cls, cells: Iterable[Cell], k: int | None) -> Known:
+        cells = list(cells)
+        floor = sum(int(c.text) if c.is_number else (k or 0) if c.text == HIDDEN else 0 for c in cells)
+        others = [c for c in cells if c.text != "0"]
+        return cls(_sum(cells), floor, len(others) == 1 and others[0].text.startswith("<"))
+
+    def plus(self, other: Known) -> Known:
+        exact = None if self.exact is None or other.exact is None else self.exact + other.exact
+        below = (self.below and other.exact == 0) or (other.below and self.exact == 0)
+        return Known(exact, self.floor + other.floor, below)
+
+    def or_else(self, other: Known) -> Known:
+        """The same persons added up another way (a fiscal year's cell or its quarters'): the value
+        either gives, the larger of their floors, and a ``<k`` either is."""
+        exact = self.exact if self.exact is not None else other.exact
+        return Known(exact, max(self.floor, other.floor), self.below or other.below)
+
+
+def shown(known: Known, k: int | None) -> Cell:
+    """A sum of published cells as it may be published, true whatever its value: the value when
+    they give it; else ``x`` when they already say it is at least ``k``, or ``<k`` when it is one
+    ``<k`` cell and zeros (either says no more than the cells do); else ``NOT_PUBLISHED``."""
+    if known.exact is not None:
+        return Cell(str(known.exact))
+    if k is not None and known.floor >= k:
+        return Cell(HIDDEN)
+    if k is not None and known.below:
+        return Cell(f"<{k}")
+    return Cell(NOT_PUBLISHED)
 
 
 def audited_sums(rows: Iterable[IpttRow], periods: Sequence[Period]) -> list[tuple[list[CellKey], str]]:
-    """The published numbers of ``rows`` that are sums of cells, as (cells, text) for the disclosure
+    """The published figures of ``rows`` that are sums of cells, as (cells, text) for the disclosure
     audit: a group target's actual (its categories in its period), and a cumulative actual (the
-    quarters through its quarter, of each category). A single cell's actual is the cell itself."""
+    quarters through its quarter, of each category), each a number or a range (``x``: k or more,
+    ``<k``: 0 to k-1). A single cell's actual is the cell itself."""
     quarters = [p for p in periods if p.kind == QUARTER]
     out = []
     for row in rows:
         categories = row.parts or (row.category,)
-        if not row.actual.is_number:
-            continue  # a hidden figure says no more than the cells it would add up
+        if row.actual.text in ("", NOT_PUBLISHED):
+            continue  # not reached yet, or not published: it says nothing, whatever its value
         if row.cumulative:
             last = row.period.removeprefix(CUMULATIVE_PREFIX)
             through = [q.label for q in quarters[: [q.label for q in quarters].index(last) + 1]]
@@ -220,16 +292,17 @@ def _actual(counts: PublishedCounts, absent: str, *key: str) -> Cell:
 
 
 def _cumulative(
-    counts: PublishedCounts, absent: str, target: Target, quarters: list[Period]
+    counts: PublishedCounts, absent: str, target: Target, quarters: list[Period], *, k: int | None
 ) -> list[IpttRow]:
     rows = []
     for quarter in quarters:
-        totals = [
-            cumulative_actual(counts, absent, target.indicator, target.dimension, category, quarter=quarter)
+        each = (
+            cumulative_actual(
+                counts, absent, target.indicator, target.dimension, category, quarter=quarter, k=k
+            )
             for category in target.parts or (target.category,)
-        ]
-        total = None if any(t is None for t in totals) else sum(t or 0 for t in totals)
-        actual = Cell(str(total)) if total is not None else Cell(HIDDEN)
+        )
+        actual = shown(functools.reduce(Known.plus, each), k)
         percent, _ = _achievement(actual, target.target, 100)
         rows.append(
             IpttRow(
@@ -252,35 +325,33 @@ def _cumulative(
 
 
 def cumulative_actual(
-    counts: PublishedCounts, absent: str, name: str, dimension: str, category: str, *, quarter: Period
-) -> int | None:
-    """Persons counted from the project start through ``quarter``, when published numbers give it
-    exactly: the LOP itself for the last ended quarter, else each fiscal year's total (or the sum
-    of its quarters) and the quarters of the current year; None when a hidden cell stands between."""
+    counts: PublishedCounts,
+    absent: str,
+    name: str,
+    dimension: str,
+    category: str,
+    *,
+    quarter: Period,
+    k: int | None,
+) -> Known:
+    """Persons counted from the project start through ``quarter``, as published cells give it:
+    exactly where numbers do (the LOP itself for the last ended quarter, else each fiscal year's
+    total or the sum of its quarters, and the quarters of the current year), else what the same
+    cells say of it (``Known``)."""
     quarters = counts.of_kind(QUARTER)
-    if quarters and quarter == quarters[-1]:
-        lop = (
-            _actual(counts, absent, name, counts.of_kind(LOP)[0].label, dimension, category)
-            if counts.of_kind(LOP)
-            else Cell("")
-        )
-        if lop.is_number:
-            return int(lop.text)
-    total = 0
+    years = []
     for year in counts.of_kind(FISCAL_YEAR):
         if year.start > quarter.start:
             break
         inside = [q for q in quarters if year.start <= q.start <= min(year.end, quarter.end)]
-        whole = inside and inside[-1] == _last_in(quarters, year)
-        year_cell = _actual(counts, absent, name, year.label, dimension, category)
-        part = (
-            int(year_cell.text)
-            if whole and year_cell.is_number
-            else _sum(_actual(counts, absent, name, q.label, dimension, category) for q in inside)
-        )
-        if part is None:
-            return None
-        total += part
+        part = Known.of((_actual(counts, absent, name, q.label, dimension, category) for q in inside), k)
+        if inside and inside[-1] == _last_in(quarters, year):  # the year's cell holds the same persons
+            part = part.or_else(Known.of([_actual(counts, absent, name, year.label, dimension, category)], k))
+        years.append(part)
+    total = functools.reduce(Known.plus, years) if years else Known(0, 0)  # one year keeps its ``<k``
+    if quarters and quarter == quarters[-1] and counts.of_kind(LOP):
+        lop = _actual(counts, absent, name, counts.of_kind(LOP)[0].label, dimension, category)
+        total = Known.of([lop], k).or_else(total)
     return total
 
 

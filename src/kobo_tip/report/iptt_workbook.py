@@ -20,8 +20,9 @@ from openpyxl.worksheet.worksheet import Worksheet
 from kobo_tip.periods import FISCAL_YEAR, LOP_LABEL, QUARTER, Period
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import inert
-from kobo_tip.report.iptt import IpttRow
+from kobo_tip.report.iptt import IpttRow, actual_text, category_words
 from kobo_tip.report.sheets import add_note, fit_columns, header, published_value, save, sheet_title
+from kobo_tip.report.texts import ReportWords
 from kobo_tip.report.workbook import key_note
 
 # Column titles, as report texts (``[report.column]``): the workbook speaks the report language.
@@ -42,7 +43,7 @@ def write_iptt_workbook(path: Path, edition: Edition, periods: Sequence[Period])
     words = edition.words
     sheet = book.active
     sheet.title = sheet_title(book, words.text("sheet.iptt"))
-    note = key_note(edition)
+    note = key_note(edition, iptt=True)
     add_note(sheet, note)
     columns = _columns(periods)
     groups = [words.period(LOP_LABEL), "", ""] + [
@@ -56,15 +57,16 @@ def write_iptt_workbook(path: Path, edition: Edition, periods: Sequence[Period])
     _merge_groups(sheet, len(ROW_COLUMNS) + 1, [3, *(len(kinds) for _, kinds in columns)])
     sheet.freeze_panes = f"E{sheet.max_row + 1}"
     for key, by_period in _disaggregates(edition.performance.rows).items():
-        name, dimension, category = key
-        labels = (words.indicator(name), words.dimension(dimension), words.category(dimension, category))
+        name, dimension, _ = key
+        any_row = next(iter(by_period.values()))
+        labels = (words.indicator(name), words.dimension(dimension), category_words(any_row, words))
         baselines = [row.baseline for row in by_period.values() if row.baseline is not None]
         cells: list[object] = [*(inert(label) for label in labels), baselines[0] if baselines else None]
         lop = by_period.get(LOP_LABEL)
-        cells += [_target(lop), _actual(lop), _percent(lop)]
+        cells += [_target(lop), _actual(lop, words), _percent(lop)]
         for label, kinds in columns:
             row = by_period.get(label)
-            cells += [_target(row), _actual(row)] + ([_percent(row)] if len(kinds) == 3 else [])
+            cells += [_target(row), _actual(row, words)] + ([_percent(row)] if len(kinds) == 3 else [])
         flagged = [
             f"{words.period(row.period)}: {words.text(f'iptt.{row.flag}')}"
             for row in by_period.values()
@@ -113,10 +115,10 @@ def _target(row: IpttRow | None) -> int | None:
     return row.full_target if row.full_target is not None else row.target
 
 
-def _actual(row: IpttRow | None) -> int | str | None:
+def _actual(row: IpttRow | None, words: ReportWords) -> int | str | None:
     if row is None or not row.actual.text:  # no target, or a period not reached yet
         return None
-    return published_value(row.actual.text)
+    return published_value(actual_text(row.actual, words))
 
 
 def _percent(row: IpttRow | None) -> float | str | None:

@@ -8,7 +8,9 @@ own data say. A partner report travels further than the partner, so it is publis
 donor audience's protection (contract section 6: k of ``[privacy] min_cell.donor``, the LP audit,
 the release rule against the partner's earlier reports, recorded in the store under the audience
 name of its folder) and holds no submission id, stakeholder or free text. It counts on the event
-basis (the as-reported ledger is the project's, and would carry other partners' persons).
+basis (the as-reported ledger is the project's, and would carry other partners' persons). Like a
+donor report it is held back when too much of what it counts (the partner's own submissions)
+cannot be read for counting, until an officer releases it with ``--accept-unreadable``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
-from kobo_tip import cases, counting, indicator, periods, privacy
+from kobo_tip import cases, counting, indicator, periods, privacy, readability
 from kobo_tip.config import EVENT_DATE, Settings
 from kobo_tip.errors import StoreError
 from kobo_tip.labels import load_labels
@@ -49,11 +51,13 @@ def partner_cases(built: cases.Cases, stakeholders: set[str]) -> cases.Cases:
 
 
 def render_partner_report(
-    settings: Settings, organisation: str, *, as_of: dt.date | None = None
+    settings: Settings, organisation: str, *, as_of: dt.date | None = None, accept_unreadable: bool = False
 ) -> list[Path]:
     """Write ``<out_dir>/partner-<organisation>/`` for the roster's ``organisation`` (named as
     ``find_organisation`` accepts) and return the paths written. Raises ``DisclosureError`` (and
-    writes nothing) when the release cannot be proven safe."""
+    writes nothing) when the release cannot be proven safe, and ``UnreadableHeld`` (writing nothing)
+    when too much of the partner's own submissions cannot be read for counting, as an outside
+    report is held (``kobo_tip.readability``), unless ``accept_unreadable``."""
     name = find_organisation(settings.form.roster, organisation)
     audience = folder_name(name)
     stakeholders = {member.id for member in settings.form.roster if member.organisation == name}
@@ -71,6 +75,11 @@ def render_partner_report(
         table = store.answer_table()
         built = cases.cases_from_table(table, settings)
         own = partner_cases(built, stakeholders)
+        held = readability.hold_reason(
+            store, settings, readability.assess(own), accept=accept_unreadable, partner=name
+        )
+        if held is not None:
+            raise readability.UnreadableHeld(held)
         merges_path = settings.indicator.merges_path
         merges = counting.read_merges(merges_path, built.frame["submission_id"]) if merges_path else []
         ids = set(own.frame["submission_id"])

@@ -181,7 +181,7 @@ def write_audiences(
                 outside = reported.table
             try:
                 outcome = privacy.protect(outside, ks, history, through.isoformat())
-                if targets is not None and any(t.parts for t in targets.by_key.values()):
+                if targets is not None:
                     _prove_iptt(outcome, ks, history, targets, headline, settings=settings)
             except privacy.DisclosureError as exc:
                 failure = exc
@@ -329,7 +329,7 @@ def publish(
         if internal
         else counts
     )
-    performance = _performance(ended, targets, headline, settings, words, internal=internal)
+    performance = _performance(ended, targets, headline, settings, words, k=None if internal else release.k)
     edition = Edition(
         audience=audience,
         k=None if internal else release.k,
@@ -391,8 +391,10 @@ def _prove_iptt(
     margin = settings.targets.margin_percent if settings.targets else 0
     for audience, release in outcome.releases.items():
         counts = PublishedCounts(release.published)
-        rows = iptt.iptt_rows(counts, targets, headline, margin, iptt.NOT_PUBLISHED)
-        privacy.prove_with_sums(audience, ks, outcome, history, iptt.audited_sums(rows, counts.periods))
+        rows = iptt.iptt_rows(counts, targets, headline, margin, release.k)
+        sums = iptt.audited_sums(rows, counts.periods)
+        if sums:
+            privacy.prove_with_sums(audience, ks, outcome, history, sums)
 
 
 def load_targets(settings: Settings, counts: pd.DataFrame) -> Targets | None:
@@ -423,11 +425,11 @@ def _performance(
     settings: Settings,
     words: ReportWords,
     *,
-    internal: bool,
+    k: int | None,
 ) -> Performance:
+    """The IPTT and summary of ``counts``, a release of ``k`` (None: the true counts, internal)."""
     margin = settings.targets.margin_percent if settings.targets else 0
-    absent = "0" if internal else iptt.NOT_PUBLISHED
-    rows = iptt.iptt_rows(counts, targets, headline, margin, absent) if targets else []
+    rows = iptt.iptt_rows(counts, targets, headline, margin, k) if targets else []
     return Performance(rows, iptt.summary(counts, words, rows, indicator.HEADLINE_VARIANT), margin)
 
 

@@ -139,9 +139,13 @@ class ReportWords:
     def dimension(self, name: str) -> str:
         return self.labels.texts.get(f"report.dimension.{name}", name)
 
-    def hidden_key(self, k: int) -> str:
-        """The line beside every table and chart of an outside report: what ``<k`` and ``x`` mean."""
-        return self.labels.texts["report.key.hidden"].format(k=k, k_minus_1=k - 1)
+    def hidden_key(self, k: int, *, not_published: bool = False) -> str:
+        """The line beside every table and chart of an outside report: what ``<k`` and ``x`` mean;
+        and, ``not_published``, what a figure shown as not published means (the IPTT's)."""
+        key = self.labels.texts["report.key.hidden"].format(k=k, k_minus_1=k - 1)
+        if not_published:
+            key += " " + self.labels.texts["report.key.not_published"].format(k=k)
+        return key
 
     def hidden_category(self, label: str) -> str:
         """A chart's legend entry for a category all of whose cells are hidden ("Male: hidden")."""

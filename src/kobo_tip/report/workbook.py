@@ -24,7 +24,7 @@ from kobo_tip.partners import PARTNER_COLUMNS
 from kobo_tip.privacy import CROSS_TAB
 from kobo_tip.report.edition import Edition
 from kobo_tip.report.files import inert
-from kobo_tip.report.iptt import IPTT_COLUMNS, readable_row
+from kobo_tip.report.iptt import IPTT_COLUMNS, readable_row, unpublished
 from kobo_tip.report.sheets import add_note, fit_columns, header, published_value, save, sheet_title
 from kobo_tip.report.tables import cross_tab, dimension_tables
 
@@ -78,7 +78,9 @@ def write_workbook(path: Path, edition: Edition) -> Path:
             sheet.append([value if isinstance(value, int) else inert(str(value)) for value in partner_row])
     if edition.performance.rows:
         sheet = book.create_sheet(sheet_title(book, words.text("sheet.iptt")))
-        _start(sheet, [words.text(f"column.{name}") for name in IPTT_COLUMNS], note, "A")
+        _start(
+            sheet, [words.text(f"column.{name}") for name in IPTT_COLUMNS], key_note(edition, iptt=True), "A"
+        )
         for target_row in edition.performance.rows:
             readable = readable_row(target_row, words)
             sheet.append([_iptt_value(v) if n in IPTT_NUMBERS else inert(v) for n, v in enumerate(readable)])
@@ -87,11 +89,13 @@ def write_workbook(path: Path, edition: Edition) -> Path:
     return save(book, path)
 
 
-def key_note(edition: Edition) -> str:
-    """The line that says what ``<k`` and ``x`` mean, in an outside audience's sheets."""
+def key_note(edition: Edition, *, iptt: bool = False) -> str:
+    """The line that says what ``<k`` and ``x`` mean, in an outside audience's sheets; ``iptt``:
+    beside the IPTT, with what "not published" means when one of its actuals is."""
     if edition.k is None:
         return ""
-    return edition.words.hidden_key(edition.k)  # the same line as beside the report's tables
+    # The same line as beside the report's tables.
+    return edition.words.hidden_key(edition.k, not_published=iptt and unpublished(edition.performance.rows))
 
 
 def _start(sheet: Worksheet, titles: list[str], note: str, first_scrolling: str) -> None:
