@@ -62,7 +62,14 @@ def run(run_id: int, **counts: int) -> RunInfo:
     base = {"new": 0, "edited": 0, "unchanged": 0, "deleted": 0, "status_changed": 0}
     base.update(counts)
     return RunInfo(
-        run_id, "2026-01-02T00:00:00Z", "2026-01-02T00:01:00Z", "file x", 0, seconds=1.0, error=None, **base
+        id=run_id,
+        started="2026-01-02T00:00:00Z",
+        finished="2026-01-02T00:01:00Z",
+        source="file x",
+        fetched=0,
+        seconds=1.0,
+        error=None,
+        **base,
     )
 
 

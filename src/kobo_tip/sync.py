@@ -31,6 +31,7 @@ from kobo_tip.rows import (
 )
 from kobo_tip.sources import KnownSubmission, Source, open_source
 from kobo_tip.store import BatchOutcome, NewAnswer, Store, open_store
+from kobo_tip.store.records import SyncCounts
 from kobo_tip.worker import PrepareState, worker, worker_available
 
 logger = logging.getLogger("kobo_tip")
@@ -40,16 +41,9 @@ _LOG_EVERY = 5.0  # seconds between progress log lines when not on a terminal
 
 
 @dataclass(frozen=True)
-class SyncSummary:
+class SyncSummary(SyncCounts):
     """What one sync did."""
 
-    source: str
-    fetched: int
-    new: int
-    edited: int
-    unchanged: int
-    deleted: int
-    status_changed: int
     seconds: float
     restored: int = 0  # of ``new``: held as deleted, listed by the server again
 
@@ -319,15 +313,15 @@ def _sync_into(
     seconds = time.monotonic() - started
     store.finish_run(run_id, seconds=seconds, retries=retried)
     return SyncSummary(
-        description,
-        fetched,
-        totals.new,
-        totals.edited,
-        totals.unchanged,
-        totals.deleted,
-        totals.status_changed,
-        seconds,
-        totals.restored,
+        source=description,
+        fetched=fetched,
+        new=totals.new,
+        edited=totals.edited,
+        unchanged=totals.unchanged,
+        deleted=totals.deleted,
+        status_changed=totals.status_changed,
+        seconds=seconds,
+        restored=totals.restored,
     )
 
 

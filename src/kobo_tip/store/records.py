@@ -72,12 +72,9 @@ class BatchOutcome:
 
 
 @dataclass(frozen=True)
-class RunInfo:
-    """One row of the run log."""
+class SyncCounts:
+    """What one sync did to the store, counted: a sync's summary and a row of the run log both."""
 
-    id: int
-    started: str
-    finished: str | None
     source: str
     fetched: int
     new: int
@@ -85,6 +82,15 @@ class RunInfo:
     unchanged: int
     deleted: int
     status_changed: int
+
+
+@dataclass(frozen=True)
+class RunInfo(SyncCounts):
+    """One row of the run log."""
+
+    id: int
+    started: str
+    finished: str | None
     seconds: float | None
     error: str | None
     retries: tuple[str, ...] = ()

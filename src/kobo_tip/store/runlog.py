@@ -3,7 +3,6 @@ releases: what each audience was shown."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import zlib
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,11 @@ from kobo_tip.store.records import LedgerRows, RunInfo, StoredRelease, utc_stamp
 INTERNAL_RELEASES_KEPT = 5  # internal renders are compared with the last one only
 RETRIES_KEPT = 50  # retry lines a run-log row keeps
 INTERRUPTED = "interrupted: the sync stopped before its end; its committed batches are kept"
+# The run log's columns that ``RunInfo`` takes as they are (its ``retries`` are one text, line by line).
+_RUN_COLUMNS = (
+    "id", "started", "finished", "source", "fetched", "new", "edited", "unchanged", "deleted",
+    "status_changed", "seconds", "error",
+)  # fmt: skip
 
 
 class RunLog(LedgerStore):
@@ -66,13 +70,9 @@ class RunLog(LedgerStore):
         return self._runs("WHERE started >= ? ORDER BY id", (utc_stamp(timestamp),))
 
     def _runs(self, clause: str, params: tuple[Any, ...]) -> list[RunInfo]:
-        rows = self._db.execute(
-            "SELECT id, started, finished, source, fetched, new, edited, unchanged, deleted, "
-            f"status_changed, seconds, error, retries FROM runs {clause}",
-            params,
-        )
+        rows = self._db.execute(f"SELECT {', '.join(_RUN_COLUMNS)}, retries FROM runs {clause}", params)
         return [
-            dataclasses.replace(RunInfo(*row[:-1]), retries=tuple(row[-1].split("\n")) if row[-1] else ())
+            RunInfo(**dict(zip(_RUN_COLUMNS, row[:-1], strict=True)), retries=_retries(row[-1]))
             for row in rows
         ]
 
@@ -146,6 +146,11 @@ class RunLog(LedgerStore):
             StoredRelease(id_, name, at, k, through, last_run, orjson.loads(zlib.decompress(cells)))
             for id_, name, at, k, through, last_run, cells in rows
         ]
+
+
+def _retries(text: str | None) -> tuple[str, ...]:
+    """A run's retry lines, stored as one text."""
+    return tuple(text.split("\n")) if text else ()
 
 
 def lost_history(path: object, audience: str, ever: int, held: int) -> str:
