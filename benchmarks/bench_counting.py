@@ -36,7 +36,7 @@ from kobo_tip.counting import count_indicator
 from kobo_tip.rows import prepare_row, submission_reader
 from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import SqliteStore, Store
-from kobo_tip.synthetic import iter_submissions
+from kobo_tip.synthetic import Scenario
 from kobo_tip.tally import Tally
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ BATCH = 10_000
 
 
 def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
-    submissions = iter_submissions(
+    submissions = Scenario(
         rows,
         seed=seed,
         roster=settings.form.roster,
@@ -53,7 +53,7 @@ def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
         start_date=settings.project.start_date,
         end_date=settings.project.end_date,
         as_of=AS_OF,
-    )
+    ).submissions()
     secret = b"benchmark-secret-not-for-use"
     run_id = store.begin_run("benchmark")
     reader = submission_reader(store.answer_codes())

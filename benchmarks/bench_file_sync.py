@@ -119,7 +119,7 @@ def write_export(config: Path, rows: int) -> Path:
     assert settings.source.path is not None
     path = settings.source.path
     path.parent.mkdir(parents=True, exist_ok=True)
-    submissions = synthetic.iter_submissions(
+    submissions = synthetic.Scenario(
         rows,
         seed=11,
         roster=settings.form.roster,
@@ -127,7 +127,7 @@ def write_export(config: Path, rows: int) -> Path:
         start_date=settings.project.start_date,
         end_date=settings.project.end_date,
         as_of=AS_OF,
-    )
+    ).submissions()
     with path.open("w", encoding="utf-8") as handle:
         handle.write(f'{{"count": {rows}, "next": null, "previous": null, "results": [')
         for number, submission in enumerate(submissions):

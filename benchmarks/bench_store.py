@@ -28,7 +28,7 @@ from measure import Timer, peak_mb
 from kobo_tip.config import load_settings
 from kobo_tip.store import open_store
 from kobo_tip.sync import run_sync
-from kobo_tip.synthetic import iter_submissions
+from kobo_tip.synthetic import Scenario
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def main() -> None:
         settings = load_settings(_project(Path(tmp)))
         assert settings.source.path is not None
         settings.source.path.parent.mkdir(parents=True)
-        rows = iter_submissions(
+        rows = Scenario(
             args.rows,
             seed=3,
             roster=settings.form.roster,
@@ -95,7 +95,7 @@ def main() -> None:
             start_date=settings.project.start_date,
             end_date=settings.project.end_date,
             as_of=dt.date(2026, 9, 30),
-        )
+        ).submissions()
         settings.source.path.write_text(json.dumps(list(rows)), encoding="utf-8")
         size_mb = settings.source.path.stat().st_size / 1e6
         print(f"export: {args.rows:,} submissions, {size_mb:.0f} MB JSON")

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_synthetic.py [--rows 1000000] [--json]
 
-Streams ``--rows`` submissions from ``kobo_tip.synthetic.iter_submissions`` over eight quarters
+Streams ``--rows`` submissions from ``kobo_tip.synthetic.Scenario`` over eight quarters
 with the example roster and locations, and reports wall time, CPU time and peak memory (the
 process's maximum resident set size). ``--json`` also serialises every record, as writing an
 export file would.
@@ -19,7 +19,7 @@ from pathlib import Path
 from measure import peak_mb
 
 from kobo_tip.config import load_locations
-from kobo_tip.synthetic import generate_roster, iter_submissions
+from kobo_tip.synthetic import Scenario, generate_roster
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def main() -> None:
     locations = load_locations(REPO / "forms" / "locations.csv")
     wall, cpu = time.perf_counter(), time.process_time()
     rows = 0
-    for record in iter_submissions(
+    for record in Scenario(
         args.rows,
         seed=1,
         roster=roster,
@@ -42,7 +42,7 @@ def main() -> None:
         start_date=start,
         end_date=dt.date(2026, 9, 30),
         as_of=dt.date(2026, 11, 28),
-    ):
+    ).submissions():
         rows += 1
         if args.json:
             json.dumps(record, ensure_ascii=False)

@@ -36,7 +36,7 @@ class GeneratedSource:
         from kobo_tip.sources.kobo import raw_submission
 
         project, form = self.settings.project, self.settings.form
-        rows = synthetic.iter_submissions(
+        rows = synthetic.Scenario(
             self.rows,
             seed=self.seed,
             roster=form.roster,
@@ -44,6 +44,6 @@ class GeneratedSource:
             start_date=project.start_date,
             end_date=self.end_date or project.end_date,
             as_of=AS_OF,
-        )
+        ).submissions()
         while chunk := list(itertools.islice(rows, BATCH)):
             yield Batch(submissions=[raw_submission(row) for row in chunk], fetched=len(chunk))

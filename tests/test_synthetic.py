@@ -137,7 +137,9 @@ def test_same_seed_same_data_other_seed_other_data(
     assert synthetic.generate_submissions(N, **options) == subs
     other = synthetic.generate_submissions(N, **{**options, "seed": 6})
     assert [s["_uuid"] for s in other] != [s["_uuid"] for s in subs]
-    assert list(synthetic.iter_submissions(200, **options)) == synthetic.generate_submissions(200, **options)
+    assert list(synthetic.Scenario(200, **options).submissions()) == synthetic.generate_submissions(
+        200, **options
+    )
 
 
 def test_same_data_in_another_process_with_another_hash_seed(options: dict[str, Any]) -> None:

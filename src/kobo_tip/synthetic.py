@@ -378,7 +378,7 @@ def _clock() -> tuple[str, ...]:
     return tuple(f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60))
 
 
-class _Scenario:
+class Scenario:
     """Everything fixed for one generated data set; ``submissions()`` streams the records."""
 
     # The generator's knobs, all keyword-only (most with defaults): a caller names the few it sets.
@@ -392,14 +392,23 @@ class _Scenario:
         start_date: dt.date,
         end_date: dt.date,
         as_of: dt.date,
-        country: str,
-        tz_hours: int,
-        ethnicities: Sequence[str],
-        disability: bool,
-        first_id: int,
-        malformed: int | None,
+        country: str = "th",
+        tz_hours: int = 7,
+        ethnicities: Sequence[str] = (),
+        disability: bool = True,
+        first_id: int = 48_000_000,
+        malformed: int | None = None,
         referral_orgs: Sequence[str] = (),
     ) -> None:
+        """The knobs of ``n`` submissions, which ``submissions()`` streams in ``_id`` order (Kobo
+        data-API shape), seeded.
+
+        Event dates fall in [start_date, min(end_date, as_of - 1 day)]; submission times are
+        before ``as_of``. ``malformed``: how many records carry one malformed value (default
+        0.3 %, at least 3 when n >= 100). ``tz_hours``: the devices' UTC offset (0..12).
+        ``first_id``: where ``_id``s start (Kobo's are server-wide, hence large and with gaps).
+        ``referral_orgs``: the referral directory's ids; without them no ``referral_org`` is answered.
+        """
         if not roster:
             raise ValueError("the roster is empty")
         if not 0 <= tz_hours <= 12:
@@ -615,6 +624,8 @@ class _Scenario:
 
     # The generator's hot loop, kept in one frame with its locals bound once (it makes millions of rows).
     def submissions(self) -> Iterator[dict[str, Any]]:  # noqa: PLR0912, PLR0915
+        if self.n <= 0:
+            return
         rng = self.rng
         rand, bits = rng.random, rng.getrandbits
         days, clock, offset = self.days, _clock(), self.offset
@@ -718,56 +729,9 @@ def _validation(uid: str, timestamp: int) -> dict[str, Any]:
     return {"timestamp": timestamp, "uid": uid, "by_whom": "me_officer", "label": _VALIDATION_LABELS[uid]}
 
 
-# The generator's knobs, all keyword-only (most with defaults): a caller names the few it sets.
-def iter_submissions(  # noqa: PLR0913
-    n: int,
-    *,
-    seed: int,
-    roster: Sequence[Stakeholder],
-    locations: Sequence[Location],
-    start_date: dt.date,
-    end_date: dt.date,
-    as_of: dt.date,
-    country: str = "th",
-    tz_hours: int = 7,
-    ethnicities: Sequence[str] = (),
-    disability: bool = True,
-    first_id: int = 48_000_000,
-    malformed: int | None = None,
-    referral_orgs: Sequence[str] = (),
-) -> Iterator[dict[str, Any]]:
-    """Stream ``n`` submissions in ``_id`` order (Kobo data-API shape), seeded.
-
-    Event dates fall in [start_date, min(end_date, as_of - 1 day)]; submission times are
-    before ``as_of``. ``malformed``: how many records carry one malformed value (default
-    0.3 %, at least 3 when n >= 100). ``tz_hours``: the devices' UTC offset (0..12).
-    ``first_id``: where ``_id``s start (Kobo's are server-wide, hence large and with gaps).
-    ``referral_orgs``: the referral directory's ids; without them no ``referral_org`` is answered.
-    """
-    if n <= 0:
-        return iter(())
-    scenario = _Scenario(
-        n,
-        seed=seed,
-        roster=roster,
-        locations=locations,
-        start_date=start_date,
-        end_date=end_date,
-        as_of=as_of,
-        country=country,
-        tz_hours=tz_hours,
-        ethnicities=ethnicities,
-        disability=disability,
-        first_id=first_id,
-        malformed=malformed,
-        referral_orgs=referral_orgs,
-    )
-    return scenario.submissions()
-
-
 def generate_submissions(n: int, **options: Any) -> list[dict[str, Any]]:
-    """``list(iter_submissions(n, **options))``: see there for the options."""
-    return list(iter_submissions(n, **options))
+    """``list(Scenario(n, **options).submissions())``: see there for the options."""
+    return list(Scenario(n, **options).submissions())
 
 
 # --- edits, later exports, other shapes ---------------------------------------------------
