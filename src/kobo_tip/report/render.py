@@ -15,6 +15,7 @@ import pycountry
 
 import kobo_tip
 from kobo_tip import cases, counting, indicator, ledger, periods, privacy, readability, referrals
+from kobo_tip.answers import AnswerTable
 from kobo_tip.config import AS_REPORTED, Settings
 from kobo_tip.errors import StoreError, UsageError
 from kobo_tip.indicator import INTERNAL
@@ -130,12 +131,18 @@ def outside_due(settings: Settings, as_of: dt.date | None = None) -> bool:
 
 
 def count_store(
-    store: Store, settings: Settings, run_date: dt.date, *, counts: pd.DataFrame | None = None
+    store: Store,
+    settings: Settings,
+    run_date: dt.date,
+    *,
+    counts: pd.DataFrame | None = None,
+    table: AnswerTable | None = None,
 ) -> Counted:
     """Read every stored submission, build the cases and count them through ``run_date``
-    (``counts``: the counts table as a tally keeps it, see ``counting.count_indicator``)."""
+    (``counts``: the counts table as a tally keeps it, see ``counting.count_indicator``;
+    ``table``: the store's ``answer_table`` as kept in memory, read from the store without it)."""
     runs = store.runs(limit=50)  # before reading: a sync that starts meanwhile is the next report's
-    table = store.answer_table()
+    table = store.answer_table() if table is None else table
     built = cases.cases_from_table(table, settings)
     result = counting.count_indicator(
         built, settings, run_date, persons=as_reported_basis(settings), counts=counts
