@@ -30,6 +30,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,11 @@ AS_OF = dt.date(2028, 9, 30)  # the example project's last day: every period is 
 BATCH = 10_000
 
 
-def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
-    submissions = iter_submissions(
+def generated(
+    settings: Settings, rows: int, seed: int, first_id: int = 48_000_000
+) -> Iterator[dict[str, Any]]:
+    """``rows`` synthetic submissions of the project, in ``_id`` order from ``first_id``."""
+    return iter_submissions(
         rows,
         seed=seed,
         roster=settings.form.roster,
@@ -64,7 +68,12 @@ def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
         start_date=settings.project.start_date,
         end_date=settings.project.end_date,
         as_of=AS_OF,
+        first_id=first_id,
     )
+
+
+def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
+    submissions = generated(settings, rows, seed)
     secret = b"benchmark-secret-not-for-use"
     run_id = store.begin_run("benchmark")
     reader = submission_reader(store.answer_codes())
@@ -121,16 +130,7 @@ def serve_counts(store: Store, settings: Settings, renders: int) -> None:
     print(f"serve's kept counts, first call (the whole store read, the tally built): {first}")
     secret = b"benchmark-secret-not-for-use"
     for number in range(renders):
-        (doc,) = iter_submissions(
-            1,
-            seed=number,
-            roster=settings.form.roster,
-            locations=settings.form.locations,
-            start_date=settings.project.start_date,
-            end_date=settings.project.end_date,
-            as_of=AS_OF,
-            first_id=90_000_000 + number,
-        )
+        (doc,) = generated(settings, 1, number, first_id=90_000_000 + number)
 
         def make_rows(codes: AnswerCodes, doc: dict[str, Any] = doc) -> tuple[list[SubmissionRow], Any]:
             reader = submission_reader(codes)
