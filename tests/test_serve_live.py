@@ -17,6 +17,7 @@ import pytest
 from conftest import write_project
 from kobo_tip.answers import AnswerCodes
 from kobo_tip.config import Settings, load_settings
+from kobo_tip.errors import KoboTipError
 from kobo_tip.report import render_reports
 from kobo_tip.rows import prepare_row, submission_reader
 from kobo_tip.serve import render_process
@@ -25,6 +26,7 @@ from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import Store, open_store
 from kobo_tip.store.records import NewAnswer, SubmissionRow
 from kobo_tip.synthetic import iter_submissions
+from kobo_tip.tally import Tally
 
 KEY = b"test-secret-not-for-use"
 # What an edit may change: the event (its date moves a person's index event), the action, the
@@ -131,3 +133,30 @@ def test_the_kept_counts_render_the_files_of_a_full_recount(tmp_path: Path, seed
 
 def test_the_render_child_keeps_its_counts_from_one_render_to_the_next() -> None:
     assert isinstance(render_process._LIVE, LiveCounts)
+
+
+def test_a_render_that_fails_halfway_leaves_the_next_to_count_from_the_whole_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(write_project(tmp_path / "project"))
+    settings = dataclasses.replace(settings, report=dataclasses.replace(settings.report, formats=()))
+    docs = generated(settings, 60, 48_000_000)
+    with open_store(settings) as store:
+        write(store, docs)
+    live = LiveCounts()
+    render_reports(settings, audiences=["internal"], count=live)
+    with open_store(settings) as store:
+        write(store, [{**docs[0], "event/event_date": docs[1]["event/event_date"]}])
+
+    def broken(tally: Tally, frame: Any) -> None:
+        raise KoboTipError("the disk is full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Tally, "update", broken)
+        with pytest.raises(KoboTipError):
+            render_reports(settings, audiences=["internal"], count=live)
+    render_reports(settings, audiences=["internal"], count=live)
+    assert live.builds == 2, "built again rather than kept half taken in"
+    kept = counted_files(settings.report.out_dir / "internal")
+    render_reports(settings, audiences=["internal"])
+    assert kept == counted_files(settings.report.out_dir / "internal")

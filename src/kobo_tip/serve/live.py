@@ -64,10 +64,16 @@ class LiveCounts:
     def _current(self, store: Store, settings: Settings, run_date: dt.date) -> Tally:
         """The tally with every write up to now taken in, built again when it cannot be kept."""
         if self._tally is not None and self._built_for == (settings, run_date):
-            mark, changes = store.answer_changes(self._mark)
-            self._tally.update(cases_from_table(changes, settings).frame)
-            self._table = self._spliced(changes)
-            self._read_referrals(store, self._mark)
+            try:
+                mark, changes = store.answer_changes(self._mark)
+                self._tally.update(cases_from_table(changes, settings).frame)
+                self._table = self._spliced(changes)
+                self._read_referrals(store, self._mark)
+            except BaseException:
+                # Half taken in, the kept state would be neither the old nor the new: the next
+                # render builds it again from the whole store.
+                self._tally = None
+                raise
             self._mark = mark
             return self._tally
         mark, table = store.answer_changes(None)
