@@ -1,6 +1,6 @@
 """Time reading the store, typing the cases and counting them, on synthetic submissions (run by hand).
 
-    .venv/bin/python benchmarks/bench_counting.py [--rows 1000000] [--seed 7] [--pushes 20]
+    .venv/bin/python benchmarks/bench_counting.py [--rows 1000000] [--seed 7] [--pushes 20] [--renders 3]
 
 The store is filled the way a sync fills it (``kobo_tip.synthetic`` Kobo rows, keyed and
 stripped by ``sync.prepare_row``), then read back as the report does:
@@ -13,6 +13,12 @@ changes taken in one at a time, each timed with the ``counts()`` table after it:
 submissions of a person already stored (a later event), half edits that move a stored submission
 to another person. At the end the tally's table is checked against ``count_indicator`` of the
 changed rows.
+
+Last, ``--renders`` times what serve's render counts after each of that many pushes of one new
+submission (stored with ``apply_pushed``): a full count of the store with its referral table
+(``report.render.count_store`` and the referral table it reads, as ``kobo-tip report`` does) against
+the counts kept between renders (``serve.live.LiveCounts``: the changed rows read, the tally and
+the table kept in memory; the first call, which reads the whole store, timed apart).
 """
 
 from __future__ import annotations
@@ -24,18 +30,24 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from measure import Timer, peak_mb
 
+from kobo_tip.answers import AnswerCodes
 from kobo_tip.cases import FINDING_COLUMNS, Cases, cases_from_table
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.counting import count_indicator
+from kobo_tip.report.render import _referral_rows, count_store
 from kobo_tip.rows import prepare_row, submission_reader
+from kobo_tip.serve.live import LiveCounts
 from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import SqliteStore, Store
+from kobo_tip.store.records import SubmissionRow
 from kobo_tip.synthetic import Scenario
 from kobo_tip.tally import Tally
 
@@ -44,8 +56,11 @@ AS_OF = dt.date(2028, 9, 30)  # the example project's last day: every period is 
 BATCH = 10_000
 
 
-def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
-    submissions = Scenario(
+def generated(
+    settings: Settings, rows: int, seed: int, first_id: int = 48_000_000
+) -> Iterator[dict[str, Any]]:
+    """``rows`` synthetic submissions of the project, in ``_id`` order from ``first_id``."""
+    return Scenario(
         rows,
         seed=seed,
         roster=settings.form.roster,
@@ -53,7 +68,12 @@ def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
         start_date=settings.project.start_date,
         end_date=settings.project.end_date,
         as_of=AS_OF,
+        first_id=first_id,
     ).submissions()
+
+
+def fill(store: Store, settings: Settings, rows: int, seed: int) -> None:
+    submissions = generated(settings, rows, seed)
     secret = b"benchmark-secret-not-for-use"
     run_id = store.begin_run("benchmark")
     reader = submission_reader(store.answer_codes())
@@ -68,6 +88,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--pushes", type=int, default=20, help="changes taken in by the tally")
+    parser.add_argument("--renders", type=int, default=3, help="serve's counts timed after as many pushes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "kobo-tip.toml"
@@ -90,12 +111,39 @@ def main() -> None:
         print(f"count_indicator: {counting}; peak RSS {peak_mb():.0f} MB")
         total = reading.cpu + building.cpu + counting.cpu
         print(f"in all: {reading.wall + building.wall + counting.wall:.1f} s wall, {total:.1f} s CPU")
+        if args.renders:
+            with SqliteStore.open(Path(folder) / "bench.sqlite") as store:
+                serve_counts(store, settings, args.renders)
     lop = result.counts.query("dimension == 'total' and period == 'LOP'")
     sizes = (len(cases.frame), len(result.counts), len(result.findings))
     print("cases: {:,}; counts rows: {:,}; findings: {:,}".format(*sizes))
     print(lop[["indicator", "value"]].to_string(index=False))
     if args.pushes:
         tally_pushes(cases.frame, settings, args.pushes, result.counts)
+
+
+def serve_counts(store: Store, settings: Settings, renders: int) -> None:
+    """The counting of serve's renders after ``renders`` pushes, in full and kept (``LiveCounts``)."""
+    live = LiveCounts()
+    with Timer() as first:
+        live(store, settings, AS_OF)
+    print(f"serve's kept counts, first call (the whole store read, the tally built): {first}")
+    secret = b"benchmark-secret-not-for-use"
+    for number in range(renders):
+        (doc,) = generated(settings, 1, number, first_id=90_000_000 + number)
+
+        def make_rows(codes: AnswerCodes, doc: dict[str, Any] = doc) -> tuple[list[SubmissionRow], Any]:
+            reader = submission_reader(codes)
+            return [prepare_row(raw_submission(doc), secret, reader)], reader.codes.take_added()
+
+        store.apply_pushed(make_rows)
+        with Timer() as full:
+            counted = count_store(store, settings, AS_OF)
+            _referral_rows(store, settings, counted.result)
+        with Timer() as kept:
+            live(store, settings, AS_OF)
+        print(f"after a push: full count and referral table {full}; kept counts {kept}")
+    print(f"peak RSS {peak_mb():.0f} MB")
 
 
 def tally_pushes(frame: pd.DataFrame, settings: Settings, pushes: int, counts: pd.DataFrame) -> None:

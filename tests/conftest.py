@@ -174,8 +174,8 @@ def version_2_store(path: Path) -> None:
 
 
 def version_4_store(path: Path) -> None:
-    """An empty store as kobo-tip left it before the as-reported ledger and the release marks
-    (schema 4)."""
+    """An empty store as kobo-tip left it before the as-reported ledger, the release marks and the
+    rows' change numbers (schema 4)."""
     import sqlite3
 
     from kobo_tip.store import SqliteStore
@@ -185,6 +185,8 @@ def version_4_store(path: Path) -> None:
         for table in ("ledger_quarters", "ledger_cells", "ledger_persons", "release_marks"):
             db.execute(f"DROP TABLE {table}")
         db.execute("DROP TRIGGER count_outside_release")
+        db.execute("DROP INDEX submissions_by_change")
+        db.execute("ALTER TABLE submissions DROP COLUMN changed")
         db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
 
 

@@ -19,7 +19,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     [
         (
             "bench_counting.py",
-            ["--rows", "300", "--pushes", "6"],
+            ["--rows", "300", "--pushes", "6", "--renders", "2"],
+            r"after a push: full count and referral table .*; kept counts .* CPU\nafter a push(.*\n)*"
             r"identified_or_referred\s+\d+(.*\n)*.*its table equals count_indicator.s: True(.*\n)*"
             r"6 changes taken in one at a time(.*\n)*.*equals a full recount: True",
         ),

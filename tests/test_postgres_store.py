@@ -380,6 +380,8 @@ def test_a_version_4_schema_migrates_to_guarded_releases_and_its_own_lock_key(
         "DROP POLICY releases_recorded ON releases",
         "DROP POLICY internal_renders_pruned ON releases",
         *(f"DROP TABLE {table}" for table in LEDGER_TABLES),  # version 5's
+        "DROP INDEX submissions_by_change",  # version 7's
+        "ALTER TABLE submissions DROP COLUMN changed",
         "DELETE FROM meta WHERE key = 'lock_key'",
         "UPDATE meta SET value = '4' WHERE key = 'schema_version'",
     ):

@@ -298,7 +298,7 @@ def test_a_failure_inside_a_batch_lands_nothing(store: Store, monkeypatch: pytes
     run = store.begin_run("test")
     apply(store, [row("1")], run_id=run, watermarks={"_id": "1"}, fetched=1)
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(Store, "_mark_deleted", broken)
@@ -325,7 +325,7 @@ def test_answer_codes_made_by_a_failed_batch_are_not_reused(
     apply(store, [answered("1", "female")], run_id=run)
     real = Store._set_statuses
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(Store, "_set_statuses", broken)
@@ -606,3 +606,28 @@ def test_the_unreadable_share_and_its_acceptance_are_kept_in_meta(store: Store, 
     worse = dataclasses.replace(high, rows=310, unreadable=278)
     assert readability.hold_reason(store, settings, worse, accept=False) is not None
     assert readability.recorded(store) == worse
+
+
+def test_the_rows_changed_after_a_mark_are_every_write_since_and_no_other(store: Store) -> None:
+    run = store.begin_run("test")
+    apply(store, [row(str(n)) for n in range(1, 8)], run_id=run)
+    mark, table = store.answer_changes(None)
+    assert len(table) == 7 and mark > 0
+    assert store.answer_changes(mark)[0] == mark and len(store.answer_changes(mark)[1]) == 0
+
+    apply(store, [row("2", version="v2")], run_id=run)  # an edit
+    apply(store, [row("3")._replace(person_key="other", key_reason="a\x1fb")], run_id=run)  # a new key
+    apply(store, [row("4")], run_id=run, review_statuses={"5": "approved"}, deleted=["6"])
+    push(store, [row("8")])  # a new one pushed
+    apply(store, [row("1")], run_id=run)  # the same copy again: not a change
+    later, changed = store.answer_changes(mark)
+    assert later > mark
+    assert changed.submission_id == ["2", "3", "5", "6", "8"], "in row order, each once"
+    assert changed.key_reason[1] == "a\x1fb", "a value holding the separator is read row by row"
+    assert changed.review_status[2] == "approved" and changed.deleted.tolist() == [False] * 3 + [True, False]
+    whole = store.answer_table()
+    at = {sid: n for n, sid in enumerate(whole.submission_id)}
+    for field, codes in changed.codes.items():
+        assert codes.tolist() == [whole.codes[field][at[sid]] for sid in changed.submission_id]
+    assert len(store.answer_changes(later)[1]) == 0
+    assert [s.submission_id for s in store.submissions(changed_after=mark)] == ["2", "3", "5", "6", "8"]

@@ -610,12 +610,15 @@ def count_indicator(
     rules: np.ndarray | None = None,
     merges: Sequence[tuple[str, str]] | None = None,
     persons: bool = False,
+    counts: pd.DataFrame | None = None,
 ) -> CountResult:
     """Apply the counting rules and build every table of contract section 7 (see docs/modules.md).
 
     ``rules`` (each row's ``first_failed_rule``) and ``merges`` (submission id pairs) replace the
     ones ``settings`` gives, for a programme that holds each row to its own project's. ``persons``:
-    also give each counted person and each row's keys (``CountResult.persons`` and ``.rows``)."""
+    also give each counted person and each row's keys (``CountResult.persons`` and ``.rows``).
+    ``counts``: the counts table as a ``tally.Tally`` of the same rows keeps it (what this would
+    count, as tests/test_serve.py checks), so it is not counted again."""
     through = through or as_of
     frame = cases.frame.reset_index(drop=True)
     if merges is None:
@@ -647,7 +650,8 @@ def count_indicator(
         (ind.UNKNOWN, ind.NOT_RECORDED),
     )
     periods = reporting_periods(settings.project, as_of, through)
-    counts = _counts(events, index_rows, periods, settings, locations, origins=origins)
+    if counts is None:
+        counts = _counts(events, index_rows, periods, settings, locations, origins=origins)
     excluded, excluded_rows = _exclusion_findings(frame, rules, settings, as_of)
     duplicates, duplicate_rows = possible_duplicates(
         events, person, np.flatnonzero(counted & (action["identified"] | action["referred"])), rank

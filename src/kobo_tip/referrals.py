@@ -2,16 +2,17 @@
 the internal report only (contract section 2: the referral group's answers never leave internal).
 
 The store keeps these answers in each submission's JSON, not column by column (counting does not
-read them), so the table reads the stored submissions once: one JSON decode a row on every render
-of the internal report. That cost grows with the store (and lands on `serve`'s renders); keeping
-these two answers column by column, as counting's are, is the way to drop it.
+read them), so ``referral_table`` reads the stored submissions once: one JSON decode a row on every
+``kobo-tip report``. ``serve``'s render keeps each submission's ``Referral`` between renders and
+decodes only the submissions that changed (``table_of_referrals``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Mapping, Set
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -28,6 +29,25 @@ _YES = ind.CHOICES["yes_no"][0]
 _NOT_RECORDED = ""  # no organisation answered: a form without a directory, or left blank
 
 
+class Referral(NamedTuple):
+    """What the table reads of one stored referral: its event date (as answered), the receiving
+    organisation's id (``_NOT_RECORDED`` for none) and whether the person consented to share."""
+
+    event_date: str
+    organisation: str
+    shared: bool
+
+
+def referral_of(submission: StoredSubmission) -> Referral | None:
+    """The referral a stored submission records; None when it is deleted or records none."""
+    if submission.deleted:
+        return None
+    action, event_date, org, share = find_values(submission.data, _READ)
+    if not isinstance(action, str) or _REFERRED not in action.split() or not isinstance(event_date, str):
+        return None
+    return Referral(event_date[:10], org if isinstance(org, str) else _NOT_RECORDED, share == _YES)
+
+
 def referral_table(
     submissions: Iterable[StoredSubmission],
     directory: Iterable[ReferralOrg],
@@ -39,25 +59,38 @@ def referral_table(
     submissions that counting did not exclude (``excluded``: their ids), and how many of them had
     consent to share. Every organisation of the directory is listed, in its order, then those not
     in it, then the referrals whose organisation was not recorded."""
+    found = ((submission.submission_id, referral_of(submission)) for submission in submissions)
+    return table_of_referrals(
+        {sid: referral for sid, referral in found if referral is not None},
+        directory,
+        excluded,
+        through,
+        labels,
+    )
+
+
+def table_of_referrals(
+    referrals: Mapping[str, Referral],
+    directory: Iterable[ReferralOrg],
+    excluded: Set[str],
+    through: dt.date,
+    labels: Labels,
+) -> pd.DataFrame:
+    """``referral_table`` of the referrals already read (``referral_of``), by submission id: what
+    serve's render keeps between renders, reading only the submissions that changed."""
     last_day = through.isoformat()
-    referrals: Counter[str] = Counter()
+    counted: Counter[str] = Counter()
     shared: Counter[str] = Counter()
-    for submission in submissions:
-        if submission.deleted or submission.submission_id in excluded:
+    for sid, referral in referrals.items():
+        if referral.event_date > last_day or sid in excluded:
             continue
-        action, event_date, org, share = find_values(submission.data, _READ)
-        if not isinstance(action, str) or _REFERRED not in action.split():
-            continue
-        if not isinstance(event_date, str) or event_date[:10] > last_day:
-            continue
-        key = org if isinstance(org, str) else _NOT_RECORDED
-        referrals[key] += 1
-        shared[key] += share == _YES
+        counted[referral.organisation] += 1
+        shared[referral.organisation] += referral.shared
     names = {org.id: org.name for org in directory}
-    order = [*names, *sorted(set(referrals) - set(names) - {_NOT_RECORDED})]
-    if referrals[_NOT_RECORDED]:
+    order = [*names, *sorted(set(counted) - set(names) - {_NOT_RECORDED})]
+    if counted[_NOT_RECORDED]:
         order.append(_NOT_RECORDED)
-    rows = [(key, _name(key, names, labels), referrals[key], shared[key]) for key in order]
+    rows = [(key, _name(key, names, labels), counted[key], shared[key]) for key in order]
     return pd.DataFrame(rows, columns=list(REFERRAL_COLUMNS))
 
 

@@ -50,6 +50,7 @@ class Counted:
     result: counting.CountResult
     provenance: Provenance
     readability: readability.Readability | None = None  # of a project's store (not a programme's)
+    referrals: pd.DataFrame | None = None  # the internal referral table when kept outside the render
 
 
 def render_reports(
@@ -59,6 +60,7 @@ def render_reports(
     as_of: dt.date | None = None,
     refuse_unreadable: bool = False,
     accept_unreadable: bool = False,
+    count: Callable[[Store, Settings, dt.date], Counted] | None = None,
 ) -> list[Path]:
     """Write ``<out_dir>/<audience>/`` for each audience (default: ``[report] audiences``).
 
@@ -71,6 +73,7 @@ def render_reports(
     When too much of the store cannot be read for the counting (``kobo_tip.readability``), only the
     internal report is written: with a warning, or, with ``refuse_unreadable`` (an officer asked for
     an outside report), raising ``UnreadableHeld`` after it. ``accept_unreadable`` releases anyway.
+    ``count`` replaces ``count_store`` (serve's render keeps its counts between renders).
     """
     run_date = as_of or dt.date.today()
     wanted = list(audiences or settings.report.audiences)
@@ -95,7 +98,7 @@ def render_reports(
                 "The store holds no submission yet: no outside report is written until one is synced."
             )
             wanted = [a for a in wanted if a == INTERNAL]
-        counted = count_store(store, settings, run_date)
+        counted = (count or count_store)(store, settings, run_date)
         assert counted.readability is not None
         held = None
         if any(a != INTERNAL for a in wanted):
@@ -127,12 +130,23 @@ def outside_due(settings: Settings, as_of: dt.date | None = None) -> bool:
         )
 
 
-def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
-    """Read every stored submission, build the cases and count them through ``run_date``."""
+def count_store(
+    store: Store,
+    settings: Settings,
+    run_date: dt.date,
+    *,
+    counts: pd.DataFrame | None = None,
+    table: AnswerTable | None = None,
+) -> Counted:
+    """Read every stored submission, build the cases and count them through ``run_date``
+    (``counts``: the counts table as a tally keeps it, see ``counting.count_indicator``;
+    ``table``: the store's ``answer_table`` as kept in memory, read from the store without it)."""
     runs = store.runs(limit=50)  # before reading: a sync that starts meanwhile is the next report's
-    table = store.answer_table()
+    table = store.answer_table() if table is None else table
     built = cases.cases_from_table(table, settings)
-    result = counting.count_indicator(built, settings, run_date, persons=as_reported_basis(settings))
+    result = counting.count_indicator(
+        built, settings, run_date, persons=as_reported_basis(settings), counts=counts
+    )
     return Counted(result, provenance_of(table, runs, run_date), readability.assess(built))
 
 
@@ -188,7 +202,13 @@ def write_audiences(
         runs = store.runs(restatements.RUNS_LOOKED_AT)
         # The internal report reconciles with the ledger as this run leaves it.
         after = reported.ledger if reported and outcome else None
-        referral_rows = _referral_rows(store, settings, result) if INTERNAL in wanted else None
+        referral_rows = None
+        if INTERNAL in wanted:
+            referral_rows = (
+                counted.referrals
+                if counted.referrals is not None
+                else _referral_rows(store, settings, result)
+            )
         for audience in wanted:
             if audience == INTERNAL:
                 release = privacy.Release(
@@ -365,16 +385,19 @@ def publish(
 
 def _referral_rows(store: Store, settings: Settings, result: counting.CountResult) -> pd.DataFrame:
     """The internal report's referrals by receiving organisation, of the submissions counted."""
-    excluded = set(
-        result.findings.loc[result.findings["rule"].isin(indicator.EXCLUSION_RULES), "submission_id"]
-    )
     return referrals.referral_table(
         store.submissions(include_deleted=False),
         settings.form.referral_directory,
-        excluded,
+        excluded_ids(result),
         result.through,
         load_labels(settings.project.report_language),
     )
+
+
+def excluded_ids(result: counting.CountResult) -> set[str]:
+    """The submissions counting excluded (contract section 4): their ids."""
+    findings = result.findings
+    return set(findings.loc[findings["rule"].isin(indicator.EXCLUSION_RULES), "submission_id"])
 
 
 def _prove_iptt(

@@ -5,7 +5,8 @@ A render of a large store holds the interpreter's lock for hundreds of milliseco
 long for its answer. In a child process the render runs on the other core and the service's render
 thread only waits on a pipe. The child is spawned, not forked: the service runs threads, and a
 fork copies their locks in whatever state they are. It lives as long as the service, so its imports
-are paid once, and renders one report at a time (the ``Renderer`` coalesces the requests).
+are paid once and its counts are kept between renders (``live``: each render reads only the rows
+written since the last), and renders one report at a time (the ``Renderer`` coalesces the requests).
 
 The child ignores SIGTERM and SIGINT: a service manager sends them to the whole group, and the
 render still due at shutdown must be written; the service closes the child after it. A child that
@@ -30,6 +31,10 @@ from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError
 from kobo_tip.report import render_reports
 from kobo_tip.serve.events import JsonLines
+from kobo_tip.serve.live import LiveCounts
+
+# The child's counts, kept from one render to the next (``live``): a render reads only what changed.
+_LIVE = LiveCounts()
 
 
 class RenderFailed(KoboTipError):
@@ -60,7 +65,7 @@ def _render_in_child(settings: Settings, audiences: list[str]) -> tuple[list[Pat
     not sent back: one that cannot be pickled would break the pool, and its message may quote data)."""
     started = time.process_time()
     try:
-        return render_reports(settings, audiences=audiences), time.process_time() - started
+        return render_reports(settings, audiences=audiences, count=_LIVE), time.process_time() - started
     except Exception as exc:
         return failure_text(exc)
 

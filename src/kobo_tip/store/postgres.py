@@ -45,7 +45,7 @@ _TEXT, _JSON = b"s", b"j"  # the first byte of a saved answer: a string, or the 
 
 _COPY_SUBMISSIONS = (
     "COPY submissions (row_id, submission_id, id_order, version_id, review_status, submitted_at, "
-    "form_version, person_key, key_basis, key_reason, first_seen, last_seen, "
+    "form_version, person_key, key_basis, key_reason, first_seen, last_seen, changed, "
     + ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
     + ") FROM STDIN"
 )
@@ -102,6 +102,8 @@ def ddl(statements: str) -> str:
         ("row_id INTEGER PRIMARY KEY", "row_id BIGINT PRIMARY KEY"),
         ("id_order INTEGER", "id_order BIGINT"),
         ("deleted_run INTEGER", "deleted_run BIGINT"),
+        ("\n    changed INTEGER", "\n    changed BIGINT"),
+        ("COLUMN changed INTEGER", "COLUMN changed BIGINT"),
         ("last_run INTEGER", "last_run BIGINT"),
         ("    value NOT NULL,", "    value BYTEA NOT NULL,"),
         (" REAL", " DOUBLE PRECISION"),
@@ -367,16 +369,21 @@ class PostgresStore(Store):
         saved = bytes(saved)
         return saved[1:].decode("utf-8") if saved[:1] == _TEXT else json.loads(saved[1:])
 
-    def _chunk_query(self, values: Mapping[str, list[Any]]) -> str:
+    def _chunk_query(self, values: Mapping[str, list[Any]], *, where: str) -> str:
         """The texts joined in the server (``string_agg``); the codes come by ``_chunk_codes``."""
         texts = ", ".join(f"string_agg({name}, chr(31) ORDER BY row_id)" for name in TABLE_TEXTS)
         return (
             "SELECT count(*), string_agg(CASE WHEN deleted_at IS NULL THEN '0' ELSE '1' END, '' "
-            f"ORDER BY row_id), {texts} FROM submissions WHERE row_id > ? AND row_id <= ?"
+            f"ORDER BY row_id), {texts} FROM submissions WHERE {where}"
         )
 
     def _chunk_codes(
-        self, extra: Sequence[Any], *, bounds: tuple[int, int], count: int, values: Mapping[str, list[Any]]
+        self,
+        extra: Sequence[Any],
+        *,
+        rows: tuple[int, int, int | None],
+        count: int,
+        values: Mapping[str, list[Any]],
     ) -> np.ndarray:
         """The codes copied out in binary and read by numpy."""
         import numpy as np  # a sync never needs numpy  # noqa: PLC0415
@@ -385,10 +392,12 @@ class PostgresStore(Store):
         # One COPY tuple: a field count, then a length and a big-endian int4 for each answer.
         row = np.dtype([("n", ">i2"), *((f"f{i}", [("len", ">i4"), ("v", ">i4")]) for i in range(width))])
         answer_names = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
+        first, last, after = rows
+        changed = sql.SQL("") if after is None else sql.SQL(" AND changed > {}").format(sql.Literal(after))
         copy = sql.SQL(
-            "COPY (SELECT {} FROM submissions WHERE row_id > {} AND row_id <= {} ORDER BY row_id) "
+            "COPY (SELECT {} FROM submissions WHERE row_id > {} AND row_id <= {}{} ORDER BY row_id) "
             "TO STDOUT (FORMAT binary)"
-        ).format(sql.SQL(answer_names), sql.Literal(bounds[0]), sql.Literal(bounds[1]))
+        ).format(sql.SQL(answer_names), sql.Literal(first), sql.Literal(last), changed)
         with self._db.raw.cursor().copy(copy) as stream:
             data = b"".join(bytes(block) for block in stream)
         header = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, extension

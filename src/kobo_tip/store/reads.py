@@ -15,16 +15,18 @@ from kobo_tip.answers import AnswerCodes, AnswerTable
 from kobo_tip.sources.base import KnownSubmission
 from kobo_tip.store.base import _LAST_RECONCILE, StoreBase, told
 from kobo_tip.store.records import StoreCounts, StoredSubmission
-from kobo_tip.store.schema import ANSWER_COLUMNS, TABLE_TEXTS
+from kobo_tip.store.schema import ANSWER_COLUMNS, CHANGE_MARK, TABLE_TEXTS
 
 if TYPE_CHECKING:
     import numpy as np
 
 READ_ROWS = 200_000  # row ids per chunk read: bounds memory, stays far below SQLite's string limit
 UNIT = "\x1f"  # separates the text values of a chunk read in one piece; a value holding it is read row by row
-_CHUNK_TEXTS = (
-    f"SELECT {', '.join(TABLE_TEXTS)} FROM submissions WHERE row_id > ? AND row_id <= ? ORDER BY row_id"
-)
+# The rows of one chunk: every row in a range of row ids, or those changed after a mark among them
+# (found by the index on changed: the unary + keeps SQLite from scanning the range of row ids).
+IN_CHUNK = "row_id > ? AND row_id <= ?"
+CHANGED_IN_CHUNK = "+row_id > ? AND +row_id <= ? AND changed > ?"
+_CHUNK_TEXTS = f"SELECT {', '.join(TABLE_TEXTS)} FROM submissions WHERE {{}} ORDER BY row_id"
 
 
 class CountingReads(StoreBase):
@@ -38,30 +40,54 @@ class CountingReads(StoreBase):
         column joined into one string, so reading makes a few objects per column rather than one
         per value. One read snapshot keeps the rows and the answer codes consistent.
         """
+        with self._reading():
+            return self._table(None)
+
+    @told
+    def answer_changes(self, after: int | None) -> tuple[int, AnswerTable]:
+        """The mark of the last write committed, and ``answer_table``'s rows that writes after the
+        mark ``after`` changed (new, edited, deleted, a new review status or key), in one snapshot;
+        with ``after`` None, every row. A reader that keeps the mark and passes it next time sees
+        each change once at least (a write numbers its rows above every mark committed before it)."""
+        with self._reading():
+            (mark,) = self._db.execute(CHANGE_MARK).fetchone()
+            return int(mark), self._table(after)
+
+    def _table(self, after: int | None) -> AnswerTable:
         import numpy as np  # here: a sync never needs numpy, and importing it costs a tenth of a second  # noqa: PLC0415
 
         texts: dict[str, list[str]] = {name: [] for name in TABLE_TEXTS}
         codes: list[np.ndarray] = []
         deleted: list[np.ndarray] = []
-        with self._reading():
-            values = self.answer_codes().values  # in this snapshot: another process may sync
-            query = self._chunk_query(values)
+        values = self.answer_codes().values  # in this snapshot: another process may sync
+        where = IN_CHUNK if after is None else CHANGED_IN_CHUNK
+        query = self._chunk_query(values, where=where)
+        if after is None:
             (end,) = self._db.execute("SELECT coalesce(max(row_id), 0) FROM submissions").fetchone()
-            for first in range(0, end, READ_ROWS):
-                bounds = (first, first + READ_ROWS)
-                count, flags, *found = self._db.execute(query, bounds).fetchone()
-                if not count:
-                    continue
-                joined, extra = found[: len(TABLE_TEXTS)], found[len(TABLE_TEXTS) :]
-                parts = [text.split(UNIT) for text in joined]
-                if any(len(part) != count for part in parts):
-                    # A value holds the separator: read the texts row by row, in row_id order.
-                    rows = self._db.execute(_CHUNK_TEXTS, bounds).fetchall()
-                    parts = [list(column) for column in zip(*rows, strict=True)]
-                for name, part in zip(TABLE_TEXTS, parts, strict=True):
-                    texts[name] += part
-                codes.append(self._chunk_codes(extra, bounds=bounds, count=count, values=values))
-                deleted.append(np.frombuffer(flags.encode("ascii"), np.uint8) == ord("1"))
+            start = 0
+        else:  # the changed rows' range only (the index on changed finds them)
+            low, end = self._db.execute(
+                "SELECT coalesce(min(row_id), 1), coalesce(max(row_id), 0) FROM submissions "
+                "WHERE changed > ?",
+                (after,),
+            ).fetchone()
+            start = low - 1
+        for first in range(start, end, READ_ROWS):
+            bounds = (first, first + READ_ROWS)
+            params = bounds if after is None else (*bounds, after)
+            count, flags, *found = self._db.execute(query, params).fetchone()
+            if not count:
+                continue
+            joined, extra = found[: len(TABLE_TEXTS)], found[len(TABLE_TEXTS) :]
+            parts = [text.split(UNIT) for text in joined]
+            if any(len(part) != count for part in parts):
+                # A value holds the separator: read the texts row by row, in row_id order.
+                rows = self._db.execute(_CHUNK_TEXTS.format(where), params).fetchall()
+                parts = [list(column) for column in zip(*rows, strict=True)]
+            for name, part in zip(TABLE_TEXTS, parts, strict=True):
+                texts[name] += part
+            codes.append(self._chunk_codes(extra, rows=(*bounds, after), count=count, values=values))
+            deleted.append(np.frombuffer(flags.encode("ascii"), np.uint8) == ord("1"))
         matrix = np.concatenate([np.zeros((0, len(ANSWER_COLUMNS)), np.int32), *codes])
         return AnswerTable(
             **texts,
@@ -71,17 +97,24 @@ class CountingReads(StoreBase):
         )
 
     @abc.abstractmethod
-    def _chunk_query(self, values: Mapping[str, list[Any]]) -> str:
-        """The query of one chunk of rows (``row_id`` in ``(?, ?]``), one row: the row count, the
+    def _chunk_query(self, values: Mapping[str, list[Any]], *, where: str) -> str:
+        """The query of one chunk of rows (``where``: ``IN_CHUNK``, ``row_id`` in ``(?, ?]``, or
+        ``CHANGED_IN_CHUNK``, those of them changed after a mark), one row: the row count, the
         deleted flags as '0'/'1', each of ``TABLE_TEXTS`` joined by ``UNIT``, all in row_id order,
         then what ``_chunk_codes`` decodes. ``values``: the answer codes' values."""
 
     @abc.abstractmethod
     def _chunk_codes(
-        self, extra: Sequence[Any], *, bounds: tuple[int, int], count: int, values: Mapping[str, list[Any]]
+        self,
+        extra: Sequence[Any],
+        *,
+        rows: tuple[int, int, int | None],
+        count: int,
+        values: Mapping[str, list[Any]],
     ) -> np.ndarray:
         """The chunk's answer codes (a ``count`` x ``len(ANSWER_COLUMNS)`` int32 matrix, in row_id
-        order), from ``extra``, the columns of ``_chunk_query`` after the texts."""
+        order), from ``extra``, the columns of ``_chunk_query`` after the texts. ``rows``: the
+        chunk's row ids ``(first, last]`` and the mark its rows changed after (None: all of them)."""
 
     @told
     def meta_value(self, name: str) -> str | None:
@@ -136,13 +169,21 @@ class CountingReads(StoreBase):
         return codes
 
     @told
-    def submissions(self, *, include_deleted: bool = True) -> Iterator[StoredSubmission]:
-        """Stream every stored submission (deleted ones flagged), one JSON decode per row."""
-        where = "" if include_deleted else " WHERE deleted_at IS NULL"
+    def submissions(
+        self, *, include_deleted: bool = True, changed_after: int | None = None
+    ) -> Iterator[StoredSubmission]:
+        """Stream every stored submission (deleted ones flagged), one JSON decode per row; with
+        ``changed_after`` (a mark of ``answer_changes``), those changed after it only."""
+        conditions = [] if include_deleted else ["deleted_at IS NULL"]
+        order = "row_id"
+        if changed_after is not None:
+            conditions.append(f"changed > {int(changed_after)}")
+            order = "+row_id"  # found by the index on changed, then sorted (see CHANGED_IN_CHUNK)
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         cursor = self._db.execute(
             "SELECT submission_id, version_id, review_status, submitted_at, form_version, person_key, "
             "key_basis, key_reason, deleted_at IS NOT NULL, data FROM submissions "
-            f"JOIN submission_data USING (row_id){where} ORDER BY row_id"
+            f"JOIN submission_data USING (row_id){where} ORDER BY {order}"
         )
         loads = orjson.loads
         while rows := cursor.fetchmany(2000):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kobo_tip import indicator as ind
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # The answers counting reads, one column each: the code of the answer in answer_values.
 ANSWER_COLUMNS = ind.COUNTED_FIELDS
@@ -26,8 +26,11 @@ CREATE TABLE submissions (
     last_seen TEXT NOT NULL, -- when a new or changed copy last arrived
     deleted_at TEXT,
     deleted_run INTEGER,
+    changed INTEGER NOT NULL DEFAULT 0, -- the write that last changed the row (CHANGE_MARK)
     {", ".join(f'"{field}" INTEGER NOT NULL' for field in ANSWER_COLUMNS)} -- 0: unanswered
 );
+-- "What changed since": serve's render reads only the rows written after the mark it last saw.
+CREATE INDEX submissions_by_change ON submissions (changed);
 -- The submission as the server sent it, less the UIC parts and review-state keys.
 CREATE TABLE submission_data (row_id INTEGER PRIMARY KEY, data TEXT NOT NULL);
 -- Each distinct answer of a field once, coded 1, 2, 3...: submissions.<field> holds the code. A string is
@@ -120,6 +123,10 @@ MIGRATIONS: dict[int, str] = {
     6: SCHEMA[SCHEMA.index("-- How many outside releases") :]
     + ";INSERT INTO release_marks (audience, released) "
     + "SELECT audience, count(*) FROM releases WHERE k > 0 GROUP BY audience",
+    # 6 -> 7: each write numbers the rows it changes, so serve's render reads only those. The rows
+    # stored before are 0: a render counts them all once anyway.
+    7: "ALTER TABLE submissions ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;"
+    + SCHEMA[SCHEMA.index("CREATE INDEX submissions_by_change") : SCHEMA.index("-- The submission as")],
 }
 RELEASE_MARKS_AT = 6
 # SQLite's trigger counting outside releases: one statement (its body holds ';'). An UPDATE of k
@@ -136,15 +143,20 @@ ANSWER_NAMES = ", ".join(f'"{field}"' for field in ANSWER_COLUMNS)
 ANSWER_UPDATES = ", ".join(f'"{field}" = ?' for field in ANSWER_COLUMNS)
 INSERT_SUBMISSION = (
     "INSERT INTO submissions (row_id, submission_id, id_order, version_id, review_status, submitted_at, "
-    "form_version, person_key, key_basis, key_reason, first_seen, last_seen, "
-    f"{ANSWER_NAMES}) VALUES ({', '.join('?' * (12 + len(ANSWER_COLUMNS)))})"
+    "form_version, person_key, key_basis, key_reason, first_seen, last_seen, changed, "
+    f"{ANSWER_NAMES}) VALUES ({', '.join('?' * (13 + len(ANSWER_COLUMNS)))})"
 )
 UPDATE_SUBMISSION = (
     "UPDATE submissions SET version_id = ?, review_status = ?, submitted_at = ?, form_version = ?, "
-    "person_key = ?, key_basis = ?, key_reason = ?, last_seen = ?, "
+    "person_key = ?, key_basis = ?, key_reason = ?, last_seen = ?, changed = ?, "
     f"{ANSWER_UPDATES}, "
     "deleted_at = NULL, deleted_run = NULL WHERE row_id = ?"
 )
+
+# The number of the write in hand: one more than any row's, in the transaction (whose write lock
+# makes the numbers follow the commits), so every row a write changes gets a number above any mark
+# a reader took before it committed.
+CHANGE_MARK = "SELECT coalesce(max(changed), 0) FROM submissions"
 
 # The text columns of a submission that counting reads.
 TABLE_TEXTS = (

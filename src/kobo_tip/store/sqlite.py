@@ -55,10 +55,11 @@ def _shifted(values: Mapping[str, list[Any]]) -> list[int]:
     ]
 
 
-def _chunk_query(shifted: Sequence[int]) -> str:
-    """One chunk of rows (``row_id`` in ``(?, ?]``): the row count, the deleted flags as '0'/'1',
-    each text column joined by UNIT and the answer codes as characters (``shifted``: columns holding
-    codes past the surrogates). All aggregates of one query see the rows in the same order."""
+def _chunk_query(shifted: Sequence[int], where: str) -> str:
+    """One chunk of rows (``where``, see ``CountingReads._chunk_query``): the row count, the deleted
+    flags as '0'/'1', each text column joined by UNIT and the answer codes as characters
+    (``shifted``: columns holding codes past the surrogates). All aggregates of one query see the
+    rows in the same order."""
     points = [
         f'"{field}" + ("{field}" > {_LAST_BEFORE_SURROGATES}) * {_SURROGATE_COUNT}'
         if index in shifted
@@ -68,7 +69,7 @@ def _chunk_query(shifted: Sequence[int]) -> str:
     texts = ", ".join(f"group_concat({name}, char(31))" for name in TABLE_TEXTS)
     return (
         f"SELECT count(*), group_concat(deleted_at IS NOT NULL, ''), {texts}, "
-        f"group_concat(char({', '.join(points)}), '') FROM submissions WHERE row_id > ? AND row_id <= ?"
+        f"group_concat(char({', '.join(points)}), '') FROM submissions WHERE {where}"
     )
 
 
@@ -263,11 +264,16 @@ class SqliteStore(Store):
         finally:
             handle.close()
 
-    def _chunk_query(self, values: Mapping[str, list[Any]]) -> str:
-        return _chunk_query(_shifted(values))
+    def _chunk_query(self, values: Mapping[str, list[Any]], *, where: str) -> str:
+        return _chunk_query(_shifted(values), where)
 
     def _chunk_codes(
-        self, extra: Sequence[Any], *, bounds: tuple[int, int], count: int, values: Mapping[str, list[Any]]
+        self,
+        extra: Sequence[Any],
+        *,
+        rows: tuple[int, int, int | None],
+        count: int,
+        values: Mapping[str, list[Any]],
     ) -> np.ndarray:
         import numpy as np  # a sync never needs numpy  # noqa: PLC0415
 

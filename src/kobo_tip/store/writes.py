@@ -10,7 +10,7 @@ from kobo_tip.answers import AnswerCodes, answer_key
 from kobo_tip.errors import CodesClash, StoreError
 from kobo_tip.store.base import _LAST_PUSH, _LAST_RECONCILE, _PUSHES, StoreBase, _id_order, told
 from kobo_tip.store.records import BatchOutcome, NewAnswer, SubmissionRow, utc_stamp
-from kobo_tip.store.schema import INSERT_SUBMISSION, UPDATE_SUBMISSION
+from kobo_tip.store.schema import CHANGE_MARK, INSERT_SUBMISSION, UPDATE_SUBMISSION
 
 _CHUNK = 500  # ids per "IN (...)" query, well below SQLite's variable limit
 _MAX_CODE = 0x10FFFF - 0x800  # answer codes are read back as Unicode characters
@@ -61,12 +61,13 @@ class SyncWrites(StoreBase):
         now = utc_stamp()
         outcome = BatchOutcome()
         with self._transaction():
+            change = self._change_number()
             self._save_codes(new_answers)
-            self._upsert(rows, now, outcome)
+            self._upsert(rows, now, outcome, change=change)
             if review_statuses:
-                self._set_statuses(review_statuses, outcome)
+                self._set_statuses(review_statuses, outcome, change=change)
             if deleted:
-                self._mark_deleted(deleted, now, run_id, outcome)
+                self._mark_deleted(deleted, now, run_id, outcome, change=change)
             for name, value in (watermarks or {}).items():
                 self._db.execute(
                     "INSERT INTO watermarks VALUES (?, ?, ?) ON CONFLICT (name) "
@@ -112,10 +113,11 @@ class SyncWrites(StoreBase):
         outcome = BatchOutcome()
         try:
             with self._transaction():
+                change = self._change_number()
                 codes = self._pushed_codes()
                 rows, new_answers = make_rows(codes)
                 self._save_codes(new_answers)
-                self._upsert(rows, now, outcome, pushed=True)
+                self._upsert(rows, now, outcome, change=change, pushed=True)
                 self._db.execute(
                     "INSERT INTO sync_state VALUES (?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -132,6 +134,11 @@ class SyncWrites(StoreBase):
             raise
         self._codes_count += len(new_answers)
         return outcome
+
+    def _change_number(self) -> int:
+        """The number every row this write changes is marked with (``schema.CHANGE_MARK``)."""
+        (mark,) = self._db.execute(CHANGE_MARK).fetchone()
+        return int(mark) + 1
 
     def _pushed_codes(self) -> AnswerCodes:
         """The answer codes as committed: kept between pushes, read again when another writer added some."""
@@ -164,12 +171,18 @@ class SyncWrites(StoreBase):
         return texts
 
     def _upsert(
-        self, rows: Sequence[SubmissionRow], now: str, outcome: BatchOutcome, *, pushed: bool = False
+        self,
+        rows: Sequence[SubmissionRow],
+        now: str,
+        outcome: BatchOutcome,
+        *,
+        change: int,
+        pushed: bool = False,
     ) -> None:
         """Insert or update ``rows``; ``pushed`` rows stored as deleted are left as they are (and
         listed in ``outcome.stale``), a sync's rows are stored again (see ``apply_batch``)."""
         latest = {row.submission_id: row for row in rows}  # a repeated id: the last one wins
-        if self._expect_new and self._insert_if_new(latest, now):
+        if self._expect_new and self._insert_if_new(latest, now, change):
             outcome.new += len(latest)
             return
         existing = self._existing(list(latest))
@@ -202,7 +215,7 @@ class SyncWrites(StoreBase):
                 # Rows that did not change are left alone: rewriting them would cost a full re-sync's I/O.
                 if status != old_status or before.key != key:
                     outcome.status_changed += status != old_status
-                    touches.append((status, *key, row_id))
+                    touches.append((status, *key, change, row_id))
                 continue
             updates.append(
                 [
@@ -212,13 +225,14 @@ class SyncWrites(StoreBase):
                     row.form_version,
                     *key,
                     now,
+                    change,
                     *row.answer_codes,
                     row_id,
                 ]
             )
             data.append((row_id, row.data_json))
         outcome.new += len(new)
-        self._insert(new, now)
+        self._insert(new, now, change)
         self._db.executemany(UPDATE_SUBMISSION, updates)
         self._db.executemany(
             "INSERT INTO submission_data VALUES (?, ?) "
@@ -226,12 +240,12 @@ class SyncWrites(StoreBase):
             data,
         )
         self._db.executemany(
-            "UPDATE submissions SET review_status = ?, person_key = ?, key_basis = ?, key_reason = ? "
-            "WHERE row_id = ?",
+            "UPDATE submissions SET review_status = ?, person_key = ?, key_basis = ?, key_reason = ?, "
+            "changed = ? WHERE row_id = ?",
             touches,
         )
 
-    def _insert_if_new(self, rows: Mapping[str, SubmissionRow], now: str) -> bool:
+    def _insert_if_new(self, rows: Mapping[str, SubmissionRow], now: str, change: int) -> bool:
         """Insert ``rows`` if none of them is stored; if one is, write nothing and return False.
 
         A page of new submissions, a sync's usual batch, then costs no look-up of its ids before
@@ -240,14 +254,16 @@ class SyncWrites(StoreBase):
         """
         self._db.execute("SAVEPOINT new_rows")
         try:
-            if self._insert(rows, now, if_new=True):
+            if self._insert(rows, now, change, if_new=True):
                 return True
             self._db.execute("ROLLBACK TO new_rows")
             return False
         finally:
             self._db.execute("RELEASE new_rows")
 
-    def _insert(self, rows: Mapping[str, SubmissionRow], now: str, *, if_new: bool = False) -> bool:
+    def _insert(
+        self, rows: Mapping[str, SubmissionRow], now: str, change: int, *, if_new: bool = False
+    ) -> bool:
         """Insert ``rows`` as new; with ``if_new``, stored ids are skipped, and False says one was."""
         (first,) = self._db.execute("SELECT coalesce(max(row_id), 0) + 1 FROM submissions").fetchone()
         submissions = [
@@ -264,6 +280,7 @@ class SyncWrites(StoreBase):
                 row.key_reason,
                 now,
                 now,
+                change,
                 *row.answer_codes,
             ]
             for row_id, (sid, row) in enumerate(rows.items(), start=first)
@@ -307,20 +324,22 @@ class SyncWrites(StoreBase):
                     "wrote to the store during this sync; run the sync again."
                 )
 
-    def _set_statuses(self, statuses: Mapping[str, str], outcome: BatchOutcome) -> None:
+    def _set_statuses(self, statuses: Mapping[str, str], outcome: BatchOutcome, *, change: int) -> None:
         for sid, status in statuses.items():
             cursor = self._db.execute(
-                "UPDATE submissions SET review_status = ? "
+                "UPDATE submissions SET review_status = ?, changed = ? "
                 "WHERE submission_id = ? AND review_status != ? AND deleted_at IS NULL",
-                (status, sid, status),
+                (status, change, sid, status),
             )
             outcome.status_changed += cursor.rowcount
 
-    def _mark_deleted(self, ids: Iterable[str], now: str, run_id: int, outcome: BatchOutcome) -> None:
+    def _mark_deleted(
+        self, ids: Iterable[str], now: str, run_id: int, outcome: BatchOutcome, *, change: int
+    ) -> None:
         cursor = self._db.executemany(
-            "UPDATE submissions SET deleted_at = ?, deleted_run = ? "
+            "UPDATE submissions SET deleted_at = ?, deleted_run = ?, changed = ? "
             "WHERE submission_id = ? AND deleted_at IS NULL",
-            ((now, run_id, sid) for sid in ids),
+            ((now, run_id, change, sid) for sid in ids),
         )
         outcome.deleted += cursor.rowcount
 
