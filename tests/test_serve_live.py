@@ -25,7 +25,7 @@ from kobo_tip.serve.live import LiveCounts
 from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import Store, open_store
 from kobo_tip.store.records import NewAnswer, SubmissionRow
-from kobo_tip.synthetic import iter_submissions
+from kobo_tip.synthetic import Scenario
 from kobo_tip.tally import Tally
 
 KEY = b"test-secret-not-for-use"
@@ -45,7 +45,7 @@ STATUSES = ("approved", "on_hold", "rejected", "unreviewed")
 
 def generated(settings: Settings, n: int, first_id: int) -> list[dict[str, Any]]:
     return list(
-        iter_submissions(
+        Scenario(
             n,
             seed=first_id,
             roster=settings.form.roster,
@@ -55,7 +55,7 @@ def generated(settings: Settings, n: int, first_id: int) -> list[dict[str, Any]]
             as_of=dt.date.today(),
             first_id=first_id,
             referral_orgs=[org.id for org in settings.form.referral_directory],
-        )
+        ).submissions()
     )
 
 
