@@ -171,7 +171,7 @@ class _Suppression:
         self.free_lower, self.free_upper = self.lower.copy(), self.upper.copy()  # before this release
         self.hidden_low, self.hidden_high = np.zeros(len(table)), np.full(len(table), INFINITY)
         for cutoff in thresholds:
-            low, high = np.array([hidden_bounds(int(v), cutoff) for v in values]).reshape(-1, 2).T
+            low, high = hidden_bounds(values, cutoff)
             self.hidden_low = np.maximum(self.hidden_low, low)
             self.hidden_high = np.minimum(self.hidden_high, high)
         self.hidden_low[omitted], self.hidden_high[omitted] = 0.0, INFINITY
