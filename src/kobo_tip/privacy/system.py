@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,6 +69,7 @@ def cell_identities(table: pd.DataFrame, through: str) -> list[tuple[object, ...
 # suppression's time before this cache).
 _RELATIONS: dict[bytes, Relations] = {}
 _RELATIONS_KEPT = 8
+_RELATIONS_LOCK = threading.Lock()  # renders of different stores may protect at once (``serve``)
 
 
 def _relations_of(table: pd.DataFrame) -> Relations:
@@ -75,11 +77,14 @@ def _relations_of(table: pd.DataFrame) -> Relations:
     relations know the layout only); callers must not change what it returns."""
     hashed = pd.util.hash_pandas_object(table[LAYOUT].astype(str), index=False).to_numpy()
     key = hashlib.blake2b(hashed.tobytes(), digest_size=16).digest()
-    found = _RELATIONS.get(key)
+    with _RELATIONS_LOCK:
+        found = _RELATIONS.get(key)
     if found is None:
-        if len(_RELATIONS) >= _RELATIONS_KEPT:
-            _RELATIONS.pop(next(iter(_RELATIONS)))
-        found = _RELATIONS[key] = table_relations(table)
+        found = table_relations(table)
+        with _RELATIONS_LOCK:
+            while len(_RELATIONS) >= _RELATIONS_KEPT:
+                _RELATIONS.pop(next(iter(_RELATIONS)))
+            _RELATIONS[key] = found
     return found
 
 
