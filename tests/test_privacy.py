@@ -15,9 +15,9 @@ from attack import attack, exposed, held
 from counts_factory import AGE_BANDS, GENDERS, STAKEHOLDER_TYPES, Person, counts_table, quarter_periods
 from kobo_tip import indicator, privacy
 from kobo_tip.privacy import DisclosureError, Release
-from kobo_tip.privacy.relations import scoped
-from kobo_tip.privacy.suppression import MARGIN, _Suppression, need_of
-from kobo_tip.privacy.system import IntruderSystem
+from kobo_tip.privacy.relations import scoped, table_relations
+from kobo_tip.privacy.suppression import MARGIN, _growth_needs, _Suppression, need_of
+from kobo_tip.privacy.system import IntruderSystem, _relations_of
 
 BOTH = frozenset({"identified", "referred"})
 KS = {"donor": 5, "public": 10}
@@ -328,3 +328,28 @@ def test_a_small_cell_has_a_value_to_spare_only_where_a_later_release_extends_it
         assert need.values == (need_of(5) + MARGIN if growing[row] else need_of(5)), (kind, need)
     assert small[(counts["period_kind"] == "quarter").to_numpy()].any()
     assert small[growing].any()
+
+
+def test_a_growing_cell_one_below_a_threshold_needs_no_range_for_its_next_quarter() -> None:
+    """A LOP cell of T - 1 reaches T with any next quarter of 1..k-1, so that release publishes
+    ``x`` whatever the quarter and tells nothing by it: the cell may be shown. One of T - 2 may be
+    left below T (a ``<T`` then says the quarter is small), so it still needs to range down."""
+    values = np.array([9, 8, 7, 6, 12])
+    needs = _growth_needs(values, np.ones(len(values), dtype=bool), 5, (5, 10))
+    assert needs[0].met(9, 9)  # shown as it is
+    for row in (1, 2, 3):
+        assert not needs[row].met(values[row], values[row])
+        assert needs[row].met(7, 8)
+    assert 4 not in needs  # 12 is past every threshold
+
+
+def test_tables_of_one_layout_share_their_relations_and_another_layout_gets_its_own() -> None:
+    """The relations know the layout only, so a protection builds them once per layout."""
+    counts = counts_table(mixed(), 4)
+    other_values = counts.assign(value=counts["value"] + 1)
+    assert _relations_of(counts) is _relations_of(other_values)
+    fewer = counts[counts["dimension"] != "stakeholder_type"].reset_index(drop=True)
+    found = _relations_of(fewer)
+    assert found is not _relations_of(counts)
+    assert found.cells == table_relations(fewer).cells
+    assert max(max(cells) for cells in found.cells) == len(fewer) - 1

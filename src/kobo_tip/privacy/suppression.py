@@ -4,7 +4,8 @@ Primary: every count 1..k-1 is hidden as ``<k``. Secondary, as statistical offic
 audit-then-protect loop of tau-Argus and sdcTable): audit, and for each protected cell that
 still keeps too few values, solve a small linear program that finds the cheapest published
 cells whose hiding lets the cell reach the values it lacks (Fischetti and Salazar's protection
-model). What hiding costs is what the reader loses, the persons a cell holds: the published cells
+model), for each range of values that would do, keeping the range that hides fewest persons.
+What hiding costs is what the reader loses, the persons a cell holds: the published cells
 may move at a cost per unit of their value (a zero almost nothing), whether or not an earlier
 release hid them. A period total of k or more stays out of that model while its indicator has no
 period total of 1..k-1 and anything else (even giving up the margins kept for later releases) can
@@ -171,7 +172,7 @@ class _Suppression:
         self.free_lower, self.free_upper = self.lower.copy(), self.upper.copy()  # before this release
         self.hidden_low, self.hidden_high = np.zeros(len(table)), np.full(len(table), INFINITY)
         for cutoff in thresholds:
-            low, high = np.array([hidden_bounds(int(v), cutoff) for v in values]).reshape(-1, 2).T
+            low, high = hidden_bounds(values, cutoff)
             self.hidden_low = np.maximum(self.hidden_low, low)
             self.hidden_high = np.minimum(self.hidden_high, high)
         self.hidden_low[omitted], self.hidden_high[omitted] = 0.0, INFINITY
@@ -368,8 +369,11 @@ def _growth_needs(
 
     When the cell's value v is within k-1 below a threshold T (a k this audience's intruder reads),
     a next quarter q of 1..k-1 can carry it to T or more, and what is published then (``x``, or
-    ``<T``) tells whether v + q >= T: q keeps its ceil(k/2) values only if this release left v free
-    to be as low as T - ceil(k/2) and as high as T - k + ceil(k/2)."""
+    ``<T``) tells whether v + q >= T: q (0..k-1 to the intruder) keeps its ceil(k/2) values only if
+    this release left v free to be as high as T - k + ceil(k/2) (for ``x``) and as low as
+    T - ceil(k/2) (for ``<T``). At v = T - 1 a next quarter of 1..k-1 always carries it to T, so
+    ``<T`` cannot be published then and only the first reach is needed, which v itself meets: such a
+    cell needs no hiding (measured on the demo with its history: donor 7.3% -> 7.2% of persons hidden)."""
     out: dict[int, Need] = {}
     values_needed = need_of(k)
     for row in np.flatnonzero(growing):
@@ -377,7 +381,8 @@ def _growth_needs(
         need = Need(1)
         for threshold in thresholds:
             if threshold - (k - 1) <= v <= threshold - 1:
-                need = need | Need(1, threshold - values_needed, threshold - k + values_needed)
+                low = threshold - values_needed if v <= threshold - 2 else INFINITY
+                need = need | Need(1, low, threshold - k + values_needed)
         if need.high > -INFINITY:
             out[int(row)] = need
     return out
@@ -565,22 +570,29 @@ class _Protection:
         self, exposure: Exposure, lower: float, upper: float, *, totals: bool = False
     ) -> tuple[np.ndarray, list[np.ndarray]] | None:
         """The variables to hide so the exposed one reaches its need, and the points found (each
-        feasible once they are hidden); None if no hiding can."""
+        feasible once they are hidden); None if no hiding can. Of the ranges that would meet the
+        need (``_targets``), the one whose points hide the fewest persons, not the first that can
+        be reached: measured on the demo with its history, persons hidden 8.1% -> 7.3% (donor),
+        15.9% -> 15.2% (public), for about a tenth more solves."""
         var = exposure.variable
+        best: tuple[float, np.ndarray, list[np.ndarray]] | None = None
         for members in self.regions_of[var]:
+            if best is not None:
+                break
+            model = self.models.get((id(members), totals))
+            if model is None:
+                model = self.models[(id(members), totals)] = _Region(self.system, members, totals=totals)
+            solved: dict[float, np.ndarray | None] = {}
             for low_target, high_target in _targets(exposure, lower, upper):
                 moved: set[int] = set()
                 points = []
                 for target in (low_target, high_target):
                     if exposure.low <= target <= exposure.high:
                         continue
-                    model = self.models.get((id(members), totals))
-                    if model is None:
-                        model = self.models[(id(members), totals)] = _Region(
-                            self.system, members, totals=totals
-                        )
-                    point = model.solve(var, target)
-                    self.solves += 1
+                    if target not in solved:
+                        solved[target] = model.solve(var, target)
+                        self.solves += 1
+                    point = solved[target]
                     if point is None:
                         break
                     points.append(point)
@@ -589,8 +601,13 @@ class _Protection:
                         np.flatnonzero(changed & (np.abs(point - self.system.truth) > _MOVED)).tolist()
                     )
                 else:
-                    return np.asarray(sorted(moved), dtype=np.int64), points
-        return None
+                    cells = np.asarray(sorted(moved), dtype=np.int64)
+                    cost = float(self.system.cost[cells].sum())
+                    if best is None or cost < best[0]:
+                        best = (cost, cells, points)
+                    if best[0] < 1.0:
+                        break  # nobody newly hidden (zeros at most): no range can do better
+        return None if best is None else (best[1], best[2])
 
 
 def _targets(exposure: Exposure, low_bound: float, high_bound: float) -> list[tuple[float, float]]:

@@ -9,7 +9,9 @@ more than any file tells. Published text bounds a variable: a number fixes it, `
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from kobo_tip.privacy.relations import EQUAL, table_relations
+from kobo_tip.privacy.relations import EQUAL, Relations, table_relations
 
 HIDDEN = "x"
 OMITTED = ""  # a cell left out of the files: its dimension is published by fiscal year and LOP only
@@ -48,9 +50,11 @@ def statement_bounds(published: str, k: int) -> tuple[float, float]:
     return value, value
 
 
-def hidden_bounds(value: int, k: int) -> tuple[float, float]:
-    """What hiding a cell of true ``value`` at ``k`` says of it: ``<k`` below k, ``x`` from k."""
-    return (0.0, float(k - 1)) if value < k else (float(k), INFINITY)
+def hidden_bounds(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """What hiding cells of true ``values`` at ``k`` says of each (lower, upper): ``<k`` below k,
+    ``x`` from k."""
+    below = values < k
+    return np.where(below, 0.0, float(k)), np.where(below, float(k - 1), INFINITY)
 
 
 def cell_identities(table: pd.DataFrame, through: str) -> list[tuple[object, ...]]:
@@ -58,6 +62,30 @@ def cell_identities(table: pd.DataFrame, through: str) -> list[tuple[object, ...
     covered = np.minimum(table["period_end"].astype(str).to_numpy(), through)
     columns = (table[c].tolist() for c in ("indicator", "period", "dimension", "category"))
     return list(zip(*columns, covered.tolist(), table["value"].astype(int).tolist(), strict=True))
+
+
+# The relations of the last few layouts: one protection builds the same table's relations for each
+# audience's system and again for each proof (11 times for the demo's second release, a third of the
+# suppression's time before this cache).
+_RELATIONS: dict[bytes, Relations] = {}
+_RELATIONS_KEPT = 8
+_RELATIONS_LOCK = threading.Lock()  # renders of different stores may protect at once (``serve``)
+
+
+def _relations_of(table: pd.DataFrame) -> Relations:
+    """``table_relations(table)``, from the cache when a table of the same layout was seen (the
+    relations know the layout only); callers must not change what it returns."""
+    hashed = pd.util.hash_pandas_object(table[LAYOUT].astype(str), index=False).to_numpy()
+    key = hashlib.blake2b(hashed.tobytes(), digest_size=16).digest()
+    with _RELATIONS_LOCK:
+        found = _RELATIONS.get(key)
+    if found is None:
+        found = table_relations(table)
+        with _RELATIONS_LOCK:
+            while len(_RELATIONS) >= _RELATIONS_KEPT:
+                _RELATIONS.pop(next(iter(_RELATIONS)))
+            _RELATIONS[key] = found
+    return found
 
 
 class IntruderSystem:
@@ -89,7 +117,7 @@ class IntruderSystem:
 
     def add_relations(self, table: pd.DataFrame, variables: np.ndarray) -> None:
         """The relations among ``table``'s rows, over their variables (a relation met twice is kept once)."""
-        found = table_relations(table)
+        found = _relations_of(table)
         for cells, coefs, sense, rhs, assumed in zip(
             found.cells, found.coefs, found.senses, found.rhs, found.assumed, strict=True
         ):
