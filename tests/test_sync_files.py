@@ -271,8 +271,8 @@ def test_a_batch_failing_inside_its_transaction_lands_nothing(
     )
     real = Store._mark_deleted
 
-    def fail_on_second(self: Store, *args: Any) -> None:
-        real(self, *args)
+    def fail_on_second(self: Store, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
         raise OSError("simulated crash after the deletions were written")
 
     monkeypatch.setattr(Store, "_mark_deleted", fail_on_second)
