@@ -24,6 +24,7 @@ from psycopg import sql
 from kobo_tip.config import check_store_location
 from kobo_tip.errors import StoreError
 from kobo_tip.store.interface import Store
+from kobo_tip.store.reads import ChunkRows
 from kobo_tip.store.schema import (
     ANSWER_COLUMNS,
     MIGRATIONS,
@@ -378,12 +379,7 @@ class PostgresStore(Store):
         )
 
     def _chunk_codes(
-        self,
-        extra: Sequence[Any],
-        *,
-        rows: tuple[int, int, int | None],
-        count: int,
-        values: Mapping[str, list[Any]],
+        self, extra: Sequence[Any], *, rows: ChunkRows, count: int, values: Mapping[str, list[Any]]
     ) -> np.ndarray:
         """The codes copied out in binary and read by numpy."""
         import numpy as np  # a sync never needs numpy  # noqa: PLC0415

@@ -25,6 +25,8 @@ UNIT = "\x1f"  # separates the text values of a chunk read in one piece; a value
 # The rows of one chunk: every row in a range of row ids, or those changed after a mark among them
 # (found by the index on changed: the unary + keeps SQLite from scanning the range of row ids).
 IN_CHUNK = "row_id > ? AND row_id <= ?"
+# A chunk's rows: its row ids (after, up to] and, if it reads changes only, the mark they follow.
+ChunkRows = tuple[int, int, int | None]
 CHANGED_IN_CHUNK = "+row_id > ? AND +row_id <= ? AND changed > ?"
 _CHUNK_TEXTS = f"SELECT {', '.join(TABLE_TEXTS)} FROM submissions WHERE {{}} ORDER BY row_id"
 
@@ -105,12 +107,7 @@ class CountingReads(StoreBase):
 
     @abc.abstractmethod
     def _chunk_codes(
-        self,
-        extra: Sequence[Any],
-        *,
-        rows: tuple[int, int, int | None],
-        count: int,
-        values: Mapping[str, list[Any]],
+        self, extra: Sequence[Any], *, rows: ChunkRows, count: int, values: Mapping[str, list[Any]]
     ) -> np.ndarray:
         """The chunk's answer codes (a ``count`` x ``len(ANSWER_COLUMNS)`` int32 matrix, in row_id
         order), from ``extra``, the columns of ``_chunk_query`` after the texts. ``rows``: the

@@ -23,6 +23,7 @@ from kobo_tip import indicator as ind
 from kobo_tip.answers import without_fields
 from kobo_tip.errors import StoreError
 from kobo_tip.store.interface import Store
+from kobo_tip.store.reads import ChunkRows
 from kobo_tip.store.schema import (
     ANSWER_COLUMNS,
     MIGRATIONS,
@@ -268,12 +269,7 @@ class SqliteStore(Store):
         return _chunk_query(_shifted(values), where)
 
     def _chunk_codes(
-        self,
-        extra: Sequence[Any],
-        *,
-        rows: tuple[int, int, int | None],
-        count: int,
-        values: Mapping[str, list[Any]],
+        self, extra: Sequence[Any], *, rows: ChunkRows, count: int, values: Mapping[str, list[Any]]
     ) -> np.ndarray:
         import numpy as np  # a sync never needs numpy  # noqa: PLC0415
 
