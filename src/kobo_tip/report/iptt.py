@@ -141,7 +141,6 @@ def iptt_rows(
     ``k``: the release's (``x`` means k or more), None when ``counts`` are the true counts. The
     actual of a cell ``counts`` lacks is "0" in the true counts (nobody counted there),
     ``NOT_PUBLISHED`` in a release."""
-    absent = "0" if k is None else NOT_PUBLISHED
     periods = {p.label: p for p in counts.periods}
     quarters = counts.of_kind(QUARTER)
     rows = []
@@ -150,7 +149,7 @@ def iptt_rows(
         if period is None or through is None:  # not started, or nothing ended yet
             rows.append(_row(target, target.target, None, Cell(""), "", flag=""))
             continue
-        actual = target_actual(counts, absent, target, target.period, k=k)
+        actual = target_actual(counts, target, target.period, k=k)
         compared: int | None = target.target
         full: int | None = None
         running = period.end > through.end and period.kind != QUARTER  # a fiscal year or the LOP
@@ -167,7 +166,7 @@ def iptt_rows(
         rows.append(_row(target, compared, full, actual, percent, flag=flag))
     for target in sorted(targets.by_key.values(), key=_order):
         if target.period == "LOP" and through is not None:
-            rows += _cumulative(counts, absent, target, quarters, k=k)
+            rows += _cumulative(counts, target, quarters, k=k)
     return rows
 
 
@@ -196,16 +195,12 @@ def _row(
     )
 
 
-def target_actual(
-    counts: PublishedCounts, absent: str, target: Target, period: str, *, k: int | None
-) -> Cell:
+def target_actual(counts: PublishedCounts, target: Target, period: str, *, k: int | None) -> Cell:
     """The actual of ``target`` in ``period``: its cell, or for a group the sum of its categories'
     cells as ``shown`` gives it."""
     if not target.parts:
-        return _actual(counts, absent, target.indicator, period, target.dimension, target.category)
-    cells = [
-        _actual(counts, absent, target.indicator, period, target.dimension, part) for part in target.parts
-    ]
+        return _actual(counts, k, target.indicator, period, target.dimension, target.category)
+    cells = [_actual(counts, k, target.indicator, period, target.dimension, part) for part in target.parts]
     return shown(Known.of(cells, k), k)
 
 
@@ -286,20 +281,20 @@ def _achievement(actual: Cell, target: int | None, margin: int) -> tuple[str, st
     return f"{100 * share:.1f}", flag
 
 
-def _actual(counts: PublishedCounts, absent: str, *key: str) -> Cell:
+def _actual(counts: PublishedCounts, k: int | None, *key: str) -> Cell:
+    """The cell of ``key``; one ``counts`` lacks is "0" in the true counts (``k`` None: nobody
+    counted there), ``NOT_PUBLISHED`` in a release."""
     cell = counts.cell(*key)
-    return cell if cell.text else Cell(absent)
+    return cell if cell.text else Cell("0" if k is None else NOT_PUBLISHED)
 
 
 def _cumulative(
-    counts: PublishedCounts, absent: str, target: Target, quarters: list[Period], *, k: int | None
+    counts: PublishedCounts, target: Target, quarters: list[Period], *, k: int | None
 ) -> list[IpttRow]:
     rows = []
     for quarter in quarters:
         each = (
-            cumulative_actual(
-                counts, absent, target.indicator, target.dimension, category, quarter=quarter, k=k
-            )
+            cumulative_actual(counts, target.indicator, target.dimension, category, quarter=quarter, k=k)
             for category in target.parts or (target.category,)
         )
         actual = shown(functools.reduce(Known.plus, each), k)
@@ -326,7 +321,6 @@ def _cumulative(
 
 def cumulative_actual(
     counts: PublishedCounts,
-    absent: str,
     name: str,
     dimension: str,
     category: str,
@@ -344,13 +338,13 @@ def cumulative_actual(
         if year.start > quarter.start:
             break
         inside = [q for q in quarters if year.start <= q.start <= min(year.end, quarter.end)]
-        part = Known.of((_actual(counts, absent, name, q.label, dimension, category) for q in inside), k)
+        part = Known.of((_actual(counts, k, name, q.label, dimension, category) for q in inside), k)
         if inside and inside[-1] == _last_in(quarters, year):  # the year's cell holds the same persons
-            part = part.or_else(Known.of([_actual(counts, absent, name, year.label, dimension, category)], k))
+            part = part.or_else(Known.of([_actual(counts, k, name, year.label, dimension, category)], k))
         years.append(part)
     total = functools.reduce(Known.plus, years) if years else Known(0, 0)  # one year keeps its ``<k``
     if quarters and quarter == quarters[-1] and counts.of_kind(LOP):
-        lop = _actual(counts, absent, name, counts.of_kind(LOP)[0].label, dimension, category)
+        lop = _actual(counts, k, name, counts.of_kind(LOP)[0].label, dimension, category)
         total = Known.of([lop], k).or_else(total)
     return total
 
