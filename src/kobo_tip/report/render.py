@@ -385,19 +385,23 @@ def publish(
 
 def _referral_rows(store: Store, settings: Settings, result: counting.CountResult) -> pd.DataFrame:
     """The internal report's referrals by receiving organisation, of the submissions counted."""
-    return referrals.referral_table(
-        store.submissions(include_deleted=False),
+    return referral_rows(referrals.referrals_of(store.submissions(include_deleted=False)), settings, result)
+
+
+def referral_rows(
+    found: Mapping[str, referrals.Referral], settings: Settings, result: counting.CountResult
+) -> pd.DataFrame:
+    """``_referral_rows`` of the referrals already read, by submission id (``referrals.referral_of``;
+    serve's render keeps them between renders)."""
+    findings = result.findings
+    excluded = set(findings.loc[findings["rule"].isin(indicator.EXCLUSION_RULES), "submission_id"])
+    return referrals.table_of_referrals(
+        found,
         settings.form.referral_directory,
-        excluded_ids(result),
+        excluded,
         result.through,
         load_labels(settings.project.report_language),
     )
-
-
-def excluded_ids(result: counting.CountResult) -> set[str]:
-    """The submissions counting excluded (contract section 4): their ids."""
-    findings = result.findings
-    return set(findings.loc[findings["rule"].isin(indicator.EXCLUSION_RULES), "submission_id"])
 
 
 def _prove_iptt(

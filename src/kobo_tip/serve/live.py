@@ -27,9 +27,8 @@ import numpy as np
 from kobo_tip.answers import AnswerTable
 from kobo_tip.cases import cases_from_table
 from kobo_tip.config import Settings
-from kobo_tip.labels import load_labels
-from kobo_tip.referrals import Referral, referral_of, table_of_referrals
-from kobo_tip.report.render import Counted, count_store, excluded_ids
+from kobo_tip.referrals import Referral, referral_of
+from kobo_tip.report.render import Counted, count_store, referral_rows
 from kobo_tip.store import Store
 from kobo_tip.store.schema import TABLE_TEXTS
 from kobo_tip.tally import Tally
@@ -52,14 +51,9 @@ class LiveCounts:
             return count_store(store, settings, run_date)
         tally = self._current(store, settings, run_date)
         counted = count_store(store, settings, run_date, counts=tally.counts(), table=self._table)
-        referrals = table_of_referrals(
-            self._referrals,
-            settings.form.referral_directory,
-            excluded_ids(counted.result),
-            counted.result.through,
-            load_labels(settings.project.report_language),
+        return dataclasses.replace(
+            counted, referrals=referral_rows(self._referrals, settings, counted.result)
         )
-        return dataclasses.replace(counted, referrals=referrals)
 
     def _current(self, store: Store, settings: Settings, run_date: dt.date) -> Tally:
         """The tally with every write up to now taken in, built again when it cannot be kept."""
