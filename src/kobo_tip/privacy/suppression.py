@@ -5,13 +5,14 @@ audit-then-protect loop of tau-Argus and sdcTable): audit, and for each protecte
 still keeps too few values, solve a small linear program that finds the cheapest published
 cells whose hiding lets the cell reach the values it lacks (Fischetti and Salazar's protection
 model), for each range of values that would do, keeping the range that hides fewest persons.
-What hiding costs is what the reader loses, the persons a cell holds: the published cells
-may move at a cost per unit of their value (a zero almost nothing), whether or not an earlier
-release hid them. A period total of k or more stays out of that model while its indicator has no
-period total of 1..k-1 and anything else (even giving up the margins kept for later releases) can
-protect: hidden zeros never force a total to hide. The cells that moved are hidden, which can only
-widen what the intruder must consider, so cells proven safe stay safe and only the exposed ones
-are audited again.
+What hiding costs is what the reader loses, the persons a cell holds: the published cells may move
+at a cost per unit of their value (a zero almost nothing), whether or not an earlier release hid
+them; a cell the next release extends (a running fiscal year, LOP) at half that, as hiding it now
+hides it for this release only and spares the next one (``GROWING_COST``). A period total of k or
+more stays out of that model while its indicator has no period total of 1..k-1 and anything else
+(even giving up the margins kept for later releases) can protect: hidden zeros never force a total
+to hide. The cells that moved are hidden, which can only widen what the intruder must consider, so
+cells proven safe stay safe and only the exposed ones are audited again.
 """
 
 from __future__ import annotations
