@@ -16,7 +16,7 @@ from counts_factory import AGE_BANDS, GENDERS, STAKEHOLDER_TYPES, Person, counts
 from kobo_tip import indicator, privacy
 from kobo_tip.privacy import DisclosureError, Release
 from kobo_tip.privacy.relations import scoped, table_relations
-from kobo_tip.privacy.suppression import MARGIN, _growth_needs, _Suppression, need_of
+from kobo_tip.privacy.suppression import MARGIN, _closed_needs, _growth_needs, _Suppression, need_of
 from kobo_tip.privacy.system import IntruderSystem, _relations_of
 
 BOTH = frozenset({"identified", "referred"})
@@ -341,6 +341,46 @@ def test_a_growing_cell_one_below_a_threshold_needs_no_range_for_its_next_quarte
         assert not needs[row].met(values[row], values[row])
         assert needs[row].met(7, 8)
     assert 4 not in needs  # 12 is past every threshold
+
+
+def test_a_closed_fiscal_years_small_cell_keeps_room_for_the_next_release() -> None:
+    """FY2026 closed with 1 border-control person, FY2027 running with 2, LOP 3: should the next
+    release carry LOP to 5 (``x``), FY2027 = LOP - FY2026 keeps three values only if FY2026 can be
+    3, so the first release leaves it that room (the demo's second release left a breakdown out
+    when it did not). A LOP of 8 may reach the public's 10 instead: its closed year needs to reach
+    8. A running year of k or more is never small, so asks nothing of its closed years."""
+    crowd = people(40, 0) + people(35, 4) + people(1, 1, stakeholder_type="border_control")
+    crowd += people(2, 4, stakeholder_type="border_control") + people(1, 1, stakeholder_type="private_sector")
+    crowd += people(6, 4, stakeholder_type="private_sector") + people(
+        4, 1, stakeholder_type="labour_inspector"
+    )
+    crowd += people(4, 4, stakeholder_type="labour_inspector")
+    counts = counts_table(crowd, 6)
+    end = through(6)
+    growing = (counts["period_kind"] != "quarter").to_numpy() & (
+        counts["period_end"].astype(str) > end
+    ).to_numpy()
+    values = counts["value"].astype(int).to_numpy()
+    needs = _closed_needs(counts, values, growing, 5, (5, 10))
+
+    at = ((counts["indicator"] == "identified") & (counts["dimension"] == "stakeholder_type")).to_numpy()
+
+    def row(category: str, period: str = "FY2026") -> int:
+        match = at & (counts["category"] == category).to_numpy() & (counts["period"] == period).to_numpy()
+        return int(np.flatnonzero(match)[0])
+
+    assert values[row("border_control")] == 1 and values[row("border_control", "LOP")] == 3
+    assert needs[row("border_control")].high == 5 - 5 + need_of(5)
+    assert not needs[row("border_control")].met(0, 2) and needs[row("border_control")].met(0, 4)
+    assert row("private_sector") not in needs  # FY2027 is 6
+    assert needs[row("labour_inspector")].high == 10 - 5 + need_of(5)  # LOP 8
+    outcome = protect(counts, 6)
+    assert_safe(outcome)
+    fy2026 = ("identified", "FY2026", "stakeholder_type", "border_control")
+    (finding,) = attack(
+        [held(outcome.releases["donor"]), held(outcome.releases["public"])], 5, cells={fy2026}
+    )
+    assert finding.high >= 3, finding
 
 
 def test_tables_of_one_layout_share_their_relations_and_another_layout_gets_its_own() -> None:
