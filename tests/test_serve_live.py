@@ -18,7 +18,7 @@ from conftest import write_project
 from kobo_tip.answers import AnswerCodes
 from kobo_tip.config import Settings, load_settings
 from kobo_tip.errors import KoboTipError
-from kobo_tip.report import render_reports
+from kobo_tip.report import render, render_reports
 from kobo_tip.rows import prepare_row, submission_reader
 from kobo_tip.serve import render_process
 from kobo_tip.serve.live import LiveCounts
@@ -160,3 +160,38 @@ def test_a_render_that_fails_halfway_leaves_the_next_to_count_from_the_whole_sto
     kept = counted_files(settings.report.out_dir / "internal")
     render_reports(settings, audiences=["internal"])
     assert kept == counted_files(settings.report.out_dir / "internal")
+
+
+def test_serve_shows_the_new_report_html_before_it_writes_the_other_files_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(write_project(tmp_path / "project"))
+    settings = dataclasses.replace(
+        settings, report=dataclasses.replace(settings.report, formats=("html", "md"))
+    )
+    docs = generated(settings, 80, 48_000_000)
+    with open_store(settings) as store:
+        write(store, docs[:50])
+    folder = settings.report.out_dir / "internal"
+    render_reports(settings, audiences=["internal"], count=LiveCounts(), html_first=True)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with open_store(settings) as store:
+        write(store, docs[50:])
+        releases = len(store.releases("internal"))
+    seen: dict[str, bytes] = {}
+    write_edition = render.write_edition
+
+    def watched(*args: Any, **kwargs: Any) -> list[Path]:
+        seen.update({path.name: path.read_bytes() for path in folder.iterdir()})
+        return write_edition(*args, **kwargs)
+
+    monkeypatch.setattr(render, "write_edition", watched)
+    render_reports(settings, audiences=["internal"], count=LiveCounts(), html_first=True)
+    after = {path.name: path.read_bytes() for path in folder.iterdir()}
+    # While the rest was written, the new page stood beside the previous version's other files.
+    assert seen["report.html"] == after["report.html"] != before["report.html"]
+    assert set(seen) == set(before)
+    assert all(seen[name] == before[name] for name in before if name != "report.html")
+    assert after["report.md"] != before["report.md"]
+    with open_store(settings) as store:
+        assert len(store.releases("internal")) == releases + 1, "the render is recorded once"
