@@ -9,16 +9,19 @@ import dataclasses
 import datetime as dt
 import pickle
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from conftest import write_project
 from kobo_tip.answers import AnswerCodes
-from kobo_tip.config import Settings, load_settings
+from kobo_tip.config import AS_REPORTED, Settings, load_settings
 from kobo_tip.errors import KoboTipError
 from kobo_tip.report import render, render_reports
+from kobo_tip.report.render import _referral_rows, count_store
 from kobo_tip.rows import prepare_row, submission_reader
 from kobo_tip.serve import render_process
 from kobo_tip.serve.live import LiveCounts
@@ -84,26 +87,14 @@ def edited(doc: dict[str, Any], others: list[dict[str, Any]], rng: random.Random
     return doc
 
 
-def counted_files(folder: Path) -> dict[str, bytes]:
-    """Every table the render wrote of its count: counts, data quality, referrals, partners, as
-    reported (not restatements.csv: it compares with the release before, the other render's)."""
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.csv")) if p.name != "restatements.csv"}
-
-
-@pytest.mark.parametrize("seed", [3, 11])
-def test_the_kept_counts_render_the_files_of_a_full_recount(tmp_path: Path, seed: int) -> None:
-    settings = load_settings(write_project(tmp_path / "project"))
-    # The tidy files only: the formats that show the same tables are not what this checks.
-    report = dataclasses.replace(settings.report, formats=())
-    settings = dataclasses.replace(settings, report=report)
-    full = dataclasses.replace(settings, report=dataclasses.replace(report, out_dir=tmp_path / "full"))
-    rng = random.Random(seed)
+def changing(settings: Settings, rng: random.Random, rounds: int) -> Iterator[int]:
+    """Store 300 submissions, then ``rounds`` times push new ones, edit, review and delete stored
+    ones at random; yields each round's number once its changes are stored."""
     docs = {str(doc["_id"]): doc for doc in generated(settings, 300, 48_000_000)}
-    live = LiveCounts()
     with open_store(settings) as store:
         write(store, list(docs.values()))
     next_id = 49_000_000
-    for round_number in range(6):
+    for round_number in range(rounds):
         with open_store(settings) as store:
             stored = list(docs)
             pushed = generated(settings, rng.randint(0, 5), next_id)
@@ -118,6 +109,24 @@ def test_the_kept_counts_render_the_files_of_a_full_recount(tmp_path: Path, seed
                 review_statuses={sid: rng.choice(STATUSES) for sid in rng.sample(stored, 4)},
                 deleted=rng.sample(stored, 2 if round_number % 2 else 0),
             )
+        yield round_number
+
+
+def counted_files(folder: Path) -> dict[str, bytes]:
+    """Every table the render wrote of its count: counts, data quality, referrals, partners, as
+    reported (not restatements.csv: it compares with the release before, the other render's)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.csv")) if p.name != "restatements.csv"}
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_the_kept_counts_render_the_files_of_a_full_recount(tmp_path: Path, seed: int) -> None:
+    settings = load_settings(write_project(tmp_path / "project"))
+    # The tidy files only: the formats that show the same tables are not what this checks.
+    report = dataclasses.replace(settings.report, formats=())
+    settings = dataclasses.replace(settings, report=report)
+    full = dataclasses.replace(settings, report=dataclasses.replace(report, out_dir=tmp_path / "full"))
+    live = LiveCounts()
+    for round_number in changing(settings, random.Random(seed), 6):
         # As the render child gets them: a copy of the service's settings each time.
         render_reports(pickle.loads(pickle.dumps(settings)), audiences=["internal"], count=live)
         render_reports(full, audiences=["internal"])
@@ -129,6 +138,34 @@ def test_the_kept_counts_render_the_files_of_a_full_recount(tmp_path: Path, seed
     # A new day: what a row counts for depends on the run date, so the tally is built again.
     render_reports(settings, audiences=["internal"], count=live, as_of=dt.date.today() + dt.timedelta(days=1))
     assert live.builds == 2
+
+
+@pytest.mark.parametrize("seed", [5, 17])
+def test_the_kept_count_is_a_full_count_of_the_store(tmp_path: Path, seed: int) -> None:
+    """What the files above do not show whole: every person of the as-reported section, each row's
+    keys and rule, the findings as counting orders them, readability and the footer's facts."""
+    settings = load_settings(write_project(tmp_path / "project"))
+    report = dataclasses.replace(settings.report, outside_basis=AS_REPORTED)
+    settings = dataclasses.replace(settings, report=report)
+    live = LiveCounts()
+    today = dt.date.today()
+    for round_number in changing(settings, random.Random(seed), 5):
+        with open_store(settings) as store:
+            kept = live(store, settings, today)
+            full = count_store(store, settings, today)
+            referrals = _referral_rows(store, settings, full.result)
+        where = f"round {round_number}"
+        assert kept.result.persons is not None and full.result.persons is not None
+        assert kept.result.persons.keys() == full.result.persons.keys()
+        for variant, persons in full.result.persons.items():
+            pd.testing.assert_frame_equal(kept.result.persons[variant], persons, obj=f"{variant}, {where}")
+        for name in ("counts", "findings", "rows"):
+            pd.testing.assert_frame_equal(getattr(kept.result, name), getattr(full.result, name), obj=name)
+        assert kept.readability == full.readability, where
+        assert kept.provenance == full.provenance, where
+        assert kept.referrals is not None
+        pd.testing.assert_frame_equal(kept.referrals, referrals, obj=f"referrals, {where}")
+    assert live.builds == 1
 
 
 def test_the_render_child_keeps_its_counts_from_one_render_to_the_next() -> None:
