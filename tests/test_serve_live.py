@@ -99,7 +99,9 @@ def changing(settings: Settings, rng: random.Random, rounds: int) -> Iterator[in
             stored = list(docs)
             pushed = generated(settings, rng.randint(0, 5), next_id)
             next_id += 100
-            changed = [edited(docs[sid], list(docs.values()), rng) for sid in rng.sample(stored, 8)]
+            # Every third round pushes, reviews and deletes only: no stored row changes its person.
+            edits = rng.sample(stored, 8 if round_number % 3 != 2 else 0)
+            changed = [edited(docs[sid], list(docs.values()), rng) for sid in edits]
             for doc in pushed + changed:
                 docs[str(doc["_id"])] = doc
             store.apply_pushed(lambda codes, batch=pushed: rows_of(batch, codes))
@@ -165,7 +167,7 @@ def test_the_kept_count_is_a_full_count_of_the_store(tmp_path: Path, seed: int) 
         assert kept.provenance == full.provenance, where
         assert kept.referrals is not None
         pd.testing.assert_frame_equal(kept.referrals, referrals, obj=f"referrals, {where}")
-    assert live.builds == 1
+    assert (live.builds, live.retyped) == (1, 0), "only the changed rows were typed"
 
 
 def test_the_render_child_keeps_its_counts_from_one_render_to_the_next() -> None:
