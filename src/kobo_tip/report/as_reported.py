@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from kobo_tip.counting import PERSON_COLUMNS, RULE_ORDER, CountResult
-from kobo_tip.ledger import CELL_COLUMNS, Ledger, cells_of, ledger_key, merged_groups
+from kobo_tip.ledger import CELL_COLUMNS, Ledger, categories_of, cells_of, ledger_key, merged_groups
 from kobo_tip.privacy import QUARTER
 
 AS_REPORTED_COLUMNS = (
@@ -102,9 +102,8 @@ def reconcile(ledger: Ledger, result: CountResult, published_through: dt.date) -
         gone = ~book["person_key"].isin(still).to_numpy()
         event_of = book["person_key"].map(still)
         earlier = (~gone) & (event_of.map(rank).to_numpy() < book["quarter"].map(rank).to_numpy())
-        released_persons = _ledger_frame(book)
-        removed_cells = cells_of(name, released_persons[gone], dims)
-        reported_cells = cells_of(name, released_persons[earlier], dims)
+        removed_cells = cells_of(name, _ledger_frame(book[gone]), dims)
+        reported_cells = cells_of(name, _ledger_frame(book[earlier]), dims)
         reasons = _reasons(book[gone], result.rows)
         removed.append(
             pd.DataFrame(
@@ -149,8 +148,7 @@ def reconcile(ledger: Ledger, result: CountResult, published_through: dt.date) -
 
 def _ledger_frame(book: pd.DataFrame) -> pd.DataFrame:
     """The ledger's persons with one column per dimension (their released categories)."""
-    categories = pd.DataFrame(list(book["categories"]), index=book.index)
-    return pd.concat([book[["quarter"]], categories], axis=1)
+    return pd.concat([book[["quarter"]], categories_of(book)], axis=1)
 
 
 def _reasons(gone: pd.DataFrame, rows: pd.DataFrame | None) -> list[str]:
