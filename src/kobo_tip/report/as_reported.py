@@ -82,16 +82,16 @@ def reconcile(ledger: Ledger, result: CountResult, published_through: dt.date) -
             continue
         persons = result.persons[name]
         book = ledger.persons[ledger.persons["indicator"] == name]
-        book_quarter = dict(zip(book["person_key"], book["quarter"], strict=True))
+        # Lists, not the text columns element by element (0.1 s for 124,189 persons that way).
+        book_quarter = dict(zip(book["person_key"].tolist(), book["quarter"].tolist(), strict=True))
         known = ledger_key(persons, set(book_quarter), groups)
-        now_quarter = np.asarray(
-            [book_quarter.get(k) if k is not None else None for k in known], dtype=object
-        )
+        now_quarter = pd.Series(known, dtype=object).map(book_quarter)  # missing: not in the ledger
         event_rank = persons["quarter"].map(rank).to_numpy()
-        outside_rank = np.asarray([rank.get(q, -1) if q else 10**6 for q in now_quarter])
+        outside = now_quarter.isna() | (now_quarter == "")
+        outside_rank = np.where(outside, 10**6, now_quarter.map(rank).fillna(-1)).astype(np.int64)
         in_released = persons["quarter"].isin(released).to_numpy()
         late = in_released & (outside_rank > event_rank)
-        unknown = pd.isna(now_quarter) & persons["quarter"].isin(quarters).to_numpy()
+        unknown = now_quarter.isna().to_numpy() & persons["quarter"].isin(quarters).to_numpy()
         waiting += int((in_released & unknown).sum())
         dims = [c for c in persons.columns if c not in PERSON_COLUMNS]
         late_cells = cells_of(name, persons[late], dims)
