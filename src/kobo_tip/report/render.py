@@ -135,23 +135,12 @@ def outside_due(settings: Settings, as_of: dt.date | None = None) -> bool:
         )
 
 
-def count_store(
-    store: Store,
-    settings: Settings,
-    run_date: dt.date,
-    *,
-    counts: pd.DataFrame | None = None,
-    table: AnswerTable | None = None,
-) -> Counted:
-    """Read every stored submission, build the cases and count them through ``run_date``
-    (``counts``: the counts table as a tally keeps it, see ``counting.count_indicator``;
-    ``table``: the store's ``answer_table`` as kept in memory, read from the store without it)."""
+def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
+    """Read every stored submission, build the cases and count them through ``run_date``."""
     runs = store.runs(limit=50)  # before reading: a sync that starts meanwhile is the next report's
-    table = store.answer_table() if table is None else table
+    table = store.answer_table()
     built = cases.cases_from_table(table, settings)
-    result = counting.count_indicator(
-        built, settings, run_date, persons=as_reported_basis(settings), counts=counts
-    )
+    result = counting.count_indicator(built, settings, run_date, persons=as_reported_basis(settings))
     return Counted(result, provenance_of(table, runs, run_date), readability.assess(built))
 
 
