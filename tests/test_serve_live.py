@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -24,7 +25,7 @@ from kobo_tip.report import render, render_reports
 from kobo_tip.report.render import _referral_rows, count_store
 from kobo_tip.rows import prepare_row, submission_reader
 from kobo_tip.serve import render_process
-from kobo_tip.serve.live import LiveCounts
+from kobo_tip.serve.live import LiveCounts, _spliced_column
 from kobo_tip.sources.kobo import raw_submission
 from kobo_tip.store import Store, open_store
 from kobo_tip.store.records import NewAnswer, SubmissionRow
@@ -235,3 +236,16 @@ def test_serve_shows_the_new_report_html_before_it_writes_the_other_files_again(
     assert after["report.md"] != before["report.md"]
     with open_store(settings) as store:
         assert len(store.releases("internal")) == releases + 1, "the render is recorded once"
+
+
+def test_changed_rows_whose_times_do_not_parse_are_spliced_as_a_full_typing_types_them() -> None:
+    def typed(values: list[str | None]) -> pd.Series:
+        series = pd.Series(values, dtype=object)
+        return pd.to_datetime(series, format="%Y-%m-%dT%H:%M:%S", utc=True, errors="coerce")
+
+    kept = typed(["2026-03-01T08:00:00", "2026-03-02T08:00:00"])
+    changed = typed([None, None])  # alone, none parses: pandas types them in seconds, not micro
+    assert changed.dtype != kept.dtype
+    spliced = _spliced_column(kept, changed, np.array([1, -1]))
+    assert spliced is not None
+    pd.testing.assert_series_equal(spliced, typed(["2026-03-01T08:00:00", None, None]))

@@ -240,6 +240,8 @@ def _spliced_column(kept: pd.Series, changed: pd.Series, at: np.ndarray) -> pd.S
             return None
         codes = _spliced_array(kept.cat.codes.to_numpy(), changed.cat.codes.to_numpy(), at)
         return pd.Series(pd.Categorical.from_codes(codes, dtype=kept.dtype))
+    if kept.dtype != changed.dtype and changed.isna().all():
+        changed = changed.astype(kept.dtype)  # times none of which parses come in another unit
     if kept.dtype != changed.dtype:
         return None
     new = at < 0
