@@ -17,8 +17,9 @@ changed rows.
 Last, ``--renders`` times what serve's render counts after each of that many pushes of one new
 submission (stored with ``apply_pushed``): a full count of the store with its referral table
 (``report.render.count_store`` and the referral table it reads, as ``kobo-tip report`` does) against
-the counts kept between renders (``serve.live.LiveCounts``: the changed rows read, the tally and
-the table kept in memory; the first call, which reads the whole store, timed apart).
+the counts kept between renders (``serve.live.LiveCounts``: the changed rows read and typed, the
+table, cases, rules, tally and referral counts kept in memory; the first call, which reads the
+whole store, timed apart).
 """
 
 from __future__ import annotations

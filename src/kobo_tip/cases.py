@@ -334,7 +334,6 @@ def cases_from_table(
     for index in np.flatnonzero(status_codes == -1):
         raw = shown(table.review_status[index])
         findings.find(index, "malformed", "review_status", f"unknown review status {raw}")
-    keys, key_names = pd.factorize(np.asarray(table.person_key, dtype=object))
     frame = pd.DataFrame(
         {
             "submission_id": pd.Series(ids, dtype=object),
@@ -342,8 +341,7 @@ def cases_from_table(
             "submitted_at": submitted,
             "review_status": status.fillna("unreviewed"),
             "deleted": np.asarray(table.deleted, dtype=bool),
-            "person_key": pd.Categorical.from_codes(keys, categories=pd.Index(key_names)),
-            "key_basis": pd.Categorical(table.key_basis),
+            **key_columns(table),
         }
     )
     for field in READ_FIELDS:
@@ -353,6 +351,16 @@ def cases_from_table(
     frame["referred"] = (action & choice_bit("action", "referred")) != 0
     frame["disability"] = disability_status(frame)
     return Cases(frame=frame, findings=findings.frame())
+
+
+def key_columns(table: AnswerTable) -> dict[str, pd.Categorical]:
+    """The case frame's ``person_key`` (categories in the order the keys first occur) and
+    ``key_basis`` columns of ``table``."""
+    keys, key_names = pd.factorize(np.asarray(table.person_key, dtype=object))
+    return {
+        "person_key": pd.Categorical.from_codes(keys, categories=pd.Index(key_names)),
+        "key_basis": pd.Categorical(table.key_basis),
+    }
 
 
 def _id_numbers(ids: list[str]) -> np.ndarray:

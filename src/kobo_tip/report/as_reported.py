@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from kobo_tip.counting import PERSON_COLUMNS, RULE_ORDER, CountResult
-from kobo_tip.ledger import CELL_COLUMNS, Ledger, cells_of, ledger_key, merged_groups
+from kobo_tip.ledger import CELL_COLUMNS, Ledger, categories_of, cells_of, ledger_key, merged_groups
 from kobo_tip.privacy import QUARTER
 
 AS_REPORTED_COLUMNS = (
@@ -82,27 +82,28 @@ def reconcile(ledger: Ledger, result: CountResult, published_through: dt.date) -
             continue
         persons = result.persons[name]
         book = ledger.persons[ledger.persons["indicator"] == name]
-        book_quarter = dict(zip(book["person_key"], book["quarter"], strict=True))
+        # Lists, not the text columns element by element (0.1 s for 124,189 persons that way).
+        book_quarter = dict(zip(book["person_key"].tolist(), book["quarter"].tolist(), strict=True))
         known = ledger_key(persons, set(book_quarter), groups)
-        now_quarter = np.asarray(
-            [book_quarter.get(k) if k is not None else None for k in known], dtype=object
-        )
+        now_quarter = pd.Series(known, dtype=object).map(book_quarter)  # missing: not in the ledger
         event_rank = persons["quarter"].map(rank).to_numpy()
-        outside_rank = np.asarray([rank.get(q, -1) if q else 10**6 for q in now_quarter])
+        outside = now_quarter.isna() | (now_quarter == "")
+        outside_rank = np.where(outside, 10**6, now_quarter.map(rank).fillna(-1)).astype(np.int64)
         in_released = persons["quarter"].isin(released).to_numpy()
         late = in_released & (outside_rank > event_rank)
-        unknown = pd.isna(now_quarter) & persons["quarter"].isin(quarters).to_numpy()
+        unknown = now_quarter.isna().to_numpy() & persons["quarter"].isin(quarters).to_numpy()
         waiting += int((in_released & unknown).sum())
         dims = [c for c in persons.columns if c not in PERSON_COLUMNS]
         late_cells = cells_of(name, persons[late], dims)
         # The ledger's side: who was released where, and whether they still count, and where.
-        still = {k: persons["quarter"].iat[i] for i, k in enumerate(known) if k is not None}
+        # One list, not an element lookup a person (reconcile at 100,000 rows under cProfile: 6.2 s
+        # CPU with .iat, 1.3 s so and with _reasons reading the persons' rows only).
+        still = {k: q for k, q in zip(known, persons["quarter"].tolist(), strict=True) if k is not None}
         gone = ~book["person_key"].isin(still).to_numpy()
         event_of = book["person_key"].map(still)
         earlier = (~gone) & (event_of.map(rank).to_numpy() < book["quarter"].map(rank).to_numpy())
-        released_persons = _ledger_frame(book)
-        removed_cells = cells_of(name, released_persons[gone], dims)
-        reported_cells = cells_of(name, released_persons[earlier], dims)
+        removed_cells = cells_of(name, _ledger_frame(book[gone]), dims)
+        reported_cells = cells_of(name, _ledger_frame(book[earlier]), dims)
         reasons = _reasons(book[gone], result.rows)
         removed.append(
             pd.DataFrame(
@@ -147,8 +148,7 @@ def reconcile(ledger: Ledger, result: CountResult, published_through: dt.date) -
 
 def _ledger_frame(book: pd.DataFrame) -> pd.DataFrame:
     """The ledger's persons with one column per dimension (their released categories)."""
-    categories = pd.DataFrame(list(book["categories"]), index=book.index)
-    return pd.concat([book[["quarter"]], categories], axis=1)
+    return pd.concat([book[["quarter"]], categories_of(book)], axis=1)
 
 
 def _reasons(gone: pd.DataFrame, rows: pd.DataFrame | None) -> list[str]:
@@ -157,6 +157,8 @@ def _reasons(gone: pd.DataFrame, rows: pd.DataFrame | None) -> list[str]:
     first rule another of their rows fails."""
     if rows is None:
         return [NO_LONGER] * len(gone)
+    # Only the rows of those persons and submissions are read, not the store's every row.
+    rows = rows[rows["submission_id"].isin(gone["submission_id"]) | rows["own_key"].isin(gone["person_key"])]
     rule_of = dict(zip(rows["submission_id"], rows["rule"], strict=True))
     key_of = dict(zip(rows["submission_id"], rows["own_key"], strict=True))
     merged = set(rows.loc[rows["own_key"] != rows["person_key"], "own_key"])

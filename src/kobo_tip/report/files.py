@@ -42,10 +42,14 @@ GROUP_FOLDER, GROUP_FILE = 0o750, 0o640
 
 
 @contextlib.contextmanager
-def new_folder(folder: Path, *, group: str = "") -> Iterator[Path]:
+def new_folder(folder: Path, *, group: str = "", carry: bool = False) -> Iterator[Path]:
     """A new, empty folder to write ``folder``'s files into; when the block ends without an error,
     ``folder`` becomes a link to it in one rename, so a reader sees the old files or the new ones,
     never a mix, and the old version is removed. On an error the new folder is removed instead.
+    With ``carry`` the new folder starts with the current version's files (hard links, so nothing
+    is copied; a file written in the block replaces its link, never the old file): the one file
+    written shows before the rest are written again (serve's ``report.html``), and for that
+    while it stands beside the previous version's other files.
 
     The folder and its files are its owner's only, or with ``group`` that group's to read too.
     ``folder`` is a symbolic link to ``.<name>.<time>-<pid>`` beside it (a folder left by an
@@ -56,6 +60,10 @@ def new_folder(folder: Path, *, group: str = "") -> Iterator[Path]:
     version = parent / f".{folder.name}.{stamp}-{os.getpid()}"
     version.mkdir(mode=PRIVATE_FOLDER)
     try:
+        if carry and folder.is_dir():
+            for path in folder.iterdir():
+                if path.is_file() and not path.is_symlink():
+                    os.link(path, version / path.name)
         yield version
         _restrict(version, group)
     except BaseException:

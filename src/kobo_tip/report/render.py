@@ -41,6 +41,7 @@ from kobo_tip.store.records import LedgerRows
 from kobo_tip.targets import Targets, check_targets, project_periods, read_targets
 
 log = logging.getLogger(__name__)
+HTML_FILE = "report.html"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ def render_reports(
     refuse_unreadable: bool = False,
     accept_unreadable: bool = False,
     count: Callable[[Store, Settings, dt.date], Counted] | None = None,
+    html_first: bool = False,
 ) -> list[Path]:
     """Write ``<out_dir>/<audience>/`` for each audience (default: ``[report] audiences``).
 
@@ -73,7 +75,9 @@ def render_reports(
     When too much of the store cannot be read for the counting (``kobo_tip.readability``), only the
     internal report is written: with a warning, or, with ``refuse_unreadable`` (an officer asked for
     an outside report), raising ``UnreadableHeld`` after it. ``accept_unreadable`` releases anyway.
-    ``count`` replaces ``count_store`` (serve's render keeps its counts between renders).
+    ``count`` replaces ``count_store`` (serve's render keeps its counts between renders);
+    ``html_first``: the internal report.html is shown before its folder's other files are written
+    (``publish``), as serve's renders do.
     """
     run_date = as_of or dt.date.today()
     wanted = list(audiences or settings.report.audiences)
@@ -93,7 +97,8 @@ def render_reports(
             if not wanted:
                 raise UsageError(message + ".")
             log.warning("%s; only the internal report is written here.", message)
-        if store.counts().submissions == 0 and any(a != INTERNAL for a in wanted):
+        # Counting the stored rows costs a second at 1,000,000: only when an outside report is due.
+        if any(a != INTERNAL for a in wanted) and store.counts().submissions == 0:
             log.warning(
                 "The store holds no submission yet: no outside report is written until one is synced."
             )
@@ -109,7 +114,7 @@ def render_reports(
             wanted = [a for a in wanted if a == INTERNAL]
             if not refuse_unreadable:
                 log.warning("%s", held)
-        written = write_audiences(store, settings, counted, wanted) if wanted else []
+        written = write_audiences(store, settings, counted, wanted, html_first=html_first) if wanted else []
     if held is not None and refuse_unreadable:
         raise readability.UnreadableHeld(held, written)
     return written
@@ -130,23 +135,12 @@ def outside_due(settings: Settings, as_of: dt.date | None = None) -> bool:
         )
 
 
-def count_store(
-    store: Store,
-    settings: Settings,
-    run_date: dt.date,
-    *,
-    counts: pd.DataFrame | None = None,
-    table: AnswerTable | None = None,
-) -> Counted:
-    """Read every stored submission, build the cases and count them through ``run_date``
-    (``counts``: the counts table as a tally keeps it, see ``counting.count_indicator``;
-    ``table``: the store's ``answer_table`` as kept in memory, read from the store without it)."""
+def count_store(store: Store, settings: Settings, run_date: dt.date) -> Counted:
+    """Read every stored submission, build the cases and count them through ``run_date``."""
     runs = store.runs(limit=50)  # before reading: a sync that starts meanwhile is the next report's
-    table = store.answer_table() if table is None else table
+    table = store.answer_table()
     built = cases.cases_from_table(table, settings)
-    result = counting.count_indicator(
-        built, settings, run_date, persons=as_reported_basis(settings), counts=counts
-    )
+    result = counting.count_indicator(built, settings, run_date, persons=as_reported_basis(settings))
     return Counted(result, provenance_of(table, runs, run_date), readability.assess(built))
 
 
@@ -162,7 +156,7 @@ def provenance_of(table: AnswerTable, runs: Sequence[RunInfo], run_date: dt.date
 
 
 def write_audiences(
-    store: Store, settings: Settings, counted: Counted, audiences: Sequence[str]
+    store: Store, settings: Settings, counted: Counted, audiences: Sequence[str], *, html_first: bool = False
 ) -> list[Path]:
     """Publish the counts to each audience, write its folder and save what it was shown.
 
@@ -172,6 +166,7 @@ def write_audiences(
     (``privacy.protect``). One render at a time holds the store's render lock, so two renders
     never make two releases unaware of each other. If the guarantee cannot be proven, no file of
     any outside audience is written and ``DisclosureError`` is raised after the internal report.
+    ``html_first``: see ``publish``.
     """
     run_date = counted.provenance.run_date
     result = counted.result
@@ -262,6 +257,7 @@ def write_audiences(
                 save=save,
                 reconciled=reconciled,
                 referrals=referral_rows,
+                html_first=html_first and audience == INTERNAL,
             )
     if failure is not None:
         raise failure
@@ -312,7 +308,7 @@ def reported_table(
     )
 
 
-def publish(
+def publish(  # noqa: PLR0913 (each keyword an internal-only part of the one edition)
     settings: Settings,
     counted: Counted,
     release: privacy.Release,
@@ -324,12 +320,15 @@ def publish(
     save: Callable[[], None] | None = None,
     reconciled: as_reported.Reconciliation | None = None,
     referrals: pd.DataFrame | None = None,
+    html_first: bool = False,
 ) -> list[Path]:
     """Write one audience's folder of ``release`` (``last``: what the audience was shown before,
     ``targets``: ``load_targets``'s); ``save`` records the release before the folder is swapped
     in, so no file is ever out without its release on record. ``reconciled``: the internal
     report's as-reported section (``as_reported.reconcile``); ``referrals``
-    (``referral_table``'s) is shown to internal only."""
+    (``referral_table``'s) is shown to internal only. ``html_first``: report.html is swapped in
+    alone first, beside the previous version's other files, then the whole folder (serve: the
+    officer's page is current seconds before counts.xlsx and data_quality.csv are written again)."""
     audience = release.audience
     internal = audience == INTERNAL
     words = ReportWords.for_language(load_labels(settings.project.report_language), settings.form.locations)
@@ -375,8 +374,16 @@ def publish(
         partners=counted.result.partners if internal else None,
     )
     group = settings.report.group if audience in settings.report.share_with_group else ""
+    html = None
+    if html_first and "html" in settings.report.formats:
+        html = document.render_html(edition)
+        with files.new_folder(settings.report.out_dir / audience, group=group, carry=True) as folder:
+            files.write_text(folder / HTML_FILE, html)
+            if save is not None:
+                save()
+        save = None  # recorded with the page, before it was shown
     with files.new_folder(settings.report.out_dir / audience, group=group) as folder:
-        paths = write_edition(edition, settings, folder)
+        paths = write_edition(edition, settings, folder, html=html)
         if save is not None:
             save()
     final = settings.report.out_dir / audience
@@ -466,8 +473,11 @@ def stored_release(stored: StoredRelease) -> privacy.Release:
     return privacy.Release(stored.audience, stored.k, stored.through, table, stored.released_at)
 
 
-def write_edition(edition: Edition, settings: Settings, folder: Path) -> list[Path]:
-    """Write ``edition``'s files into ``folder``, in the formats ``settings`` asks for."""
+def write_edition(
+    edition: Edition, settings: Settings, folder: Path, *, html: str | None = None
+) -> list[Path]:
+    """Write ``edition``'s files into ``folder``, in the formats ``settings`` asks for (``html``:
+    report.html's text when it is already rendered)."""
     formats = settings.report.formats
     written = [
         files.write_counts(folder / "counts.csv", edition.published),
@@ -488,7 +498,8 @@ def write_edition(edition: Edition, settings: Settings, folder: Path) -> list[Pa
         table = iptt.iptt_frame(edition.performance.rows)
         written.append(files.write_table(folder / "iptt.csv", table, iptt.IPTT_COLUMNS))
     if "html" in formats:
-        written.append(files.write_text(folder / "report.html", document.render_html(edition)))
+        text = document.render_html(edition) if html is None else html
+        written.append(files.write_text(folder / HTML_FILE, text))
         written += chart_files.write_chart_files(folder, edition)
     if "md" in formats:
         written.append(files.write_text(folder / "report.md", document.render_markdown(edition)))

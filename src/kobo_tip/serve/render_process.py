@@ -7,6 +7,9 @@ thread only waits on a pipe. The child is spawned, not forked: the service runs 
 fork copies their locks in whatever state they are. It lives as long as the service, so its imports
 are paid once and its counts are kept between renders (``live``: each render reads only the rows
 written since the last), and renders one report at a time (the ``Renderer`` coalesces the requests).
+The internal report.html is swapped in as soon as it is rendered, before its folder's other files
+are written again (``render_reports(..., html_first=True)``): the officer's page does not wait for
+counts.xlsx and data_quality.csv.
 
 The child ignores SIGTERM and SIGINT: a service manager sends them to the whole group, and the
 render still due at shutdown must be written; the service closes the child after it. A child that
@@ -65,7 +68,9 @@ def _render_in_child(settings: Settings, audiences: list[str]) -> tuple[list[Pat
     not sent back: one that cannot be pickled would break the pool, and its message may quote data)."""
     started = time.process_time()
     try:
-        return render_reports(settings, audiences=audiences, count=_LIVE), time.process_time() - started
+        return render_reports(
+            settings, audiences=audiences, count=_LIVE, html_first=True
+        ), time.process_time() - started
     except Exception as exc:
         return failure_text(exc)
 
