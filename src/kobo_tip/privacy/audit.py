@@ -124,7 +124,7 @@ class Auditor:
         a_hidden = a_hidden[rows]
         column_of = np.full(len(hidden), -1, dtype=np.int64)
         column_of[cols] = np.arange(len(cols))
-        component = _components(a_hidden)
+        component = components(a_hidden)
         by_component: dict[int, dict[int, Need]] = {}
         for var, need in wanted.items():
             by_component.setdefault(int(component[column_of[var]]), {})[var] = need
@@ -202,7 +202,7 @@ class Auditor:
         return exposed
 
 
-def _components(a: sparse.csr_matrix) -> np.ndarray:
+def components(a: sparse.csr_matrix) -> np.ndarray:
     """The connected component of each column, columns joined by the rows they share."""
     n_rows, n_cols = a.shape
     if n_cols == 0:

