@@ -96,13 +96,24 @@ def ledger_key(
 ) -> np.ndarray:
     """For each person of ``persons``, the key the ledger knows them by, or None: their own key, else
     (a merged person) the first key of their group the ledger holds."""
-    keys = persons["person_key"].to_numpy(dtype=object)
-    held = persons["person_key"].isin(list(ledger_keys)).to_numpy(dtype=bool)
-    out = np.full(len(keys), None, dtype=object)
-    out[held] = keys[held]  # one lookup for all: a loop a person took 0.8 s at 1,000,000 rows
-    for row in np.flatnonzero(~held).tolist() if groups else []:
-        out[row] = next((own for own in groups.get(keys[row], ()) if own in ledger_keys), None)
+    book = pd.Index(list(ledger_keys), dtype=object)
+    at = ledger_positions(persons["person_key"].to_numpy(dtype=object), book, groups)
+    out = np.full(len(at), None, dtype=object)
+    out[at >= 0] = book.to_numpy()[at[at >= 0]]
     return out
+
+
+def ledger_positions(keys: np.ndarray, book: pd.Index, groups: Mapping[str, tuple[str, ...]]) -> np.ndarray:
+    """For each person key of ``keys``, the position in ``book`` (the ledger's person keys of one
+    indicator, each once) of the key the ledger knows that person by, or -1: their own key, else (a
+    merged person) the first key of their group the ledger holds."""
+    # One hash lookup for all: a loop a person took 0.8 s at 1,000,000 rows.
+    at = book.get_indexer(pd.Index(keys, dtype=object))
+    for row in np.flatnonzero(at < 0).tolist() if groups else []:
+        own = next((own for own in groups.get(keys[row], ()) if own in book), None)
+        if own is not None:
+            at[row] = book.get_indexer(pd.Index([own], dtype=object))[0]
+    return at
 
 
 def merged_groups(rows: pd.DataFrame | None) -> dict[str, tuple[str, ...]]:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from kobo_tip.counting import PERSON_COLUMNS, RULE_ORDER, CountResult
-from kobo_tip.ledger import CELL_COLUMNS, Ledger, categories_of, cells_of, ledger_key, merged_groups
+from kobo_tip.ledger import CELL_COLUMNS, Ledger, categories_of, cells_of, ledger_positions, merged_groups
 from kobo_tip.privacy import QUARTER
 
 AS_REPORTED_COLUMNS = (
@@ -75,33 +75,35 @@ def reconcile(ledger: Ledger, result: CountResult, published_through: dt.date) -
             pd.DataFrame(columns=AS_REPORTED_COLUMNS), pd.DataFrame(columns=REMOVED_COLUMNS), 0
         )
     groups = merged_groups(result.rows)
+    books = dict(tuple(ledger.persons.groupby("indicator", sort=False)))
+    empty = ledger.persons.iloc[:0]
     parts, removed, waiting = [], [], 0
     for name in names:
         released = set(released_quarters.loc[released_quarters["indicator"] == name, "quarter"])
         if not released:
             continue
         persons = result.persons[name]
-        book = ledger.persons[ledger.persons["indicator"] == name]
-        # Lists, not the text columns element by element (0.1 s for 124,189 persons that way).
-        book_quarter = dict(zip(book["person_key"].tolist(), book["quarter"].tolist(), strict=True))
-        known = ledger_key(persons, set(book_quarter), groups)
-        now_quarter = pd.Series(known, dtype=object).map(book_quarter)  # missing: not in the ledger
-        event_rank = persons["quarter"].map(rank).to_numpy()
-        outside = now_quarter.isna() | (now_quarter == "")
-        outside_rank = np.where(outside, 10**6, now_quarter.map(rank).fillna(-1)).astype(np.int64)
-        in_released = persons["quarter"].isin(released).to_numpy()
+        book = books.get(name, empty)
+        # Positions and ranks in numpy arrays, not pandas maps and isin over the text columns and dicts
+        # of every person: reconcile at 1,000,000 rows 0.75 to 0.90 s CPU instead of 2.50 to 2.75 s.
+        book_keys = pd.Index(book["person_key"].to_numpy(dtype=object), dtype=object)
+        at = ledger_positions(persons["person_key"].to_numpy(dtype=object), book_keys, groups)
+        book_rank = _ranks(book["quarter"], rank)
+        # Each person's ledger quarter by their position in it; a position of -1 (not in the ledger)
+        # takes the entry appended last: no quarter.
+        now_na = np.append(book["quarter"].isna().to_numpy(), True)[at]
+        outside = now_na | np.append((book["quarter"] == "").to_numpy(dtype=bool, na_value=False), False)[at]
+        now_rank = np.append(book_rank, np.nan)[at]
+        event_rank = _ranks(persons["quarter"], rank)
+        outside_rank = np.where(outside, 10**6, np.nan_to_num(now_rank, nan=-1))
+        in_released = _within(persons["quarter"], released)
         late = in_released & (outside_rank > event_rank)
-        unknown = now_quarter.isna().to_numpy() & persons["quarter"].isin(quarters).to_numpy()
+        unknown = now_na & _within(persons["quarter"], set(quarters))
         waiting += int((in_released & unknown).sum())
         dims = [c for c in persons.columns if c not in PERSON_COLUMNS]
         late_cells = cells_of(name, persons[late], dims)
         # The ledger's side: who was released where, and whether they still count, and where.
-        # One list, not an element lookup a person (reconcile at 100,000 rows under cProfile: 6.2 s
-        # CPU with .iat, 1.3 s so and with _reasons reading the persons' rows only).
-        still = {k: q for k, q in zip(known, persons["quarter"].tolist(), strict=True) if k is not None}
-        gone = ~book["person_key"].isin(still).to_numpy()
-        event_of = book["person_key"].map(still)
-        earlier = (~gone) & (event_of.map(rank).to_numpy() < book["quarter"].map(rank).to_numpy())
+        gone, earlier = _still(at, event_rank, book_rank)
         removed_cells = cells_of(name, _ledger_frame(book[gone]), dims)
         reported_cells = cells_of(name, _ledger_frame(book[earlier]), dims)
         reasons = _reasons(book[gone], result.rows)
@@ -144,6 +146,34 @@ def reconcile(ledger: Ledger, result: CountResult, published_through: dt.date) -
     table = table.sort_values(["_i", "_p"], kind="stable").drop(columns=["_i", "_p"])
     gone_rows = pd.concat(removed, ignore_index=True) if removed else pd.DataFrame(columns=REMOVED_COLUMNS)
     return Reconciliation(table[list(AS_REPORTED_COLUMNS)].reset_index(drop=True), gone_rows, waiting)
+
+
+def _still(at: np.ndarray, event_rank: np.ndarray, book_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each person of the ledger (ranked ``book_rank`` by their released quarter), whether no
+    person counted now is known by their key (gone), and else whether they count now in an earlier
+    quarter than released: that of the last person ``at`` their position (``ledger_positions``),
+    ranked ``event_rank``."""
+    last = np.flatnonzero(at >= 0)[::-1]
+    hit, first = np.unique(at[last], return_index=True)  # first in reverse: the last person
+    gone = np.ones(len(book_rank), dtype=bool)
+    gone[hit] = False
+    event_of = np.full(len(book_rank), np.nan)
+    event_of[hit] = event_rank[last[first]]
+    return gone, (~gone) & (event_of < book_rank)
+
+
+def _ranks(values: pd.Series, rank: dict[str, int]) -> np.ndarray:
+    """The rank of each of ``values`` (quarter labels) in ``rank``, NaN for none; looked up once a
+    distinct label."""
+    codes, labels = pd.factorize(values.to_numpy(dtype=object))
+    table = np.array([rank.get(label, np.nan) for label in labels] + [np.nan], dtype=np.float64)
+    return table[codes]  # a code of -1 (a missing value) takes the last entry, NaN
+
+
+def _within(values: pd.Series, labels: set[str]) -> np.ndarray:
+    """Whether each of ``values`` is one of ``labels``; looked up once a distinct value."""
+    codes, distinct = pd.factorize(values.to_numpy(dtype=object))
+    return np.array([label in labels for label in distinct] + [False], dtype=bool)[codes]
 
 
 def _ledger_frame(book: pd.DataFrame) -> pd.DataFrame:
