@@ -185,7 +185,7 @@ def _reasons(gone: pd.DataFrame, rows: pd.DataFrame | None) -> list[str]:
     """Why each released person of ``gone`` no longer counts: merged into another person, else the
     first rule of contract section 4 their index submission fails now, else its key changed, else the
     first rule another of their rows fails."""
-    if rows is None:
+    if rows is None or gone.empty:
         return [NO_LONGER] * len(gone)
     # Only the rows of those persons and submissions are read, not the store's every row.
     rows = rows[rows["submission_id"].isin(gone["submission_id"]) | rows["own_key"].isin(gone["person_key"])]
