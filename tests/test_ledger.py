@@ -23,6 +23,7 @@ from conftest import _replace_sections, version_4_store
 from kobo_tip.config import Settings, load_settings, parse_language
 from kobo_tip.errors import StoreError
 from kobo_tip.labels import load_labels
+from kobo_tip.ledger import KeptLedger
 from kobo_tip.privacy import QUARTER, Release
 from kobo_tip.report import render_reports
 from kobo_tip.report.render import stored_release
@@ -260,6 +261,9 @@ def test_postgres_keeps_the_same_ledger_as_sqlite(
     quarters, cells, persons = ledger_of(shared)
     assert len(quarters) == 15 and len(persons) > 300
     assert (quarters, cells, persons) == ledger_of(embedded)
+    for settings in (shared, embedded):  # what ``KeptLedger`` compares, alike in both back ends
+        with open_store(settings, create=False) as store:
+            assert store.ledger_mark() == (len(quarters), len(cells), len(persons))
     for name in ("counts.csv", "restatements.csv"):
         ours = (shared.report.out_dir / "donor" / name).read_bytes()
         assert ours == (embedded.report.out_dir / "donor" / name).read_bytes(), name
@@ -321,3 +325,25 @@ def test_the_basis_is_stated_in_the_report_language(
     assert words.text("rule.as_reported").startswith(as_reported_words)
     assert words.text("rule.event_date").startswith(event_date_words)
     assert not words.labels.warnings, "both translations carry the keys"
+
+
+def test_the_kept_ledger_is_read_again_only_when_a_release_adds_to_it(tmp_path: Path, secret: str) -> None:
+    """Serve's render child keeps the ledger between renders (``ledger.KeptLedger``): not read again
+    for a render after a push, read again once an outside release (here by another render, as
+    ``kobo-tip report`` would make it) added to it, and the reconciliation as a fresh read gives."""
+    settings = with_basis(make_project(tmp_path / "p", submissions=200, dhis2=False), "as_reported")
+    sync(settings.path)
+    kept = KeptLedger()
+    render_reports(settings, audiences=["internal"], as_of=AS_OF, kept_ledger=kept)
+    render_reports(settings, audiences=["internal"], as_of=AS_OF, kept_ledger=kept)
+    assert kept.reads == 1
+    render_reports(settings, audiences=["donor"], as_of=AS_OF)
+    reconciled = settings.report.out_dir / "internal" / "as_reported.csv"
+    render_reports(settings, audiences=["internal"], as_of=AS_OF, kept_ledger=kept)
+    assert kept.reads == 2
+    with_kept = reconciled.read_bytes()
+    assert len(read_csv(reconciled)) > 10
+    render_reports(settings, audiences=["internal"], as_of=AS_OF, kept_ledger=kept)
+    assert kept.reads == 2
+    render_reports(settings, audiences=["internal"], as_of=AS_OF)
+    assert reconciled.read_bytes() == with_kept

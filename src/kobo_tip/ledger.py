@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -33,6 +34,9 @@ import pandas as pd
 from kobo_tip.counting import PERSON_COLUMNS
 from kobo_tip.privacy import COLUMNS, QUARTER, Release, summed
 from kobo_tip.store.records import LedgerRows
+
+if TYPE_CHECKING:
+    from kobo_tip.store import Store
 
 CELL_COLUMNS = ["indicator", "quarter", "dimension", "category", "value"]
 LEDGER_PERSON_COLUMNS = ["indicator", "person_key", "quarter", "submission_id", "released_at", "categories"]
@@ -75,6 +79,25 @@ class Ledger:
             pd.concat([self.cells, more.cells]).drop_duplicates(CELL_COLUMNS[:4]),
             pd.concat([self.persons, more.persons]).drop_duplicates(["indicator", "person_key"]),
         )
+
+
+class KeptLedger:
+    """The ledger read from the store once and kept while the store's ledger is the same
+    (``Store.ledger_mark``): serve's render child keeps one, so that a render after a push does not
+    read and parse every released person again; an outside release recorded, by this process or
+    another, changes the mark and the ledger is read again."""
+
+    def __init__(self) -> None:
+        self._mark: tuple[str, tuple[int, int, int]] | None = None
+        self._ledger: Ledger | None = None
+        self.reads = 0  # the ledger read from the store so far
+
+    def __call__(self, store: Store) -> Ledger:
+        mark = (str(store.path), store.ledger_mark())
+        if self._ledger is None or mark != self._mark:
+            self._ledger, self._mark = Ledger.of(store.ledger()), mark
+            self.reads += 1
+        return self._ledger
 
 
 @dataclass(frozen=True)

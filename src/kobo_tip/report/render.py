@@ -63,6 +63,7 @@ def render_reports(
     accept_unreadable: bool = False,
     count: Callable[[Store, Settings, dt.date], Counted] | None = None,
     html_first: bool = False,
+    kept_ledger: ledger.KeptLedger | None = None,
 ) -> list[Path]:
     """Write ``<out_dir>/<audience>/`` for each audience (default: ``[report] audiences``).
 
@@ -77,7 +78,8 @@ def render_reports(
     an outside report), raising ``UnreadableHeld`` after it. ``accept_unreadable`` releases anyway.
     ``count`` replaces ``count_store`` (serve's render keeps its counts between renders);
     ``html_first``: the internal report.html is shown before its folder's other files are written
-    (``publish``), as serve's renders do.
+    (``publish``), as serve's renders do; ``kept_ledger``: the ledger the internal report reconciles
+    with, kept between serve's renders (read from the store without it).
     """
     run_date = as_of or dt.date.today()
     wanted = list(audiences or settings.report.audiences)
@@ -114,7 +116,11 @@ def render_reports(
             wanted = [a for a in wanted if a == INTERNAL]
             if not refuse_unreadable:
                 log.warning("%s", held)
-        written = write_audiences(store, settings, counted, wanted, html_first=html_first) if wanted else []
+        written = (
+            write_audiences(store, settings, counted, wanted, html_first=html_first, kept_ledger=kept_ledger)
+            if wanted
+            else []
+        )
     if held is not None and refuse_unreadable:
         raise readability.UnreadableHeld(held, written)
     return written
@@ -155,8 +161,18 @@ def provenance_of(table: AnswerTable, runs: Sequence[RunInfo], run_date: dt.date
     return _provenance(runs, tuple(sorted(versions - {"", indicator.MISSHAPEN_METADATA})), run_date)
 
 
+def _read_ledger(store: Store) -> ledger.Ledger:
+    return ledger.Ledger.of(store.ledger())
+
+
 def write_audiences(
-    store: Store, settings: Settings, counted: Counted, audiences: Sequence[str], *, html_first: bool = False
+    store: Store,
+    settings: Settings,
+    counted: Counted,
+    audiences: Sequence[str],
+    *,
+    html_first: bool = False,
+    kept_ledger: ledger.KeptLedger | None = None,
 ) -> list[Path]:
     """Publish the counts to each audience, write its folder and save what it was shown.
 
@@ -166,7 +182,7 @@ def write_audiences(
     (``privacy.protect``). One render at a time holds the store's render lock, so two renders
     never make two releases unaware of each other. If the guarantee cannot be proven, no file of
     any outside audience is written and ``DisclosureError`` is raised after the internal report.
-    ``html_first``: see ``publish``.
+    ``html_first``: see ``publish``; ``kept_ledger``: see ``render_reports``.
     """
     run_date = counted.provenance.run_date
     result = counted.result
@@ -244,7 +260,9 @@ def write_audiences(
                 and not store.meta_value(PROGRAMME_MEMBER)
             ):
                 reconciled = as_reported.reconcile(
-                    after or ledger.Ledger.of(store.ledger()), result, published_through(headline, settings)
+                    after or (kept_ledger or _read_ledger)(store),
+                    result,
+                    published_through(headline, settings),
                 )
             written += publish(
                 settings,

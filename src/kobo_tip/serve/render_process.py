@@ -32,12 +32,14 @@ from pathlib import Path
 
 from kobo_tip.config import Settings
 from kobo_tip.errors import KoboTipError
+from kobo_tip.ledger import KeptLedger
 from kobo_tip.report import render_reports
 from kobo_tip.serve.events import JsonLines
 from kobo_tip.serve.live import LiveCounts
 
 # The child's counts, kept from one render to the next (``live``): a render reads only what changed.
 _LIVE = LiveCounts()
+_LEDGER = KeptLedger()  # the ledger, read again only when a release adds to it
 
 
 class RenderFailed(KoboTipError):
@@ -69,7 +71,7 @@ def _render_in_child(settings: Settings, audiences: list[str]) -> tuple[list[Pat
     started = time.process_time()
     try:
         return render_reports(
-            settings, audiences=audiences, count=_LIVE, html_first=True
+            settings, audiences=audiences, count=_LIVE, html_first=True, kept_ledger=_LEDGER
         ), time.process_time() - started
     except Exception as exc:
         return failure_text(exc)

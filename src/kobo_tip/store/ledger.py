@@ -45,6 +45,17 @@ class LedgerStore(StoreBase):
             [tuple(row) for row in persons],
         )
 
+    @told
+    def ledger_mark(self) -> tuple[int, int, int]:
+        """How many quarters, cells and persons the ledger holds: kobo-tip only adds rows to it (in
+        PostgreSQL no role may change or remove one), so the ledger is the same while these are."""
+        with self._reading():
+            row = self._db.execute(
+                "SELECT (SELECT count(*) FROM ledger_quarters), (SELECT count(*) FROM ledger_cells), "
+                "(SELECT count(*) FROM ledger_persons)"
+            ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+
     def _save_ledger(self, rows: LedgerRows) -> None:
         """Add ``rows`` to the ledger; the caller holds the transaction."""
         if rows.quarters:
