@@ -59,13 +59,14 @@ def referral_table(
     submissions that counting did not exclude (``excluded``: their ids), and how many of them had
     consent to share. Every organisation of the directory is listed, in its order, then those not
     in it, then the referrals whose organisation was not recorded."""
-    return table_of_referrals(referrals_of(submissions), directory, excluded, through, labels)
-
-
-def referrals_of(submissions: Iterable[StoredSubmission]) -> dict[str, Referral]:
-    """The referrals ``submissions`` record, by submission id (``referral_of``)."""
     found = ((submission.submission_id, referral_of(submission)) for submission in submissions)
-    return {sid: referral for sid, referral in found if referral is not None}
+    return table_of_referrals(
+        {sid: referral for sid, referral in found if referral is not None},
+        directory,
+        excluded,
+        through,
+        labels,
+    )
 
 
 def table_of_referrals(

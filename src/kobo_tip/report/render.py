@@ -161,10 +161,6 @@ def provenance_of(table: AnswerTable, runs: Sequence[RunInfo], run_date: dt.date
     return _provenance(runs, tuple(sorted(versions - {"", indicator.MISSHAPEN_METADATA})), run_date)
 
 
-def _read_ledger(store: Store) -> ledger.Ledger:
-    return ledger.Ledger.of(store.ledger())
-
-
 def write_audiences(
     store: Store,
     settings: Settings,
@@ -260,7 +256,7 @@ def write_audiences(
                 and not store.meta_value(PROGRAMME_MEMBER)
             ):
                 reconciled = as_reported.reconcile(
-                    after or (kept_ledger or _read_ledger)(store),
+                    after or (kept_ledger(store) if kept_ledger else ledger.Ledger.of(store.ledger())),
                     result,
                     published_through(headline, settings),
                 )
@@ -409,19 +405,12 @@ def publish(  # noqa: PLR0913 (each keyword an internal-only part of the one edi
 
 
 def _referral_rows(store: Store, settings: Settings, result: counting.CountResult) -> pd.DataFrame:
-    """The internal report's referrals by receiving organisation, of the submissions counted."""
-    return referral_rows(referrals.referrals_of(store.submissions(include_deleted=False)), settings, result)
-
-
-def referral_rows(
-    found: Mapping[str, referrals.Referral], settings: Settings, result: counting.CountResult
-) -> pd.DataFrame:
-    """``_referral_rows`` of the referrals already read, by submission id (``referrals.referral_of``;
-    serve's render keeps them between renders)."""
+    """The internal report's referrals by receiving organisation, of the submissions counting did
+    not exclude."""
     findings = result.findings
     excluded = set(findings.loc[findings["rule"].isin(indicator.EXCLUSION_RULES), "submission_id"])
-    return referrals.table_of_referrals(
-        found,
+    return referrals.referral_table(
+        store.submissions(include_deleted=False),
         settings.form.referral_directory,
         excluded,
         result.through,

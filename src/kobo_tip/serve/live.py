@@ -53,7 +53,6 @@ class LiveCounts:
         self._rows: dict[str, int] = {}  # submission id -> its row in the table
         self._built_for: tuple[Settings, dt.date] | None = None
         self._mark = 0
-        self._referrals: dict[str, Referral] = {}
         self._counted: dict[str, Referral] = {}  # the referrals ``_referral_counts`` holds
         self._referral_counts = ReferralCounts(dt.date.min)
         self.builds = 0  # the kept state built from the whole store so far (the first, and each rebuild)
@@ -115,7 +114,7 @@ class LiveCounts:
         self._rules = counting.first_failed_rule(self._cases.frame, settings, run_date)
         self._table, self._rows = table, {sid: row for row, sid in enumerate(table.submission_id)}
         self._built_for, self._mark = (settings, run_date), mark
-        self._referrals, self._counted = {}, {}
+        self._counted = {}
         self._referral_counts = ReferralCounts(run_date)
         self._read_referrals(store, None)
         self.builds += 1
@@ -190,12 +189,8 @@ class LiveCounts:
             if counted is not None:
                 self._referral_counts.add(counted, excluded=False, sign=-1)
             referral = referral_of(submission)
-            if referral is None:
-                self._referrals.pop(sid, None)
-                continue
-            self._referrals[sid] = referral
             row = self._rows.get(sid)
-            if row is not None and self._rules[row] == "":
+            if referral is not None and row is not None and self._rules[row] == "":
                 self._referral_counts.add(referral, excluded=False)
                 self._counted[sid] = referral
 
